@@ -1,0 +1,207 @@
+//! The embedded backend: FoundationDB's transaction semantics over fjall, in one process.
+//!
+//! - `transaction`: a client transaction: reads at a read version against a frozen fjall snapshot,
+//!   buffered writes with read-your-writes (`writes`), conflict ranges, FoundationDB's size limits.
+//! - `pipeline`: the single commit thread: resolves conflicts (`resolver`), assigns versions and
+//!   versionstamps, applies each transaction as one atomic fjall batch, and makes a whole group of
+//!   transactions durable with one fsync before anyone is answered (group commit).
+//! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
+//!
+//! Read versions only ever name durable states: the pipeline publishes a new snapshot after its
+//! fsync, so a reader can never see data that a crash could take back.
+
+mod pipeline;
+mod resolver;
+mod transaction;
+mod watches;
+mod writes;
+
+pub use transaction::EmbeddedTransaction;
+
+use crate::error::{KvError, KvResult};
+use pipeline::PipelineMsg;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::Duration;
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Artificial delay added to every commit's reply, to mimic a networked FoundationDB (~2 ms) so
+    /// that layers above are exercised for pipelining and batching rather than a fast local disk.
+    pub commit_latency: Duration,
+    /// fjall block cache size in bytes.
+    pub cache_bytes: u64,
+    /// Most transactions resolved and made durable together by one fsync.
+    pub max_group: usize,
+    /// Outstanding watches allowed before `too_many_watches` (FoundationDB's default is 10,000).
+    pub max_watches: usize,
+    /// fsync each commit group. Only benchmarks and tests that measure the engine turn this off.
+    pub fsync: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            commit_latency: Duration::ZERO,
+            cache_bytes: 64 * 1024 * 1024,
+            max_group: 1024,
+            max_watches: crate::types::MAX_WATCHES,
+            fsync: true,
+        }
+    }
+}
+
+/// The durable state a transaction reads from: a commit version and the fjall snapshot taken right
+/// after that version's fsync.
+#[derive(Clone)]
+pub(crate) struct ReadView {
+    pub(crate) version: u64,
+    pub(crate) snapshot: fjall::Snapshot,
+    pub(crate) keyspace: fjall::Keyspace,
+}
+
+/// What the pipeline thread and the transactions share.
+pub(crate) struct Core {
+    pub(crate) db: fjall::Database,
+    pub(crate) data: fjall::Keyspace,
+    pub(crate) meta: fjall::Keyspace,
+    pub(crate) read_view: RwLock<ReadView>,
+    pub(crate) watches: Mutex<watches::WatchRegistry>,
+    pub(crate) options: EmbeddedOptions,
+    /// Commits still to fail with `not_committed`, so callers can exercise their retry paths.
+    pub(crate) injected_conflicts: AtomicU32,
+    /// Set after a failed write or fsync: the store refuses further commits (like fjall itself).
+    pub(crate) poisoned: AtomicBool,
+}
+
+impl Core {
+    pub(crate) fn current_view(&self) -> ReadView {
+        match self.read_view.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// Owns the pipeline thread; dropping the last handle stops it and closes the store.
+struct Handle {
+    core: Arc<Core>,
+    commits: Option<mpsc::Sender<PipelineMsg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        drop(self.commits.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedDatabase {
+    handle: Arc<Handle>,
+}
+
+pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
+
+fn io_error(context: &str, e: impl std::fmt::Display) -> KvError {
+    KvError::new(KvError::IO_ERROR, format!("{context}: {e}"))
+}
+
+impl EmbeddedDatabase {
+    /// Open or create the store in directory `path`, recovering from its journal.
+    pub fn open(path: &Path, options: EmbeddedOptions) -> KvResult<Self> {
+        std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
+        let db = fjall::Database::builder(path)
+            .manual_journal_persist(true)
+            .cache_size(options.cache_bytes)
+            .open()
+            .map_err(|e| io_error("open store", e))?;
+        let data = db
+            .keyspace("kv", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| io_error("open keyspace", e))?;
+        let meta = db
+            .keyspace("kv_meta", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| io_error("open keyspace", e))?;
+        let version = match meta
+            .get(META_VERSION_KEY)
+            .map_err(|e| io_error("read version", e))?
+        {
+            Some(v) => {
+                let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                    KvError::new(
+                        KvError::INTERNAL_ERROR,
+                        "stored commit version is not 8 bytes",
+                    )
+                })?;
+                u64::from_be_bytes(bytes)
+            }
+            None => 0,
+        };
+        let view = ReadView {
+            version,
+            snapshot: db.snapshot(),
+            keyspace: data.clone(),
+        };
+        let core = Arc::new(Core {
+            db,
+            data,
+            meta,
+            read_view: RwLock::new(view),
+            watches: Mutex::new(watches::WatchRegistry::new(options.max_watches)),
+            options,
+            injected_conflicts: AtomicU32::new(0),
+            poisoned: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let pipeline_core = Arc::clone(&core);
+        let thread = std::thread::Builder::new()
+            .name("kfdb-kv-commit".into())
+            .spawn(move || pipeline::run(pipeline_core, rx))
+            .map_err(|e| io_error("spawn commit thread", e))?;
+        Ok(Self {
+            handle: Arc::new(Handle {
+                core,
+                commits: Some(tx),
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    /// A new transaction (its read version is taken on first read).
+    pub fn create_transaction(&self) -> EmbeddedTransaction {
+        EmbeddedTransaction::new(self.clone())
+    }
+
+    /// Make the next `n` commits fail with `not_committed` (1020), as if another client had won.
+    pub fn inject_conflicts(&self, n: u32) {
+        self.handle
+            .core
+            .injected_conflicts
+            .store(n, Ordering::SeqCst);
+    }
+
+    /// The newest durable commit version.
+    pub fn committed_version(&self) -> i64 {
+        self.handle.core.current_view().version as i64
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.handle.core
+    }
+
+    pub(crate) fn submit(&self, msg: PipelineMsg) -> KvResult<()> {
+        let closed = || KvError::new(KvError::OPERATION_CANCELLED, "store is closed");
+        self.handle
+            .commits
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(msg)
+            .map_err(|_| closed())
+    }
+}

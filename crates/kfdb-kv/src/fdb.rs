@@ -1,0 +1,1 @@
+//! FoundationDB backend (feature `fdb`): written next.

@@ -1,0 +1,252 @@
+//! # kfdb-kv: the storage seam
+//!
+//! FoundationDB's transaction model, and nothing Kafka-specific: reads at a read version (`get`,
+//! `get_key` with key selectors, `get_range`), buffered writes (`set`, `clear`, `clear_range`, atomic
+//! operations, versionstamped keys and values), conflict ranges, watches, and a commit that returns
+//! the commit version and versionstamp. [`Database::run`] is the retry loop every caller uses.
+//!
+//! Two backends sit behind the same [`Database`] and [`Transaction`] types:
+//! - `embedded` (always built): a durable single-process store on fjall with FoundationDB's
+//!   semantics (serializable optimistic concurrency, 5 s read window, group-committed fsync) and
+//!   FoundationDB's limits, so code that passes here fits FoundationDB.
+//! - `fdb` (cargo feature `fdb`): the `foundationdb` crate against a real cluster.
+//!
+//! Layers above (kfdb-log) are written once against this API and run on both. Keys are plain bytes;
+//! callers build them with the FoundationDB tuple layer re-exported as [`tuple`], so both backends
+//! store byte-identical keys.
+//!
+//! This crate must not know about sockets, Kafka, or any key layout.
+
+mod atomic;
+pub mod embedded;
+mod error;
+#[cfg(feature = "fdb")]
+pub mod fdb;
+mod retry;
+mod types;
+
+pub use error::{KvError, KvResult, TxError};
+pub use foundationdb_tuple as tuple;
+pub use retry::RunOptions;
+pub use types::*;
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::future::BoxFuture;
+use std::future::Future;
+
+/// A watch on one key: resolves once a commit after the watching transaction changes the key's value.
+/// Dropping it cancels the watch.
+pub type Watch = BoxFuture<'static, KvResult<()>>;
+
+/// A handle to a database on either backend. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Database {
+    backend: DatabaseBackend,
+    run_options: RunOptions,
+}
+
+#[derive(Clone)]
+enum DatabaseBackend {
+    Embedded(embedded::EmbeddedDatabase),
+    #[cfg(feature = "fdb")]
+    Fdb(fdb::FdbDatabase),
+}
+
+/// One transaction. Cheap to clone (clones share the transaction): the retry closure receives a
+/// clone it may move into an `async` block.
+#[derive(Clone)]
+pub struct Transaction(TransactionBackend);
+
+#[derive(Clone)]
+enum TransactionBackend {
+    Embedded(embedded::EmbeddedTransaction),
+    #[cfg(feature = "fdb")]
+    Fdb(fdb::FdbTransaction),
+}
+
+/// Call the same method on whichever backend a transaction belongs to.
+macro_rules! on_backend {
+    ($self:expr, $t:ident => $body:expr) => {
+        match &$self.0 {
+            TransactionBackend::Embedded($t) => $body,
+            #[cfg(feature = "fdb")]
+            TransactionBackend::Fdb($t) => $body,
+        }
+    };
+}
+
+impl Database {
+    /// Open (or create) the embedded store in `path`.
+    pub fn open_embedded(
+        path: impl AsRef<std::path::Path>,
+        options: embedded::EmbeddedOptions,
+    ) -> KvResult<Self> {
+        let db = embedded::EmbeddedDatabase::open(path.as_ref(), options)?;
+        Ok(Self {
+            backend: DatabaseBackend::Embedded(db),
+            run_options: RunOptions::default(),
+        })
+    }
+
+    /// Connect to FoundationDB through `cluster_file` (`None`: the default cluster file).
+    #[cfg(feature = "fdb")]
+    pub fn open_fdb(cluster_file: Option<&str>) -> KvResult<Self> {
+        let db = fdb::FdbDatabase::open(cluster_file)?;
+        Ok(Self {
+            backend: DatabaseBackend::Fdb(db),
+            run_options: RunOptions::default(),
+        })
+    }
+
+    /// The same database with other retry-loop settings for [`Database::run`].
+    pub fn with_run_options(mut self, options: RunOptions) -> Self {
+        self.run_options = options;
+        self
+    }
+
+    /// The retry-loop settings in use.
+    pub fn run_options(&self) -> &RunOptions {
+        &self.run_options
+    }
+
+    /// The embedded backend, for its test and tuning hooks.
+    pub fn as_embedded(&self) -> Option<&embedded::EmbeddedDatabase> {
+        match &self.backend {
+            DatabaseBackend::Embedded(db) => Some(db),
+            #[cfg(feature = "fdb")]
+            DatabaseBackend::Fdb(_) => None,
+        }
+    }
+
+    /// Which backend this is: `"embedded"` or `"fdb"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            DatabaseBackend::Embedded(_) => "embedded",
+            #[cfg(feature = "fdb")]
+            DatabaseBackend::Fdb(_) => "fdb",
+        }
+    }
+
+    /// A new transaction. Most callers want [`Database::run`] instead.
+    pub fn create_transaction(&self) -> KvResult<Transaction> {
+        Ok(Transaction(match &self.backend {
+            DatabaseBackend::Embedded(db) => TransactionBackend::Embedded(db.create_transaction()),
+            #[cfg(feature = "fdb")]
+            DatabaseBackend::Fdb(db) => TransactionBackend::Fdb(db.create_transaction()?),
+        }))
+    }
+
+    /// Run `f` in a transaction and commit it, retrying retryable errors (conflicts, too old,
+    /// maybe-committed) with backoff until the retry limit or timeout of [`RunOptions`].
+    ///
+    /// `f` may run more than once: it must be idempotent, or consult [`MaybeCommitted`].
+    pub async fn run<T, E, F, Fut>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(Transaction, MaybeCommitted) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: TxError,
+    {
+        retry::run(self, f).await.map(|(value, _)| value)
+    }
+
+    /// Like [`Database::run`], and also returns the commit's version and versionstamp.
+    pub async fn run_versioned<T, E, F, Fut>(&self, f: F) -> Result<(T, CommitInfo), E>
+    where
+        F: FnMut(Transaction, MaybeCommitted) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: TxError,
+    {
+        retry::run(self, f).await
+    }
+}
+
+impl Transaction {
+    /// The value of `key`, or `None`. Adds a read conflict on `key` unless `snapshot`.
+    pub async fn get(&self, key: &[u8], snapshot: bool) -> KvResult<Option<Bytes>> {
+        on_backend!(self, t => t.get(key, snapshot).await)
+    }
+
+    /// The key a selector resolves to (`""` or `\xff` past either end of the keyspace).
+    pub async fn get_key(&self, selector: &KeySelector, snapshot: bool) -> KvResult<Bytes> {
+        on_backend!(self, t => t.get_key(selector, snapshot).await)
+    }
+
+    /// One batch of a range read: at most `range.limit` rows, about `range.target_bytes`, with
+    /// `more` set when the range holds further rows. Adds a read conflict over what it read unless
+    /// `snapshot`.
+    pub async fn get_range(&self, range: &RangeOption, snapshot: bool) -> KvResult<RangeResult> {
+        on_backend!(self, t => t.get_range(range, snapshot).await)
+    }
+
+    /// Every row of a range, read batch by batch as the stream is polled (bounded memory).
+    pub fn get_ranges(
+        &self,
+        range: RangeOption,
+        snapshot: bool,
+    ) -> impl Stream<Item = KvResult<Vec<KeyValue>>> + Send + 'static {
+        retry::range_stream(self.clone(), range, snapshot)
+    }
+
+    /// Every row of a range collected into one vector (for small ranges).
+    pub async fn get_range_all(
+        &self,
+        range: RangeOption,
+        snapshot: bool,
+    ) -> KvResult<Vec<KeyValue>> {
+        use futures::TryStreamExt;
+        let batches: Vec<Vec<KeyValue>> = self.get_ranges(range, snapshot).try_collect().await?;
+        Ok(batches.into_iter().flatten().collect())
+    }
+
+    /// Set `key` to `value`. Size errors surface at the next read or at commit, as in FoundationDB.
+    pub fn set(&self, key: &[u8], value: &[u8]) {
+        on_backend!(self, t => t.set(key, value))
+    }
+
+    /// Remove `key`.
+    pub fn clear(&self, key: &[u8]) {
+        on_backend!(self, t => t.clear(key))
+    }
+
+    /// Remove every key in `[begin, end)`.
+    pub fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        on_backend!(self, t => t.clear_range(begin, end))
+    }
+
+    /// Apply an atomic operation to `key` at commit; adds no read conflict.
+    pub fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+        on_backend!(self, t => t.atomic_op(key, param, op))
+    }
+
+    /// Make this transaction conflict with commits that write into `[begin, end)`.
+    pub fn add_read_conflict_range(&self, begin: &[u8], end: &[u8]) -> KvResult<()> {
+        on_backend!(self, t => t.add_read_conflict_range(begin, end))
+    }
+
+    /// Make transactions that read `[begin, end)` conflict with this one's commit.
+    pub fn add_write_conflict_range(&self, begin: &[u8], end: &[u8]) -> KvResult<()> {
+        on_backend!(self, t => t.add_write_conflict_range(begin, end))
+    }
+
+    /// Watch `key`: registered when this transaction commits; resolves when a later commit changes
+    /// the key's value from the one this transaction saw.
+    pub fn watch(&self, key: &[u8]) -> Watch {
+        on_backend!(self, t => t.watch(key))
+    }
+
+    /// The read version this transaction reads at (fetched on first use).
+    pub async fn get_read_version(&self) -> KvResult<i64> {
+        on_backend!(self, t => t.get_read_version().await)
+    }
+
+    /// Commit. Returns after the writes are durable. A read-only transaction reports version -1.
+    pub async fn commit(&self) -> KvResult<CommitInfo> {
+        on_backend!(self, t => t.commit().await)
+    }
+
+    /// Abandon the transaction: outstanding and later operations fail with `transaction_cancelled`.
+    pub fn cancel(&self) {
+        on_backend!(self, t => t.cancel())
+    }
+}
