@@ -21,7 +21,7 @@ pub use transaction::EmbeddedTransaction;
 use crate::error::{KvError, KvResult};
 use pipeline::PipelineMsg;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Duration;
 
@@ -74,6 +74,29 @@ pub(crate) struct Core {
     pub(crate) injected_conflicts: AtomicU32,
     /// Set after a failed write or fsync: the store refuses further commits (like fjall itself).
     pub(crate) poisoned: AtomicBool,
+    pub(crate) stats: Counters,
+}
+
+/// Running totals kept by the pipeline.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) groups: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+}
+
+/// A copy of the store's counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    /// Transactions committed (writing ones only).
+    pub commits: u64,
+    /// Commits rejected with `not_committed`.
+    pub conflicts: u64,
+    /// Commit groups the pipeline processed.
+    pub groups: u64,
+    /// fsyncs issued (one per group that wrote).
+    pub fsyncs: u64,
 }
 
 impl Core {
@@ -157,6 +180,7 @@ impl EmbeddedDatabase {
             options,
             injected_conflicts: AtomicU32::new(0),
             poisoned: AtomicBool::new(false),
+            stats: Counters::default(),
         });
         let (tx, rx) = mpsc::channel();
         let pipeline_core = Arc::clone(&core);
@@ -189,6 +213,17 @@ impl EmbeddedDatabase {
     /// The newest durable commit version.
     pub fn committed_version(&self) -> i64 {
         self.handle.core.current_view().version as i64
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> EmbeddedStats {
+        let c = &self.handle.core.stats;
+        EmbeddedStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn core(&self) -> &Arc<Core> {

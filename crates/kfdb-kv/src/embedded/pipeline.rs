@@ -94,10 +94,19 @@ pub(crate) fn run(core: Arc<Core>, rx: Receiver<PipelineMsg>) {
                     }
                 },
             );
+            match &result {
+                Ok(_) => core.stats.commits.fetch_add(1, Ordering::Relaxed),
+                Err(e) if e.code() == KvError::NOT_COMMITTED => {
+                    core.stats.conflicts.fetch_add(1, Ordering::Relaxed)
+                }
+                Err(_) => 0,
+            };
             answers.push((req.reply, result));
         }
+        core.stats.groups.fetch_add(1, Ordering::Relaxed);
         if wrote {
             let durable = if core.options.fsync {
+                core.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 core.db.persist(fjall::PersistMode::SyncAll)
             } else {
                 Ok(())

@@ -1,0 +1,147 @@
+//! Behaviour specific to the embedded backend: durability across reopen, group commit, injected
+//! conflicts driving the retry loop, and the artificial commit latency.
+
+use kfdb_kv::embedded::EmbeddedOptions;
+use kfdb_kv::{Database, KvError, RunOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn open(dir: &std::path::Path, options: EmbeddedOptions) -> Database {
+    Database::open_embedded(dir, options).unwrap()
+}
+
+async fn set(db: &Database, key: &[u8], value: &[u8]) {
+    db.run(|tx, _| async move {
+        tx.set(key, value);
+        Ok::<_, KvError>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn data_and_versions_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    set(&db, b"k", b"v1").await;
+    let before = db.as_embedded().unwrap().committed_version();
+    drop(db);
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let tx = db.create_transaction().unwrap();
+    assert_eq!(
+        tx.get(b"k", false).await.unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(db.as_embedded().unwrap().committed_version(), before);
+    set(&db, b"k", b"v2").await;
+    assert!(db.as_embedded().unwrap().committed_version() > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let tasks: Vec<_> = (0..64u32)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for j in 0..4u32 {
+                    let key = format!("g/{i}/{j}").into_bytes();
+                    set(&db, &key, b"x").await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = db.as_embedded().unwrap().stats();
+    assert_eq!(stats.commits, 256);
+    assert!(
+        stats.fsyncs < stats.commits,
+        "group commit: {} fsyncs for {} commits",
+        stats.fsyncs,
+        stats.commits
+    );
+}
+
+#[tokio::test]
+async fn injected_conflicts_are_retried_until_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let attempt = |db: Database, calls: Arc<AtomicUsize>| async move {
+        db.run(|tx, maybe| {
+            let calls = calls.clone();
+            async move {
+                assert!(!maybe.0, "not_committed is certainly not committed");
+                calls.fetch_add(1, Ordering::SeqCst);
+                tx.set(b"r", b"1");
+                Ok::<_, KvError>(())
+            }
+        })
+        .await
+    };
+    db.as_embedded().unwrap().inject_conflicts(3);
+    attempt(db.clone(), calls.clone()).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "three conflicts, then success"
+    );
+    assert_eq!(db.as_embedded().unwrap().stats().conflicts, 3);
+
+    let limited = db.clone().with_run_options(RunOptions {
+        retry_limit: 2,
+        ..RunOptions::default()
+    });
+    limited.as_embedded().unwrap().inject_conflicts(10);
+    calls.store(0, Ordering::SeqCst);
+    let err = attempt(limited, calls.clone()).await.unwrap_err();
+    assert_eq!(err.code(), KvError::NOT_COMMITTED);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "first try plus two retries"
+    );
+    db.as_embedded().unwrap().inject_conflicts(0);
+}
+
+#[tokio::test]
+async fn retry_loop_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default()).with_run_options(RunOptions {
+        retry_limit: u32::MAX,
+        timeout: Duration::from_millis(200),
+        ..RunOptions::default()
+    });
+    db.as_embedded().unwrap().inject_conflicts(u32::MAX);
+    let err = db
+        .run(|tx, _| async move {
+            tx.set(b"t", b"1");
+            Ok::<_, KvError>(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), KvError::TRANSACTION_TIMED_OUT);
+}
+
+#[tokio::test]
+async fn commit_latency_delays_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let latency = Duration::from_millis(20);
+    let db = open(
+        dir.path(),
+        EmbeddedOptions {
+            commit_latency: latency,
+            ..EmbeddedOptions::default()
+        },
+    );
+    let start = Instant::now();
+    set(&db, b"l", b"1").await;
+    assert!(
+        start.elapsed() >= latency,
+        "the reply came before the configured latency"
+    );
+}
