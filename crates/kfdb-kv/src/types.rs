@@ -78,7 +78,7 @@ impl KeySelector {
         Self::new(key, true, 0)
     }
     /// The same selector moved `by` keys.
-    pub fn add(mut self, by: i32) -> Self {
+    pub fn offset_by(mut self, by: i32) -> Self {
         self.offset += by;
         self
     }

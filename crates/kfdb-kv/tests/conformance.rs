@@ -379,11 +379,11 @@ mod cases {
             c.k("d")
         );
         assert_eq!(
-            get(KeySelector::first_greater_or_equal(c.k("b")).add(2)).await,
+            get(KeySelector::first_greater_or_equal(c.k("b")).offset_by(2)).await,
             c.k("f")
         );
         assert_eq!(
-            get(KeySelector::last_less_or_equal(c.k("f")).add(-1)).await,
+            get(KeySelector::last_less_or_equal(c.k("f")).offset_by(-1)).await,
             c.k("d")
         );
         // Local writes are seen by selectors too.

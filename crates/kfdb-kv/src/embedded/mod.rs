@@ -130,6 +130,28 @@ pub struct EmbeddedDatabase {
     handle: Arc<Handle>,
 }
 
+/// The fjall engine configured exactly as the embedded backend configures it: the database and its
+/// data keyspace. Benchmarks use it as the raw-engine baseline.
+///
+/// The journal is not compressed (Kafka batches usually arrive compressed already) and is persisted
+/// only when the pipeline asks; large values are kept apart from keys (fjall's key-value separation)
+/// so compaction does not keep rewriting record data.
+pub fn raw_engine(
+    path: &Path,
+    options: &EmbeddedOptions,
+) -> fjall::Result<(fjall::Database, fjall::Keyspace)> {
+    let db = fjall::Database::builder(path)
+        .manual_journal_persist(true)
+        .journal_compression(fjall::CompressionType::None)
+        .cache_size(options.cache_bytes)
+        .open()?;
+    let data = db.keyspace("kv", || {
+        fjall::KeyspaceCreateOptions::default()
+            .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+    })?;
+    Ok((db, data))
+}
+
 pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
 
 fn io_error(context: &str, e: impl std::fmt::Display) -> KvError {
@@ -140,14 +162,7 @@ impl EmbeddedDatabase {
     /// Open or create the store in directory `path`, recovering from its journal.
     pub fn open(path: &Path, options: EmbeddedOptions) -> KvResult<Self> {
         std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
-        let db = fjall::Database::builder(path)
-            .manual_journal_persist(true)
-            .cache_size(options.cache_bytes)
-            .open()
-            .map_err(|e| io_error("open store", e))?;
-        let data = db
-            .keyspace("kv", fjall::KeyspaceCreateOptions::default)
-            .map_err(|e| io_error("open keyspace", e))?;
+        let (db, data) = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
         let meta = db
             .keyspace("kv_meta", fjall::KeyspaceCreateOptions::default)
             .map_err(|e| io_error("open keyspace", e))?;

@@ -203,11 +203,12 @@ where
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             // Committed rows hidden by a local clear are skipped before comparing.
-            if let Some(Ok((k, _))) = self.committed.peek() {
-                if self.map.is_cleared(k) && !self.map.entries.contains_key(k.as_ref()) {
-                    self.committed.next();
-                    continue;
-                }
+            if let Some(Ok((k, _))) = self.committed.peek()
+                && self.map.is_cleared(k)
+                && !self.map.entries.contains_key(k.as_ref())
+            {
+                self.committed.next();
+                continue;
             }
             let order = match (self.committed.peek(), self.locals.peek()) {
                 (None, None) => return None,
