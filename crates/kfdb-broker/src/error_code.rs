@@ -1,0 +1,113 @@
+//! Kafka error codes, and the one mapping from data-model errors to them.
+
+use kfdb_kv::KvError;
+use kfdb_log::LogError;
+
+/// No error.
+pub const NONE: i16 = 0;
+/// Unexpected server error.
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+/// The offset is outside the log.
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// A record batch failed validation.
+pub const CORRUPT_MESSAGE: i16 = 2;
+/// No such topic or partition.
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Another broker leads the partition.
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+/// The request ran past its time.
+pub const REQUEST_TIMED_OUT: i16 = 7;
+/// A batch is larger than `max.message.bytes`.
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+/// Not a legal topic name.
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+/// acks other than -1, 0, 1.
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+/// The API version is not supported.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+/// The topic exists already.
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Bad partition count.
+pub const INVALID_PARTITIONS: i16 = 37;
+/// Bad replication factor.
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+/// Bad replica assignment.
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+/// Bad config name or value.
+pub const INVALID_CONFIG: i16 = 40;
+/// Malformed or contradictory request.
+pub const INVALID_REQUEST: i16 = 42;
+/// Message format older than v2.
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+/// The store failed; clients retry.
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// The producer id is not known.
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+/// The topic id is not known.
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// The Kafka error code for a data-model error. Exhaustive on purpose: a new `LogError` variant
+/// must be given a code here.
+pub fn from_log_error(e: &LogError) -> i16 {
+    match e {
+        LogError::Kv(kv) => from_kv_error(kv),
+        LogError::UnknownTopic | LogError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        LogError::TopicExists => TOPIC_ALREADY_EXISTS,
+        LogError::InvalidTopic(_) => INVALID_TOPIC_EXCEPTION,
+        LogError::InvalidPartitions(_) => INVALID_PARTITIONS,
+        LogError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+        LogError::InvalidConfig(_) => INVALID_CONFIG,
+        LogError::CorruptMessage(_) => CORRUPT_MESSAGE,
+        LogError::MessageTooLarge(_) => MESSAGE_TOO_LARGE,
+        LogError::UnsupportedMessageFormat => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
+        LogError::NotLeader => NOT_LEADER_OR_FOLLOWER,
+        LogError::UnknownProducerId(_) => UNKNOWN_PRODUCER_ID,
+        LogError::InvalidRequest(_) => INVALID_REQUEST,
+        LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// Store errors: timeouts become `REQUEST_TIMED_OUT`, other retryable ones `KAFKA_STORAGE_ERROR`
+/// (clients retry both), the rest `UNKNOWN_SERVER_ERROR`.
+pub fn from_kv_error(e: &KvError) -> i16 {
+    if e.code() == KvError::TRANSACTION_TIMED_OUT {
+        REQUEST_TIMED_OUT
+    } else if e.is_retryable() || e.code() == KvError::IO_ERROR {
+        KAFKA_STORAGE_ERROR
+    } else {
+        UNKNOWN_SERVER_ERROR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_table() {
+        let table = [
+            (LogError::UnknownTopic, UNKNOWN_TOPIC_OR_PARTITION),
+            (LogError::TopicExists, TOPIC_ALREADY_EXISTS),
+            (LogError::OffsetOutOfRange, OFFSET_OUT_OF_RANGE),
+            (LogError::CorruptMessage("x".into()), CORRUPT_MESSAGE),
+            (LogError::MessageTooLarge("x".into()), MESSAGE_TOO_LARGE),
+            (LogError::InvalidConfig("x".into()), INVALID_CONFIG),
+            (
+                LogError::Kv(KvError::new(KvError::NOT_COMMITTED, "")),
+                KAFKA_STORAGE_ERROR,
+            ),
+            (
+                LogError::Kv(KvError::new(KvError::TRANSACTION_TIMED_OUT, "")),
+                REQUEST_TIMED_OUT,
+            ),
+            (
+                LogError::Kv(KvError::new(KvError::KEY_TOO_LARGE, "")),
+                UNKNOWN_SERVER_ERROR,
+            ),
+        ];
+        for (e, code) in table {
+            assert_eq!(from_log_error(&e), code, "{e}");
+        }
+    }
+}

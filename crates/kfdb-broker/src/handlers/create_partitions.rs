@@ -1,0 +1,41 @@
+//! CreatePartitions (key 37): grow a topic's partition count. Assignments may only name this
+//! broker.
+
+use super::{RequestCtx, Versions, s};
+use crate::error_code;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
+
+pub const KEY: ApiKey = ApiKey::CreatePartitions;
+pub const VERSIONS: Versions = Versions::new(0, 3);
+pub type Request = CreatePartitionsRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitionsResponse> {
+    let me = ctx.broker.config.node_id;
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let foreign = t
+            .assignments
+            .iter()
+            .flatten()
+            .any(|a| a.broker_ids.iter().any(|b| b.0 != me));
+        let result = if foreign {
+            Err((
+                error_code::INVALID_REPLICA_ASSIGNMENT,
+                format!("replicas may only be on broker {me}"),
+            ))
+        } else {
+            ctx.broker
+                .log
+                .create_partitions(&t.name, t.count, req.validate_only)
+                .await
+                .map_err(|e| (error_code::from_log_error(&e), e.to_string()))
+        };
+        let r = CreatePartitionsTopicResult::default().with_name(t.name);
+        results.push(match result {
+            Ok(_) => r,
+            Err((code, message)) => r.with_error_code(code).with_error_message(Some(s(message))),
+        });
+    }
+    Some(CreatePartitionsResponse::default().with_results(results))
+}

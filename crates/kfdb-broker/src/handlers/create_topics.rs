@@ -1,0 +1,118 @@
+//! CreateTopics (key 19): validate and create topics (all in few store transactions), or only
+//! validate. Replica assignments may only name this broker.
+
+use super::{RequestCtx, Versions, s, topic_configs};
+use crate::error_code;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kfdb_log::{LogError, NewTopic};
+
+pub const KEY: ApiKey = ApiKey::CreateTopics;
+pub const VERSIONS: Versions = Versions::new(2, 7);
+pub type Request = CreateTopicsRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
+    let me = ctx.broker.config.node_id;
+    let mut specs = Vec::with_capacity(req.topics.len());
+    let mut early: Vec<Option<(i16, String)>> = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut partitions = t.num_partitions;
+        let mut problem = None;
+        if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                problem = Some((
+                    error_code::INVALID_REQUEST,
+                    "give either assignments or partitions and replication factor".to_string(),
+                ));
+            } else if t
+                .assignments
+                .iter()
+                .any(|a| a.broker_ids.iter().any(|b| b.0 != me))
+            {
+                problem = Some((
+                    error_code::INVALID_REPLICA_ASSIGNMENT,
+                    format!("replicas may only be on broker {me}"),
+                ));
+            }
+            partitions = t.assignments.len() as i32;
+        }
+        let configs = t
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        specs.push(NewTopic {
+            name: t.name.to_string(),
+            partitions,
+            replication_factor: t.replication_factor,
+            configs,
+        });
+        early.push(problem);
+    }
+    // Topics with a request-level problem are not sent to the data model.
+    let to_create: Vec<NewTopic> = specs
+        .iter()
+        .zip(&early)
+        .filter(|(_, p)| p.is_none())
+        .map(|(t, _)| t.clone())
+        .collect();
+    let mut created = ctx
+        .broker
+        .log
+        .create_topics(to_create, req.validate_only)
+        .await
+        .into_iter();
+    let mut results = Vec::with_capacity(specs.len());
+    for (spec, problem) in specs.into_iter().zip(early) {
+        let base = CreatableTopicResult::default()
+            .with_name(kafka_protocol::messages::TopicName(s(spec.name.clone())));
+        let outcome = match problem {
+            Some(p) => Err(p),
+            None => match created.next() {
+                Some(Ok(meta)) => Ok(meta),
+                Some(Err(e)) => Err((error_code::from_log_error(&e), e.to_string())),
+                None => Err((error_code::UNKNOWN_SERVER_ERROR, "no result".to_string())),
+            },
+        };
+        results.push(match outcome {
+            Ok(meta) => {
+                let configs = topic_configs::topic(&meta)
+                    .into_iter()
+                    .map(|c| {
+                        CreatableTopicConfigs::default()
+                            .with_name(s(c.name))
+                            .with_value(Some(s(c.value)))
+                            .with_read_only(c.read_only)
+                            .with_config_source(c.source)
+                    })
+                    .collect();
+                if ctx.version >= 5 {
+                    base.with_topic_id(if ctx.version >= 7 {
+                        meta.uuid
+                    } else {
+                        uuid::Uuid::nil()
+                    })
+                    .with_num_partitions(meta.partitions)
+                    .with_replication_factor(meta.replication_factor)
+                    .with_configs(Some(configs))
+                } else {
+                    base
+                }
+            }
+            Err((code, message)) => {
+                if code != error_code::from_log_error(&LogError::TopicExists) {
+                    tracing::debug!(topic = %spec.name, code, message, "create topic rejected");
+                }
+                base.with_error_code(code)
+                    .with_error_message(Some(s(message)))
+            }
+        });
+    }
+    Some(CreateTopicsResponse::default().with_topics(results))
+}

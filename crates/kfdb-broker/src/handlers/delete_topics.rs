@@ -1,0 +1,57 @@
+//! DeleteTopics (key 20): by name (v1–5) or by name or topic id (v6+).
+
+use super::{RequestCtx, Versions, s};
+use crate::error_code;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kfdb_log::TopicId;
+
+pub const KEY: ApiKey = ApiKey::DeleteTopics;
+pub const VERSIONS: Versions = Versions::new(1, 6);
+pub type Request = DeleteTopicsRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsResponse> {
+    let log = &ctx.broker.log;
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let result = match &name {
+            Some(n) => log.delete_topic(TopicId::Name(n)).await,
+            None => log.delete_topic(TopicId::Uuid(id)).await,
+        };
+        responses.push(match result {
+            Ok(meta) => {
+                tracing::info!(topic = %meta.name, "deleted topic");
+                DeletableTopicResult::default()
+                    .with_name(Some(TopicName(s(meta.name.clone()))))
+                    .with_topic_id(if ctx.version >= 6 {
+                        meta.uuid
+                    } else {
+                        uuid::Uuid::nil()
+                    })
+            }
+            Err(e) => {
+                let code = match (&e, &name) {
+                    (kfdb_log::LogError::UnknownTopic, None) => error_code::UNKNOWN_TOPIC_ID,
+                    _ => error_code::from_log_error(&e),
+                };
+                DeletableTopicResult::default()
+                    .with_name(name.map(|n| TopicName(s(n))))
+                    .with_topic_id(id)
+                    .with_error_code(code)
+                    .with_error_message((ctx.version >= 5).then(|| s(e.to_string())))
+            }
+        });
+    }
+    Some(DeleteTopicsResponse::default().with_responses(responses))
+}

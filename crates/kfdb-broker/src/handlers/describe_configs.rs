@@ -1,0 +1,75 @@
+//! DescribeConfigs (key 32): topic configs (value, source, type, read-only) and this broker's
+//! configs (resource types 2 and 4).
+
+use super::{RequestCtx, Versions, s, topic_configs};
+use crate::error_code;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
+
+pub const KEY: ApiKey = ApiKey::DescribeConfigs;
+pub const VERSIONS: Versions = Versions::new(1, 4);
+pub type Request = DescribeConfigsRequest;
+
+/// Kafka's resource type for topics.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's resource type for brokers.
+pub const RESOURCE_BROKER: i8 = 4;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfigsResponse> {
+    let broker = ctx.broker;
+    let mut results = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let reported = match r.resource_type {
+            RESOURCE_TOPIC => match broker.log.topic(&r.resource_name).await {
+                Ok(Some(meta)) => Ok(topic_configs::topic(&meta)),
+                Ok(None) => Err((
+                    error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    "unknown topic".into(),
+                )),
+                Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
+            },
+            RESOURCE_BROKER => {
+                let name = r.resource_name.to_string();
+                if name.is_empty() || name == broker.config.node_id.to_string() {
+                    Ok(topic_configs::broker(
+                        broker.log.config(),
+                        broker.config.node_id,
+                    ))
+                } else {
+                    Err((error_code::INVALID_REQUEST, format!("no broker {name}")))
+                }
+            }
+            other => Err((
+                error_code::INVALID_REQUEST,
+                format!("resource type {other} not supported"),
+            )),
+        };
+        results.push(match reported {
+            Ok(configs) => {
+                let wanted = r.configuration_keys.as_ref();
+                let configs = configs
+                    .into_iter()
+                    .filter(|c| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name)))
+                    .map(|c| {
+                        DescribeConfigsResourceResult::default()
+                            .with_name(s(c.name))
+                            .with_value(Some(s(c.value)))
+                            .with_read_only(c.read_only)
+                            .with_config_source(c.source)
+                            .with_config_type(if ctx.version >= 3 { c.kind as i8 } else { 0 })
+                    })
+                    .collect();
+                base.with_configs(configs)
+            }
+            Err((code, message)) => base
+                .with_error_code(code)
+                .with_error_message(Some(s(message))),
+        });
+    }
+    Some(DescribeConfigsResponse::default().with_results(results))
+}

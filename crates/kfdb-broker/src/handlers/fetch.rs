@@ -1,0 +1,151 @@
+//! Fetch (key 1): whole record batches from each requested partition, within `max_bytes` overall
+//! and `partition_max_bytes` each (the first batch always whole, so consumers make progress). When
+//! less than `min_bytes` is available the request long-polls: it waits, without polling the store,
+//! for an append to any of its partitions or for `max_wait_ms`.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells clients to
+//! send full fetch requests. With no transactions yet, the last stable offset is the high watermark.
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kfdb_log::{LogError, TopicMeta};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub const KEY: ApiKey = ApiKey::Fetch;
+pub const VERSIONS: Versions = Versions::new(4, 18);
+pub type Request = FetchRequest;
+
+/// Longest long poll honoured, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+struct Wanted {
+    topic_index: usize,
+    topic: Option<Arc<TopicMeta>>,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+fn partition_error(partition: i32, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+}
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse> {
+    let log = &ctx.broker.log;
+    let by_id = ctx.version >= 13;
+    let mut wanted = Vec::new();
+    let mut topics_out: Vec<FetchableTopicResponse> = Vec::new();
+    for (i, t) in req.topics.iter().enumerate() {
+        let meta = if by_id {
+            log.topic_by_uuid(t.topic_id).await.ok().flatten()
+        } else {
+            log.topic(&t.topic).await.ok().flatten()
+        };
+        topics_out.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id),
+        );
+        for p in &t.partitions {
+            wanted.push(Wanted {
+                topic_index: i,
+                topic: meta.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            });
+        }
+    }
+    let missing = if by_id {
+        error_code::UNKNOWN_TOPIC_ID
+    } else {
+        error_code::UNKNOWN_TOPIC_OR_PARTITION
+    };
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    // Subscribe before the first read so an append between read and wait is not missed.
+    let mut watches: Vec<watch::Receiver<i64>> = wanted
+        .iter()
+        .filter_map(|w| {
+            w.topic
+                .as_ref()
+                .map(|t| log.watch_watermark(t.id, w.partition))
+        })
+        .collect();
+    for w in &mut watches {
+        w.borrow_and_update();
+    }
+    loop {
+        let mut budget = req.max_bytes.max(0) as usize;
+        let mut total = 0usize;
+        let mut results = Vec::with_capacity(wanted.len());
+        let mut any_error = false;
+        for w in &wanted {
+            let Some(topic) = &w.topic else {
+                results.push(partition_error(w.partition, missing));
+                any_error = true;
+                continue;
+            };
+            let max = if total == 0 {
+                w.max_bytes
+            } else {
+                w.max_bytes.min(budget)
+            };
+            let r = if max == 0 && total > 0 {
+                log.fetch(topic, w.partition, w.offset, 0).await
+            } else {
+                log.fetch(topic, w.partition, w.offset, max.max(1)).await
+            };
+            results.push(match r {
+                Ok(f) => {
+                    total += f.records.len();
+                    budget = budget.saturating_sub(f.records.len());
+                    PartitionData::default()
+                        .with_partition_index(w.partition)
+                        .with_high_watermark(f.high_watermark)
+                        .with_last_stable_offset(f.high_watermark)
+                        .with_log_start_offset(if ctx.version >= 5 { f.log_start_offset } else { -1 })
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_records(Some(f.records))
+                }
+                Err(e) => {
+                    any_error = true;
+                    if !matches!(e, LogError::OffsetOutOfRange) {
+                        tracing::debug!(topic = %topic.name, partition = w.partition, error = %e, "fetch failed");
+                    }
+                    partition_error(w.partition, error_code::from_log_error(&e))
+                }
+            });
+        }
+        let now = tokio::time::Instant::now();
+        if total >= min_bytes || any_error || now >= deadline || watches.is_empty() {
+            for (w, r) in wanted.iter().zip(results) {
+                topics_out[w.topic_index].partitions.push(r);
+            }
+            return Some(FetchResponse::default().with_responses(topics_out));
+        }
+        let woke = {
+            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+            tokio::time::timeout_at(deadline, changed)
+                .await
+                .map(|(result, index, _rest)| (result.is_err(), index))
+        };
+        // A closed channel (topic deleted) is dropped so the loop cannot spin on it; at the
+        // deadline one more read answers with what there is.
+        if let Ok((true, index)) = woke {
+            watches.swap_remove(index);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
+//! first offset whose record timestamp is at or after a given time (the time index).
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+
+pub const KEY: ApiKey = ApiKey::ListOffsets;
+pub const VERSIONS: Versions = Versions::new(1, 10);
+pub type Request = ListOffsetsRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsResponse> {
+    let log = &ctx.broker.log;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let meta = log.topic(&t.name).await;
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let base = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let result = match &meta {
+                Ok(Some(m)) => log.lookup_offset(m, p.partition_index, p.timestamp).await,
+                Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
+                Err(e) => Err(e.clone()),
+            };
+            partitions.push(match result {
+                Ok(found) => base
+                    .with_offset(found.offset)
+                    .with_timestamp(found.timestamp)
+                    .with_leader_epoch(if ctx.version >= 4 { 0 } else { -1 }),
+                Err(e) => base.with_error_code(error_code::from_log_error(&e)),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}

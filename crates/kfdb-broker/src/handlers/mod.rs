@@ -1,0 +1,227 @@
+//! The handler registry: one module per API key, each declaring `KEY`, `VERSIONS`, its request
+//! type and `handle`. The single `handlers!` list below generates both dispatch and the ApiVersions
+//! answer, so ApiVersions cannot advertise an API that is not dispatched.
+//!
+//! Versions are checked here, once: a request outside a handler's range closes the connection with
+//! a log line, except ApiVersions, which answers a too-new version with `UNSUPPORTED_VERSION` in the
+//! v0 format plus the supported ranges (KIP-511), so the client can retry with one it knows.
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_topic_partitions;
+mod fetch;
+mod incremental_alter_configs;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topic_configs;
+
+use crate::Broker;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::sync::Arc;
+
+/// Versions a handler accepts, and what ApiVersions advertises for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Versions {
+    /// Lowest version decoded.
+    pub min: i16,
+    /// Highest version decoded.
+    pub max: i16,
+    /// Lowest version advertised (Produce advertises 0 like Kafka, for librdkafka's feature checks,
+    /// and rejects what it cannot decode).
+    pub advertised_min: i16,
+}
+
+impl Versions {
+    /// Accept and advertise `min..=max`.
+    pub const fn new(min: i16, max: i16) -> Self {
+        Self {
+            min,
+            max,
+            advertised_min: min,
+        }
+    }
+}
+
+/// One supported API, as ApiVersions reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiEntry {
+    /// The API.
+    pub key: ApiKey,
+    /// Its versions.
+    pub versions: Versions,
+}
+
+/// What a handler gets: the broker and the request's header.
+pub struct RequestCtx<'a> {
+    /// Data model and settings.
+    pub broker: &'a Arc<Broker>,
+    /// The request's API version.
+    pub version: i16,
+    /// The request header.
+    pub header: &'a RequestHeader,
+}
+
+/// Why a request could not be answered; the connection is closed.
+#[derive(Debug)]
+pub enum HandleError {
+    /// Shorter than an API key and version.
+    TooShort,
+    /// An API key kfdb does not serve.
+    UnknownApi(i16),
+    /// A version outside the handler's range.
+    UnsupportedVersion(ApiKey, i16),
+    /// The request did not decode.
+    Decode(ApiKey, i16, String),
+    /// The response did not encode (a bug).
+    Encode(ApiKey, i16, String),
+}
+
+impl std::fmt::Display for HandleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandleError::TooShort => write!(f, "request shorter than its header"),
+            HandleError::UnknownApi(k) => write!(f, "unsupported API key {k}"),
+            HandleError::UnsupportedVersion(k, v) => write!(f, "unsupported version {v} of {k:?}"),
+            HandleError::Decode(k, v, e) => write!(f, "{k:?} v{v} did not decode: {e}"),
+            HandleError::Encode(k, v, e) => write!(f, "{k:?} v{v} response did not encode: {e}"),
+        }
+    }
+}
+
+macro_rules! handlers {
+    ($($module:ident),* $(,)?) => {
+        /// Every API kfdb serves.
+        pub const APIS: &[ApiEntry] = &[
+            $(ApiEntry { key: $module::KEY, versions: $module::VERSIONS }),*
+        ];
+
+        async fn dispatch(
+            ctx: &RequestCtx<'_>,
+            key: ApiKey,
+            body: &mut Bytes,
+        ) -> Result<Option<BytesMut>, HandleError> {
+            $(
+                if key == $module::KEY {
+                    let request = <$module::Request as Decodable>::decode(body, ctx.version)
+                        .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
+                    return match $module::handle(ctx, request).await {
+                        Some(response) => encode(ctx.header.correlation_id, key, ctx.version, &response).map(Some),
+                        None => Ok(None),
+                    };
+                }
+            )*
+            Err(HandleError::UnknownApi(key as i16))
+        }
+    };
+}
+
+handlers!(
+    api_versions,
+    metadata,
+    produce,
+    fetch,
+    list_offsets,
+    create_topics,
+    delete_topics,
+    create_partitions,
+    describe_configs,
+    alter_configs,
+    incremental_alter_configs,
+    delete_records,
+    describe_cluster,
+    describe_topic_partitions,
+);
+
+/// The entry for `key`, if served.
+pub fn entry(key: ApiKey) -> Option<&'static ApiEntry> {
+    APIS.iter().find(|a| a.key == key)
+}
+
+/// Frame a response: size prefix, response header, body.
+fn encode<R: Encodable>(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    response: &R,
+) -> Result<BytesMut, HandleError> {
+    let mut out = BytesMut::with_capacity(256);
+    out.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut out, key.response_header_version(version))
+        .map_err(|e| HandleError::Encode(key, version, e.to_string()))?;
+    response
+        .encode(&mut out, version)
+        .map_err(|e| HandleError::Encode(key, version, e.to_string()))?;
+    let size = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out)
+}
+
+/// Answer one request frame (header and body). `Ok(None)`: no response is due (acks=0).
+pub async fn handle(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+) -> Result<Option<BytesMut>, HandleError> {
+    if frame.len() < 8 {
+        return Err(HandleError::TooShort);
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key).map_err(|_| HandleError::UnknownApi(raw_key))?;
+    let entry = entry(key).ok_or(HandleError::UnknownApi(raw_key))?;
+    if version < entry.versions.min || version > entry.versions.max {
+        if key == ApiKey::ApiVersions {
+            let response = api_versions::unsupported_version();
+            return encode(correlation_id, key, 0, &response).map(Some);
+        }
+        return Err(HandleError::UnsupportedVersion(key, version));
+    }
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| HandleError::Decode(key, version, e.to_string()))?;
+    let ctx = RequestCtx {
+        broker,
+        version,
+        header: &header,
+    };
+    dispatch(&ctx, key, &mut frame).await
+}
+
+/// A `StrBytes` from a `String`.
+pub(crate) fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_has_no_duplicates_and_sane_ranges() {
+        for (i, a) in APIS.iter().enumerate() {
+            assert!(a.versions.min <= a.versions.max, "{:?}", a.key);
+            assert!(a.versions.advertised_min <= a.versions.min, "{:?}", a.key);
+            let range = a.key.valid_versions();
+            assert!(
+                a.versions.min >= range.min && a.versions.max <= range.max,
+                "{:?} versions beyond what the protocol crate decodes",
+                a.key
+            );
+            assert!(
+                APIS[i + 1..].iter().all(|b| b.key != a.key),
+                "{:?} registered twice",
+                a.key
+            );
+        }
+    }
+}

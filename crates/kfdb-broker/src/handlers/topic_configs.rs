@@ -1,0 +1,78 @@
+//! Shared by CreateTopics and DescribeConfigs: a topic's configs as Kafka reports them (value,
+//! source, type), and the broker's own read-only configs.
+
+use kfdb_log::config::{ConfigType, EffectiveConfig, TOPIC_CONFIGS};
+use kfdb_log::{LogConfig, TopicMeta};
+
+/// `DYNAMIC_TOPIC_CONFIG`: set on the topic.
+pub const SOURCE_TOPIC: i8 = 1;
+/// `STATIC_BROKER_CONFIG`: from the broker's settings.
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+/// `DEFAULT_CONFIG`: Kafka's default.
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One config as reported.
+pub struct Reported {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub kind: ConfigType,
+    pub read_only: bool,
+}
+
+/// Every topic config with its effective value and source.
+pub fn topic(meta: &TopicMeta) -> Vec<Reported> {
+    let eff = EffectiveConfig::new(&meta.configs);
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| {
+            let (value, overridden) = eff.get(d.name).unwrap_or((d.default, false));
+            Reported {
+                name: d.name,
+                value: value.to_string(),
+                source: if overridden {
+                    SOURCE_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                },
+                kind: d.kind,
+                read_only: false,
+            }
+        })
+        .collect()
+}
+
+/// The broker configs kfdb has, read-only.
+pub fn broker(log: &LogConfig, node_id: i32) -> Vec<Reported> {
+    let r = |name: &'static str, value: String, kind: ConfigType| Reported {
+        name,
+        value,
+        source: SOURCE_STATIC_BROKER,
+        kind,
+        read_only: true,
+    };
+    vec![
+        r("node.id", node_id.to_string(), ConfigType::Int),
+        r("broker.id", node_id.to_string(), ConfigType::Int),
+        r(
+            "auto.create.topics.enable",
+            log.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+        ),
+        r(
+            "num.partitions",
+            log.num_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        r(
+            "default.replication.factor",
+            log.default_replication_factor.to_string(),
+            ConfigType::Int,
+        ),
+        r(
+            "log.retention.check.interval.ms",
+            log.retention_check_interval.as_millis().to_string(),
+            ConfigType::Long,
+        ),
+    ]
+}

@@ -1,0 +1,59 @@
+//! # kfdb-broker: the Kafka protocol front end
+//!
+//! `server` accepts connections; `connection` owns one socket and deals only in frames (`frame`)
+//! and answers requests in order; `handlers` has one module per API key, each decoding its request,
+//! calling kfdb-log, and building its response. Handlers never build store keys and never see the
+//! socket. `error_code` maps data-model errors to Kafka error codes in one place.
+
+mod connection;
+pub mod error_code;
+mod frame;
+pub mod handlers;
+mod server;
+
+pub use server::serve;
+
+use kfdb_log::Log;
+use std::sync::Arc;
+
+/// Broker settings (Kafka's names in comments where one exists).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// Host clients are told to connect to (`advertised.listeners`).
+    pub advertised_host: String,
+    /// Port clients are told to connect to.
+    pub advertised_port: i32,
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub max_request_bytes: usize,
+    /// `max.connections`.
+    pub max_connections: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// What every handler can reach: the data model and the broker's settings.
+pub struct Broker {
+    /// The data model.
+    pub log: Arc<Log>,
+    /// Settings.
+    pub config: BrokerConfig,
+}
+
+impl Broker {
+    /// A broker over `log`.
+    pub fn new(log: Arc<Log>, config: BrokerConfig) -> Arc<Self> {
+        Arc::new(Self { log, config })
+    }
+}

@@ -1,0 +1,260 @@
+//! Kafka record batches (magic v2) as they arrive in a Produce request: split, validate, and
+//! stamp with offsets. Records are never decompressed or re-encoded here: a batch is stored as the
+//! client sent it, with the broker-owned header fields (base offset, partition leader epoch, and for
+//! `LogAppendTime` topics the timestamp type and max timestamp) rewritten in place.
+//!
+//! Header layout (61 bytes): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12,
+//! magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21, lastOffsetDelta i32
+//! @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43, producerEpoch i16 @51,
+//! baseSequence i32 @53, recordCount i32 @57.
+
+use crate::error::{LogError, LogResult};
+use bytes::{Bytes, BytesMut};
+
+/// Bytes of the v2 batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before the part a batch's length counts (baseOffset + batchLength).
+const LOG_OVERHEAD: usize = 12;
+const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// One validated record batch, still in the client's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The whole batch, header included.
+    pub bytes: Bytes,
+    /// Attributes (compression, timestamp type, transactional, control).
+    pub attributes: i16,
+    /// Offset of the last record relative to the first.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Idempotent producer id, -1 if none.
+    pub producer_id: i64,
+    /// Producer epoch, -1 if none.
+    pub producer_epoch: i16,
+    /// Sequence of the first record, -1 if none.
+    pub base_sequence: i32,
+    /// Records in the batch.
+    pub record_count: i32,
+}
+
+impl Batch {
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True for transactional batches.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// The bytes to store once the batch is given `base_offset`, the owner's `leader_epoch`, and, for
+    /// `LogAppendTime` topics, the append time (which changes CRC-covered fields: CRC recomputed).
+    pub fn stamped(&self, base_offset: i64, leader_epoch: i32, append_time: Option<i64>) -> Bytes {
+        let mut b = BytesMut::from(self.bytes.as_ref());
+        b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        if let Some(now) = append_time {
+            let attrs = self.attributes | ATTR_TIMESTAMP_TYPE;
+            b[21..23].copy_from_slice(&attrs.to_be_bytes());
+            b[35..43].copy_from_slice(&now.to_be_bytes());
+            let crc = crc32c::crc32c(&b[21..]);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        b.freeze()
+    }
+
+    /// The max timestamp as stored (the append time for `LogAppendTime` topics).
+    pub fn stored_max_timestamp(&self, append_time: Option<i64>) -> i64 {
+        append_time.unwrap_or(self.max_timestamp)
+    }
+}
+
+/// Split the `records` of one partition of a Produce request into validated v2 batches.
+pub fn parse_batches(records: &Bytes) -> LogResult<Vec<Batch>> {
+    let corrupt = |m: String| LogError::CorruptMessage(m);
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    if records.is_empty() {
+        return Err(corrupt("no record batch".into()));
+    }
+    while at < records.len() {
+        let rest = &records[at..];
+        if rest.len() < LOG_OVERHEAD + 5 {
+            return Err(corrupt(format!(
+                "{} trailing bytes, not a batch",
+                rest.len()
+            )));
+        }
+        let batch_length = i32_at(rest, 8);
+        let magic = rest[16] as i8;
+        if magic < 2 {
+            return Err(LogError::UnsupportedMessageFormat);
+        }
+        if magic != 2 {
+            return Err(corrupt(format!("unknown magic {magic}")));
+        }
+        if batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(corrupt(format!(
+                "batch length {batch_length} below the header size"
+            )));
+        }
+        let total = LOG_OVERHEAD + batch_length as usize;
+        if total > rest.len() {
+            return Err(corrupt(format!(
+                "batch length {batch_length} runs past the request ({} bytes left)",
+                rest.len()
+            )));
+        }
+        let b = &rest[..total];
+        let crc = u32::from_be_bytes([b[17], b[18], b[19], b[20]]);
+        let actual = crc32c::crc32c(&b[21..]);
+        if crc != actual {
+            return Err(corrupt(format!(
+                "CRC {crc:#010x} != computed {actual:#010x}"
+            )));
+        }
+        let attributes = i16_at(b, 21);
+        let last_offset_delta = i32_at(b, 23);
+        let record_count = i32_at(b, 57);
+        if attributes & ATTR_CONTROL != 0 {
+            return Err(corrupt("clients may not produce control batches".into()));
+        }
+        if record_count <= 0 {
+            return Err(corrupt(format!("record count {record_count}")));
+        }
+        if last_offset_delta != record_count - 1 {
+            return Err(corrupt(format!(
+                "last offset delta {last_offset_delta} does not match {record_count} records"
+            )));
+        }
+        let producer_id = i64_at(b, 43);
+        let producer_epoch = i16_at(b, 51);
+        let base_sequence = i32_at(b, 53);
+        if attributes & ATTR_TRANSACTIONAL != 0 && producer_id < 0 {
+            return Err(corrupt("transactional batch without a producer id".into()));
+        }
+        out.push(Batch {
+            bytes: records.slice(at..at + total),
+            attributes,
+            last_offset_delta,
+            base_timestamp: i64_at(b, 27),
+            max_timestamp: i64_at(b, 35),
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            record_count,
+        });
+        at += total;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A v2 batch of `count` uncompressed records with the given timestamps (test helper).
+    pub(crate) fn batch(count: i32, base_ts: i64, max_ts: i64) -> Vec<u8> {
+        let mut records = Vec::new();
+        for i in 0..count {
+            // A minimal record: length, attributes, ts delta, offset delta, key -1, value "v", 0 headers.
+            let body = [0u8, 0, (i * 2) as u8, 1, 2, b'v', 0];
+            records.push((body.len() * 2) as u8);
+            records.extend_from_slice(&body);
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // length, patched below
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(count - 1).to_be_bytes());
+        b.extend_from_slice(&base_ts.to_be_bytes());
+        b.extend_from_slice(&max_ts.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&count.to_be_bytes());
+        b.extend_from_slice(&records);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn splits_and_validates_batches() {
+        let mut two = batch(3, 100, 102);
+        two.extend(batch(1, 200, 200));
+        let parsed = parse_batches(&Bytes::from(two)).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].record_count, 3);
+        assert_eq!(parsed[0].max_timestamp, 102);
+        assert_eq!(parsed[1].base_timestamp, 200);
+    }
+
+    #[test]
+    fn rejects_corruption_without_panicking() {
+        let good = batch(2, 1, 2);
+        let mut bad_crc = good.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 1;
+        assert!(matches!(
+            parse_batches(&Bytes::from(bad_crc)),
+            Err(LogError::CorruptMessage(_))
+        ));
+        let mut old = good.clone();
+        old[16] = 1;
+        assert_eq!(
+            parse_batches(&Bytes::from(old)),
+            Err(LogError::UnsupportedMessageFormat)
+        );
+        for cut in [0, 5, 20, 60, good.len() - 1] {
+            assert!(
+                parse_batches(&Bytes::from(good[..cut].to_vec())).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut huge_len = good.clone();
+        huge_len[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(parse_batches(&Bytes::from(huge_len)).is_err());
+        let mut negative = good;
+        negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(parse_batches(&Bytes::from(negative)).is_err());
+    }
+
+    #[test]
+    fn stamping_keeps_crc_valid() {
+        let b = parse_batches(&Bytes::from(batch(2, 10, 11)))
+            .unwrap()
+            .remove(0);
+        let stamped = b.stamped(1000, 3, Some(99));
+        let again = parse_batches(&stamped).unwrap().remove(0);
+        assert_eq!(i64_at(&stamped, 0), 1000);
+        assert_eq!(i32_at(&stamped, 12), 3);
+        assert_eq!(again.max_timestamp, 99);
+        assert_eq!(again.attributes & ATTR_TIMESTAMP_TYPE, ATTR_TIMESTAMP_TYPE);
+        let plain = b.stamped(5, 0, None);
+        assert!(parse_batches(&plain).is_ok());
+    }
+}

@@ -1,0 +1,291 @@
+//! Topic configs: Kafka's names, types and defaults, validation, and the effective value of each.
+//!
+//! What kfdb does with each (kfdb has no segments or replicas of its own; the store replicates):
+//! - applied: `retention.ms`, `retention.bytes` (whole batches, oldest first), `cleanup.policy`
+//!   (`delete` drives retention; `compact` is stored and reported, compaction itself is not done
+//!   yet), `max.message.bytes`, `message.timestamp.type`.
+//! - accepted, stored and reported, without effect: the segment, flush, index, replication and
+//!   compaction tuning configs below (their "segment-free equivalent" is nothing to tune).
+
+use crate::error::{LogError, LogResult};
+
+/// Kafka's config value types (DescribeConfigs v3 `config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigType {
+    /// true/false
+    Boolean = 1,
+    /// free text
+    String = 2,
+    /// 32-bit integer
+    Int = 3,
+    /// 64-bit integer
+    Long = 5,
+    /// floating point
+    Double = 6,
+    /// comma-separated list
+    List = 7,
+}
+
+/// One known topic config.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDef {
+    /// Kafka's name.
+    pub name: &'static str,
+    /// Kafka's default.
+    pub default: &'static str,
+    /// Value type.
+    pub kind: ConfigType,
+    /// Allowed values for enumerations (each list element for lists).
+    pub allowed: &'static [&'static str],
+    /// Whether kfdb acts on it (false: stored and reported only).
+    pub applied: bool,
+}
+
+const fn def(
+    name: &'static str,
+    default: &'static str,
+    kind: ConfigType,
+    applied: bool,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        default,
+        kind,
+        allowed: &[],
+        applied,
+    }
+}
+
+/// Every topic config kfdb knows, in Kafka's names with Kafka's defaults.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: "cleanup.policy",
+        default: "delete",
+        kind: ConfigType::List,
+        allowed: &["delete", "compact"],
+        applied: true,
+    },
+    ConfigDef {
+        name: "compression.type",
+        default: "producer",
+        kind: ConfigType::String,
+        allowed: &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
+        applied: false,
+    },
+    def("delete.retention.ms", "86400000", ConfigType::Long, false),
+    def("file.delete.delay.ms", "60000", ConfigType::Long, false),
+    def(
+        "flush.messages",
+        "9223372036854775807",
+        ConfigType::Long,
+        false,
+    ),
+    def("flush.ms", "9223372036854775807", ConfigType::Long, false),
+    def(
+        "follower.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        false,
+    ),
+    def("index.interval.bytes", "4096", ConfigType::Int, false),
+    def(
+        "leader.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        false,
+    ),
+    def("local.retention.bytes", "-2", ConfigType::Long, false),
+    def("local.retention.ms", "-2", ConfigType::Long, false),
+    def(
+        "max.compaction.lag.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        false,
+    ),
+    def("max.message.bytes", "1048588", ConfigType::Int, true),
+    def(
+        "message.timestamp.after.max.ms",
+        "3600000",
+        ConfigType::Long,
+        false,
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        false,
+    ),
+    ConfigDef {
+        name: "message.timestamp.type",
+        default: "CreateTime",
+        kind: ConfigType::String,
+        allowed: &["CreateTime", "LogAppendTime"],
+        applied: true,
+    },
+    def(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        ConfigType::Double,
+        false,
+    ),
+    def("min.compaction.lag.ms", "0", ConfigType::Long, false),
+    def("min.insync.replicas", "1", ConfigType::Int, false),
+    def("preallocate", "false", ConfigType::Boolean, false),
+    def("remote.storage.enable", "false", ConfigType::Boolean, false),
+    def("retention.bytes", "-1", ConfigType::Long, true),
+    def("retention.ms", "604800000", ConfigType::Long, true),
+    def("segment.bytes", "1073741824", ConfigType::Int, false),
+    def("segment.index.bytes", "10485760", ConfigType::Int, false),
+    def("segment.jitter.ms", "0", ConfigType::Long, false),
+    def("segment.ms", "604800000", ConfigType::Long, false),
+    def(
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+        false,
+    ),
+];
+
+/// Largest `max.message.bytes` kfdb accepts: one batch must fit one store transaction (10 MB in
+/// FoundationDB) with room for its index keys.
+pub const MAX_MESSAGE_BYTES_LIMIT: i64 = 8 * 1024 * 1024;
+
+/// The definition of a topic config, if kfdb knows it.
+pub fn lookup(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Check `value` for config `name`; returns the normalised value to store.
+pub fn validate(name: &str, value: &str) -> LogResult<String> {
+    let def =
+        lookup(name).ok_or_else(|| LogError::InvalidConfig(format!("unknown config {name}")))?;
+    let bad = |why: &str| LogError::InvalidConfig(format!("{name}={value}: {why}"));
+    let value = value.trim();
+    match def.kind {
+        ConfigType::Boolean => {
+            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
+                return Err(bad("expected true or false"));
+            }
+            return Ok(value.to_ascii_lowercase());
+        }
+        ConfigType::Int => {
+            value
+                .parse::<i32>()
+                .map_err(|_| bad("expected a 32-bit integer"))?;
+        }
+        ConfigType::Long => {
+            value
+                .parse::<i64>()
+                .map_err(|_| bad("expected a 64-bit integer"))?;
+        }
+        ConfigType::Double => {
+            value.parse::<f64>().map_err(|_| bad("expected a number"))?;
+        }
+        ConfigType::String | ConfigType::List => {}
+    }
+    if !def.allowed.is_empty() {
+        let items: Vec<&str> = if def.kind == ConfigType::List {
+            value.split(',').map(str::trim).collect()
+        } else {
+            vec![value]
+        };
+        if let Some(item) = items.iter().find(|i| !def.allowed.contains(i)) {
+            return Err(bad(&format!("{item} is not one of {:?}", def.allowed)));
+        }
+    }
+    if name == "max.message.bytes" {
+        let v: i64 = value.parse().map_err(|_| bad("expected an integer"))?;
+        if !(0..=MAX_MESSAGE_BYTES_LIMIT).contains(&v) {
+            return Err(bad(&format!(
+                "must be between 0 and {MAX_MESSAGE_BYTES_LIMIT}"
+            )));
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// A topic's effective configs: overrides over defaults.
+#[derive(Debug, Clone)]
+pub struct EffectiveConfig<'a> {
+    overrides: &'a [(String, String)],
+}
+
+impl<'a> EffectiveConfig<'a> {
+    /// The effective configs given a topic's overrides.
+    pub fn new(overrides: &'a [(String, String)]) -> Self {
+        Self { overrides }
+    }
+
+    /// The value in force and whether it is an override.
+    pub fn get(&self, name: &str) -> Option<(&'a str, bool)> {
+        if let Some((_, v)) = self.overrides.iter().find(|(k, _)| k == name) {
+            return Some((v.as_str(), true));
+        }
+        lookup(name).map(|d| (d.default, false))
+    }
+
+    fn long(&self, name: &str) -> i64 {
+        self.get(name)
+            .and_then(|(v, _)| v.parse().ok())
+            .or_else(|| lookup(name).and_then(|d| d.default.parse().ok()))
+            .unwrap_or(-1)
+    }
+
+    /// `retention.ms` (-1: forever).
+    pub fn retention_ms(&self) -> i64 {
+        self.long("retention.ms")
+    }
+
+    /// `retention.bytes` (-1: no limit), per partition as in Kafka.
+    pub fn retention_bytes(&self) -> i64 {
+        self.long("retention.bytes")
+    }
+
+    /// `max.message.bytes`: largest record batch accepted.
+    pub fn max_message_bytes(&self) -> i64 {
+        self.long("max.message.bytes")
+    }
+
+    /// True when `message.timestamp.type` is `LogAppendTime`.
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type")
+            .is_some_and(|(v, _)| v == "LogAppendTime")
+    }
+
+    /// True when `cleanup.policy` includes `delete` (time and size retention apply).
+    pub fn deletes(&self) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|(v, _)| v.split(',').any(|p| p.trim() == "delete"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_follows_types_and_enumerations() {
+        assert_eq!(validate("retention.ms", " 1000 ").unwrap(), "1000");
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate("no.such.config", "1").is_err());
+        assert!(validate("max.message.bytes", "999999999").is_err());
+        assert_eq!(validate("preallocate", "TRUE").unwrap(), "true");
+    }
+
+    #[test]
+    fn effective_values_prefer_overrides() {
+        let o = vec![("retention.ms".to_string(), "5".to_string())];
+        let c = EffectiveConfig::new(&o);
+        assert_eq!(c.retention_ms(), 5);
+        assert_eq!(c.retention_bytes(), -1);
+        assert_eq!(c.max_message_bytes(), 1_048_588);
+        assert!(c.deletes());
+        assert!(!c.log_append_time());
+        assert_eq!(c.get("retention.ms"), Some(("5", true)));
+        assert_eq!(c.get("segment.ms"), Some(("604800000", false)));
+    }
+}

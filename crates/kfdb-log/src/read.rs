@@ -1,0 +1,249 @@
+//! Reads: fetching record batches and looking up offsets.
+//!
+//! A fetch is one forward range read from `("log", tid, p, offset)`: batches are keyed by their last
+//! offset, so the first row is the batch holding `offset`. Whole batches are returned; the first
+//! even when it is larger than the byte budget (so a consumer always makes progress). All reads are
+//! snapshot reads: they never conflict with appends.
+
+use crate::error::{LogError, LogResult};
+use crate::values::{BatchInfo, PartitionState, TopicMeta};
+use crate::{Log, keys};
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use kfdb_kv::{RangeOption, Transaction};
+
+/// First byte of every stored chunk value (format version).
+pub(crate) const CHUNK_FORMAT: u8 = 1;
+
+/// What a fetch of one partition returns.
+#[derive(Debug, Clone, Default)]
+pub struct FetchResult {
+    /// Concatenated record batches (empty when none).
+    pub records: Bytes,
+    /// The high watermark (next offset).
+    pub high_watermark: i64,
+    /// The log start offset.
+    pub log_start_offset: i64,
+}
+
+/// An offset found by ListOffsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetLookup {
+    /// The offset, -1 when no record matches.
+    pub offset: i64,
+    /// The timestamp of that record, -1 for earliest/latest.
+    pub timestamp: i64,
+}
+
+pub(crate) async fn partition_state(
+    tx: &Transaction,
+    tid: i64,
+    partition: i32,
+) -> LogResult<PartitionState> {
+    match tx.get(&keys::partition_state(tid, partition), true).await? {
+        Some(v) => PartitionState::decode(&v),
+        None => Ok(PartitionState::default()),
+    }
+}
+
+/// Read whole batches starting with the one holding `offset`, until `max_bytes` is reached at a
+/// batch boundary (the first batch always whole), or `max_batches` batches.
+async fn read_batches(
+    tx: &Transaction,
+    tid: i64,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+) -> LogResult<Bytes> {
+    let space = keys::log_space(tid, partition);
+    let (_, end) = space.range();
+    let range = RangeOption::new(keys::log_from(tid, partition, offset), end)
+        .target_bytes(max_bytes.clamp(1, 16 * 1024 * 1024));
+    let mut stream = Box::pin(tx.get_ranges(range, true));
+    let mut out = BytesMut::new();
+    let mut current: Option<i64> = None;
+    while let Some(rows) = stream.try_next().await? {
+        for kv in rows {
+            let (last, _chunk): (i64, i32) = space
+                .unpack(&kv.key)
+                .map_err(|e| LogError::Corrupt(format!("log key: {e}")))?;
+            if current != Some(last) {
+                if current.is_some() && out.len() >= max_bytes {
+                    return Ok(out.freeze());
+                }
+                current = Some(last);
+            }
+            match kv.value.first() {
+                Some(&CHUNK_FORMAT) => out.extend_from_slice(&kv.value[1..]),
+                _ => {
+                    return Err(LogError::Corrupt(format!(
+                        "chunk of batch {last}: unknown format"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out.freeze())
+}
+
+impl Log {
+    /// Partition offsets without reading data.
+    pub async fn partition_state(&self, tid: i64, partition: i32) -> LogResult<PartitionState> {
+        self.db
+            .run(|tx, _| async move { partition_state(&tx, tid, partition).await })
+            .await
+    }
+
+    /// Fetch from `offset`, about `max_bytes` (whole batches).
+    pub async fn fetch(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> LogResult<FetchResult> {
+        if partition < 0 || partition >= topic.partitions {
+            return Err(LogError::UnknownPartition);
+        }
+        let tid = topic.id;
+        self.db
+            .run(|tx, _| async move {
+                let state = partition_state(&tx, tid, partition).await?;
+                let mut result = FetchResult {
+                    records: Bytes::new(),
+                    high_watermark: state.next_offset,
+                    log_start_offset: state.log_start,
+                };
+                if offset < state.log_start || offset > state.next_offset {
+                    return Err(LogError::OffsetOutOfRange);
+                }
+                if offset < state.next_offset && max_bytes > 0 {
+                    result.records = read_batches(&tx, tid, partition, offset, max_bytes).await?;
+                }
+                Ok(result)
+            })
+            .await
+    }
+
+    /// ListOffsets: `-2` earliest, `-1` latest, `-3` max timestamp, `-4` earliest local (same as
+    /// earliest here), `>= 0` the first record whose timestamp is at or after it.
+    pub async fn lookup_offset(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        timestamp: i64,
+    ) -> LogResult<OffsetLookup> {
+        if partition < 0 || partition >= topic.partitions {
+            return Err(LogError::UnknownPartition);
+        }
+        let tid = topic.id;
+        self.db
+            .run(|tx, _| async move {
+                let state = partition_state(&tx, tid, partition).await?;
+                match timestamp {
+                    -2 | -4 => Ok(OffsetLookup {
+                        offset: state.log_start,
+                        timestamp: -1,
+                    }),
+                    -1 => Ok(OffsetLookup {
+                        offset: state.next_offset,
+                        timestamp: -1,
+                    }),
+                    -3 => {
+                        if state.max_timestamp_offset < state.log_start {
+                            return Ok(OffsetLookup {
+                                offset: -1,
+                                timestamp: -1,
+                            });
+                        }
+                        let target = state.max_timestamp;
+                        let found = first_at_or_after(
+                            &tx,
+                            tid,
+                            partition,
+                            state.max_timestamp_offset,
+                            target,
+                        )
+                        .await?;
+                        Ok(found.unwrap_or(OffsetLookup {
+                            offset: -1,
+                            timestamp: -1,
+                        }))
+                    }
+                    t if t >= 0 => {
+                        let (b, e) = keys::time_index_space(tid, partition).range();
+                        let from = keys::time_index(tid, partition, t, 0);
+                        let rows = tx
+                            .get_range(&RangeOption::new(from.max(b), e).limit(1), true)
+                            .await?;
+                        let Some(row) = rows.kvs.first() else {
+                            return Ok(OffsetLookup {
+                                offset: -1,
+                                timestamp: -1,
+                            });
+                        };
+                        let (_, last): (i64, i64) = keys::time_index_space(tid, partition)
+                            .unpack(&row.key)
+                            .map_err(|e| LogError::Corrupt(format!("time index: {e}")))?;
+                        let last = last.max(state.log_start);
+                        let found = first_at_or_after(&tx, tid, partition, last, t).await?;
+                        Ok(found.unwrap_or(OffsetLookup {
+                            offset: -1,
+                            timestamp: -1,
+                        }))
+                    }
+                    _ => Err(LogError::InvalidRequest(format!("timestamp {timestamp}"))),
+                }
+            })
+            .await
+    }
+
+    /// The stored batch index of a partition from `from_offset` on, in order (for retention).
+    pub(crate) async fn batch_infos(
+        &self,
+        tx: &Transaction,
+        tid: i64,
+        partition: i32,
+        limit: usize,
+    ) -> LogResult<Vec<BatchInfo>> {
+        let space = keys::batch_index_space(tid, partition);
+        let (b, e) = space.range();
+        let rows = tx
+            .get_range(&RangeOption::new(b, e).limit(limit), false)
+            .await?;
+        rows.kvs
+            .iter()
+            .map(|kv| {
+                let last: i64 = space
+                    .unpack(&kv.key)
+                    .map_err(|e| LogError::Corrupt(format!("batch index key: {e}")))?;
+                BatchInfo::decode(last, &kv.value)
+            })
+            .collect()
+    }
+}
+
+/// In the batch holding `offset` (and, if needed, the ones after it), the first record whose
+/// timestamp is at least `target`.
+async fn first_at_or_after(
+    tx: &Transaction,
+    tid: i64,
+    partition: i32,
+    offset: i64,
+    target: i64,
+) -> LogResult<Option<OffsetLookup>> {
+    let mut bytes = read_batches(tx, tid, partition, offset, 1).await?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| LogError::Corrupt(format!("stored batch does not decode: {e}")))?;
+    Ok(sets
+        .into_iter()
+        .flat_map(|s| s.records)
+        .find(|r| r.timestamp >= target)
+        .map(|r| OffsetLookup {
+            offset: r.offset,
+            timestamp: r.timestamp,
+        }))
+}

@@ -1,0 +1,541 @@
+//! Topics: names, ids, partition counts and config overrides, and a bounded cache of them.
+//!
+//! A topic is created with three keys (name → id, uuid → id, id → metadata) and nothing per
+//! partition: partition state appears on the first append, so an idle topic costs three keys.
+//! Topic ids come from one counter read and written once per CreateTopics transaction (up to
+//! `CREATE_CHUNK` topics each), so the counter is not a hot key.
+
+use crate::error::{LogError, LogResult};
+use crate::values::TopicMeta;
+use crate::{Log, config, keys, now_ms};
+use dashmap::DashMap;
+use futures::future::try_join_all;
+use kfdb_kv::tuple::{Uuid, pack, unpack};
+use kfdb_kv::{RangeOption, Transaction};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Topics created per store transaction.
+const CREATE_CHUNK: usize = 500;
+/// Cached topics before the cache is emptied (bounded memory at any topic count).
+const CACHE_LIMIT: usize = 100_000;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// The name.
+    pub name: String,
+    /// Partition count, -1 for `num.partitions`.
+    pub partitions: i32,
+    /// Replication factor, -1 for `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Config overrides.
+    pub configs: Vec<(String, String)>,
+}
+
+/// A topic named by its name or by its id.
+#[derive(Debug, Clone, Copy)]
+pub enum TopicId<'a> {
+    /// By name.
+    Name(&'a str),
+    /// By topic id.
+    Uuid(Uuid),
+}
+
+/// One change to a topic's configs (IncrementalAlterConfigs' operations; AlterConfigs is a list of
+/// `Set` with `replace = true`).
+#[derive(Debug, Clone)]
+pub enum AlterOp {
+    /// Set a value.
+    Set(String, String),
+    /// Remove the override (back to the default).
+    Delete(String),
+    /// Add to a list value.
+    Append(String, String),
+    /// Remove from a list value.
+    Subtract(String, String),
+}
+
+#[derive(Default)]
+pub(crate) struct TopicCache {
+    by_name: DashMap<String, Arc<TopicMeta>>,
+}
+
+impl TopicCache {
+    fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.by_name.get(name).map(|e| e.value().clone())
+    }
+    fn put(&self, t: Arc<TopicMeta>) {
+        if self.by_name.len() >= CACHE_LIMIT {
+            self.by_name.clear();
+        }
+        self.by_name.insert(t.name.clone(), t);
+    }
+    fn remove(&self, name: &str) {
+        self.by_name.remove(name);
+    }
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> LogResult<()> {
+    let bad = |why: &str| LogError::InvalidTopic(format!("{name:?} {why}"));
+    if name.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("is not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(bad("is longer than 249 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(bad(
+            "has characters other than ASCII alphanumerics, '.', '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+fn decode_tid(v: &[u8]) -> LogResult<i64> {
+    unpack::<i64>(v).map_err(|e| LogError::Corrupt(format!("topic id: {e}")))
+}
+
+async fn read_meta(tx: &Transaction, tid: i64, snapshot: bool) -> LogResult<Option<TopicMeta>> {
+    match tx.get(&keys::topic_meta(tid), snapshot).await? {
+        Some(v) => Ok(Some(TopicMeta::decode(tid, &v)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn meta_by_name(
+    tx: &Transaction,
+    name: &str,
+    snapshot: bool,
+) -> LogResult<Option<TopicMeta>> {
+    match tx.get(&keys::topic_name(name), snapshot).await? {
+        Some(v) => read_meta(tx, decode_tid(&v)?, snapshot).await,
+        None => Ok(None),
+    }
+}
+
+fn check_new_topic(log: &Log, t: &NewTopic) -> LogResult<NewTopic> {
+    validate_topic_name(&t.name)?;
+    let partitions = if t.partitions == -1 {
+        log.config.num_partitions
+    } else {
+        t.partitions
+    };
+    if partitions < 1 {
+        return Err(LogError::InvalidPartitions(format!(
+            "{partitions}: must be at least 1"
+        )));
+    }
+    let rf = if t.replication_factor == -1 {
+        log.config.default_replication_factor
+    } else {
+        t.replication_factor
+    };
+    if rf < 1 {
+        return Err(LogError::InvalidReplicationFactor(format!(
+            "{rf}: must be at least 1"
+        )));
+    }
+    let mut configs = Vec::new();
+    for (k, v) in &t.configs {
+        configs.push((k.clone(), config::validate(k, v)?));
+    }
+    Ok(NewTopic {
+        name: t.name.clone(),
+        partitions,
+        replication_factor: rf,
+        configs,
+    })
+}
+
+impl Log {
+    /// Create topics; one result per requested topic, in order. With `validate_only` nothing is
+    /// written but every check (including "already exists") runs.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<LogResult<Arc<TopicMeta>>> {
+        let mut results: Vec<Option<LogResult<Arc<TopicMeta>>>> = vec![None; topics.len()];
+        let mut valid = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, t) in topics.iter().enumerate() {
+            if !seen.insert(t.name.clone()) {
+                results[i] = Some(Err(LogError::InvalidRequest(format!(
+                    "topic {} named twice in one request",
+                    t.name
+                ))));
+                continue;
+            }
+            match check_new_topic(self, t) {
+                Ok(t) => valid.push((i, t)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for chunk in valid.chunks(CREATE_CHUNK) {
+            let outcome = self
+                .db
+                .run(|tx, _| async move {
+                    let mut out = Vec::with_capacity(chunk.len());
+                    let name_keys: Vec<Vec<u8>> = chunk
+                        .iter()
+                        .map(|(_, t)| keys::topic_name(&t.name))
+                        .collect();
+                    let exists = try_join_all(name_keys.iter().map(|k| tx.get(k, false))).await?;
+                    let seq_key = keys::topic_seq();
+                    let mut seq = match tx.get(&seq_key, false).await? {
+                        Some(v) => decode_tid(&v)?,
+                        None => 0,
+                    };
+                    let now = now_ms();
+                    for ((_, t), existing) in chunk.iter().zip(exists) {
+                        if existing.is_some() {
+                            out.push(Err(LogError::TopicExists));
+                            continue;
+                        }
+                        seq += 1;
+                        let meta = TopicMeta {
+                            id: seq,
+                            name: t.name.clone(),
+                            uuid: Uuid::new_v4(),
+                            partitions: t.partitions,
+                            replication_factor: t.replication_factor,
+                            configs: t.configs.clone(),
+                            created_ms: now,
+                        };
+                        if !validate_only {
+                            tx.set(&keys::topic_name(&meta.name), &pack(&meta.id));
+                            tx.set(&keys::topic_uuid(meta.uuid), &pack(&meta.id));
+                            tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                        }
+                        out.push(Ok(meta));
+                    }
+                    if !validate_only {
+                        tx.set(&seq_key, &pack(&seq));
+                    }
+                    Ok::<_, LogError>(out)
+                })
+                .await;
+            match outcome {
+                Ok(metas) => {
+                    for ((i, _), r) in chunk.iter().zip(metas) {
+                        let r = r.map(Arc::new);
+                        if let (Ok(m), false) = (&r, validate_only) {
+                            self.topics.put(m.clone());
+                        }
+                        results[*i] = Some(r);
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in chunk {
+                        results[*i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(LogError::InvalidRequest("not processed".into()))))
+            .collect()
+    }
+
+    /// A topic by name (from the cache when present).
+    pub async fn topic(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.topics.get(name) {
+            return Ok(Some(t));
+        }
+        let name_owned = name.to_string();
+        let found = self
+            .db
+            .run(|tx, _| {
+                let name = name_owned.clone();
+                async move { meta_by_name(&tx, &name, true).await }
+            })
+            .await?;
+        Ok(found.map(|m| {
+            let m = Arc::new(m);
+            self.topics.put(m.clone());
+            m
+        }))
+    }
+
+    /// A topic by name, creating it with defaults when missing and `auto.create.topics.enable`.
+    pub async fn topic_or_create(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.topic(name).await? {
+            return Ok(Some(t));
+        }
+        if !self.config.auto_create_topics {
+            return Ok(None);
+        }
+        let spec = NewTopic {
+            name: name.to_string(),
+            partitions: -1,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        match self.create_topics(vec![spec], false).await.pop() {
+            Some(Ok(t)) => {
+                tracing::info!(
+                    topic = name,
+                    partitions = t.partitions,
+                    "auto-created topic"
+                );
+                Ok(Some(t))
+            }
+            Some(Err(LogError::TopicExists)) => self.topic(name).await,
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// A topic by its id.
+    pub async fn topic_by_uuid(&self, uuid: Uuid) -> LogResult<Option<Arc<TopicMeta>>> {
+        let found = self
+            .db
+            .run(|tx, _| async move {
+                match tx.get(&keys::topic_uuid(uuid), true).await? {
+                    Some(v) => read_meta(&tx, decode_tid(&v)?, true).await,
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        Ok(found.map(Arc::new))
+    }
+
+    /// Up to `limit` topics in name order, starting after `after` (pagination).
+    pub async fn list_topics(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> LogResult<Vec<Arc<TopicMeta>>> {
+        let space = keys::topic_names();
+        let (begin, end) = space.range();
+        let begin = match after {
+            Some(name) => kfdb_kv::key_after(&keys::topic_name(name)),
+            None => begin,
+        };
+        let metas = self
+            .db
+            .run(|tx, _| {
+                let (begin, end) = (begin.clone(), end.clone());
+                async move {
+                    let rows = tx
+                        .get_range(&RangeOption::new(begin, end).limit(limit), true)
+                        .await?;
+                    let tids = rows
+                        .kvs
+                        .iter()
+                        .map(|kv| decode_tid(&kv.value))
+                        .collect::<LogResult<Vec<i64>>>()?;
+                    let metas =
+                        try_join_all(tids.iter().map(|tid| read_meta(&tx, *tid, true))).await?;
+                    Ok::<_, LogError>(metas.into_iter().flatten().collect::<Vec<_>>())
+                }
+            })
+            .await?;
+        Ok(metas.into_iter().map(Arc::new).collect())
+    }
+
+    /// Delete a topic and all its data.
+    pub async fn delete_topic(&self, id: TopicId<'_>) -> LogResult<Arc<TopicMeta>> {
+        let meta = match id {
+            TopicId::Name(n) => self.topic(n).await?,
+            TopicId::Uuid(u) => self.topic_by_uuid(u).await?,
+        }
+        .ok_or(LogError::UnknownTopic)?;
+        let tid = meta.id;
+        self.db
+            .run(|tx, _| {
+                let name = meta.name.clone();
+                let uuid = meta.uuid;
+                async move {
+                    if read_meta(&tx, tid, false).await?.is_none() {
+                        return Err(LogError::UnknownTopic);
+                    }
+                    tx.clear(&keys::topic_name(&name));
+                    tx.clear(&keys::topic_uuid(uuid));
+                    tx.clear(&keys::topic_meta(tid));
+                    for kind in ["part", "log", "bidx", "tidx"] {
+                        let (b, e) = keys::topic_space(kind, tid).range();
+                        tx.clear_range(&b, &e);
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+        self.topics.remove(&meta.name);
+        self.forget_topic(tid);
+        Ok(meta)
+    }
+
+    async fn update_topic(
+        &self,
+        name: &str,
+        change: impl Fn(&mut TopicMeta) -> LogResult<()>,
+        validate_only: bool,
+    ) -> LogResult<Arc<TopicMeta>> {
+        let change = &change;
+        let updated = self
+            .db
+            .run(|tx, _| async move {
+                let mut meta = meta_by_name(&tx, name, false)
+                    .await?
+                    .ok_or(LogError::UnknownTopic)?;
+                change(&mut meta)?;
+                if !validate_only {
+                    tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                }
+                Ok::<_, LogError>(meta)
+            })
+            .await?;
+        let updated = Arc::new(updated);
+        if !validate_only {
+            self.topics.put(updated.clone());
+        }
+        Ok(updated)
+    }
+
+    /// Grow a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> LogResult<Arc<TopicMeta>> {
+        self.update_topic(
+            name,
+            |m| {
+                if count <= m.partitions {
+                    return Err(LogError::InvalidPartitions(format!(
+                        "topic has {} partitions; the new count {count} must be larger",
+                        m.partitions
+                    )));
+                }
+                m.partitions = count;
+                Ok(())
+            },
+            validate_only,
+        )
+        .await
+    }
+
+    /// Change a topic's config overrides. `replace`: the ops are the complete new set of
+    /// overrides (AlterConfigs); otherwise they apply on top (IncrementalAlterConfigs).
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        ops: &[AlterOp],
+        replace: bool,
+        validate_only: bool,
+    ) -> LogResult<Arc<TopicMeta>> {
+        self.update_topic(
+            name,
+            |m| {
+                let mut configs = if replace {
+                    Vec::new()
+                } else {
+                    m.configs.clone()
+                };
+                for op in ops {
+                    apply_op(&mut configs, op)?;
+                }
+                m.configs = configs;
+                Ok(())
+            },
+            validate_only,
+        )
+        .await
+    }
+}
+
+fn apply_op(configs: &mut Vec<(String, String)>, op: &AlterOp) -> LogResult<()> {
+    let current = |configs: &Vec<(String, String)>, name: &str| -> String {
+        configs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| config::lookup(name).map(|d| d.default.to_string()))
+            .unwrap_or_default()
+    };
+    let (name, value) = match op {
+        AlterOp::Set(k, v) => (k.clone(), Some(config::validate(k, v)?)),
+        AlterOp::Delete(k) => {
+            config::lookup(k)
+                .ok_or_else(|| LogError::InvalidConfig(format!("unknown config {k}")))?;
+            (k.clone(), None)
+        }
+        AlterOp::Append(k, v) | AlterOp::Subtract(k, v) => {
+            let def = config::lookup(k)
+                .ok_or_else(|| LogError::InvalidConfig(format!("unknown config {k}")))?;
+            if def.kind != config::ConfigType::List {
+                return Err(LogError::InvalidConfig(format!("{k} is not a list")));
+            }
+            let mut items: Vec<String> = current(configs, k)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if matches!(op, AlterOp::Append(..)) {
+                    if !items.iter().any(|i| i == item) {
+                        items.push(item.to_string());
+                    }
+                } else {
+                    items.retain(|i| i != item);
+                }
+            }
+            (k.clone(), Some(config::validate(k, &items.join(","))?))
+        }
+    };
+    configs.retain(|(k, _)| *k != name);
+    if let Some(v) = value {
+        configs.push((name, v));
+        configs.sort();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("has space").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn incremental_ops_edit_lists() {
+        let mut c = Vec::new();
+        apply_op(
+            &mut c,
+            &AlterOp::Append("cleanup.policy".into(), "compact".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            vec![("cleanup.policy".to_string(), "delete,compact".to_string())]
+        );
+        apply_op(
+            &mut c,
+            &AlterOp::Subtract("cleanup.policy".into(), "delete".into()),
+        )
+        .unwrap();
+        assert_eq!(c[0].1, "compact");
+        apply_op(&mut c, &AlterOp::Delete("cleanup.policy".into())).unwrap();
+        assert!(c.is_empty());
+        assert!(apply_op(&mut c, &AlterOp::Append("retention.ms".into(), "1".into())).is_err());
+    }
+}

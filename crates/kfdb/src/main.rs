@@ -1,0 +1,214 @@
+//! The `kfdb` binary: parses configuration, opens the store, and serves Kafka clients.
+//!
+//! `kfdb serve` runs on the embedded store in `--data-dir` by default; built with `--features fdb`
+//! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kfdb_broker::{Broker, BrokerConfig};
+use kfdb_kv::Database;
+use kfdb_kv::embedded::EmbeddedOptions;
+use kfdb_log::{Log, LogConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "kfdb",
+    version,
+    about = "A Kafka-compatible broker on FoundationDB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve Kafka clients.
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Store {
+    /// The embedded durable store in --data-dir.
+    Embedded,
+    /// FoundationDB (needs a build with --features fdb).
+    Fdb,
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KFDB_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to (default: the listen address).
+    #[arg(long, env = "KFDB_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "KFDB_DATA_DIR", default_value = "./kfdb-data")]
+    data_dir: PathBuf,
+    /// Which store to use.
+    #[arg(long, env = "KFDB_STORE", value_enum, default_value = "embedded")]
+    store: Store,
+    /// FoundationDB cluster file (with --store fdb; default: FoundationDB's default).
+    #[arg(long, env = "KFDB_FDB_CLUSTER_FILE")]
+    fdb_cluster_file: Option<String>,
+    /// This broker's node id (Kafka's node.id).
+    #[arg(long, env = "KFDB_NODE_ID", default_value_t = 1)]
+    node_id: i32,
+    /// auto.create.topics.enable
+    #[arg(long, env = "KFDB_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// num.partitions: partitions of auto-created topics.
+    #[arg(long, env = "KFDB_NUM_PARTITIONS", default_value_t = 1)]
+    num_partitions: i32,
+    /// socket.request.max.bytes
+    #[arg(
+        long,
+        env = "KFDB_SOCKET_REQUEST_MAX_BYTES",
+        default_value_t = 104_857_600
+    )]
+    socket_request_max_bytes: usize,
+    /// log.retention.check.interval.ms
+    #[arg(
+        long,
+        env = "KFDB_LOG_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    log_retention_check_interval_ms: u64,
+    /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
+    #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
+    commit_latency_ms: u64,
+}
+
+fn split_host_port(s: &str) -> Result<(String, i32), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s}: expected host:port"))?;
+    let port = port.parse().map_err(|_| format!("{s}: bad port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+fn open_store(args: &ServeArgs) -> Result<Database, String> {
+    match args.store {
+        Store::Embedded => {
+            let options = EmbeddedOptions {
+                commit_latency: Duration::from_millis(args.commit_latency_ms),
+                ..EmbeddedOptions::default()
+            };
+            Database::open_embedded(&args.data_dir, options)
+                .map_err(|e| format!("opening {}: {e}", args.data_dir.display()))
+        }
+        #[cfg(feature = "fdb")]
+        Store::Fdb => Database::open_fdb(args.fdb_cluster_file.as_deref())
+            .map_err(|e| format!("connecting to FoundationDB: {e}")),
+        #[cfg(not(feature = "fdb"))]
+        Store::Fdb => {
+            let _ = &args.fdb_cluster_file;
+            Err("this kfdb was built without FoundationDB support (cargo feature `fdb`)".into())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let advertised = args
+        .advertised_listener
+        .clone()
+        .unwrap_or_else(|| args.listen.to_string());
+    let (host, port) = split_host_port(&advertised)?;
+    let db = open_store(&args)?;
+    let log = Log::open(
+        db,
+        LogConfig {
+            node_id: args.node_id,
+            auto_create_topics: args.auto_create_topics,
+            num_partitions: args.num_partitions,
+            retention_check_interval: Duration::from_millis(
+                args.log_retention_check_interval_ms.max(1),
+            ),
+            ..LogConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("opening the data model: {e}"))?;
+    let retention = tokio::spawn(log.clone().run_retention());
+    let broker = Broker::new(
+        log.clone(),
+        BrokerConfig {
+            node_id: args.node_id,
+            advertised_host: host,
+            advertised_port: port,
+            max_request_bytes: args.socket_request_max_bytes,
+            ..BrokerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("binding {}: {e}", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        advertised = %advertised,
+        store = log.db().backend_name(),
+        cluster_id = log.cluster_id(),
+        "kfdb serving"
+    );
+    kfdb_broker::serve(listener, broker, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving: {e}"))?;
+    retention.abort();
+    tracing::info!("kfdb stopped");
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KFDB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kfdb: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
