@@ -1,0 +1,403 @@
+//! kfdb-log over the embedded store: appends get dense offsets under concurrency and retries,
+//! fetches return the stored bytes, offsets lookups, DeleteRecords, retention, topic lifecycle,
+//! restart.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kfdb_kv::Database;
+use kfdb_kv::embedded::EmbeddedOptions;
+use kfdb_log::{Log, LogConfig, LogError, NewTopic, TopicId, TopicMeta, batch};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn records(values: &[&[u8]], timestamps: &[i64], compression: Compression) -> Bytes {
+    let recs: Vec<Record> = values
+        .iter()
+        .zip(timestamps)
+        .enumerate()
+        .map(|(i, (v, ts))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: *ts,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn batch_of(values: &[&[u8]], ts: i64) -> Vec<batch::Batch> {
+    let tss: Vec<i64> = (0..values.len() as i64).map(|i| ts + i).collect();
+    batch::parse_batches(&records(values, &tss, Compression::None)).unwrap()
+}
+
+async fn open(dir: &std::path::Path) -> Arc<Log> {
+    let db = Database::open_embedded(dir, EmbeddedOptions::default()).unwrap();
+    Log::open(db, LogConfig::default()).await.unwrap()
+}
+
+async fn topic(log: &Log, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Arc<TopicMeta> {
+    let spec = NewTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: -1,
+        configs: configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    log.create_topics(vec![spec], false)
+        .await
+        .pop()
+        .unwrap()
+        .unwrap()
+}
+
+/// The bytes with each batch's broker-owned fields (base offset, leader epoch) zeroed.
+fn mask(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 12 <= out.len() {
+        let len = i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        out[at..at + 8].fill(0);
+        out[at + 12..at + 16].fill(0);
+        at += 12 + len;
+    }
+    out
+}
+
+/// Decode every record of a fetch: (offset, value).
+fn decode(mut bytes: Bytes) -> Vec<(i64, Vec<u8>)> {
+    RecordBatchDecoder::decode_all(&mut bytes)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| (r.offset, r.value.map(|v| v.to_vec()).unwrap_or_default()))
+        .collect()
+}
+
+async fn fetch_all(log: &Log, t: &TopicMeta, p: i32, from: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let f = log.fetch(t, p, offset, 64 * 1024).await.unwrap();
+        if f.records.is_empty() {
+            return out;
+        }
+        let recs = decode(f.records);
+        offset = recs.last().unwrap().0 + 1;
+        out.extend(recs.into_iter().filter(|(o, _)| *o >= from));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_dense_offsets_even_through_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "dense", 2, &[]).await;
+    // Every fifth commit conflicts at first: the writer's retry must not skip or repeat offsets.
+    log.db().as_embedded().unwrap().inject_conflicts(10);
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let (log, t) = (log.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let v1 = format!("m{i}-a");
+            let v2 = format!("m{i}-b");
+            let r = log
+                .append(
+                    &t,
+                    (i % 2) as i32,
+                    batch_of(&[v1.as_bytes(), v2.as_bytes()], 1_000),
+                )
+                .await
+                .unwrap();
+            ((i % 2) as i32, r.base_offset, i)
+        }));
+    }
+    let mut bases: Vec<(i32, i64, u32)> = Vec::new();
+    for t in tasks {
+        bases.push(t.await.unwrap());
+    }
+    for p in 0..2 {
+        let mut offs: Vec<i64> = bases.iter().filter(|b| b.0 == p).map(|b| b.1).collect();
+        offs.sort();
+        let expect: Vec<i64> = (0..20).map(|i| i * 2).collect();
+        assert_eq!(
+            offs, expect,
+            "partition {p}: base offsets dense, two records each"
+        );
+        let all = fetch_all(&log, &t, p, 0).await;
+        assert_eq!(all.len(), 40);
+        assert!(
+            all.iter().enumerate().all(|(i, (o, _))| *o == i as i64),
+            "dense offsets"
+        );
+        // Each request's records sit at its reported base offset.
+        for (_, base, i) in bases.iter().filter(|b| b.0 == p) {
+            assert_eq!(all[*base as usize].1, format!("m{i}-a").into_bytes());
+            assert_eq!(all[*base as usize + 1].1, format!("m{i}-b").into_bytes());
+        }
+        let state = log.partition_state(t.id, p).await.unwrap();
+        assert_eq!((state.log_start, state.next_offset), (0, 40));
+    }
+}
+
+#[tokio::test]
+async fn big_batches_are_chunked_and_come_back_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "big", 1, &[]).await;
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    let raw = records(&[&big, b"small"], &[5, 6], Compression::None);
+    let stored = batch::parse_batches(&raw).unwrap();
+    log.append(&t, 0, stored).await.unwrap();
+    let first = log.fetch(&t, 0, 0, 1).await.unwrap();
+    assert!(
+        first.records.len() > 400_000,
+        "the first batch is whole even above max_bytes"
+    );
+    let f = log.fetch(&t, 0, 0, 1 << 20).await.unwrap();
+    assert_eq!(
+        mask(&f.records),
+        mask(&raw),
+        "same bytes; only broker-owned fields differ"
+    );
+    let recs = decode(f.records);
+    assert_eq!(recs[0].1, big);
+    assert_eq!(recs[1], (1, b"small".to_vec()));
+}
+
+#[tokio::test]
+async fn restart_keeps_bytes_and_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tid, before) = {
+        let log = open(dir.path()).await;
+        let t = topic(&log, "durable", 1, &[]).await;
+        for i in 0..5 {
+            let v = format!("v{i}");
+            log.append(&t, 0, batch_of(&[v.as_bytes()], i))
+                .await
+                .unwrap();
+        }
+        (t.id, log.fetch(&t, 0, 0, 1 << 20).await.unwrap().records)
+    };
+    let log = open(dir.path()).await;
+    let t = log.topic("durable").await.unwrap().unwrap();
+    assert_eq!(t.id, tid);
+    let after = log.fetch(&t, 0, 0, 1 << 20).await.unwrap();
+    assert_eq!(after.records, before);
+    assert_eq!(after.high_watermark, 5);
+    let r = log.append(&t, 0, batch_of(&[b"next"], 9)).await.unwrap();
+    assert_eq!(r.base_offset, 5);
+}
+
+#[tokio::test]
+async fn list_offsets_by_time_and_extremes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "times", 1, &[]).await;
+    // Timestamps: batch 0: 100,101  batch 1: 300,301  batch 2: 200 (older than the max so far).
+    log.append(&t, 0, batch_of(&[b"a", b"b"], 100))
+        .await
+        .unwrap();
+    log.append(&t, 0, batch_of(&[b"c", b"d"], 300))
+        .await
+        .unwrap();
+    log.append(&t, 0, batch_of(&[b"e"], 200)).await.unwrap();
+    let at = |ts: i64| {
+        let (log, t) = (log.clone(), t.clone());
+        async move { log.lookup_offset(&t, 0, ts).await.unwrap() }
+    };
+    assert_eq!(at(-2).await.offset, 0);
+    assert_eq!(at(-1).await.offset, 5);
+    assert_eq!((at(0).await.offset, at(0).await.timestamp), (0, 100));
+    assert_eq!((at(101).await.offset, at(101).await.timestamp), (1, 101));
+    assert_eq!((at(150).await.offset, at(150).await.timestamp), (2, 300));
+    assert_eq!(at(302).await.offset, -1);
+    let max = at(-3).await;
+    assert_eq!((max.offset, max.timestamp), (3, 301));
+}
+
+#[tokio::test]
+async fn delete_records_and_retention_advance_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "ret", 1, &[("retention.ms", "1000")]).await;
+    let now = kfdb_log::now_ms();
+    log.append(&t, 0, batch_of(&[b"old1", b"old2"], now - 10_000))
+        .await
+        .unwrap();
+    log.append(&t, 0, batch_of(&[b"old3"], now - 9_000))
+        .await
+        .unwrap();
+    log.append(&t, 0, batch_of(&[b"new"], now)).await.unwrap();
+    // DeleteRecords to the middle of the first batch: log start moves, the batch stays.
+    assert_eq!(log.delete_records(&t, 0, 1).await.unwrap(), 1);
+    assert_eq!(
+        log.fetch(&t, 0, 0, 100).await.unwrap_err(),
+        LogError::OffsetOutOfRange
+    );
+    assert_eq!(fetch_all(&log, &t, 0, 1).await.first().unwrap().1, b"old2");
+    // Retention drops the two old batches whole.
+    assert_eq!(log.retention_pass().await.unwrap(), 2);
+    let state = log.partition_state(t.id, 0).await.unwrap();
+    assert_eq!((state.log_start, state.next_offset), (3, 4));
+    assert_eq!(fetch_all(&log, &t, 0, 3).await, vec![(3, b"new".to_vec())]);
+    assert!(log.delete_records(&t, 0, 99).await.is_err());
+    assert_eq!(log.delete_records(&t, 0, -1).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn size_retention_keeps_at_least_retention_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let now = kfdb_log::now_ms();
+    let t = topic(
+        &log,
+        "sized",
+        1,
+        &[("retention.bytes", "200"), ("retention.ms", "-1")],
+    )
+    .await;
+    for i in 0..10 {
+        log.append(&t, 0, batch_of(&[&[i as u8; 100]], now))
+            .await
+            .unwrap();
+    }
+    log.retention_pass().await.unwrap();
+    let state = log.partition_state(t.id, 0).await.unwrap();
+    assert!(state.bytes >= 200, "kept {} bytes", state.bytes);
+    assert!(state.log_start > 0 && state.log_start < 10);
+    assert_eq!(
+        fetch_all(&log, &t, 0, state.log_start).await.len() as i64,
+        10 - state.log_start
+    );
+}
+
+#[tokio::test]
+async fn topics_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "life", 2, &[]).await;
+    log.append(&t, 1, batch_of(&[b"x"], 1)).await.unwrap();
+    let again = log
+        .create_topics(
+            vec![NewTopic {
+                name: "life".into(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .await;
+    assert_eq!(again[0].as_ref().unwrap_err(), &LogError::TopicExists);
+    assert!(matches!(
+        log.append(&t, 2, batch_of(&[b"x"], 1)).await,
+        Err(LogError::UnknownPartition)
+    ));
+    let grown = log.create_partitions("life", 3, false).await.unwrap();
+    assert_eq!(grown.partitions, 3);
+    log.append(&grown, 2, batch_of(&[b"x"], 1)).await.unwrap();
+    assert_eq!(
+        log.topic_by_uuid(t.uuid).await.unwrap().unwrap().name,
+        "life"
+    );
+    log.delete_topic(TopicId::Name("life")).await.unwrap();
+    assert!(log.topic("life").await.unwrap().is_none());
+    assert!(matches!(
+        log.append(&grown, 0, batch_of(&[b"x"], 1)).await,
+        Err(LogError::UnknownTopic)
+    ));
+    let fresh = topic(&log, "life", 1, &[]).await;
+    assert_ne!(fresh.id, t.id);
+    assert_ne!(fresh.uuid, t.uuid);
+    assert_eq!(
+        log.fetch(&fresh, 0, 0, 100).await.unwrap().high_watermark,
+        0
+    );
+    let names: BTreeSet<String> = log
+        .list_topics(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["life".to_string()]));
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_with_domain_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "small", 1, &[("max.message.bytes", "100")]).await;
+    let big = batch_of(&[&[0u8; 200]], 1);
+    assert!(matches!(
+        log.append(&t, 0, big).await,
+        Err(LogError::MessageTooLarge(_))
+    ));
+    let bad = log
+        .create_topics(
+            vec![NewTopic {
+                name: "bad name".into(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .await;
+    assert!(matches!(bad[0], Err(LogError::InvalidTopic(_))));
+    let bad_cfg = log
+        .alter_topic_configs(
+            "small",
+            &[kfdb_log::AlterOp::Set("retention.ms".into(), "x".into())],
+            false,
+            false,
+        )
+        .await;
+    assert!(matches!(bad_cfg, Err(LogError::InvalidConfig(_))));
+}
+
+#[tokio::test]
+async fn compressed_batches_pass_through_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "zipped", 1, &[]).await;
+    for c in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let raw = records(&[b"one", b"two"], &[1, 2], c);
+        let r = log
+            .append(&t, 0, batch::parse_batches(&raw).unwrap())
+            .await
+            .unwrap();
+        let f = log.fetch(&t, 0, r.base_offset, 1 << 20).await.unwrap();
+        assert_eq!(mask(&f.records), mask(&raw), "{c:?}");
+        let recs = decode(f.records);
+        assert_eq!(recs[1], (r.base_offset + 1, b"two".to_vec()));
+    }
+}
