@@ -5,6 +5,7 @@
 //! calling kfdb-log, and building its response. Handlers never build store keys and never see the
 //! socket. `error_code` maps data-model errors to Kafka error codes in one place.
 
+pub mod alloc;
 mod connection;
 pub mod error_code;
 mod frame;
