@@ -59,20 +59,27 @@ pub enum AlterOp {
 #[derive(Default)]
 pub(crate) struct TopicCache {
     by_name: DashMap<String, Arc<TopicMeta>>,
+    by_uuid: DashMap<Uuid, Arc<TopicMeta>>,
 }
 
 impl TopicCache {
     fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.by_name.get(name).map(|e| e.value().clone())
     }
+    fn get_uuid(&self, uuid: &Uuid) -> Option<Arc<TopicMeta>> {
+        self.by_uuid.get(uuid).map(|e| e.value().clone())
+    }
     fn put(&self, t: Arc<TopicMeta>) {
         if self.by_name.len() >= CACHE_LIMIT {
             self.by_name.clear();
+            self.by_uuid.clear();
         }
+        self.by_uuid.insert(t.uuid, t.clone());
         self.by_name.insert(t.name.clone(), t);
     }
-    fn remove(&self, name: &str) {
-        self.by_name.remove(name);
+    fn remove(&self, t: &TopicMeta) {
+        self.by_name.remove(&t.name);
+        self.by_uuid.remove(&t.uuid);
     }
 }
 
@@ -295,8 +302,11 @@ impl Log {
         }
     }
 
-    /// A topic by its id.
+    /// A topic by its id (from the cache when present).
     pub async fn topic_by_uuid(&self, uuid: Uuid) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.topics.get_uuid(&uuid) {
+            return Ok(Some(t));
+        }
         let found = self
             .db
             .run(|tx, _| async move {
@@ -306,7 +316,11 @@ impl Log {
                 }
             })
             .await?;
-        Ok(found.map(Arc::new))
+        Ok(found.map(|m| {
+            let m = Arc::new(m);
+            self.topics.put(m.clone());
+            m
+        }))
     }
 
     /// Up to `limit` topics in name order, starting after `after` (pagination).
@@ -370,7 +384,7 @@ impl Log {
                 }
             })
             .await?;
-        self.topics.remove(&meta.name);
+        self.topics.remove(&meta);
         self.forget_topic(tid);
         Ok(meta)
     }
