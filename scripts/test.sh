@@ -7,6 +7,10 @@
 #   KFDB_FDB_CLUSTER_FILE=/path/fdb.cluster  also run the FoundationDB variants of the kfdb-kv
 #                                            conformance suite (needs libfdb_c and a running cluster)
 #   KFDB_SKIP_FDB_CHECK=1                    skip `clippy --features fdb` (it needs libclang-dev)
+#   KFDB_SKIP_COMPAT=1                       skip the real-client suite compat-tests/run.sh (it needs
+#                                            kcat, python3 and node/npm; see compat-tests/README.md)
+#   KFDB_SKIP_RDKAFKA=1                      skip the rdkafka (Rust, librdkafka) real-client test
+#                                            compat-tests/rdkafka/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +33,14 @@ cargo test --workspace
 if [ -n "${KFDB_FDB_CLUSTER_FILE:-}" ]; then
   step "kfdb-kv conformance suite on FoundationDB ($KFDB_FDB_CLUSTER_FILE)"
   cargo test -p kfdb-kv --features fdb --test conformance
+fi
+
+if [ "${KFDB_SKIP_COMPAT:-0}" != 1 ]; then
+  step "real-client compatibility suite (compat-tests/run.sh)"
+  ./compat-tests/run.sh
+fi
+
+if [ "${KFDB_SKIP_RDKAFKA:-0}" != 1 ]; then
+  step "rdkafka real-client test (compat-tests/rdkafka/run.sh)"
+  ./compat-tests/rdkafka/run.sh
 fi

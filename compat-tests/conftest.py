@@ -1,0 +1,330 @@
+"""pytest harness of the kfdb real-client compatibility suite.
+
+Starts one kfdb process per test module (fixture ``kfdb``) on a free loopback port with a fresh
+data directory, waits until it accepts TCP connections, and stops it at teardown. Whatever kfdb
+wrote to stderr during a failed test is attached to that test's failure report.
+
+Environment:
+  KFDB_BIN          use this kfdb binary instead of building one with `cargo build -p kfdb`
+  KFDB_KEEP_DATA=1  keep the temporary data directories (and logs) instead of deleting them
+  RUST_LOG          passed through to kfdb (default: info)
+  KFDB_COMPAT_BOOTSTRAP=host:port
+                    run the tests against an already running broker (e.g. Apache Kafka, to check
+                    the tests themselves) instead of starting kfdb; restart tests are skipped
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+SUITE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SUITE_DIR.parent
+
+START_TIMEOUT_S = 30.0  # until the port accepts TCP connections
+STOP_TIMEOUT_S = 10.0  # after SIGTERM, before SIGKILL
+LOG_TAIL_LINES = 300  # lines of kfdb stderr attached to a failure report
+
+_kfdb_bin: Path | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Building the binary (once per session, outside of any per-test timeout)
+# --------------------------------------------------------------------------------------------
+
+
+def _build_kfdb() -> Path:
+    env_bin = os.environ.get("KFDB_BIN")
+    if env_bin:
+        path = Path(env_bin).resolve()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.exit(f"KFDB_BIN={env_bin} is not an executable file", returncode=3)
+        return path
+    cmd = ["nice", "-n", "10", "cargo", "build", "-p", "kfdb"]
+    print(f"\n[compat-tests] building kfdb: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        out = proc.stdout.decode(errors="replace")
+        pytest.exit(f"`cargo build -p kfdb` failed (exit {proc.returncode}):\n{out[-8000:]}", returncode=3)
+    return REPO_ROOT / "target" / "debug" / "kfdb"
+
+
+def pytest_sessionstart(session):
+    global _kfdb_bin
+    if session.config.option.collectonly or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
+        return
+    _kfdb_bin = _build_kfdb()
+
+
+def kfdb_binary() -> Path:
+    global _kfdb_bin
+    if _kfdb_bin is None:
+        _kfdb_bin = _build_kfdb()
+    return _kfdb_bin
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class KfdbStartError(RuntimeError):
+    pass
+
+
+class Kfdb:
+    """One kfdb process: ``start()``, ``stop()``, ``restart()`` (same data dir and port)."""
+
+    def __init__(self, binary: Path, data_dir: Path, port: int, node_id: int = 1, name: str = "kfdb"):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.host = "127.0.0.1"
+        self.port = port
+        self.node_id = node_id
+        self.log_path = data_dir.parent / f"{name}.stderr.log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.last_exit_code: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Kfdb({self.bootstrap}, data_dir={self.data_dir}, running={self.running()})"
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` to give a client as its bootstrap server."""
+        return f"{self.host}:{self.port}"
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_text(self, since: int = 0, tail_lines: int | None = LOG_TAIL_LINES) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no kfdb log)"
+        if tail_lines is not None:
+            lines = text.splitlines()
+            if len(lines) > tail_lines:
+                text = f"... ({len(lines) - tail_lines} earlier lines cut)\n" + "\n".join(lines[-tail_lines:])
+        return text
+
+    def _log_marker(self, msg: str) -> None:
+        with open(self.log_path, "ab") as f:
+            f.write(f"\n===== [compat-tests] {time.strftime('%H:%M:%S')} {msg} =====\n".encode())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "kfdb is already running"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        cmd = [
+            str(self.binary),
+            "serve",
+            "--listen",
+            self.bootstrap,
+            "--advertised-listener",
+            self.bootstrap,
+            "--data-dir",
+            str(self.data_dir),
+            "--node-id",
+            str(self.node_id),
+        ]
+        self._log_marker(f"start #{self.starts}: {' '.join(cmd)}")
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")  # plain log lines in failure reports
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                self.last_exit_code = code
+                raise KfdbStartError(
+                    f"kfdb exited with code {code} before accepting connections on {self.bootstrap}.\n"
+                    f"command: {' '.join(cmd)}\n--- kfdb stderr ---\n{self.log_text()}"
+                )
+            if port_open(self.host, self.port):
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise KfdbStartError(
+                    f"kfdb did not accept TCP connections on {self.bootstrap} within {timeout:.0f} s "
+                    f"(process killed).\ncommand: {' '.join(cmd)}\n--- kfdb stderr ---\n{self.log_text()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns the exit code (negative: signal)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self._log_marker("SIGTERM")
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._log_marker(f"still running {timeout:.0f} s after SIGTERM: SIGKILL")
+                self.proc.kill()
+                self.proc.wait()
+        self.last_exit_code = self.proc.returncode
+        self._log_marker(f"exited with code {self.last_exit_code}")
+        return self.last_exit_code
+
+    def kill(self) -> None:
+        """SIGKILL (a crash), wait for the process to be gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._log_marker("SIGKILL")
+            self.proc.kill()
+            self.proc.wait()
+            self.last_exit_code = self.proc.returncode
+
+    def restart(self) -> int | None:
+        """Stop (SIGTERM) and start again on the same data dir and port. Returns the stop's exit code."""
+        code = self.stop()
+        self.start()
+        return code
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class ExternalBroker:
+    """Stand-in for Kfdb when KFDB_COMPAT_BOOTSTRAP points at a broker this suite did not start."""
+
+    def __init__(self, bootstrap: str):
+        self.host, port = bootstrap.rsplit(":", 1)
+        self.port = int(port)
+        self.bootstrap = bootstrap
+        self.log_path = None
+
+    def restart(self):
+        pytest.skip("KFDB_COMPAT_BOOTSTRAP is set: cannot restart an external broker")
+
+    kill = start = stop = restart
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kfdb(request):
+    """A kfdb process for this test module (fresh data dir, free loopback port)."""
+    external = os.environ.get("KFDB_COMPAT_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix=f"kfdb-compat-{request.module.__name__}-"))
+    server = Kfdb(kfdb_binary(), workdir / "data", free_port())
+    start_error = None
+    try:
+        server.start()
+    except KfdbStartError as e:
+        start_error = str(e)
+    if start_error is not None:
+        if os.environ.get("KFDB_KEEP_DATA") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail(start_error, pytrace=False)
+    yield server
+    code = server.stop()
+    if code not in (0, None):
+        print(
+            f"\n[compat-tests] warning: kfdb ({request.module.__name__}) exited with code {code} on SIGTERM "
+            f"(expected 0)\n--- kfdb stderr (tail) ---\n{server.log_text(tail_lines=40)}",
+            file=sys.stderr,
+        )
+    if os.environ.get("KFDB_KEEP_DATA") == "1":
+        print(f"\n[compat-tests] kept {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bootstrap(kfdb) -> str:
+    return kfdb.bootstrap
+
+
+def make_topic_name(node_name: str, suffix: str = "") -> str:
+    base = re.sub(r"[^a-zA-Z0-9._-]+", "-", node_name).strip("-.")[:120]
+    parts = [base] + ([suffix] if suffix else []) + [uuid.uuid4().hex[:8]]
+    return "-".join(parts)
+
+
+@pytest.fixture
+def topic_name(request):
+    """A factory of topic names unique to this test: ``topic_name()``, ``topic_name('suffix')``."""
+
+    def make(suffix: str = "") -> str:
+        return make_topic_name(request.node.name, suffix)
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# Attach kfdb's stderr to failure reports
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield
+    server = item.funcargs.get("kfdb") if hasattr(item, "funcargs") else None
+    if isinstance(server, Kfdb):
+        item._kfdb_log_offset = server.log_size()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    server = getattr(item, "funcargs", {}).get("kfdb")
+    if not isinstance(server, Kfdb):
+        return
+    since = getattr(item, "_kfdb_log_offset", 0)
+    text = server.log_text(since=since)
+    state = "running" if server.running() else f"not running (last exit code {server.last_exit_code})"
+    report.sections.append(
+        (f"kfdb stderr during this test ({server.bootstrap}, {state}, log {server.log_path})", text or "(empty)")
+    )

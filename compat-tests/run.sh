@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Real-client compatibility suite of kfdb: runs unmodified Kafka clients (kcat, confluent-kafka,
+# kafka-python, aiokafka, kafkajs) against kfdb processes on loopback.
+#
+#   compat-tests/run.sh [pytest args...]      e.g. compat-tests/run.sh -k kcat
+#
+# Idempotent: creates compat-tests/.venv and installs requirements.txt into it (again only when
+# requirements.txt changed), installs kafkajs in compat-tests/js, checks kcat, builds kfdb
+# (unless KFDB_BIN is set) and runs pytest. Exit code = pytest's.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "compat-tests: python venv (compat-tests/.venv)"
+VENV="$HERE/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$HERE/requirements.txt"
+  echo "$WANT" >"$STAMP"
+fi
+
+step "compat-tests: kafkajs (compat-tests/js)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm are required (kafkajs tests)" >&2
+  exit 1
+fi
+if [ ! -f "$HERE/js/node_modules/kafkajs/package.json" ] \
+  || [ "$HERE/js/package-lock.json" -nt "$HERE/js/node_modules/.package-lock.json" ]; then
+  (cd "$HERE/js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "compat-tests: kcat"
+if ! command -v kcat >/dev/null; then
+  echo "kcat is required: apt-get install -y kcat (Debian 12: kcat 1.7.1)" >&2
+  exit 1
+fi
+kcat -V 2>&1 | sed -n '1p;4p'
+
+if [ -z "${KFDB_BIN:-}" ]; then
+  step "compat-tests: cargo build -p kfdb"
+  nice -n 10 cargo build -p kfdb
+  export KFDB_BIN="$ROOT/target/debug/kfdb"
+fi
+echo "kfdb binary: $KFDB_BIN"
+
+step "compat-tests: pytest"
+set +e
+"$VENV/bin/python" -m pytest "$HERE" -q --timeout="${COMPAT_TEST_TIMEOUT:-120}" "$@"
+rc=$?
+set -e
+exit $rc
