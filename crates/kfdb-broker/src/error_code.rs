@@ -17,6 +17,34 @@ pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// The request ran past its time.
 pub const REQUEST_TIMED_OUT: i16 = 7;
+/// The offset commit's metadata string is too long.
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+/// The coordinator is not available (e.g. transactions before they exist).
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+/// Not the coordinator for this group.
+pub const NOT_COORDINATOR: i16 = 16;
+/// The generation is not the group's.
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// The member's protocols do not match the group's.
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// Empty or otherwise invalid group id.
+pub const INVALID_GROUP_ID: i16 = 24;
+/// The member id is not in the group.
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+/// Session timeout outside the broker's bounds.
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+/// The group is rebalancing: rejoin.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// The group still has members.
+pub const NON_EMPTY_GROUP: i16 = 68;
+/// No such group.
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+/// Rejoin with the member id given in this response (KIP-394).
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+/// Another member took over this static instance id.
+pub const FENCED_INSTANCE_ID: i16 = 82;
+/// The group's members consume the topic whose offsets were to be deleted.
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 /// A batch is larger than `max.message.bytes`.
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 /// Not a legal topic name.

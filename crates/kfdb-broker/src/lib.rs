@@ -9,6 +9,7 @@ pub mod alloc;
 mod connection;
 pub mod error_code;
 mod frame;
+pub mod group;
 pub mod handlers;
 mod server;
 
@@ -30,6 +31,8 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// `max.connections`.
     pub max_connections: usize,
+    /// Group coordinator settings.
+    pub group: group::GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +43,7 @@ impl Default for BrokerConfig {
             advertised_port: 9092,
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            group: group::GroupConfig::default(),
         }
     }
 }
@@ -50,11 +54,18 @@ pub struct Broker {
     pub log: Arc<Log>,
     /// Settings.
     pub config: BrokerConfig,
+    /// The consumer-group coordinator.
+    pub groups: Arc<group::Coordinator>,
 }
 
 impl Broker {
     /// A broker over `log`.
     pub fn new(log: Arc<Log>, config: BrokerConfig) -> Arc<Self> {
-        Arc::new(Self { log, config })
+        let groups = group::Coordinator::new(log.clone(), config.group.clone());
+        Arc::new(Self {
+            log,
+            config,
+            groups,
+        })
     }
 }

@@ -18,6 +18,12 @@ pub async fn serve(
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let ticker = tokio::spawn(
+        broker
+            .groups
+            .clone()
+            .run_ticker(tokio::time::Duration::from_millis(200)),
+    );
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -51,5 +57,6 @@ pub async fn serve(
     );
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
+    ticker.abort();
     Ok(())
 }

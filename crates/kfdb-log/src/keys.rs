@@ -17,6 +17,11 @@
 //! ("kfdb", "bidx", tid, partition, last_offset)        → BatchInfo: base offset, max timestamp, size
 //! ("kfdb", "tidx", tid, partition, max_ts, last_offset) → () : time index, written when a batch
 //!                                                         raises the partition's max timestamp
+//! ("kfdb", "groups", group)                            → () : index of consumer groups
+//! ("kfdb", "group", group, "meta")                     → GroupRecord (groups.rs)
+//! ("kfdb", "group", group, "member", member_id)        → MemberRecord (groups.rs)
+//! ("kfdb", "group", group, "owner")                    → Owner: the coordinating broker
+//! ("kfdb", "group", group, "offset", tid, partition)   → CommittedOffset (groups.rs)
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -105,6 +110,39 @@ pub(crate) fn time_index(tid: i64, p: i32, max_ts: i64, last_offset: i64) -> Vec
     time_index_space(tid, p).pack(&(max_ts, last_offset))
 }
 
+pub(crate) fn group_index(group: &str) -> Vec<u8> {
+    root().pack(&("groups", group))
+}
+
+pub(crate) fn group_index_space() -> Subspace {
+    root().subspace(&"groups")
+}
+
+/// Everything of one group.
+pub(crate) fn group_space(group: &str) -> Subspace {
+    root().subspace(&("group", group))
+}
+
+pub(crate) fn group_meta(group: &str) -> Vec<u8> {
+    group_space(group).pack(&"meta")
+}
+
+pub(crate) fn group_members(group: &str) -> Subspace {
+    group_space(group).subspace(&"member")
+}
+
+pub(crate) fn group_owner(group: &str) -> Vec<u8> {
+    group_space(group).pack(&"owner")
+}
+
+pub(crate) fn group_offsets(group: &str) -> Subspace {
+    group_space(group).subspace(&"offset")
+}
+
+pub(crate) fn group_offset(group: &str, tid: i64, p: i32) -> Vec<u8> {
+    group_offsets(group).pack(&(tid, p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +171,14 @@ mod tests {
         assert!(log_chunk(7, 3, 100, 0) > b && log_chunk(7, 3, 100, 0) < e);
         assert!(log_chunk(8, 0, 0, 0) > e);
         assert!(log_chunk(70, 0, 0, 0) > e);
+    }
+
+    #[test]
+    fn one_group_is_not_a_prefix_of_another() {
+        let (b, e) = group_space("g").range();
+        let other = group_offset("g2", 1, 0);
+        assert!(other < b || other >= e);
+        assert!(group_offset("g", 1, 0) > b && group_offset("g", 1, 0) < e);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod append;
 pub mod batch;
 pub mod config;
 mod error;
+mod groups;
 pub mod keys;
 mod read;
 mod retention;
@@ -23,6 +24,7 @@ mod values;
 
 pub use append::AppendResult;
 pub use error::{LogError, LogResult};
+pub use groups::{CommittedOffset, GroupRecord, MemberRecord, committed};
 pub use read::{FetchResult, OffsetLookup};
 pub use topics::{AlterOp, NewTopic, TopicId};
 pub use values::{BatchInfo, Owner, PartitionState, TopicMeta};

@@ -77,6 +77,27 @@ struct ServeArgs {
         default_value_t = 300_000
     )]
     log_retention_check_interval_ms: u64,
+    /// group.initial.rebalance.delay.ms: how long a new group waits for more members.
+    #[arg(
+        long,
+        env = "KFDB_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    group_initial_rebalance_delay_ms: u64,
+    /// group.min.session.timeout.ms
+    #[arg(
+        long,
+        env = "KFDB_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    group_min_session_timeout_ms: u64,
+    /// group.max.session.timeout.ms
+    #[arg(
+        long,
+        env = "KFDB_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    group_max_session_timeout_ms: u64,
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
     #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
     commit_latency_ms: u64,
@@ -162,6 +183,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             advertised_host: host,
             advertised_port: port,
             max_request_bytes: args.socket_request_max_bytes,
+            group: kfdb_broker::group::GroupConfig {
+                initial_rebalance_delay: Duration::from_millis(
+                    args.group_initial_rebalance_delay_ms,
+                ),
+                min_session_timeout: Duration::from_millis(args.group_min_session_timeout_ms),
+                max_session_timeout: Duration::from_millis(args.group_max_session_timeout_ms),
+            },
             ..BrokerConfig::default()
         },
     );

@@ -1,0 +1,119 @@
+//! The group coordinator: live consumer groups of this broker, each a `state::Group` behind an
+//! async mutex, loaded from the store on first use and written back when a rebalance completes or
+//! the group empties. A ticker advances time for every live group (session timeouts, rebalance
+//! deadlines). Offsets go straight to the store (kfdb-log) after the group validates the member.
+
+pub mod state;
+
+use kfdb_log::{Log, LogResult};
+use state::{Group, Persist};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tokio::time::{Duration, Instant};
+
+/// Coordinator settings (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay: Duration::from_millis(3_000),
+            min_session_timeout: Duration::from_millis(6_000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+        }
+    }
+}
+
+/// The live groups of this broker.
+pub struct Coordinator {
+    log: Arc<Log>,
+    config: GroupConfig,
+    groups: std::sync::Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+}
+
+impl Coordinator {
+    /// A coordinator over `log`.
+    pub fn new(log: Arc<Log>, config: GroupConfig) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            config,
+            groups: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
+        match self.groups.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The live group `id`, loading it from the store (or creating it) on first use.
+    pub async fn group(&self, id: &str) -> LogResult<Arc<Mutex<Group>>> {
+        if let Some(g) = self.live().get(id) {
+            return Ok(g.clone());
+        }
+        let record = self.log.load_group(id).await?;
+        let group = match record {
+            Some(r) => Group::restore(id, self.config.initial_rebalance_delay, r, Instant::now()),
+            None => Group::new(id, self.config.initial_rebalance_delay),
+        };
+        let mut live = self.live();
+        Ok(live
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(group)))
+            .clone())
+    }
+
+    /// The live group `id` if this broker has it loaded.
+    pub fn loaded(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.live().get(id).cloned()
+    }
+
+    /// Ids of the groups loaded here.
+    pub fn loaded_ids(&self) -> Vec<String> {
+        self.live().keys().cloned().collect()
+    }
+
+    /// Forget a group (after DeleteGroups).
+    pub fn forget(&self, id: &str) {
+        self.live().remove(id);
+    }
+
+    /// Write the group to the store if the state machine asked for it.
+    pub async fn persist(&self, group: &Group, persist: Persist) {
+        if persist == Persist::Yes
+            && let Err(e) = self.log.store_group(&group.id, &group.record()).await
+        {
+            tracing::warn!(group = %group.id, error = %e, "storing group state failed");
+        }
+    }
+
+    /// Advance time for every live group, every `every`, until dropped.
+    pub async fn run_ticker(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let groups: Vec<Arc<Mutex<Group>>> = self.live().values().cloned().collect();
+            for g in groups {
+                let mut g = g.lock().await;
+                let persist = g.tick(Instant::now());
+                self.persist(&g, persist).await;
+            }
+        }
+    }
+}

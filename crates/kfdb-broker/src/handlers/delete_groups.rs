@@ -1,0 +1,48 @@
+//! DeleteGroups (key 42): delete empty groups with their committed offsets.
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
+
+pub const KEY: ApiKey = ApiKey::DeleteGroups;
+pub const VERSIONS: Versions = Versions::new(0, 2);
+pub type Request = DeleteGroupsRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsResponse> {
+    let coordinator = &ctx.broker.groups;
+    let log = &ctx.broker.log;
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let exists =
+            coordinator.loaded(&id).is_some() || log.group_exists(&id).await.unwrap_or(false);
+        let code = if !exists {
+            error_code::GROUP_ID_NOT_FOUND
+        } else {
+            match coordinator.group(&id).await {
+                Err(e) => error_code::from_log_error(&e),
+                Ok(group) => {
+                    let g = group.lock().await;
+                    if !g.members.is_empty() {
+                        error_code::NON_EMPTY_GROUP
+                    } else {
+                        match log.delete_group(&id).await {
+                            Ok(()) => {
+                                drop(g);
+                                coordinator.forget(&id);
+                                error_code::NONE
+                            }
+                            Err(e) => error_code::from_log_error(&e),
+                        }
+                    }
+                }
+            }
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code),
+        );
+    }
+    Some(DeleteGroupsResponse::default().with_results(results))
+}

@@ -1,0 +1,23 @@
+//! Heartbeat (key 12): keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin.
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
+use tokio::time::Instant;
+
+pub const KEY: ApiKey = ApiKey::Heartbeat;
+pub const VERSIONS: Versions = Versions::new(0, 4);
+pub type Request = HeartbeatRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatResponse> {
+    let code = match ctx.broker.groups.group(&req.group_id).await {
+        Ok(group) => group.lock().await.heartbeat(
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+            Instant::now(),
+        ),
+        Err(e) => error_code::from_log_error(&e),
+    };
+    Some(HeartbeatResponse::default().with_error_code(code))
+}

@@ -1,0 +1,60 @@
+//! LeaveGroup (key 13): members leave (one per request before v3, a batch from v3); the rest of
+//! the group rebalances.
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
+use tokio::time::Instant;
+
+pub const KEY: ApiKey = ApiKey::LeaveGroup;
+pub const VERSIONS: Versions = Versions::new(0, 5);
+pub type Request = LeaveGroupRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResponse> {
+    let coordinator = &ctx.broker.groups;
+    let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let group = match coordinator.group(&req.group_id).await {
+        Ok(g) => g,
+        Err(e) => {
+            return Some(
+                LeaveGroupResponse::default().with_error_code(error_code::from_log_error(&e)),
+            );
+        }
+    };
+    let codes = {
+        let mut g = group.lock().await;
+        let (codes, persist) = g.leave(&leaving, Instant::now());
+        coordinator.persist(&g, persist).await;
+        codes
+    };
+    if ctx.version < 3 {
+        return Some(
+            LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0)),
+        );
+    }
+    let members = req
+        .members
+        .into_iter()
+        .zip(codes)
+        .map(|(m, code)| {
+            MemberResponse::default()
+                .with_member_id(m.member_id)
+                .with_group_instance_id(m.group_instance_id)
+                .with_error_code(code)
+        })
+        .collect();
+    Some(LeaveGroupResponse::default().with_members(members))
+}

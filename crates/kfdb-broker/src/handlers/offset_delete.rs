@@ -1,0 +1,74 @@
+//! OffsetDelete (key 47): delete a group's committed offsets for some partitions. Refused with
+//! GROUP_SUBSCRIBED_TO_TOPIC while the group has members (kfdb does not inspect subscriptions, so
+//! this is stricter than Kafka, which refuses only for subscribed topics).
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
+
+pub const KEY: ApiKey = ApiKey::OffsetDelete;
+pub const VERSIONS: Versions = Versions::new(0, 0);
+pub type Request = OffsetDeleteRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteResponse> {
+    let coordinator = &ctx.broker.groups;
+    let log = &ctx.broker.log;
+    let exists = coordinator.loaded(&req.group_id).is_some()
+        || log.group_exists(&req.group_id).await.unwrap_or(false);
+    if !exists {
+        return Some(
+            OffsetDeleteResponse::default().with_error_code(error_code::GROUP_ID_NOT_FOUND),
+        );
+    }
+    let busy = match coordinator.group(&req.group_id).await {
+        Ok(g) => !g.lock().await.members.is_empty(),
+        Err(e) => {
+            return Some(
+                OffsetDeleteResponse::default().with_error_code(error_code::from_log_error(&e)),
+            );
+        }
+    };
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let meta = log.topic(&t.name).await.ok().flatten();
+        let mut keys = Vec::new();
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let code = match (&meta, busy) {
+                (_, true) => error_code::GROUP_SUBSCRIBED_TO_TOPIC,
+                (Some(m), false) => {
+                    keys.push((m.id, p.partition_index));
+                    error_code::NONE
+                }
+                (None, false) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            };
+            partitions.push((p.partition_index, code));
+        }
+        let store = if keys.is_empty() {
+            error_code::NONE
+        } else {
+            match log.delete_offsets(&req.group_id, &keys).await {
+                Ok(()) => error_code::NONE,
+                Err(e) => error_code::from_log_error(&e),
+            }
+        };
+        topics.push(
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, c)| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(if c == error_code::NONE { store } else { c })
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    Some(OffsetDeleteResponse::default().with_topics(topics))
+}

@@ -1,0 +1,150 @@
+//! OffsetFetch (key 9): a group's committed offsets, for named partitions or all; v8+ answers
+//! several groups at once.
+
+use super::{RequestCtx, Versions, s};
+use crate::error_code;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kfdb_log::{CommittedOffset, Log, LogError};
+use std::collections::BTreeMap;
+
+pub const KEY: ApiKey = ApiKey::OffsetFetch;
+pub const VERSIONS: Versions = Versions::new(1, 9);
+pub type Request = OffsetFetchRequest;
+
+/// (topic name → partition → committed offset or none), answered for one group.
+type Found = BTreeMap<String, BTreeMap<i32, Option<CommittedOffset>>>;
+
+async fn lookup(
+    log: &Log,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Found, LogError> {
+    let mut found: Found = BTreeMap::new();
+    match wanted {
+        Some(list) => {
+            for (name, partitions) in list {
+                let entry = found.entry(name.clone()).or_default();
+                let Some(meta) = log.topic(&name).await? else {
+                    for p in partitions {
+                        entry.insert(p, None);
+                    }
+                    continue;
+                };
+                let keys: Vec<(i64, i32)> = partitions.iter().map(|p| (meta.id, *p)).collect();
+                let got = log.fetch_offsets(group, Some(&keys)).await?;
+                for p in partitions {
+                    let o = got
+                        .iter()
+                        .find(|(_, q, _)| *q == p)
+                        .map(|(_, _, o)| o.clone());
+                    entry.insert(p, o);
+                }
+            }
+        }
+        None => {
+            for (tid, p, o) in log.fetch_offsets(group, None).await? {
+                if let Some(meta) = log.topic_by_id(tid).await? {
+                    found
+                        .entry(meta.name.clone())
+                        .or_default()
+                        .insert(p, Some(o));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn parts(o: &Option<CommittedOffset>, version: i16) -> (i64, i32, String) {
+    match o {
+        Some(o) => (
+            o.offset,
+            if version >= 5 { o.leader_epoch } else { -1 },
+            o.metadata.clone(),
+        ),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchResponse> {
+    let log = &ctx.broker.log;
+    let v = ctx.version;
+    if v >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in &req.groups {
+            let wanted = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(match lookup(log, &g.group_id, wanted).await {
+                Ok(found) => group.with_topics(
+                    found
+                        .into_iter()
+                        .map(|(name, ps)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(s(name)))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|(p, o)| {
+                                            let (off, epoch, meta) = parts(o, v);
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(*p)
+                                                .with_committed_offset(off)
+                                                .with_committed_leader_epoch(epoch)
+                                                .with_metadata(Some(s(meta)))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+                Err(e) => group.with_error_code(error_code::from_log_error(&e)),
+            });
+        }
+        return Some(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let wanted = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    match lookup(log, &req.group_id, wanted).await {
+        Ok(found) => Some(
+            OffsetFetchResponse::default().with_topics(
+                found
+                    .into_iter()
+                    .map(|(name, ps)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(s(name)))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|(p, o)| {
+                                        let (off, epoch, meta) = parts(o, v);
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(off)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(s(meta)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        Err(e) => {
+            let r = OffsetFetchResponse::default();
+            Some(if v >= 2 {
+                r.with_error_code(error_code::from_log_error(&e))
+            } else {
+                r
+            })
+        }
+    }
+}

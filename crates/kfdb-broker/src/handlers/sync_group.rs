@@ -1,0 +1,58 @@
+//! SyncGroup (key 14): the leader hands out assignments; every member waits for its own.
+
+use super::{RequestCtx, Versions, s};
+use crate::error_code;
+use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+pub const KEY: ApiKey = ApiKey::SyncGroup;
+pub const VERSIONS: Versions = Versions::new(0, 5);
+pub type Request = SyncGroupRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupResponse> {
+    let coordinator = &ctx.broker.groups;
+    let group = match coordinator.group(&req.group_id).await {
+        Ok(g) => g,
+        Err(e) => {
+            return Some(
+                SyncGroupResponse::default().with_error_code(error_code::from_log_error(&e)),
+            );
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    {
+        let mut g = group.lock().await;
+        let persist = g.sync(
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+            req.protocol_type.as_deref(),
+            req.protocol_name.as_deref(),
+            req.assignments
+                .iter()
+                .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                .collect(),
+            Instant::now(),
+            tx,
+        );
+        coordinator.persist(&g, persist).await;
+    }
+    let r = match rx.await {
+        Ok(r) => r,
+        Err(_) => {
+            return Some(
+                SyncGroupResponse::default().with_error_code(error_code::UNKNOWN_MEMBER_ID),
+            );
+        }
+    };
+    let resp = SyncGroupResponse::default()
+        .with_error_code(r.error)
+        .with_assignment(r.assignment);
+    Some(if ctx.version >= 5 {
+        resp.with_protocol_type(r.protocol_type.map(s))
+            .with_protocol_name(r.protocol.map(s))
+    } else {
+        resp
+    })
+}
