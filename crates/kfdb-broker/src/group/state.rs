@@ -688,15 +688,15 @@ impl Group {
             }
             persist = self.after_removal(now);
         }
-        match self.state {
-            State::PreparingRebalance if self.maybe_complete_join(now) == Persist::Yes => {
+        if self.state == State::PreparingRebalance {
+            if self.maybe_complete_join(now) == Persist::Yes {
                 persist = Persist::Yes;
             }
-            State::CompletingRebalance if self.deadline.is_some_and(|d| now >= d) => {
-                // The leader never sent the assignment: start over.
-                self.prepare_rebalance(now);
-            }
-            _ => {}
+        } else if self.state == State::CompletingRebalance
+            && self.deadline.is_some_and(|d| now >= d)
+        {
+            // The leader never sent the assignment: start over.
+            self.prepare_rebalance(now);
         }
         persist
     }
