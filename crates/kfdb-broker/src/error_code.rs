@@ -45,6 +45,12 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 /// The group's members consume the topic whose offsets were to be deleted.
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+/// KIP-848: the member's epoch is behind the group's; rejoin.
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// KIP-848: unknown server-side assignor.
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+/// KIP-848: an offset commit carries an old member epoch.
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 /// A batch is larger than `max.message.bytes`.
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 /// Not a legal topic name.

@@ -98,6 +98,20 @@ struct ServeArgs {
         default_value_t = 1_800_000
     )]
     group_max_session_timeout_ms: u64,
+    /// group.consumer.session.timeout.ms (KIP-848 consumer groups)
+    #[arg(
+        long,
+        env = "KFDB_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    group_consumer_session_timeout_ms: u64,
+    /// group.consumer.heartbeat.interval.ms (KIP-848 consumer groups)
+    #[arg(
+        long,
+        env = "KFDB_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    group_consumer_heartbeat_interval_ms: u64,
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
     #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
     commit_latency_ms: u64,
@@ -189,6 +203,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 ),
                 min_session_timeout: Duration::from_millis(args.group_min_session_timeout_ms),
                 max_session_timeout: Duration::from_millis(args.group_max_session_timeout_ms),
+                consumer_session_timeout: Duration::from_millis(
+                    args.group_consumer_session_timeout_ms,
+                ),
+                consumer_heartbeat_interval: Duration::from_millis(
+                    args.group_consumer_heartbeat_interval_ms,
+                ),
             },
             ..BrokerConfig::default()
         },

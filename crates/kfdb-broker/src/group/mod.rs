@@ -3,8 +3,10 @@
 //! the group empties. A ticker advances time for every live group (session timeouts, rebalance
 //! deadlines). Offsets go straight to the store (kfdb-log) after the group validates the member.
 
+pub mod consumer;
 pub mod state;
 
+use consumer::ConsumerGroup;
 use kfdb_log::{Log, LogResult};
 use state::{Group, Persist};
 use std::collections::HashMap;
@@ -21,6 +23,10 @@ pub struct GroupConfig {
     pub min_session_timeout: Duration,
     /// `group.max.session.timeout.ms`.
     pub max_session_timeout: Duration,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -29,6 +35,8 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::from_millis(3_000),
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
         }
     }
 }
@@ -38,6 +46,8 @@ pub struct Coordinator {
     log: Arc<Log>,
     config: GroupConfig,
     groups: std::sync::Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// KIP-848 groups: membership lives here only; offsets are in the store.
+    consumer_groups: std::sync::Mutex<HashMap<String, Arc<Mutex<ConsumerGroup>>>>,
 }
 
 impl Coordinator {
@@ -47,6 +57,7 @@ impl Coordinator {
             log,
             config,
             groups: std::sync::Mutex::new(HashMap::new()),
+            consumer_groups: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -92,6 +103,39 @@ impl Coordinator {
     /// Forget a group (after DeleteGroups).
     pub fn forget(&self, id: &str) {
         self.live().remove(id);
+        self.consumer_live().remove(id);
+    }
+
+    fn consumer_live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<ConsumerGroup>>>> {
+        match self.consumer_groups.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The KIP-848 group `id`, created on first use.
+    pub fn consumer_group(&self, id: &str) -> Arc<Mutex<ConsumerGroup>> {
+        self.consumer_live()
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(ConsumerGroup::new(
+                    id,
+                    self.config.consumer_session_timeout,
+                )))
+            })
+            .clone()
+    }
+
+    /// The KIP-848 group `id` if it exists here.
+    pub fn loaded_consumer_group(&self, id: &str) -> Option<Arc<Mutex<ConsumerGroup>>> {
+        self.consumer_live().get(id).cloned()
+    }
+
+    /// Ids of the KIP-848 groups here.
+    pub fn consumer_group_ids(&self) -> Vec<String> {
+        self.consumer_live().keys().cloned().collect()
     }
 
     /// Write the group to the store if the state machine asked for it.
@@ -113,6 +157,11 @@ impl Coordinator {
                 let mut g = g.lock().await;
                 let persist = g.tick(Instant::now());
                 self.persist(&g, persist).await;
+            }
+            let consumer_groups: Vec<Arc<Mutex<ConsumerGroup>>> =
+                self.consumer_live().values().cloned().collect();
+            for g in consumer_groups {
+                let _ = g.lock().await.tick(Instant::now());
             }
         }
     }

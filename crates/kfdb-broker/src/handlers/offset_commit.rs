@@ -18,8 +18,13 @@ const MAX_METADATA: usize = 4096;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitResponse> {
     let log = &ctx.broker.log;
+    let consumer_group = ctx.broker.groups.loaded_consumer_group(&req.group_id);
     let group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
+    } else if let Some(g) = consumer_group {
+        g.lock()
+            .await
+            .check_commit(&req.member_id, req.generation_id_or_member_epoch)
     } else {
         match ctx.broker.groups.group(&req.group_id).await {
             Ok(g) => g.lock().await.check_commit(

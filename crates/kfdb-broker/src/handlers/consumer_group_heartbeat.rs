@@ -1,0 +1,116 @@
+//! ConsumerGroupHeartbeat (key 68, KIP-848): join, heartbeat, report owned partitions and leave a
+//! consumer group whose assignment the broker computes (`group::consumer`).
+
+use super::{RequestCtx, Versions, s};
+use crate::error_code;
+use crate::group::consumer::{Heartbeat, TopicInfo};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::time::{Duration, Instant};
+
+pub const KEY: ApiKey = ApiKey::ConsumerGroupHeartbeat;
+pub const VERSIONS: Versions = Versions::new(0, 1);
+pub type Request = ConsumerGroupHeartbeatRequest;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupHeartbeatResponse> {
+    let coordinator = &ctx.broker.groups;
+    let log = &ctx.broker.log;
+    let fail = |code: i16, message: &str| {
+        Some(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(s(message)))
+                .with_member_epoch(-1),
+        )
+    };
+    if req.group_id.is_empty() {
+        return fail(error_code::INVALID_GROUP_ID, "empty group id");
+    }
+    tracing::debug!(group = %req.group_id.0, member = %req.member_id, epoch = req.member_epoch, topics = ?req.subscribed_topic_names, regex = ?req.subscribed_topic_regex, "consumer group heartbeat");
+    if req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
+        return fail(
+            error_code::INVALID_REQUEST,
+            "regex subscriptions are not supported yet",
+        );
+    }
+    if let Some(classic) = coordinator.loaded(&req.group_id)
+        && !classic.lock().await.members.is_empty()
+    {
+        return fail(
+            error_code::GROUP_ID_NOT_FOUND,
+            "the group is a classic group with members",
+        );
+    }
+    let group = coordinator.consumer_group(&req.group_id);
+    let mut g = group.lock().await;
+    // Resolve every topic the group subscribes to (after this request) to its id and size.
+    let mut names: BTreeSet<String> = g.subscribed_topics();
+    if let Some(subs) = &req.subscribed_topic_names {
+        names.extend(subs.iter().map(|t| t.to_string()));
+    }
+    let mut topics = BTreeMap::new();
+    for name in names {
+        if let Ok(Some(t)) = log.topic(&name).await {
+            topics.insert(
+                name,
+                TopicInfo {
+                    id: t.uuid,
+                    partitions: t.partitions,
+                },
+            );
+        }
+    }
+    let hb = Heartbeat {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.as_ref().map(|i| i.to_string()),
+        rack_id: req.rack_id.as_ref().map(|r| r.to_string()),
+        client_id: ctx
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
+        subscribed: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        assignor: req.server_assignor.as_ref().map(|a| a.to_string()),
+        owned: req.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+                .collect()
+        }),
+    };
+    let reply = g.heartbeat(hb, &topics, Instant::now());
+    let interval = coordinator.config().consumer_heartbeat_interval.as_millis() as i32;
+    let assignment = reply.assignment.map(|set| {
+        let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
+        for (t, p) in set {
+            by_topic.entry(t).or_default().push(p);
+        }
+        Assignment::default().with_topic_partitions(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(t)
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
+    });
+    Some(
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(reply.error)
+            .with_error_message(reply.message.map(s))
+            .with_member_id(Some(s(reply.member_id)))
+            .with_member_epoch(reply.member_epoch)
+            .with_heartbeat_interval_ms(interval)
+            .with_assignment(assignment),
+    )
+}
