@@ -30,7 +30,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
         return fail(error_code::INVALID_GROUP_ID, "empty group id");
     }
     tracing::debug!(group = %req.group_id.0, member = %req.member_id, epoch = req.member_epoch, topics = ?req.subscribed_topic_names, regex = ?req.subscribed_topic_regex, "consumer group heartbeat");
-    if req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
+    if req
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
         return fail(
             error_code::INVALID_REQUEST,
             "regex subscriptions are not supported yet",

@@ -16,6 +16,7 @@ const PAGE: usize = 1_000;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResponse> {
     let coordinator = &ctx.broker.groups;
     let mut ids: BTreeSet<String> = coordinator.loaded_ids().into_iter().collect();
+    ids.extend(coordinator.consumer_group_ids());
     let mut after: Option<String> = None;
     loop {
         match ctx.broker.log.list_groups(after.as_deref(), PAGE).await {
@@ -36,37 +37,34 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResp
     }
     let mut groups = Vec::new();
     for id in ids {
-        let Ok(group) = coordinator.group(&id).await else {
-            continue;
+        // KIP-848 groups report their own state and type.
+        let (state, protocol_type, group_type) = match coordinator.loaded_consumer_group(&id) {
+            Some(cg) => (cg.lock().await.state(), "consumer".to_string(), "consumer"),
+            None => {
+                let Ok(group) = coordinator.group(&id).await else {
+                    continue;
+                };
+                let g = group.lock().await;
+                let pt = g.protocol_type.clone().unwrap_or_default();
+                (g.state.name(), pt, "classic")
+            }
         };
-        let g = group.lock().await;
-        let state = g.state.name();
-        if ctx.version >= 4
-            && !req.states_filter.is_empty()
-            && !req
-                .states_filter
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(state))
-        {
-            continue;
-        }
-        if ctx.version >= 5
-            && !req.types_filter.is_empty()
-            && !req
-                .types_filter
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case("classic"))
+        let wanted = |filter: &[kafka_protocol::protocol::StrBytes], value: &str| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+        };
+        if (ctx.version >= 4 && !wanted(&req.states_filter, state))
+            || (ctx.version >= 5 && !wanted(&req.types_filter, group_type))
         {
             continue;
         }
         let mut listed = ListedGroup::default()
             .with_group_id(GroupId(s(id.clone())))
-            .with_protocol_type(s(g.protocol_type.clone().unwrap_or_default()));
+            .with_protocol_type(s(protocol_type));
         if ctx.version >= 4 {
             listed = listed.with_group_state(s(state));
         }
         if ctx.version >= 5 {
-            listed = listed.with_group_type(s("classic"));
+            listed = listed.with_group_type(s(group_type));
         }
         groups.push(listed);
     }
