@@ -73,6 +73,10 @@ pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 /// Message format older than v2.
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+/// An idempotent producer's batch is not the next in sequence.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+/// An idempotent producer's epoch is older than the partition knows.
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// The store failed; clients retry.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 /// The producer id is not known.
@@ -97,6 +101,8 @@ pub fn from_log_error(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         LogError::NotLeader => NOT_LEADER_OR_FOLLOWER,
         LogError::UnknownProducerId(_) => UNKNOWN_PRODUCER_ID,
+        LogError::OutOfOrderSequence(_) => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         LogError::InvalidRequest(_) => INVALID_REQUEST,
         LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
     }

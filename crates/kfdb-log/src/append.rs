@@ -19,11 +19,12 @@
 
 use crate::batch::Batch;
 use crate::error::{LogError, LogResult};
+use crate::producer::{self, ProducerState, SeqCheck};
 use crate::values::{BatchInfo, Owner, PartitionState, TopicMeta};
 use crate::{Log, config::EffectiveConfig, keys, now_ms};
 use bytes::Bytes;
 use kfdb_kv::Transaction;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -82,8 +83,10 @@ impl Log {
                 b.size()
             )));
         }
-        if let Some(b) = batches.iter().find(|b| b.producer_id >= 0) {
-            return Err(LogError::UnknownProducerId(b.producer_id));
+        if batches.iter().any(Batch::is_transactional) {
+            return Err(LogError::InvalidRequest(
+                "transactional produce is not supported yet".into(),
+            ));
         }
         let bytes = batches.iter().map(Batch::size).sum();
         let (tx, rx) = oneshot::channel();
@@ -136,10 +139,10 @@ impl Log {
             };
             let batches: Vec<&[Batch]> = group.iter().map(|p| p.batches.as_slice()).collect();
             match self.append_txn(&topic, partition, &batches).await {
-                Ok((bases, append_time, state)) => {
+                Ok((results, append_time, state)) => {
                     self.announce(topic.id, partition, state.next_offset);
-                    for (p, base) in group.into_iter().zip(bases) {
-                        let _ = p.reply.send(Ok(AppendResult {
+                    for (p, result) in group.into_iter().zip(results) {
+                        let _ = p.reply.send(result.map(|base| AppendResult {
                             base_offset: base,
                             log_append_time: append_time.unwrap_or(-1),
                             log_start_offset: state.log_start,
@@ -156,24 +159,23 @@ impl Log {
         }
     }
 
-    /// One store transaction appending every batch of `requests`, in order. Returns the base offset
-    /// of each request, the append time used, and the partition state after.
+    /// One store transaction appending every batch of `requests`, in order. Returns, per request,
+    /// its base offset or why it was refused (idempotent-producer checks), the append time used,
+    /// and the partition state after.
     async fn append_txn(
         &self,
         topic: &TopicMeta,
         partition: i32,
         requests: &[&[Batch]],
-    ) -> LogResult<(Vec<i64>, Option<i64>, PartitionState)> {
+    ) -> LogResult<(Vec<LogResult<i64>>, Option<i64>, PartitionState)> {
         let tid = topic.id;
         let node = self.config.node_id;
+        let expiration = self.config.producer_id_expiration_ms;
         let log_append_time = EffectiveConfig::new(&topic.configs).log_append_time();
-        let total_records: i64 = requests
-            .iter()
-            .flat_map(|r| r.iter())
-            .map(|b| i64::from(b.record_count))
-            .sum();
-        // The state this attempt started from, to recognise our own landed commit on a retry.
-        let previous: Mutex<Option<PartitionState>> = Mutex::new(None);
+        // The previous attempt: the state it started from, how many records it appended and its
+        // answers, to recognise our own landed commit on a retry after commit_unknown_result.
+        type Attempt = (PartitionState, i64, Vec<LogResult<i64>>);
+        let previous: Mutex<Option<Attempt>> = Mutex::new(None);
         let previous = &previous;
         self.db
             .run(|tx, maybe_committed| async move {
@@ -188,32 +190,96 @@ impl Log {
                     Some(v) => PartitionState::decode(&v)?,
                     None => PartitionState::default(),
                 };
-                let before = previous.lock().ok().and_then(|mut g| g.replace(state));
+                let before = previous.lock().ok().and_then(|mut g| g.take());
                 if maybe_committed.0
-                    && let Some(before) = before
-                    && state.next_offset == before.next_offset + total_records
+                    && let Some((before, appended, results)) = before
+                    && appended > 0
+                    && state.next_offset == before.next_offset + appended
                 {
-                    // The earlier attempt committed: report its offsets, write nothing.
+                    // The earlier attempt committed: report its answers, write nothing.
                     tracing::info!(tid, partition, "append found its earlier attempt committed");
-                    let bases = base_offsets(before.next_offset, requests);
-                    return Ok((bases, None, state));
+                    return Ok((results, None, state));
                 }
-                let append_time = log_append_time.then(now_ms);
+                let now = now_ms();
+                let append_time = log_append_time.then_some(now);
+                let start = state;
                 let mut state = state;
-                let bases = base_offsets(state.next_offset, requests);
-                for batch in requests.iter().flat_map(|r| r.iter()) {
-                    write_batch(
-                        &tx,
-                        tid,
-                        partition,
-                        owner.epoch,
-                        batch,
-                        append_time,
-                        &mut state,
-                    );
+                let mut producers: HashMap<i64, Option<ProducerState>> = HashMap::new();
+                let mut dirty: Vec<i64> = Vec::new();
+                let mut results = Vec::with_capacity(requests.len());
+                for request in requests {
+                    // Check the request's batches first; it is appended whole or not at all.
+                    let mut planned: Vec<&Batch> = Vec::with_capacity(request.len());
+                    let mut duplicate_base = None;
+                    let mut refused = None;
+                    for batch in request.iter() {
+                        if batch.producer_id < 0 {
+                            planned.push(batch);
+                            continue;
+                        }
+                        let entry = match producers.get(&batch.producer_id) {
+                            Some(e) => e.clone(),
+                            None => {
+                                let key = keys::producer_state(tid, partition, batch.producer_id);
+                                let loaded = match tx.get(&key, false).await? {
+                                    Some(v) => Some(ProducerState::decode(&v)?)
+                                        .filter(|s| now - s.last_ms <= expiration),
+                                    None => None,
+                                };
+                                producers.insert(batch.producer_id, loaded.clone());
+                                loaded
+                            }
+                        };
+                        match producer::check(entry.as_ref(), batch) {
+                            SeqCheck::Append => planned.push(batch),
+                            SeqCheck::Duplicate(base) => {
+                                duplicate_base.get_or_insert(base);
+                            }
+                            SeqCheck::Reject(e) => {
+                                refused = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = refused {
+                        results.push(Err(e));
+                        continue;
+                    }
+                    let base = state.next_offset;
+                    for batch in planned {
+                        let at = state.next_offset;
+                        write_batch(
+                            &tx,
+                            tid,
+                            partition,
+                            owner.epoch,
+                            batch,
+                            append_time,
+                            &mut state,
+                        );
+                        if batch.producer_id >= 0 {
+                            let entry = producers.entry(batch.producer_id).or_default();
+                            producer::record(entry, batch, at, now);
+                            if !dirty.contains(&batch.producer_id) {
+                                dirty.push(batch.producer_id);
+                            }
+                        }
+                    }
+                    results.push(Ok(duplicate_base.unwrap_or(base)));
                 }
-                tx.set(&keys::partition_state(tid, partition), &state.encode());
-                Ok((bases, append_time, state))
+                for pid in dirty {
+                    if let Some(Some(p)) = producers.get(&pid) {
+                        tx.set(&keys::producer_state(tid, partition, pid), &p.encode());
+                    }
+                }
+                let appended = state.next_offset - start.next_offset;
+                if appended > 0 {
+                    tx.set(&keys::partition_state(tid, partition), &state.encode());
+                }
+                if let Ok(mut g) = previous.lock() {
+                    *g = Some((start, appended, results.clone()));
+                }
+                Ok((results, append_time, state))
             })
             .await
     }
@@ -265,17 +331,6 @@ impl Log {
             .await?;
         Ok(owner.map(|o| o.epoch).unwrap_or(0))
     }
-}
-
-fn base_offsets(mut next: i64, requests: &[&[Batch]]) -> Vec<i64> {
-    requests
-        .iter()
-        .map(|r| {
-            let base = next;
-            next += r.iter().map(|b| i64::from(b.record_count)).sum::<i64>();
-            base
-        })
-        .collect()
 }
 
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it

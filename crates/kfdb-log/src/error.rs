@@ -35,6 +35,10 @@ pub enum LogError {
     NotLeader,
     /// A batch names an idempotent producer this broker does not know.
     UnknownProducerId(i64),
+    /// A batch's sequence number is not the next one.
+    OutOfOrderSequence(String),
+    /// A batch from an older epoch of its producer.
+    InvalidProducerEpoch,
     /// A request that is valid Kafka but asks for something kfdb does not do.
     InvalidRequest(String),
     /// A stored value could not be decoded: a bug or a newer format.
@@ -58,6 +62,10 @@ impl fmt::Display for LogError {
             LogError::OffsetOutOfRange => write!(f, "offset out of range"),
             LogError::NotLeader => write!(f, "not the owner of this partition"),
             LogError::UnknownProducerId(id) => write!(f, "unknown producer id {id}"),
+            LogError::OutOfOrderSequence(m) => write!(f, "out of order sequence: {m}"),
+            LogError::InvalidProducerEpoch => {
+                write!(f, "producer epoch is older than the partition's")
+            }
             LogError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
             LogError::Corrupt(m) => write!(f, "stored value unreadable: {m}"),
         }

@@ -17,6 +17,8 @@
 //! ("kfdb", "bidx", tid, partition, last_offset)        → BatchInfo: base offset, max timestamp, size
 //! ("kfdb", "tidx", tid, partition, max_ts, last_offset) → () : time index, written when a batch
 //!                                                         raises the partition's max timestamp
+//! ("kfdb", "pid_block")                               → next unreserved producer id (tuple int)
+//! ("kfdb", "part", tid, partition, "producer", pid)    → ProducerState (producer.rs)
 //! ("kfdb", "groups", group)                            → () : index of consumer groups
 //! ("kfdb", "group", group, "meta")                     → GroupRecord (groups.rs)
 //! ("kfdb", "group", group, "member", member_id)        → MemberRecord (groups.rs)
@@ -108,6 +110,14 @@ pub(crate) fn time_index_space(tid: i64, p: i32) -> Subspace {
 
 pub(crate) fn time_index(tid: i64, p: i32, max_ts: i64, last_offset: i64) -> Vec<u8> {
     time_index_space(tid, p).pack(&(max_ts, last_offset))
+}
+
+pub(crate) fn producer_id_block() -> Vec<u8> {
+    root().pack(&"pid_block")
+}
+
+pub(crate) fn producer_state(tid: i64, p: i32, pid: i64) -> Vec<u8> {
+    root().pack(&("part", tid, p, "producer", pid))
 }
 
 pub(crate) fn group_index(group: &str) -> Vec<u8> {

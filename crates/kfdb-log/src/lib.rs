@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod groups;
 pub mod keys;
+pub mod producer;
 mod read;
 mod retention;
 mod topics;
@@ -47,6 +48,8 @@ pub struct LogConfig {
     pub default_replication_factor: i16,
     /// Upper bound on record bytes one append transaction carries (FoundationDB allows 10 MB).
     pub max_append_txn_bytes: usize,
+    /// `producer.id.expiration.ms`: idempotent-producer state older than this is forgotten.
+    pub producer_id_expiration_ms: i64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
 }
@@ -59,6 +62,7 @@ impl Default for LogConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             max_append_txn_bytes: 4 * 1024 * 1024,
+            producer_id_expiration_ms: 86_400_000,
             retention_check_interval: Duration::from_secs(300),
         }
     }
@@ -74,6 +78,8 @@ pub struct Log {
     /// High watermark announcements: an append publishes its partition's new next offset so that
     /// waiting fetches wake up without polling.
     watermarks: DashMap<(i64, i32), tokio::sync::watch::Sender<i64>>,
+    /// This broker's reserved producer ids: `[next, end)`.
+    pid_block: std::sync::Mutex<(i64, i64)>,
 }
 
 impl Log {
@@ -97,6 +103,7 @@ impl Log {
             topics: topics::TopicCache::default(),
             writers: DashMap::new(),
             watermarks: DashMap::new(),
+            pid_block: std::sync::Mutex::new((0, 0)),
         }))
     }
 

@@ -13,6 +13,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 fn records(values: &[&[u8]], timestamps: &[i64], compression: Compression) -> Bytes {
+    producer_records(values, timestamps, compression, (-1, -1, -1))
+}
+
+/// Records from an idempotent producer `(producer id, epoch, base sequence)`.
+fn producer_records(
+    values: &[&[u8]],
+    timestamps: &[i64],
+    compression: Compression,
+    (pid, epoch, seq): (i64, i16, i32),
+) -> Bytes {
     let recs: Vec<Record> = values
         .iter()
         .zip(timestamps)
@@ -22,11 +32,11 @@ fn records(values: &[&[u8]], timestamps: &[i64], compression: Compression) -> By
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if seq < 0 { -1 } else { seq + i as i32 },
             timestamp: *ts,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
@@ -400,4 +410,114 @@ async fn compressed_batches_pass_through_untouched() {
         let recs = decode(f.records);
         assert_eq!(recs[1], (r.base_offset + 1, b"two".to_vec()));
     }
+}
+
+fn idem(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Vec<batch::Batch> {
+    let ts: Vec<i64> = (0..values.len() as i64).collect();
+    batch::parse_batches(&producer_records(
+        values,
+        &ts,
+        Compression::None,
+        (pid, epoch, seq),
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn idempotent_producers_never_duplicate_or_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "idem", 1, &[]).await;
+    let pid = log.allocate_producer_id().await.unwrap();
+    let other = log.allocate_producer_id().await.unwrap();
+    assert_ne!(pid, other, "fresh ids");
+    let first = log
+        .append(&t, 0, idem(&[b"a", b"b", b"c"], pid, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(first.base_offset, 0);
+    // A retry of the same batch is answered with its original offset and appends nothing.
+    let retry = log
+        .append(&t, 0, idem(&[b"a", b"b", b"c"], pid, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(retry.base_offset, 0);
+    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 3);
+    let next = log.append(&t, 0, idem(&[b"d"], pid, 0, 3)).await.unwrap();
+    assert_eq!(next.base_offset, 3);
+    assert!(matches!(
+        log.append(&t, 0, idem(&[b"gap"], pid, 0, 9)).await,
+        Err(LogError::OutOfOrderSequence(_))
+    ));
+    assert!(matches!(
+        log.append(&t, 0, idem(&[b"x"], other, 0, 5)).await,
+        Err(LogError::UnknownProducerId(_))
+    ));
+    // A new epoch starts at sequence 0 and fences the old one.
+    assert_eq!(
+        log.append(&t, 0, idem(&[b"e"], pid, 1, 0))
+            .await
+            .unwrap()
+            .base_offset,
+        4
+    );
+    assert_eq!(
+        log.append(&t, 0, idem(&[b"late"], pid, 0, 4))
+            .await
+            .unwrap_err(),
+        LogError::InvalidProducerEpoch
+    );
+    let values: Vec<Vec<u8>> = fetch_all(&log, &t, 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"c".to_vec(),
+            b"d".to_vec(),
+            b"e".to_vec()
+        ]
+    );
+    // State survives a restart: the retry of the last batch is still recognised.
+    drop(log);
+    let log = open(dir.path()).await;
+    let t = log.topic("idem").await.unwrap().unwrap();
+    assert_eq!(
+        log.append(&t, 0, idem(&[b"e"], pid, 1, 0))
+            .await
+            .unwrap()
+            .base_offset,
+        4
+    );
+    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_under_conflicts_stay_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "idem-conflicts", 1, &[]).await;
+    let pid = log.allocate_producer_id().await.unwrap();
+    log.db().as_embedded().unwrap().inject_conflicts(7);
+    // Each batch is sent twice concurrently (a client retry racing its original).
+    for seq in 0..20 {
+        let v = format!("m{seq}");
+        let (a, b) = tokio::join!(
+            log.append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
+            log.append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
+        );
+        assert_eq!(a.unwrap().base_offset, i64::from(seq));
+        assert_eq!(b.unwrap().base_offset, i64::from(seq));
+    }
+    let all = fetch_all(&log, &t, 0, 0).await;
+    assert_eq!(all.len(), 20);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, (o, v))| *o == i as i64 && *v == format!("m{i}").into_bytes())
+    );
 }

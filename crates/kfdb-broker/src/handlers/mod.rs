@@ -23,6 +23,7 @@ mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -165,6 +166,7 @@ handlers!(
     offset_delete,
     consumer_group_heartbeat,
     consumer_group_describe,
+    init_producer_id,
 );
 
 /// The entry for `key`, if served.
