@@ -36,25 +36,46 @@ impl Connection {
 
     pub(crate) async fn run(mut self) {
         tracing::debug!(peer = %self.peer, "connection opened");
+        let metrics = self.broker.metrics.clone();
+        metrics.connections.inc();
+        self.serve().await;
+        metrics.connections.dec();
+    }
+
+    async fn serve(&mut self) {
         let max = self.broker.config.max_request_bytes;
+        let metrics = self.broker.metrics.clone();
         loop {
             match frame::parse(&mut self.buf, max) {
-                Ok(Some(body)) => match handlers::handle(&self.broker, body).await {
-                    Ok(Some(response)) => {
-                        if let Err(e) = self.socket.write_all(&response).await {
-                            tracing::debug!(peer = %self.peer, error = %e, "write failed");
+                Ok(Some(body)) => {
+                    metrics.bytes_in.inc_by(body.len() as u64 + 4);
+                    let answer = handlers::handle(&self.broker, body).await;
+                    match answer {
+                        Ok(Some(response)) => {
+                            metrics.bytes_out.inc_by(response.len() as u64);
+                            if let Err(e) = self.socket.write_all(&response).await {
+                                tracing::debug!(peer = %self.peer, error = %e, "write failed");
+                                return;
+                            }
+                            continue;
+                        }
+                        Ok(None) => continue,
+                        Err(e) => {
+                            metrics
+                                .protocol_errors
+                                .with_label_values(&[e.reason()])
+                                .inc();
+                            tracing::warn!(peer = %self.peer, error = %e, "closing connection");
                             return;
                         }
-                        continue;
                     }
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(peer = %self.peer, error = %e, "closing connection");
-                        return;
-                    }
-                },
+                }
                 Ok(None) => {}
                 Err(e) => {
+                    metrics
+                        .protocol_errors
+                        .with_label_values(&["bad_frame"])
+                        .inc();
                     tracing::warn!(peer = %self.peer, error = %e, "closing connection: bad frame");
                     return;
                 }

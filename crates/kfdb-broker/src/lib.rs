@@ -11,6 +11,7 @@ pub mod error_code;
 mod frame;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 mod server;
 
 pub use server::serve;
@@ -56,16 +57,19 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// The consumer-group coordinator.
     pub groups: Arc<group::Coordinator>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Broker {
     /// A broker over `log`.
-    pub fn new(log: Arc<Log>, config: BrokerConfig) -> Arc<Self> {
+    pub fn new(log: Arc<Log>, config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let groups = group::Coordinator::new(log.clone(), config.group.clone());
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             log,
             config,
             groups,
-        })
+            metrics: metrics::Metrics::new()?,
+        }))
     }
 }

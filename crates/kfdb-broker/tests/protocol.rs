@@ -20,10 +20,22 @@ use tokio::net::TcpStream;
 #[global_allocator]
 static ALLOC: kfdb_broker::alloc::GuardedAlloc = kfdb_broker::alloc::GuardedAlloc;
 
-async fn start() -> (
+type Started = (
     SocketAddr,
     tempfile::TempDir,
     tokio::sync::oneshot::Sender<()>,
+);
+
+async fn start() -> Started {
+    let (addr, dir, stop, _) = start_broker().await;
+    (addr, dir, stop)
+}
+
+async fn start_broker() -> (
+    SocketAddr,
+    tempfile::TempDir,
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::Arc<Broker>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
@@ -37,12 +49,13 @@ async fn start() -> (
             max_request_bytes: 1024 * 1024,
             ..BrokerConfig::default()
         },
-    );
+    )
+    .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kfdb_broker::serve(listener, broker, async {
+    tokio::spawn(kfdb_broker::serve(listener, broker.clone(), async {
         let _ = stop_rx.await;
     }));
-    (addr, dir, stop_tx)
+    (addr, dir, stop_tx, broker)
 }
 
 fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
@@ -213,4 +226,36 @@ async fn hostile_frames_close_only_their_connection() {
     // The broker still serves.
     let mut s = TcpStream::connect(addr).await.unwrap();
     assert_eq!(api_versions(&mut s, 3).await.1.error_code, 0);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_and_protocol_faults() {
+    let (addr, _dir, _stop, broker) = start_broker().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    for v in 0..3 {
+        api_versions(&mut s, v).await;
+    }
+    let mut bad = TcpStream::connect(addr).await.unwrap();
+    bad.write_all(&(-1i32).to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 8];
+    let _ = bad.read(&mut buf).await;
+    let text = String::from_utf8(broker.metrics.render(broker.log.db())).unwrap();
+    assert!(
+        text.contains("kfdb_requests_total{api=\"ApiVersions\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kfdb_request_duration_seconds_count{api=\"ApiVersions\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kfdb_protocol_errors_total{reason=\"bad_frame\"} 1"),
+        "{text}"
+    );
+    let bytes_out: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kfdb_bytes_out_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(bytes_out > 0);
 }

@@ -44,6 +44,8 @@ pub type Watch = BoxFuture<'static, KvResult<()>>;
 pub struct Database {
     backend: DatabaseBackend,
     run_options: RunOptions,
+    /// Retries made by `run` (all clones share it).
+    retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -86,6 +88,7 @@ impl Database {
         Ok(Self {
             backend: DatabaseBackend::Embedded(db),
             run_options: RunOptions::default(),
+            retries: Default::default(),
         })
     }
 
@@ -96,6 +99,7 @@ impl Database {
         Ok(Self {
             backend: DatabaseBackend::Fdb(db),
             run_options: RunOptions::default(),
+            retries: Default::default(),
         })
     }
 
@@ -108,6 +112,16 @@ impl Database {
     /// The retry-loop settings in use.
     pub fn run_options(&self) -> &RunOptions {
         &self.run_options
+    }
+
+    /// How many times `run` has retried a transaction (conflicts, too old, unknown results).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_retry(&self) {
+        self.retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The embedded backend, for its test and tuning hooks.

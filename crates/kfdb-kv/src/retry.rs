@@ -71,6 +71,7 @@ where
             .into());
         }
         maybe_committed |= err.kv_error().is_some_and(KvError::is_maybe_committed);
+        db.count_retry();
         tokio::time::sleep(backoff(options, attempt)).await;
         attempt += 1;
     }

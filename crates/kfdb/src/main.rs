@@ -112,6 +112,9 @@ struct ServeArgs {
         default_value_t = 5_000
     )]
     group_consumer_heartbeat_interval_ms: u64,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (off when not given).
+    #[arg(long, env = "KFDB_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
     #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
     commit_latency_ms: u64,
@@ -212,7 +215,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             },
             ..BrokerConfig::default()
         },
-    );
+    )
+    .map_err(|e| format!("metrics: {e}"))?;
+    let metrics = args.metrics_listen.map(|addr| {
+        tokio::spawn(kfdb_broker::metrics::serve_metrics(
+            addr,
+            broker.metrics.clone(),
+            log.db().clone(),
+        ))
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("binding {}: {e}", args.listen))?;
@@ -227,6 +238,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("serving: {e}"))?;
     retention.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     tracing::info!("kfdb stopped");
     Ok(())
 }

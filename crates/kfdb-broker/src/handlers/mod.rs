@@ -99,6 +99,19 @@ pub enum HandleError {
     Encode(ApiKey, i16, String),
 }
 
+impl HandleError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandleError::TooShort => "too_short",
+            HandleError::UnknownApi(_) => "unknown_api",
+            HandleError::UnsupportedVersion(..) => "unsupported_version",
+            HandleError::Decode(..) => "decode",
+            HandleError::Encode(..) => "encode",
+        }
+    }
+}
+
 impl std::fmt::Display for HandleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -222,7 +235,51 @@ pub async fn handle(
         version,
         header: &header,
     };
-    dispatch(&ctx, key, &mut frame).await
+    let started = std::time::Instant::now();
+    let result = dispatch(&ctx, key, &mut frame).await;
+    let api = api_name(key);
+    broker.metrics.requests.with_label_values(&[api]).inc();
+    broker
+        .metrics
+        .latency
+        .with_label_values(&[api])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// A stable metric label for an API.
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
+        ApiKey::ConsumerGroupDescribe => "ConsumerGroupDescribe",
+        _ => "Other",
+    }
 }
 
 /// A `StrBytes` from a `String`.

@@ -1,0 +1,175 @@
+//! Prometheus metrics and the `/metrics` HTTP endpoint (`kfdb serve --metrics-listen`).
+//!
+//! Per API key: requests and latency. Broker-wide: bytes in and out, connections, connections
+//! closed for protocol faults, and the store's commit/conflict/fsync/retry counters (read when
+//! scraped). No per-topic labels: label cardinality stays fixed at any topic count.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use kfdb_kv::Database;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Every metric kfdb exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by API.
+    pub requests: IntCounterVec,
+    /// Request handling time by API (decode to encoded response).
+    pub latency: HistogramVec,
+    /// Request bytes received.
+    pub bytes_in: IntCounter,
+    /// Response bytes sent.
+    pub bytes_out: IntCounter,
+    /// Open connections.
+    pub connections: IntGauge,
+    /// Connections closed because of a framing or decoding fault, by reason.
+    pub protocol_errors: IntCounterVec,
+    store_commits: IntGauge,
+    store_conflicts: IntGauge,
+    store_fsyncs: IntGauge,
+    store_retries: IntGauge,
+}
+
+fn fail(e: prometheus::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Metrics {
+    /// A fresh set of metrics in their own registry.
+    pub fn new() -> std::io::Result<Arc<Self>> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("kfdb_requests_total", "Kafka requests handled, by API"),
+            &["api"],
+        )
+        .map_err(fail)?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "kfdb_request_duration_seconds",
+                "Time to answer a request, by API",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 5.0, 30.0,
+            ]),
+            &["api"],
+        )
+        .map_err(fail)?;
+        let bytes_in =
+            IntCounter::new("kfdb_bytes_in_total", "Request bytes received").map_err(fail)?;
+        let bytes_out =
+            IntCounter::new("kfdb_bytes_out_total", "Response bytes sent").map_err(fail)?;
+        let connections =
+            IntGauge::new("kfdb_connections", "Open client connections").map_err(fail)?;
+        let protocol_errors = IntCounterVec::new(
+            Opts::new(
+                "kfdb_protocol_errors_total",
+                "Connections closed for protocol faults",
+            ),
+            &["reason"],
+        )
+        .map_err(fail)?;
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).map_err(fail);
+        let m = Self {
+            store_commits: gauge(
+                "kfdb_store_commits_total",
+                "Store transactions committed (embedded store)",
+            )?,
+            store_conflicts: gauge(
+                "kfdb_store_conflicts_total",
+                "Store commits rejected by conflicts (embedded store)",
+            )?,
+            store_fsyncs: gauge(
+                "kfdb_store_fsyncs_total",
+                "fsyncs of commit groups (embedded store)",
+            )?,
+            store_retries: gauge(
+                "kfdb_store_retries_total",
+                "Transaction retries by the retry loop",
+            )?,
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            connections,
+            protocol_errors,
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.requests.clone()),
+            Box::new(m.latency.clone()),
+            Box::new(m.bytes_in.clone()),
+            Box::new(m.bytes_out.clone()),
+            Box::new(m.connections.clone()),
+            Box::new(m.protocol_errors.clone()),
+            Box::new(m.store_commits.clone()),
+            Box::new(m.store_conflicts.clone()),
+            Box::new(m.store_fsyncs.clone()),
+            Box::new(m.store_retries.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).map_err(fail)?;
+        }
+        Ok(Arc::new(m))
+    }
+
+    /// The text exposition of every metric, with the store's counters read now.
+    pub fn render(&self, db: &Database) -> Vec<u8> {
+        if let Some(e) = db.as_embedded() {
+            let s = e.stats();
+            self.store_commits.set(s.commits as i64);
+            self.store_conflicts.set(s.conflicts as i64);
+            self.store_fsyncs.set(s.fsyncs as i64);
+        }
+        self.store_retries.set(db.retries() as i64);
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Serve `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    db: Database,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics endpoint listening");
+    loop {
+        let (socket, _) = listener.accept().await?;
+        let (metrics, db) = (metrics.clone(), db.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (metrics, db) = (metrics.clone(), db.clone());
+                async move {
+                    if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(Full::new(Bytes::from(metrics.render(&db))))
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::from_static(b"not found\n")))
+                    }
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(socket);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection failed");
+            }
+        });
+    }
+}
