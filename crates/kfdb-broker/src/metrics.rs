@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use kfdb_kv::Database;
+use kfdb_log::Log;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -35,6 +35,10 @@ pub struct Metrics {
     store_conflicts: IntGauge,
     store_fsyncs: IntGauge,
     store_retries: IntGauge,
+    cache_hits: IntGauge,
+    cache_misses: IntGauge,
+    cache_bytes: IntGauge,
+    cache_partitions: IntGauge,
 }
 
 fn fail(e: prometheus::Error) -> std::io::Error {
@@ -78,6 +82,19 @@ impl Metrics {
         .map_err(fail)?;
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).map_err(fail);
         let m = Self {
+            cache_hits: gauge(
+                "kfdb_cache_hits_total",
+                "Fetches answered from the hot-segment cache",
+            )?,
+            cache_misses: gauge("kfdb_cache_misses_total", "Fetches that read the store")?,
+            cache_bytes: gauge(
+                "kfdb_cache_bytes",
+                "Bytes of record batches in the hot-segment cache",
+            )?,
+            cache_partitions: gauge(
+                "kfdb_cache_partitions",
+                "Partitions in the hot-segment cache",
+            )?,
             store_commits: gauge(
                 "kfdb_store_commits_total",
                 "Store transactions committed (embedded store)",
@@ -113,6 +130,10 @@ impl Metrics {
             Box::new(m.store_conflicts.clone()),
             Box::new(m.store_fsyncs.clone()),
             Box::new(m.store_retries.clone()),
+            Box::new(m.cache_hits.clone()),
+            Box::new(m.cache_misses.clone()),
+            Box::new(m.cache_bytes.clone()),
+            Box::new(m.cache_partitions.clone()),
         ];
         for c in collectors {
             m.registry.register(c).map_err(fail)?;
@@ -121,7 +142,13 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, with the store's counters read now.
-    pub fn render(&self, db: &Database) -> Vec<u8> {
+    pub fn render(&self, log: &Log) -> Vec<u8> {
+        let db = log.db();
+        let c = log.cache_stats();
+        self.cache_hits.set(c.hits as i64);
+        self.cache_misses.set(c.misses as i64);
+        self.cache_bytes.set(c.bytes as i64);
+        self.cache_partitions.set(c.partitions as i64);
         if let Some(e) = db.as_embedded() {
             let s = e.stats();
             self.store_commits.set(s.commits as i64);
@@ -141,21 +168,21 @@ impl Metrics {
 pub async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    db: Database,
+    log: Arc<Log>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics endpoint listening");
     loop {
         let (socket, _) = listener.accept().await?;
-        let (metrics, db) = (metrics.clone(), db.clone());
+        let (metrics, log) = (metrics.clone(), log.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (metrics, db) = (metrics.clone(), db.clone());
+                let (metrics, log) = (metrics.clone(), log.clone());
                 async move {
                     if req.uri().path() == "/metrics" {
                         Response::builder()
                             .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(metrics.render(&db))))
+                            .body(Full::new(Bytes::from(metrics.render(&log))))
                     } else {
                         Response::builder()
                             .status(StatusCode::NOT_FOUND)

@@ -239,7 +239,7 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
     bad.write_all(&(-1i32).to_be_bytes()).await.unwrap();
     let mut buf = [0u8; 8];
     let _ = bad.read(&mut buf).await;
-    let text = String::from_utf8(broker.metrics.render(broker.log.db())).unwrap();
+    let text = String::from_utf8(broker.metrics.render(&broker.log)).unwrap();
     assert!(
         text.contains("kfdb_requests_total{api=\"ApiVersions\"} 3"),
         "{text}"

@@ -39,6 +39,15 @@ pub struct AppendResult {
     pub log_start_offset: i64,
 }
 
+/// Per-request answers, the append time used, the partition state after, and the batches written
+/// (base offset, last offset, stored bytes) for the hot-segment cache.
+type Appended = (
+    Vec<LogResult<i64>>,
+    Option<i64>,
+    PartitionState,
+    Vec<(i64, i64, Bytes)>,
+);
+
 struct Pending {
     batches: Vec<Batch>,
     bytes: usize,
@@ -139,7 +148,17 @@ impl Log {
             };
             let batches: Vec<&[Batch]> = group.iter().map(|p| p.batches.as_slice()).collect();
             match self.append_txn(&topic, partition, &batches).await {
-                Ok((results, append_time, state)) => {
+                Ok((results, append_time, state, written)) => {
+                    if written.is_empty() {
+                        self.cache.truncated((topic.id, partition), state.log_start);
+                    } else {
+                        self.cache.appended(
+                            (topic.id, partition),
+                            written,
+                            state.log_start,
+                            state.next_offset,
+                        );
+                    }
                     self.announce(topic.id, partition, state.next_offset);
                     for (p, result) in group.into_iter().zip(results) {
                         let _ = p.reply.send(result.map(|base| AppendResult {
@@ -167,7 +186,7 @@ impl Log {
         topic: &TopicMeta,
         partition: i32,
         requests: &[&[Batch]],
-    ) -> LogResult<(Vec<LogResult<i64>>, Option<i64>, PartitionState)> {
+    ) -> LogResult<Appended> {
         let tid = topic.id;
         let node = self.config.node_id;
         let expiration = self.config.producer_id_expiration_ms;
@@ -198,13 +217,14 @@ impl Log {
                 {
                     // The earlier attempt committed: report its answers, write nothing.
                     tracing::info!(tid, partition, "append found its earlier attempt committed");
-                    return Ok((results, None, state));
+                    return Ok((results, None, state, Vec::new()));
                 }
                 let now = now_ms();
                 let append_time = log_append_time.then_some(now);
                 let start = state;
                 let mut state = state;
                 let mut producers: HashMap<i64, Option<ProducerState>> = HashMap::new();
+                let mut written = Vec::new();
                 let mut dirty: Vec<i64> = Vec::new();
                 let mut results = Vec::with_capacity(requests.len());
                 for request in requests {
@@ -248,7 +268,7 @@ impl Log {
                     let base = state.next_offset;
                     for batch in planned {
                         let at = state.next_offset;
-                        write_batch(
+                        written.push(write_batch(
                             &tx,
                             tid,
                             partition,
@@ -256,7 +276,7 @@ impl Log {
                             batch,
                             append_time,
                             &mut state,
-                        );
+                        ));
                         if batch.producer_id >= 0 {
                             let entry = producers.entry(batch.producer_id).or_default();
                             producer::record(entry, batch, at, now);
@@ -279,7 +299,7 @@ impl Log {
                 if let Ok(mut g) = previous.lock() {
                     *g = Some((start, appended, results.clone()));
                 }
-                Ok((results, append_time, state))
+                Ok((results, append_time, state, written))
             })
             .await
     }
@@ -343,7 +363,7 @@ fn write_batch(
     batch: &Batch,
     append_time: Option<i64>,
     state: &mut PartitionState,
-) {
+) -> (i64, i64, Bytes) {
     let base = state.next_offset;
     let last = base + i64::from(batch.last_offset_delta);
     let bytes: Bytes = batch.stamped(base, epoch, append_time);
@@ -368,4 +388,5 @@ fn write_batch(
     }
     state.next_offset = last + 1;
     state.bytes += bytes.len() as i64;
+    (base, last, bytes)
 }

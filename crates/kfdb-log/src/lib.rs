@@ -13,6 +13,7 @@
 
 mod append;
 pub mod batch;
+pub mod cache;
 pub mod config;
 mod error;
 mod groups;
@@ -50,6 +51,8 @@ pub struct LogConfig {
     pub max_append_txn_bytes: usize,
     /// `producer.id.expiration.ms`: idempotent-producer state older than this is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// Bytes of recent record batches kept in memory for tailing fetches (0 turns it off).
+    pub hot_cache_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
 }
@@ -63,6 +66,7 @@ impl Default for LogConfig {
             default_replication_factor: 1,
             max_append_txn_bytes: 4 * 1024 * 1024,
             producer_id_expiration_ms: 86_400_000,
+            hot_cache_bytes: 256 * 1024 * 1024,
             retention_check_interval: Duration::from_secs(300),
         }
     }
@@ -78,6 +82,8 @@ pub struct Log {
     /// High watermark announcements: an append publishes its partition's new next offset so that
     /// waiting fetches wake up without polling.
     watermarks: DashMap<(i64, i32), tokio::sync::watch::Sender<i64>>,
+    /// Newest batches of the partitions this broker writes.
+    cache: cache::HotCache,
     /// This broker's reserved producer ids: `[next, end)`.
     pid_block: std::sync::Mutex<(i64, i64)>,
 }
@@ -96,6 +102,7 @@ impl Log {
                 Ok::<_, KvError>(id)
             })
             .await?;
+        let cache = cache::HotCache::new(config.hot_cache_bytes);
         Ok(Arc::new(Self {
             db,
             config,
@@ -104,6 +111,7 @@ impl Log {
             writers: DashMap::new(),
             watermarks: DashMap::new(),
             pid_block: std::sync::Mutex::new((0, 0)),
+            cache,
         }))
     }
 
@@ -136,7 +144,13 @@ impl Log {
         }
     }
 
+    /// Hot-segment cache counters.
+    pub fn cache_stats(&self) -> cache::CacheStats {
+        self.cache.stats()
+    }
+
     fn forget_topic(&self, tid: i64) {
+        self.cache.drop_topic(tid);
         self.writers.retain(|(t, _), _| *t != tid);
         self.watermarks.retain(|(t, _), _| *t != tid);
     }

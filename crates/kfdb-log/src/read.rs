@@ -106,6 +106,21 @@ impl Log {
             return Err(LogError::UnknownPartition);
         }
         let tid = topic.id;
+        match self.cache.read((tid, partition), offset, max_bytes.max(1)) {
+            Ok(hit) => {
+                return Ok(FetchResult {
+                    records: if max_bytes == 0 {
+                        Bytes::new()
+                    } else {
+                        hit.records
+                    },
+                    high_watermark: hit.high_watermark,
+                    log_start_offset: hit.log_start,
+                });
+            }
+            Err(crate::cache::Miss::OutOfRange) => return Err(LogError::OffsetOutOfRange),
+            Err(crate::cache::Miss::Store) => {}
+        }
         self.db
             .run(|tx, _| async move {
                 let state = partition_state(&tx, tid, partition).await?;

@@ -61,6 +61,7 @@ impl Log {
                 Ok(target)
             })
             .await
+            .inspect(|start| self.cache.truncated((tid, partition), *start))
     }
 
     /// Apply time and size retention to one partition; returns how many batches were deleted.
@@ -85,7 +86,7 @@ impl Log {
                         .get(&keys::partition_state(tid, partition), false)
                         .await?
                     else {
-                        return Ok::<_, LogError>(0);
+                        return Ok::<_, LogError>((0, 0));
                     };
                     let mut state = PartitionState::decode(&v)?;
                     let infos = self
@@ -104,14 +105,20 @@ impl Log {
                         doomed.push(b);
                     }
                     if doomed.is_empty() {
-                        return Ok(0);
+                        return Ok((0, state.log_start));
                     }
                     let n = doomed.len();
                     drop_batches(&tx, tid, partition, &doomed, &mut state);
                     tx.set(&keys::partition_state(tid, partition), &state.encode());
-                    Ok(n)
+                    Ok((n, state.log_start))
                 })
-                .await?;
+                .await
+                .map(|(n, start)| {
+                    if n > 0 {
+                        self.cache.truncated((tid, partition), start);
+                    }
+                    n
+                })?;
             total += deleted;
             if deleted < RETENTION_BATCH {
                 return Ok(total);

@@ -62,8 +62,12 @@ fn batch_of(values: &[&[u8]], ts: i64) -> Vec<batch::Batch> {
 }
 
 async fn open(dir: &std::path::Path) -> Arc<Log> {
+    open_with(dir, LogConfig::default()).await
+}
+
+async fn open_with(dir: &std::path::Path, config: LogConfig) -> Arc<Log> {
     let db = Database::open_embedded(dir, EmbeddedOptions::default()).unwrap();
-    Log::open(db, LogConfig::default()).await.unwrap()
+    Log::open(db, config).await.unwrap()
 }
 
 async fn topic(log: &Log, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Arc<TopicMeta> {
@@ -520,4 +524,65 @@ async fn idempotent_retries_under_conflicts_stay_dense() {
             .enumerate()
             .all(|(i, (o, v))| *o == i as i64 && *v == format!("m{i}").into_bytes())
     );
+}
+
+#[tokio::test]
+async fn the_hot_cache_answers_exactly_what_the_store_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_cache = LogConfig {
+        hot_cache_bytes: 4_000,
+        ..LogConfig::default()
+    };
+    let log = open_with(dir.path(), small_cache).await;
+    let t = topic(&log, "cached", 2, &[]).await;
+    for i in 0..40u8 {
+        let v = vec![i; 50 + usize::from(i) * 7];
+        log.append(&t, i32::from(i % 2), batch_of(&[&v, b"x"], i64::from(i)))
+            .await
+            .unwrap();
+    }
+    log.delete_records(&t, 1, 10).await.unwrap();
+    let mut cached = Vec::new();
+    for p in 0..2 {
+        for offset in [0, 5, 10, 31, 38, 39, 40, 41] {
+            for max in [1, 100, 1_000, 100_000] {
+                cached.push(
+                    log.fetch(&t, p, offset, max)
+                        .await
+                        .map(|f| (f.records, f.high_watermark, f.log_start_offset)),
+                );
+            }
+        }
+    }
+    let stats = log.cache_stats();
+    assert!(
+        stats.hits > 0 && stats.misses > 0,
+        "both paths exercised: {stats:?}"
+    );
+    assert!(stats.bytes <= 4_000);
+    drop(log);
+    let uncached = open_with(
+        dir.path(),
+        LogConfig {
+            hot_cache_bytes: 0,
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    let t = uncached.topic("cached").await.unwrap().unwrap();
+    let mut stored = Vec::new();
+    for p in 0..2 {
+        for offset in [0, 5, 10, 31, 38, 39, 40, 41] {
+            for max in [1, 100, 1_000, 100_000] {
+                stored.push(
+                    uncached
+                        .fetch(&t, p, offset, max)
+                        .await
+                        .map(|f| (f.records, f.high_watermark, f.log_start_offset)),
+                );
+            }
+        }
+    }
+    assert_eq!(cached, stored);
+    assert_eq!(uncached.cache_stats().hits, 0);
 }

@@ -115,6 +115,9 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off when not given).
     #[arg(long, env = "KFDB_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Bytes of recent record batches kept in memory for tailing consumers (0: off).
+    #[arg(long, env = "KFDB_HOT_CACHE_BYTES", default_value_t = 268_435_456)]
+    hot_cache_bytes: usize,
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
     #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
     commit_latency_ms: u64,
@@ -184,6 +187,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             node_id: args.node_id,
             auto_create_topics: args.auto_create_topics,
             num_partitions: args.num_partitions,
+            hot_cache_bytes: args.hot_cache_bytes,
             retention_check_interval: Duration::from_millis(
                 args.log_retention_check_interval_ms.max(1),
             ),
@@ -221,7 +225,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tokio::spawn(kfdb_broker::metrics::serve_metrics(
             addr,
             broker.metrics.clone(),
-            log.db().clone(),
+            log.clone(),
         ))
     });
     let listener = tokio::net::TcpListener::bind(args.listen)

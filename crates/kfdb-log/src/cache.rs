@@ -1,0 +1,327 @@
+//! The hot-segment cache: the newest record batches of the partitions this broker appends to, in
+//! memory, so a tailing Fetch (and a long poll that finds nothing new) is answered without a store
+//! read.
+//!
+//! Only the partition's writer fills it, after its append commits, so the cache never holds
+//! anything the store does not. Each cached partition covers a contiguous range of offsets
+//! `[first cached batch, next offset)` plus the partition's log start; a fetch inside that range is
+//! served here, anything older goes to the store. Memory is bounded by `limit` bytes: the least
+//! recently used partitions are dropped first, and a single partition larger than the limit keeps
+//! only its newest batches. Retention, DeleteRecords and topic deletion update or drop entries.
+//!
+//! With one broker per partition (today's ownership rule) the writer is the only one advancing a
+//! partition, which is what keeps the cached high watermark exact.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+struct Cached {
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+struct Part {
+    batches: VecDeque<Cached>,
+    /// Base offset of the first cached batch (== next_offset when none is cached).
+    first_offset: i64,
+    bytes: usize,
+    log_start: i64,
+    next_offset: i64,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    parts: HashMap<(i64, i32), Part>,
+    total: usize,
+    clock: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// What a cached read returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRead {
+    /// Whole batches from the one holding the offset, up to the byte budget.
+    pub records: Bytes,
+    /// Next offset.
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start: i64,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Fetches answered from memory.
+    pub hits: u64,
+    /// Fetches that went to the store.
+    pub misses: u64,
+    /// Bytes of batches held.
+    pub bytes: u64,
+    /// Partitions held.
+    pub partitions: u64,
+}
+
+/// See the module documentation.
+pub struct HotCache {
+    inner: Mutex<Inner>,
+    limit: usize,
+}
+
+/// A read the cache cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// Not cached (or the offset is older than the cached range): read the store.
+    Store,
+    /// Outside `[log start, high watermark]`.
+    OutOfRange,
+}
+
+impl HotCache {
+    /// A cache holding at most `limit` bytes of batches.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The writer committed `batches` (each `(base, last, bytes)`, in offset order); the partition
+    /// now has `log_start` and `next_offset`.
+    pub fn appended(
+        &self,
+        key: (i64, i32),
+        batches: Vec<(i64, i64, Bytes)>,
+        log_start: i64,
+        next_offset: i64,
+    ) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut g = self.lock();
+        g.clock += 1;
+        let clock = g.clock;
+        let first_new = batches.first().map(|b| b.0).unwrap_or(next_offset);
+        let (mut added, mut removed) = (0usize, 0usize);
+        let part = g.parts.entry(key).or_insert_with(|| Part {
+            batches: VecDeque::new(),
+            first_offset: first_new,
+            bytes: 0,
+            log_start,
+            next_offset: first_new,
+            last_used: clock,
+        });
+        if part.next_offset != first_new {
+            // A gap (e.g. appended elsewhere, or the first append after a restart): start over.
+            removed = part.bytes;
+            part.batches.clear();
+            part.bytes = 0;
+            part.first_offset = first_new;
+        }
+        for (_, last, bytes) in batches {
+            added += bytes.len();
+            part.bytes += bytes.len();
+            part.batches.push_back(Cached {
+                last_offset: last,
+                bytes,
+            });
+        }
+        part.log_start = log_start;
+        part.next_offset = next_offset;
+        part.last_used = clock;
+        g.total = g.total - removed + added;
+        self.evict(&mut g, key);
+    }
+
+    fn evict(&self, g: &mut Inner, keep: (i64, i32)) {
+        while g.total > self.limit {
+            let coldest = g
+                .parts
+                .iter()
+                .filter(|(k, _)| **k != keep)
+                .min_by_key(|(_, p)| p.last_used)
+                .map(|(k, _)| *k);
+            match coldest {
+                Some(k) => {
+                    if let Some(p) = g.parts.remove(&k) {
+                        g.total -= p.bytes;
+                    }
+                }
+                None => {
+                    // Only the partition being written is left: drop its oldest batches.
+                    let Some(p) = g.parts.get_mut(&keep) else {
+                        return;
+                    };
+                    let Some(old) = p.batches.pop_front() else {
+                        return;
+                    };
+                    p.bytes -= old.bytes.len();
+                    p.first_offset = old.last_offset + 1;
+                    g.total -= old.bytes.len();
+                }
+            }
+        }
+    }
+
+    /// Whole batches from `offset`, about `max_bytes` (the first batch always whole).
+    pub fn read(&self, key: (i64, i32), offset: i64, max_bytes: usize) -> Result<CachedRead, Miss> {
+        let mut g = self.lock();
+        g.clock += 1;
+        let clock = g.clock;
+        let Some(part) = g.parts.get_mut(&key) else {
+            g.misses += 1;
+            return Err(Miss::Store);
+        };
+        if offset < part.log_start || offset > part.next_offset {
+            return Err(Miss::OutOfRange);
+        }
+        if offset < part.first_offset {
+            g.misses += 1;
+            return Err(Miss::Store);
+        }
+        part.last_used = clock;
+        let mut chosen: Vec<Bytes> = Vec::new();
+        let mut size = 0;
+        for b in part.batches.iter().filter(|b| b.last_offset >= offset) {
+            if !chosen.is_empty() && size >= max_bytes {
+                break;
+            }
+            size += b.bytes.len();
+            chosen.push(b.bytes.clone());
+        }
+        let records = if chosen.len() == 1 {
+            // One batch: hand out the cached bytes without copying.
+            chosen.pop().unwrap_or_default()
+        } else {
+            let mut out = BytesMut::with_capacity(size);
+            for b in &chosen {
+                out.extend_from_slice(b);
+            }
+            out.freeze()
+        };
+        let read = CachedRead {
+            records,
+            high_watermark: part.next_offset,
+            log_start: part.log_start,
+        };
+        g.hits += 1;
+        Ok(read)
+    }
+
+    /// The log start moved to `log_start` (retention, DeleteRecords): drop batches below it.
+    pub fn truncated(&self, key: (i64, i32), log_start: i64) {
+        let mut g = self.lock();
+        let mut freed = 0;
+        if let Some(p) = g.parts.get_mut(&key) {
+            while p.batches.front().is_some_and(|b| b.last_offset < log_start) {
+                if let Some(b) = p.batches.pop_front() {
+                    freed += b.bytes.len();
+                    p.first_offset = b.last_offset + 1;
+                }
+            }
+            p.bytes -= freed;
+            p.log_start = p.log_start.max(log_start);
+            p.first_offset = p.first_offset.max(p.log_start.min(p.next_offset));
+        }
+        g.total -= freed;
+    }
+
+    /// Forget every partition of a topic.
+    pub fn drop_topic(&self, tid: i64) {
+        let mut g = self.lock();
+        let mut freed = 0;
+        g.parts.retain(|(t, _), p| {
+            if *t == tid {
+                freed += p.bytes;
+            }
+            *t != tid
+        });
+        g.total -= freed;
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> CacheStats {
+        let g = self.lock();
+        CacheStats {
+            hits: g.hits,
+            misses: g.misses,
+            bytes: g.total as u64,
+            partitions: g.parts.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: usize) -> Bytes {
+        Bytes::from(vec![n as u8; n])
+    }
+
+    #[test]
+    fn serves_the_tail_and_misses_below_it() {
+        let c = HotCache::new(1 << 20);
+        let k = (1, 0);
+        assert_eq!(c.read(k, 0, 100), Err(Miss::Store));
+        c.appended(k, vec![(10, 11, b(10)), (12, 12, b(20))], 0, 13);
+        let r = c.read(k, 11, 1).unwrap();
+        assert_eq!(r.records.len(), 10, "first batch whole, budget reached");
+        assert_eq!(r.high_watermark, 13);
+        assert_eq!(c.read(k, 10, 1000).unwrap().records.len(), 30);
+        assert_eq!(
+            c.read(k, 13, 1000).unwrap().records.len(),
+            0,
+            "tail: nothing new, no store read"
+        );
+        assert_eq!(c.read(k, 5, 1000), Err(Miss::Store), "older than cached");
+        assert_eq!(c.read(k, 14, 1000), Err(Miss::OutOfRange));
+        c.truncated(k, 12);
+        assert_eq!(c.read(k, 11, 1000), Err(Miss::OutOfRange));
+        assert_eq!(c.read(k, 12, 1000).unwrap().records.len(), 20);
+        let s = c.stats();
+        assert_eq!((s.bytes, s.partitions), (20, 1));
+        c.drop_topic(1);
+        assert_eq!(c.stats().bytes, 0);
+    }
+
+    #[test]
+    fn bounded_by_evicting_cold_partitions_first() {
+        let c = HotCache::new(100);
+        c.appended((1, 0), vec![(0, 0, b(60))], 0, 1);
+        c.appended((2, 0), vec![(0, 0, b(30))], 0, 1);
+        let _ = c.read((2, 0), 0, 10);
+        c.appended((3, 0), vec![(0, 0, b(50))], 0, 1);
+        assert_eq!(
+            c.read((1, 0), 0, 10),
+            Err(Miss::Store),
+            "coldest partition went first"
+        );
+        assert!(c.read((2, 0), 0, 10).is_ok());
+        assert!(c.stats().bytes <= 100);
+        // One partition bigger than the limit keeps only its newest batches.
+        c.appended((3, 0), vec![(1, 1, b(90)), (2, 2, b(90))], 0, 3);
+        assert!(c.stats().bytes <= 100);
+        assert_eq!(c.read((3, 0), 1, 10), Err(Miss::Store));
+        assert_eq!(c.read((3, 0), 2, 10).unwrap().records.len(), 90);
+    }
+
+    #[test]
+    fn a_gap_restarts_the_cached_range() {
+        let c = HotCache::new(1000);
+        c.appended((1, 0), vec![(0, 0, b(10))], 0, 1);
+        c.appended((1, 0), vec![(5, 5, b(10))], 0, 6);
+        assert_eq!(c.read((1, 0), 0, 100), Err(Miss::Store));
+        assert_eq!(c.read((1, 0), 5, 100).unwrap().records.len(), 10);
+        assert_eq!(c.stats().bytes, 10);
+    }
+}
