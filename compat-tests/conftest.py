@@ -101,8 +101,19 @@ class KfdbStartError(RuntimeError):
 class Kfdb:
     """One kfdb process: ``start()``, ``stop()``, ``restart()`` (same data dir and port)."""
 
-    def __init__(self, binary: Path, data_dir: Path, port: int, node_id: int = 1, name: str = "kfdb"):
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        port: int,
+        node_id: int = 1,
+        name: str = "kfdb",
+        extra_args: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.binary = binary
+        self.extra_args = list(extra_args or [])  # appended to `kfdb serve ...`
+        self.extra_env = dict(extra_env or {})  # set in kfdb's environment (over os.environ)
         self.data_dir = data_dir
         self.host = "127.0.0.1"
         self.port = port
@@ -162,12 +173,14 @@ class Kfdb:
             str(self.data_dir),
             "--node-id",
             str(self.node_id),
+            *self.extra_args,
         ]
         self._log_marker(f"start #{self.starts}: {' '.join(cmd)}")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")  # plain log lines in failure reports
+        env.update(self.extra_env)
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
@@ -249,13 +262,23 @@ class ExternalBroker:
 
 @pytest.fixture(scope="module")
 def kfdb(request):
-    """A kfdb process for this test module (fresh data dir, free loopback port)."""
+    """A kfdb process for this test module (fresh data dir, free loopback port).
+
+    A test module can set ``KFDB_ARGS`` (a list of extra ``kfdb serve`` arguments, e.g.
+    ``["--group-initial-rebalance-delay-ms", "500"]``) and ``KFDB_ENV`` (a dict of extra
+    environment variables for kfdb, e.g. ``{"KFDB_LOG": "info,kfdb_broker=debug"}``)."""
     external = os.environ.get("KFDB_COMPAT_BOOTSTRAP")
     if external:
         yield ExternalBroker(external)
         return
     workdir = Path(tempfile.mkdtemp(prefix=f"kfdb-compat-{request.module.__name__}-"))
-    server = Kfdb(kfdb_binary(), workdir / "data", free_port())
+    server = Kfdb(
+        kfdb_binary(),
+        workdir / "data",
+        free_port(),
+        extra_args=getattr(request.module, "KFDB_ARGS", None),
+        extra_env=getattr(request.module, "KFDB_ENV", None),
+    )
     start_error = None
     try:
         server.start()
