@@ -7,7 +7,7 @@ wrote to stderr during a failed test is attached to that test's failure report.
 Environment:
   KFDB_BIN          use this kfdb binary instead of building one with `cargo build -p kfdb`
   KFDB_KEEP_DATA=1  keep the temporary data directories (and logs) instead of deleting them
-  RUST_LOG          passed through to kfdb (default: info)
+  KFDB_LOG          passed through to kfdb (default: info)
   KFDB_COMPAT_BOOTSTRAP=host:port
                     run the tests against an already running broker (e.g. Apache Kafka, to check
                     the tests themselves) instead of starting kfdb; restart tests are skipped
@@ -177,7 +177,7 @@ class Kfdb:
         ]
         self._log_marker(f"start #{self.starts}: {' '.join(cmd)}")
         env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
+        env.setdefault("KFDB_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")  # plain log lines in failure reports
         env.update(self.extra_env)
