@@ -47,6 +47,8 @@ pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 /// KIP-848: the member's epoch is behind the group's; rejoin.
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// KIP-848: a static member joined while another live member holds its instance id.
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 /// KIP-848: unknown server-side assignor.
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 /// KIP-848: an offset commit carries an old member epoch.

@@ -28,6 +28,9 @@ pub struct CMember {
     pub client_id: String,
     pub client_host: String,
     pub epoch: i32,
+    /// The epoch before the last bump: still accepted while the member may not have seen the reply
+    /// that raised it (Kafka accepts it when the owned partitions are a subset of the assignment).
+    previous_epoch: i32,
     pub subscribed: Vec<String>,
     pub rebalance_timeout: Duration,
     last_seen: Instant,
@@ -174,9 +177,17 @@ impl ConsumerGroup {
             } else {
                 hb.member_id.clone()
             };
-            if let Some(inst) = &hb.instance_id {
-                self.members
-                    .retain(|_, m| m.instance_id.as_ref() != Some(inst) || m.id == id);
+            if let Some(inst) = &hb.instance_id
+                && self
+                    .members
+                    .values()
+                    .any(|m| m.instance_id.as_ref() == Some(inst) && m.id != id)
+            {
+                return HeartbeatReply::error(
+                    ec::UNRELEASED_INSTANCE_ID,
+                    &hb.member_id,
+                    "another live member holds this instance id",
+                );
             }
             let previous = self.members.remove(&id);
             self.members.insert(
@@ -188,6 +199,7 @@ impl ConsumerGroup {
                     client_id: hb.client_id.clone(),
                     client_host: "/127.0.0.1".into(),
                     epoch: 0,
+                    previous_epoch: 0,
                     subscribed,
                     rebalance_timeout: hb.rebalance_timeout,
                     last_seen: now,
@@ -206,7 +218,11 @@ impl ConsumerGroup {
                 "member is not in the group",
             );
         };
-        if hb.member_epoch != m.epoch {
+        let owned_within = hb
+            .owned
+            .as_ref()
+            .is_some_and(|o| o.iter().all(|tp| m.current.contains(tp)));
+        if hb.member_epoch != m.epoch && !(hb.member_epoch == m.previous_epoch && owned_within) {
             return HeartbeatReply::error(
                 ec::FENCED_MEMBER_EPOCH,
                 &hb.member_id,
@@ -263,7 +279,8 @@ impl ConsumerGroup {
         if revoking {
             // Ask the member to give up what it must; it keeps its epoch until it has.
             let keep: BTreeSet<Tp> = m.current.intersection(&m.target).copied().collect();
-            let send = (m.sent.as_ref() != Some(&keep)).then(|| keep.clone());
+            let send = (m.sent.as_ref() != Some(&keep) || reported_differs(&hb, &keep))
+                .then(|| keep.clone());
             if send.is_some() {
                 m.sent = Some(keep);
             }
@@ -282,8 +299,13 @@ impl ConsumerGroup {
             .copied()
             .collect();
         m.current.extend(free);
-        m.epoch = group_epoch;
-        let send = (m.sent.as_ref() != Some(&m.current)).then(|| m.current.clone());
+        if m.epoch != group_epoch {
+            m.previous_epoch = m.epoch;
+            m.epoch = group_epoch;
+        }
+        // Send when it changed, or when the member reports owning something else (a lost reply).
+        let send = (m.sent.as_ref() != Some(&m.current) || reported_differs(&hb, &m.current))
+            .then(|| m.current.clone());
         if send.is_some() {
             m.sent = Some(m.current.clone());
         }
@@ -347,6 +369,13 @@ impl ConsumerGroup {
     }
 }
 
+/// True when the heartbeat reports owned partitions other than `expected`.
+fn reported_differs(hb: &Heartbeat, expected: &BTreeSet<Tp>) -> bool {
+    hb.owned
+        .as_ref()
+        .is_some_and(|o| o.iter().copied().collect::<BTreeSet<Tp>>() != *expected)
+}
+
 /// Target assignment for every member: `range` gives each member a contiguous block of each
 /// subscribed topic; `uniform` spreads all partitions evenly, keeping a partition with its current
 /// target owner when that owner still subscribes and is under its share.
@@ -386,8 +415,20 @@ fn assign(
         .iter()
         .flat_map(|(name, info)| (0..info.partitions).map(move |p| (name.clone(), (info.id, p))))
         .collect();
-    let total_members = members.len().max(1);
-    let quota = all.len().div_ceil(total_members);
+    // Every member gets at least `min`; `extra` of them get one more (Kafka's uniform quotas).
+    let n = members.len().max(1);
+    let (min, mut extra) = (all.len() / n, all.len() % n);
+    let room = |out: &BTreeMap<String, BTreeSet<Tp>>, id: &str, extra: &mut usize| -> bool {
+        let have = out.get(id).map_or(0, BTreeSet::len);
+        if have < min {
+            true
+        } else if have == min && *extra > 0 {
+            *extra -= 1;
+            true
+        } else {
+            false
+        }
+    };
     let mut pending = Vec::new();
     for (name, tp) in &all {
         let keeper = members
@@ -395,20 +436,32 @@ fn assign(
             .find(|m| m.target.contains(tp) && m.subscribed.contains(name))
             .map(|m| m.id.clone());
         match keeper {
-            Some(k) if out.get(&k).map_or(0, BTreeSet::len) < quota => {
+            Some(k) if room(&out, &k, &mut extra) => {
                 out.entry(k).or_default().insert(*tp);
             }
             _ => pending.push((name.clone(), *tp)),
         }
     }
     for (name, tp) in pending {
-        let best = members
+        let mut candidates: Vec<&CMember> = members
             .values()
             .filter(|m| m.subscribed.contains(&name))
-            .min_by_key(|m| (out.get(&m.id).map_or(0, BTreeSet::len), m.id.clone()))
+            .collect();
+        candidates.sort_by_key(|m| (out.get(&m.id).map_or(0, BTreeSet::len), m.id.clone()));
+        let chosen = candidates
+            .into_iter()
+            .find(|m| room(&out, &m.id, &mut extra))
             .map(|m| m.id.clone());
-        if let Some(b) = best {
-            out.entry(b).or_default().insert(tp);
+        // Members with other subscriptions can leave more for some: fall back to the least loaded.
+        let chosen = chosen.or_else(|| {
+            members
+                .values()
+                .filter(|m| m.subscribed.contains(&name))
+                .min_by_key(|m| (out.get(&m.id).map_or(0, BTreeSet::len), m.id.clone()))
+                .map(|m| m.id.clone())
+        });
+        if let Some(c) = chosen {
+            out.entry(c).or_default().insert(tp);
         }
     }
     out
@@ -498,6 +551,45 @@ mod tests {
     }
 
     #[test]
+    fn uniform_gives_every_member_its_share() {
+        let t = topics(6);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", Duration::from_secs(45));
+        for id in ["a", "b", "c", "d"] {
+            let _ = g.heartbeat(hb(id, 0, None), &t, now);
+        }
+        let mut sizes: Vec<usize> = g.members.values().map(|m| m.target.len()).collect();
+        sizes.sort();
+        assert_eq!(sizes, vec![1, 1, 2, 2]);
+        let all: BTreeSet<Tp> = g
+            .members
+            .values()
+            .flat_map(|m| m.target.iter().copied())
+            .collect();
+        assert_eq!(all.len(), 6);
+    }
+
+    #[test]
+    fn a_lost_reply_is_resent_and_the_previous_epoch_accepted() {
+        let t = topics(2);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", Duration::from_secs(45));
+        let a = g.heartbeat(hb("a", 0, None), &t, now);
+        let first_epoch = a.member_epoch;
+        let _ = g.heartbeat(hb("b", 0, None), &t, now);
+        // a never saw the revocation reply; it reports its old ownership again: resent.
+        let all: Vec<Tp> = a.assignment.clone().unwrap().into_iter().collect();
+        let again = g.heartbeat(hb("a", first_epoch, Some(all.clone())), &t, now);
+        assert_eq!(again.assignment.map(|s| s.len()), Some(1));
+        let keep: Vec<Tp> = g.members["a"].target.iter().copied().collect();
+        let acked = g.heartbeat(hb("a", first_epoch, Some(keep.clone())), &t, now);
+        assert!(acked.member_epoch > first_epoch);
+        // The reply with the new epoch was lost too: the old epoch still works.
+        let old = g.heartbeat(hb("a", first_epoch, Some(keep)), &t, now);
+        assert_eq!(old.error, ec::NONE);
+    }
+
+    #[test]
     fn range_assignor_gives_contiguous_blocks() {
         let mut members = BTreeMap::new();
         for id in ["a", "b"] {
@@ -510,6 +602,7 @@ mod tests {
                     client_id: String::new(),
                     client_host: String::new(),
                     epoch: 0,
+                    previous_epoch: 0,
                     subscribed: vec!["t".into()],
                     rebalance_timeout: Duration::ZERO,
                     last_seen: Instant::now(),

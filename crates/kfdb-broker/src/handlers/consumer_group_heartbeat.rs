@@ -90,7 +90,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
                 .collect()
         }),
     };
+    let owned_log = hb
+        .owned
+        .as_ref()
+        .map(|o| o.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     let reply = g.heartbeat(hb, &topics, Instant::now());
+    tracing::debug!(
+        group = %req.group_id.0,
+        member = %reply.member_id,
+        owned = ?owned_log,
+        epoch = reply.member_epoch,
+        error = reply.error,
+        assignment = ?reply.assignment.as_ref().map(|a| a.iter().map(|(_, p)| *p).collect::<Vec<_>>()),
+        "consumer group heartbeat answered"
+    );
     let interval = coordinator.config().consumer_heartbeat_interval.as_millis() as i32;
     let assignment = reply.assignment.map(|set| {
         let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
