@@ -110,6 +110,17 @@ pub fn from_log_error(e: &LogError) -> i16 {
     }
 }
 
+/// A data-model error as a group API reports it: store trouble becomes COORDINATOR_NOT_AVAILABLE
+/// or NOT_COORDINATOR, which consumers handle by finding the coordinator again (Kafka maps
+/// REQUEST_TIMED_OUT and KAFKA_STORAGE_ERROR the same way for group requests).
+pub fn for_group(e: &LogError) -> i16 {
+    match from_log_error(e) {
+        REQUEST_TIMED_OUT => COORDINATOR_NOT_AVAILABLE,
+        KAFKA_STORAGE_ERROR | UNKNOWN_SERVER_ERROR => NOT_COORDINATOR,
+        other => other,
+    }
+}
+
 /// Store errors: timeouts become `REQUEST_TIMED_OUT`, other retryable ones `KAFKA_STORAGE_ERROR`
 /// (clients retry both), the rest `UNKNOWN_SERVER_ERROR`.
 pub fn from_kv_error(e: &KvError) -> i16 {

@@ -232,26 +232,38 @@ impl Log {
                     let mut planned: Vec<&Batch> = Vec::with_capacity(request.len());
                     let mut duplicate_base = None;
                     let mut refused = None;
+                    // Producer states as they will be after this request, batch by batch, so a
+                    // request carrying several batches of one producer is checked in sequence.
+                    let mut scratch: HashMap<i64, Option<ProducerState>> = HashMap::new();
+                    let mut next = state.next_offset;
                     for batch in request.iter() {
                         if batch.producer_id < 0 {
                             planned.push(batch);
+                            next += i64::from(batch.record_count);
                             continue;
                         }
-                        let entry = match producers.get(&batch.producer_id) {
-                            Some(e) => e.clone(),
-                            None => {
-                                let key = keys::producer_state(tid, partition, batch.producer_id);
+                        let pid = batch.producer_id;
+                        let entry = match (scratch.get(&pid), producers.get(&pid)) {
+                            (Some(e), _) | (None, Some(e)) => e.clone(),
+                            (None, None) => {
+                                let key = keys::producer_state(tid, partition, pid);
                                 let loaded = match tx.get(&key, false).await? {
                                     Some(v) => Some(ProducerState::decode(&v)?)
                                         .filter(|s| now - s.last_ms <= expiration),
                                     None => None,
                                 };
-                                producers.insert(batch.producer_id, loaded.clone());
+                                producers.insert(pid, loaded.clone());
                                 loaded
                             }
                         };
                         match producer::check(entry.as_ref(), batch) {
-                            SeqCheck::Append => planned.push(batch),
+                            SeqCheck::Append => {
+                                let mut entry = entry;
+                                producer::record(&mut entry, batch, next, now);
+                                scratch.insert(pid, entry);
+                                planned.push(batch);
+                                next += i64::from(batch.record_count);
+                            }
                             SeqCheck::Duplicate(base) => {
                                 duplicate_base.get_or_insert(base);
                             }
@@ -267,7 +279,6 @@ impl Log {
                     }
                     let base = state.next_offset;
                     for batch in planned {
-                        let at = state.next_offset;
                         written.push(write_batch(
                             &tx,
                             tid,
@@ -277,12 +288,11 @@ impl Log {
                             append_time,
                             &mut state,
                         ));
-                        if batch.producer_id >= 0 {
-                            let entry = producers.entry(batch.producer_id).or_default();
-                            producer::record(entry, batch, at, now);
-                            if !dirty.contains(&batch.producer_id) {
-                                dirty.push(batch.producer_id);
-                            }
+                    }
+                    for (pid, entry) in scratch {
+                        producers.insert(pid, entry);
+                        if !dirty.contains(&pid) {
+                            dirty.push(pid);
                         }
                     }
                     results.push(Ok(duplicate_base.unwrap_or(base)));

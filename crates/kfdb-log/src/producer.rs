@@ -98,12 +98,16 @@ pub enum SeqCheck {
 /// Kafka's sequence rules for `batch` given the producer's current state in the partition.
 pub fn check(state: Option<&ProducerState>, batch: &Batch) -> SeqCheck {
     let last = next_seq(batch.base_sequence, batch.last_offset_delta);
+    if batch.base_sequence < 0 {
+        return SeqCheck::Reject(LogError::CorruptMessage(format!(
+            "producer {} sent sequence {}",
+            batch.producer_id, batch.base_sequence
+        )));
+    }
+    // No state (new, or expired after producer.id.expiration.ms): any sequence starts it, as in
+    // Kafka since KIP-360; refusing would leave a long-idle producer retrying forever.
     let Some(s) = state else {
-        return if batch.base_sequence == 0 {
-            SeqCheck::Append
-        } else {
-            SeqCheck::Reject(LogError::UnknownProducerId(batch.producer_id))
-        };
+        return SeqCheck::Append;
     };
     if batch.producer_epoch < s.epoch {
         return SeqCheck::Reject(LogError::InvalidProducerEpoch);
@@ -232,7 +236,8 @@ mod tests {
         let mut s = None;
         assert_eq!(
             check(s.as_ref(), &idem(3, 1, 0)),
-            SeqCheck::Reject(LogError::UnknownProducerId(7))
+            SeqCheck::Append,
+            "unknown producers may start at any sequence"
         );
         let b0 = idem(0, 3, 0);
         assert_eq!(check(s.as_ref(), &b0), SeqCheck::Append);

@@ -453,17 +453,21 @@ async fn idempotent_producers_never_duplicate_or_skip() {
         log.append(&t, 0, idem(&[b"gap"], pid, 0, 9)).await,
         Err(LogError::OutOfOrderSequence(_))
     ));
-    assert!(matches!(
-        log.append(&t, 0, idem(&[b"x"], other, 0, 5)).await,
-        Err(LogError::UnknownProducerId(_))
-    ));
+    // A producer the partition does not know (new, or expired) may start at any sequence.
+    assert_eq!(
+        log.append(&t, 0, idem(&[b"x"], other, 0, 5))
+            .await
+            .unwrap()
+            .base_offset,
+        4
+    );
     // A new epoch starts at sequence 0 and fences the old one.
     assert_eq!(
         log.append(&t, 0, idem(&[b"e"], pid, 1, 0))
             .await
             .unwrap()
             .base_offset,
-        4
+        5
     );
     assert_eq!(
         log.append(&t, 0, idem(&[b"late"], pid, 0, 4))
@@ -483,6 +487,7 @@ async fn idempotent_producers_never_duplicate_or_skip() {
             b"b".to_vec(),
             b"c".to_vec(),
             b"d".to_vec(),
+            b"x".to_vec(),
             b"e".to_vec()
         ]
     );
@@ -495,9 +500,9 @@ async fn idempotent_producers_never_duplicate_or_skip() {
             .await
             .unwrap()
             .base_offset,
-        4
+        5
     );
-    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 5);
+    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,4 +590,44 @@ async fn the_hot_cache_answers_exactly_what_the_store_does() {
     }
     assert_eq!(cached, stored);
     assert_eq!(uncached.cache_stats().hits, 0);
+}
+
+#[tokio::test]
+async fn one_request_may_carry_several_batches_of_one_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "multi", 1, &[]).await;
+    let pid = log.allocate_producer_id().await.unwrap();
+    let mut raw = BytesMut::new();
+    raw.extend_from_slice(&producer_records(
+        &[b"a", b"b"],
+        &[0, 1],
+        Compression::None,
+        (pid, 0, 0),
+    ));
+    raw.extend_from_slice(&producer_records(
+        &[b"c", b"d"],
+        &[2, 3],
+        Compression::None,
+        (pid, 0, 2),
+    ));
+    let batches = batch::parse_batches(&raw.freeze()).unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(
+        log.append(&t, 0, batches.clone())
+            .await
+            .unwrap()
+            .base_offset,
+        0
+    );
+    // The same request again is a duplicate as a whole.
+    assert_eq!(log.append(&t, 0, batches).await.unwrap().base_offset, 0);
+    assert_eq!(
+        log.append(&t, 0, idem(&[b"e"], pid, 0, 4))
+            .await
+            .unwrap()
+            .base_offset,
+        4
+    );
+    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 5);
 }

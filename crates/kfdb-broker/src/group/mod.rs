@@ -153,15 +153,19 @@ impl Coordinator {
         loop {
             tick.tick().await;
             let groups: Vec<Arc<Mutex<Group>>> = self.live().values().cloned().collect();
+            // A group busy with a request (maybe waiting on the store) is ticked next time, so
+            // one slow group does not hold up session expiry everywhere.
             for g in groups {
-                let mut g = g.lock().await;
+                let Ok(mut g) = g.try_lock() else { continue };
                 let persist = g.tick(Instant::now());
                 self.persist(&g, persist).await;
             }
             let consumer_groups: Vec<Arc<Mutex<ConsumerGroup>>> =
                 self.consumer_live().values().cloned().collect();
             for g in consumer_groups {
-                let _ = g.lock().await.tick(Instant::now());
+                if let Ok(mut g) = g.try_lock() {
+                    let _ = g.tick(Instant::now());
+                }
             }
         }
     }

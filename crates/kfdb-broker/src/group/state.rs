@@ -157,6 +157,10 @@ pub struct Group {
     deadline: Option<Instant>,
     /// True while the first rebalance of an empty group waits for more members.
     initial: bool,
+    /// When the current rebalance started (caps the initial delay's extensions).
+    rebalance_started: Instant,
+    /// Deleted: every request is refused so no waiter is parked in a forgotten group.
+    pub dead: bool,
     initial_delay: Duration,
 }
 
@@ -174,6 +178,8 @@ impl Group {
             pending: HashMap::new(),
             deadline: None,
             initial: false,
+            rebalance_started: Instant::now(),
+            dead: false,
             initial_delay,
         }
     }
@@ -278,6 +284,13 @@ impl Group {
         now: Instant,
         reply: oneshot::Sender<JoinResponse>,
     ) -> Persist {
+        if self.dead {
+            let _ = reply.send(JoinResponse::error(
+                ec::COORDINATOR_NOT_AVAILABLE,
+                &req.member_id,
+            ));
+            return Persist::No;
+        }
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             let _ = reply.send(JoinResponse::error(
                 ec::INCONSISTENT_GROUP_PROTOCOL,
@@ -379,9 +392,9 @@ impl Group {
             State::PreparingRebalance => {
                 if self.initial && joined_new {
                     // Each new member during the initial delay waits a little longer for more.
-                    let limit = self.max_rebalance_timeout();
+                    let cap = self.rebalance_started + self.max_rebalance_timeout();
                     if let Some(d) = self.deadline.as_mut() {
-                        *d = (now + self.initial_delay).min(now + limit).max(*d);
+                        *d = (now + self.initial_delay).min(cap).max(*d);
                     }
                 }
             }
@@ -407,6 +420,7 @@ impl Group {
             }
         }
         self.state = State::PreparingRebalance;
+        self.rebalance_started = now;
         self.deadline = Some(if self.initial {
             now + self.initial_delay.min(self.max_rebalance_timeout())
         } else {
@@ -676,7 +690,10 @@ impl Group {
             .members
             .values()
             .filter(|m| {
-                m.join_waiter.is_none() && now.duration_since(m.last_seen) > m.session_timeout
+                // A member waiting for a JoinGroup or SyncGroup answer cannot heartbeat: alive.
+                m.join_waiter.is_none()
+                    && m.sync_waiter.is_none()
+                    && now.duration_since(m.last_seen) > m.session_timeout
             })
             .map(|m| m.id.clone())
             .collect();

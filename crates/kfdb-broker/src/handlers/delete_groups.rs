@@ -20,19 +20,26 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsRe
             error_code::GROUP_ID_NOT_FOUND
         } else {
             match coordinator.group(&id).await {
-                Err(e) => error_code::from_log_error(&e),
+                Err(e) => error_code::for_group(&e),
                 Ok(group) => {
-                    let g = group.lock().await;
-                    if !g.members.is_empty() {
+                    let mut g = group.lock().await;
+                    let consumer_members = match coordinator.loaded_consumer_group(&id) {
+                        Some(cg) => !cg.lock().await.members.is_empty(),
+                        None => false,
+                    };
+                    if !g.members.is_empty() || consumer_members {
                         error_code::NON_EMPTY_GROUP
                     } else {
                         match log.delete_group(&id).await {
                             Ok(()) => {
+                                // Requests that already hold this group must not park a waiter
+                                // in it once it is forgotten.
+                                g.dead = true;
                                 drop(g);
                                 coordinator.forget(&id);
                                 error_code::NONE
                             }
-                            Err(e) => error_code::from_log_error(&e),
+                            Err(e) => error_code::for_group(&e),
                         }
                     }
                 }

@@ -31,7 +31,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeGroups
         let group = match coordinator.group(&id).await {
             Ok(g) => g,
             Err(e) => {
-                out.push(base.with_error_code(error_code::from_log_error(&e)));
+                out.push(base.with_error_code(error_code::for_group(&e)));
                 continue;
             }
         };

@@ -10,6 +10,9 @@ pub const VERSIONS: Versions = Versions::new(0, 4);
 pub type Request = HeartbeatRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatResponse> {
+    if req.group_id.is_empty() {
+        return Some(HeartbeatResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+    }
     let code = match ctx.broker.groups.group(&req.group_id).await {
         Ok(group) => group.lock().await.heartbeat(
             &req.member_id,
@@ -17,7 +20,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatRespo
             req.generation_id,
             Instant::now(),
         ),
-        Err(e) => error_code::from_log_error(&e),
+        Err(e) => error_code::for_group(&e),
     };
     Some(HeartbeatResponse::default().with_error_code(code))
 }

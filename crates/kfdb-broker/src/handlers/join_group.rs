@@ -36,13 +36,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
             req.member_id.to_string(),
         ));
     }
+    if let Some(cg) = coordinator.loaded_consumer_group(&req.group_id)
+        && !cg.lock().await.members.is_empty()
+    {
+        return Some(error(
+            error_code::INCONSISTENT_GROUP_PROTOCOL,
+            req.member_id.to_string(),
+        ));
+    }
     let group = match coordinator.group(&req.group_id).await {
         Ok(g) => g,
         Err(e) => {
-            return Some(error(
-                error_code::from_log_error(&e),
-                req.member_id.to_string(),
-            ));
+            return Some(error(error_code::for_group(&e), req.member_id.to_string()));
         }
     };
     let rebalance = if ctx.version >= 1 {

@@ -12,6 +12,9 @@ pub const VERSIONS: Versions = Versions::new(0, 5);
 pub type Request = LeaveGroupRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResponse> {
+    if req.group_id.is_empty() {
+        return Some(LeaveGroupResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+    }
     let coordinator = &ctx.broker.groups;
     let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
@@ -29,9 +32,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
     let group = match coordinator.group(&req.group_id).await {
         Ok(g) => g,
         Err(e) => {
-            return Some(
-                LeaveGroupResponse::default().with_error_code(error_code::from_log_error(&e)),
-            );
+            return Some(LeaveGroupResponse::default().with_error_code(error_code::for_group(&e)));
         }
     };
     let codes = {

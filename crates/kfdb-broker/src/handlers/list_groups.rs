@@ -30,7 +30,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResp
             }
             Err(e) => {
                 return Some(
-                    ListGroupsResponse::default().with_error_code(error_code::from_log_error(&e)),
+                    ListGroupsResponse::default().with_error_code(error_code::for_group(&e)),
                 );
             }
         }

@@ -18,7 +18,10 @@ const MAX_METADATA: usize = 4096;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitResponse> {
     let log = &ctx.broker.log;
-    let consumer_group = ctx.broker.groups.loaded_consumer_group(&req.group_id);
+    let consumer_group = match ctx.broker.groups.loaded_consumer_group(&req.group_id) {
+        Some(g) if !g.lock().await.members.is_empty() => Some(g),
+        _ => None,
+    };
     let group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
     } else if let Some(g) = consumer_group {
@@ -32,7 +35,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
                 req.group_instance_id.as_deref(),
                 req.generation_id_or_member_epoch,
             ),
-            Err(e) => error_code::from_log_error(&e),
+            Err(e) => error_code::for_group(&e),
         }
     };
     // Per partition: an error code, or the offset to store.
@@ -77,7 +80,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     } else {
         match log.commit_offsets(&req.group_id, &to_store).await {
             Ok(()) => error_code::NONE,
-            Err(e) => error_code::from_log_error(&e),
+            Err(e) => error_code::for_group(&e),
         }
     };
     let topics = plan

@@ -23,11 +23,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteRe
             OffsetDeleteResponse::default().with_error_code(error_code::GROUP_ID_NOT_FOUND),
         );
     }
+    let consumer_busy = match coordinator.loaded_consumer_group(&req.group_id) {
+        Some(cg) => !cg.lock().await.members.is_empty(),
+        None => false,
+    };
     let busy = match coordinator.group(&req.group_id).await {
-        Ok(g) => !g.lock().await.members.is_empty(),
+        Ok(g) => consumer_busy || !g.lock().await.members.is_empty(),
         Err(e) => {
             return Some(
-                OffsetDeleteResponse::default().with_error_code(error_code::from_log_error(&e)),
+                OffsetDeleteResponse::default().with_error_code(error_code::for_group(&e)),
             );
         }
     };
@@ -52,7 +56,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteRe
         } else {
             match log.delete_offsets(&req.group_id, &keys).await {
                 Ok(()) => error_code::NONE,
-                Err(e) => error_code::from_log_error(&e),
+                Err(e) => error_code::for_group(&e),
             }
         };
         topics.push(

@@ -104,7 +104,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
                         })
                         .collect(),
                 ),
-                Err(e) => group.with_error_code(error_code::from_log_error(&e)),
+                Err(e) => group.with_error_code(error_code::for_group(&e)),
             });
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));
@@ -141,7 +141,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
         Err(e) => {
             let r = OffsetFetchResponse::default();
             Some(if v >= 2 {
-                r.with_error_code(error_code::from_log_error(&e))
+                r.with_error_code(error_code::for_group(&e))
             } else {
                 r
             })

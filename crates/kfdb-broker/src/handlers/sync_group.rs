@@ -11,13 +11,14 @@ pub const VERSIONS: Versions = Versions::new(0, 5);
 pub type Request = SyncGroupRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupResponse> {
+    if req.group_id.is_empty() {
+        return Some(SyncGroupResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+    }
     let coordinator = &ctx.broker.groups;
     let group = match coordinator.group(&req.group_id).await {
         Ok(g) => g,
         Err(e) => {
-            return Some(
-                SyncGroupResponse::default().with_error_code(error_code::from_log_error(&e)),
-            );
+            return Some(SyncGroupResponse::default().with_error_code(error_code::for_group(&e)));
         }
     };
     let (tx, rx) = oneshot::channel();
