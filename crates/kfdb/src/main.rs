@@ -3,6 +3,8 @@
 //! `kfdb serve` runs on the embedded store in `--data-dir` by default; built with `--features fdb`
 //! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
 
+mod topic;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use kfdb_broker::{Broker, BrokerConfig};
 use kfdb_kv::Database;
@@ -27,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serve Kafka clients.
     Serve(ServeArgs),
+    /// Manage topics directly in the store (FoundationDB: while brokers run; the embedded
+    /// store: while no kfdb serve has it open).
+    Topic(topic::TopicArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -37,14 +42,9 @@ enum Store {
     Fdb,
 }
 
-#[derive(Parser)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "KFDB_LISTEN", default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
-    /// host:port clients are told to connect to (default: the listen address).
-    #[arg(long, env = "KFDB_ADVERTISED_LISTENER")]
-    advertised_listener: Option<String>,
+/// Where the data lives (shared by every subcommand that opens the store).
+#[derive(clap::Args)]
+pub(crate) struct StoreArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "KFDB_DATA_DIR", default_value = "./kfdb-data")]
     data_dir: PathBuf,
@@ -54,6 +54,21 @@ struct ServeArgs {
     /// FoundationDB cluster file (with --store fdb; default: FoundationDB's default).
     #[arg(long, env = "KFDB_FDB_CLUSTER_FILE")]
     fdb_cluster_file: Option<String>,
+    /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
+    #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
+    commit_latency_ms: u64,
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KFDB_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to (default: the listen address).
+    #[arg(long, env = "KFDB_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// This broker's node id (Kafka's node.id).
     #[arg(long, env = "KFDB_NODE_ID", default_value_t = 1)]
     node_id: i32,
@@ -118,9 +133,6 @@ struct ServeArgs {
     /// Bytes of recent record batches kept in memory for tailing consumers (0: off).
     #[arg(long, env = "KFDB_HOT_CACHE_BYTES", default_value_t = 268_435_456)]
     hot_cache_bytes: usize,
-    /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
-    #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
-    commit_latency_ms: u64,
 }
 
 fn split_host_port(s: &str) -> Result<(String, i32), String> {
@@ -131,7 +143,7 @@ fn split_host_port(s: &str) -> Result<(String, i32), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
-fn open_store(args: &ServeArgs) -> Result<Database, String> {
+fn open_store(args: &StoreArgs) -> Result<Database, String> {
     match args.store {
         Store::Embedded => {
             let options = EmbeddedOptions {
@@ -180,7 +192,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| args.listen.to_string());
     let (host, port) = split_host_port(&advertised)?;
-    let db = open_store(&args)?;
+    let db = open_store(&args.store)?;
     let log = Log::open(
         db,
         LogConfig {
@@ -268,6 +280,10 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Topic(args) => {
+                let db = open_store(&args.store)?;
+                topic::run(db, args).await
+            }
         }
     });
     match result {
