@@ -34,6 +34,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Group coordinator settings.
     pub group: group::GroupConfig,
+    /// Most topics a Metadata request for all topics returns (bounds the response's memory).
+    pub metadata_max_topics: usize,
 }
 
 impl Default for BrokerConfig {
@@ -45,6 +47,7 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             group: group::GroupConfig::default(),
+            metadata_max_topics: 1_000_000,
         }
     }
 }

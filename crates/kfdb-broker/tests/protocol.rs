@@ -37,6 +37,17 @@ async fn start_broker() -> (
     tokio::sync::oneshot::Sender<()>,
     std::sync::Arc<Broker>,
 ) {
+    start_with(BrokerConfig::default()).await
+}
+
+async fn start_with(
+    config: BrokerConfig,
+) -> (
+    SocketAddr,
+    tempfile::TempDir,
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::Arc<Broker>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
     let log = Log::open(db, LogConfig::default()).await.unwrap();
@@ -47,7 +58,7 @@ async fn start_broker() -> (
         BrokerConfig {
             advertised_port: addr.port() as i32,
             max_request_bytes: 1024 * 1024,
-            ..BrokerConfig::default()
+            ..config
         },
     )
     .unwrap();
@@ -258,4 +269,42 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(bytes_out > 0);
+}
+
+#[tokio::test]
+async fn metadata_for_all_topics_respects_the_cap() {
+    let (addr, _dir, _stop, broker) = start_with(BrokerConfig {
+        metadata_max_topics: 2,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let specs = ["a", "b", "c"]
+        .iter()
+        .map(|n| kfdb_log::NewTopic {
+            name: n.to_string(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: vec![],
+        })
+        .collect();
+    assert!(
+        broker
+            .log
+            .create_topics(specs, false)
+            .await
+            .iter()
+            .all(|r| r.is_ok())
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let all = MetadataRequest::default().with_topics(None);
+    let frame = request(ApiKey::Metadata, 12, 1, &all);
+    let mut body = roundtrip(&mut s, &frame).await.expect("metadata response");
+    ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(12)).unwrap();
+    let r = MetadataResponse::decode(&mut body, 12).unwrap();
+    let names: Vec<String> = r
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
 }

@@ -130,6 +130,9 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off when not given).
     #[arg(long, env = "KFDB_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Most topics a Metadata request for all topics returns.
+    #[arg(long, env = "KFDB_METADATA_MAX_TOPICS", default_value_t = 1_000_000)]
+    metadata_max_topics: usize,
     /// Bytes of recent record batches kept in memory for tailing consumers (0: off).
     #[arg(long, env = "KFDB_HOT_CACHE_BYTES", default_value_t = 268_435_456)]
     hot_cache_bytes: usize,
@@ -216,6 +219,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             advertised_host: host,
             advertised_port: port,
             max_request_bytes: args.socket_request_max_bytes,
+            metadata_max_topics: args.metadata_max_topics.max(1),
             group: kfdb_broker::group::GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,

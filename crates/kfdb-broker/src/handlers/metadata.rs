@@ -72,6 +72,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             match log.list_topics(after.as_deref(), PAGE).await {
                 Ok(page) => {
                     topics.extend(page.iter().map(|t| topic_entry(broker, ctx.version, t)));
+                    if topics.len() >= broker.config.metadata_max_topics {
+                        topics.truncate(broker.config.metadata_max_topics);
+                        tracing::warn!(
+                            cap = broker.config.metadata_max_topics,
+                            "Metadata for all topics cut at --metadata-max-topics"
+                        );
+                        break;
+                    }
                     match page.last() {
                         Some(t) if page.len() == PAGE => after = Some(t.name.clone()),
                         _ => break,
