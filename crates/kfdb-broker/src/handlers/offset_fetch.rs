@@ -70,6 +70,32 @@ fn parts(o: &Option<CommittedOffset>, version: i16) -> (i64, i32, String) {
     }
 }
 
+/// The topics of an answer, in the per-group (v8+) or the single-group message types, which have
+/// the same fields under different names.
+macro_rules! response_topics {
+    ($found:expr, $v:expr, $topic:ident, $partition:ident) => {
+        $found
+            .into_iter()
+            .map(|(name, ps)| {
+                $topic::default()
+                    .with_name(TopicName(s(name)))
+                    .with_partitions(
+                        ps.iter()
+                            .map(|(p, o)| {
+                                let (off, epoch, meta) = parts(o, $v);
+                                $partition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(off)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(s(meta)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchResponse> {
     let log = &ctx.broker.log;
     let v = ctx.version;
@@ -83,27 +109,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
             groups.push(match lookup(log, &g.group_id, wanted).await {
-                Ok(found) => group.with_topics(
-                    found
-                        .into_iter()
-                        .map(|(name, ps)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(s(name)))
-                                .with_partitions(
-                                    ps.iter()
-                                        .map(|(p, o)| {
-                                            let (off, epoch, meta) = parts(o, v);
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(*p)
-                                                .with_committed_offset(off)
-                                                .with_committed_leader_epoch(epoch)
-                                                .with_metadata(Some(s(meta)))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                Ok(found) => group.with_topics(response_topics!(
+                    found,
+                    v,
+                    OffsetFetchResponseTopics,
+                    OffsetFetchResponsePartitions
+                )),
                 Err(e) => group.with_error_code(error_code::for_group(&e)),
             });
         }
@@ -115,29 +126,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
             .collect()
     });
     match lookup(log, &req.group_id, wanted).await {
-        Ok(found) => Some(
-            OffsetFetchResponse::default().with_topics(
-                found
-                    .into_iter()
-                    .map(|(name, ps)| {
-                        OffsetFetchResponseTopic::default()
-                            .with_name(TopicName(s(name)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|(p, o)| {
-                                        let (off, epoch, meta) = parts(o, v);
-                                        OffsetFetchResponsePartition::default()
-                                            .with_partition_index(*p)
-                                            .with_committed_offset(off)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(s(meta)))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
-        ),
+        Ok(found) => Some(OffsetFetchResponse::default().with_topics(response_topics!(
+            found,
+            v,
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition
+        ))),
         Err(e) => {
             let r = OffsetFetchResponse::default();
             Some(if v >= 2 {
