@@ -90,6 +90,18 @@ impl Coordinator {
             .clone())
     }
 
+    /// The group `id` if it exists (live here, or stored), without creating it: requests that only
+    /// make sense for an existing group must not create one per random id they name.
+    pub async fn existing(&self, id: &str) -> LogResult<Option<Arc<Mutex<Group>>>> {
+        if let Some(g) = self.loaded(id) {
+            return Ok(Some(g));
+        }
+        if !self.log.group_exists(id).await? {
+            return Ok(None);
+        }
+        self.group(id).await.map(Some)
+    }
+
     /// The live group `id` if this broker has it loaded.
     pub fn loaded(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
         self.live().get(id).cloned()

@@ -13,8 +13,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatRespo
     if req.group_id.is_empty() {
         return Some(HeartbeatResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
     }
-    let code = match ctx.broker.groups.group(&req.group_id).await {
-        Ok(group) => group.lock().await.heartbeat(
+    let code = match ctx.broker.groups.existing(&req.group_id).await {
+        Ok(None) => error_code::UNKNOWN_MEMBER_ID,
+        Ok(Some(group)) => group.lock().await.heartbeat(
             &req.member_id,
             req.group_instance_id.as_deref(),
             req.generation_id,

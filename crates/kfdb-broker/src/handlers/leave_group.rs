@@ -3,6 +3,7 @@
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
+use crate::group::state::Group;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use tokio::time::Instant;
@@ -29,8 +30,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let group = match coordinator.group(&req.group_id).await {
-        Ok(g) => g,
+    // A group that does not exist answers like an empty one (every member unknown), without
+    // being created.
+    let group = match coordinator.existing(&req.group_id).await {
+        Ok(Some(g)) => g,
+        Ok(None) => std::sync::Arc::new(tokio::sync::Mutex::new(Group::new(
+            &req.group_id,
+            coordinator.config().initial_rebalance_delay,
+        ))),
         Err(e) => {
             return Some(LeaveGroupResponse::default().with_error_code(error_code::for_group(&e)));
         }

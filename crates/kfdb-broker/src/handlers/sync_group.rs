@@ -15,8 +15,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
         return Some(SyncGroupResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
     }
     let coordinator = &ctx.broker.groups;
-    let group = match coordinator.group(&req.group_id).await {
-        Ok(g) => g,
+    let group = match coordinator.existing(&req.group_id).await {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            return Some(
+                SyncGroupResponse::default().with_error_code(error_code::UNKNOWN_MEMBER_ID),
+            );
+        }
         Err(e) => {
             return Some(SyncGroupResponse::default().with_error_code(error_code::for_group(&e)));
         }
