@@ -40,6 +40,9 @@ pub struct CMember {
     pub target: BTreeSet<Tp>,
     /// The assignment last sent, to send only changes.
     sent: Option<BTreeSet<Tp>>,
+    /// Since when the member has been asked to revoke partitions (fenced after its rebalance
+    /// timeout, so a member that never revokes cannot hold partitions forever).
+    revoking_since: Option<Instant>,
 }
 
 /// A ConsumerGroupHeartbeat, decoded (topic names already resolved by the caller).
@@ -206,6 +209,7 @@ impl ConsumerGroup {
                     current: BTreeSet::new(),
                     target: previous.map(|p| p.target).unwrap_or_default(),
                     sent: None,
+                    revoking_since: None,
                 },
             );
             changed = true;
@@ -276,7 +280,11 @@ impl ConsumerGroup {
             }
         }
         let revoking = m.current.iter().any(|tp| !m.target.contains(tp));
+        if !revoking {
+            m.revoking_since = None;
+        }
         if revoking {
+            m.revoking_since.get_or_insert(now);
             // Ask the member to give up what it must; it keeps its epoch until it has.
             let keep: BTreeSet<Tp> = m.current.intersection(&m.target).copied().collect();
             let send = (m.sent.as_ref() != Some(&keep) || reported_differs(&hb, &keep))
@@ -348,7 +356,13 @@ impl ConsumerGroup {
             if !alive {
                 tracing::info!(member = %id, "consumer group member session expired");
             }
-            alive
+            let stuck = m
+                .revoking_since
+                .is_some_and(|since| now.duration_since(since) > m.rebalance_timeout);
+            if stuck {
+                tracing::info!(member = %id, "consumer group member did not revoke within its rebalance timeout; fenced");
+            }
+            alive && !stuck
         });
         if self.members.len() != before {
             let topics = self.topology.clone();
@@ -590,6 +604,24 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_never_revokes_is_fenced_after_its_rebalance_timeout() {
+        let t = topics(2);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", Duration::from_secs(45));
+        let a = g.heartbeat(hb("a", 0, None), &t, now);
+        let _ = g.heartbeat(hb("b", 0, None), &t, now);
+        let all: Vec<Tp> = a.assignment.unwrap().into_iter().collect();
+        // a keeps reporting everything, never revoking.
+        let _ = g.heartbeat(hb("a", a.member_epoch, Some(all.clone())), &t, now);
+        let later = now + Duration::from_secs(31);
+        let _ = g.heartbeat(hb("a", a.member_epoch, Some(all)), &t, later);
+        assert!(g.tick(later), "fenced after the 30 s rebalance timeout");
+        assert!(!g.members.contains_key("a"));
+        let b = g.heartbeat(hb("b", g.members["b"].epoch, Some(vec![])), &t, later);
+        assert_eq!(b.assignment.map(|s| s.len()), Some(2));
+    }
+
+    #[test]
     fn range_assignor_gives_contiguous_blocks() {
         let mut members = BTreeMap::new();
         for id in ["a", "b"] {
@@ -609,6 +641,7 @@ mod tests {
                     current: BTreeSet::new(),
                     target: BTreeSet::new(),
                     sent: None,
+                    revoking_since: None,
                 },
             );
         }
