@@ -606,9 +606,10 @@ impl Group {
         if let Some(m) = self.members.get_mut(member_id) {
             m.last_seen = now;
         }
+        // Kafka's order: a stale generation first, then "rejoin" while a rebalance is prepared.
         match self.state {
-            State::PreparingRebalance => ec::REBALANCE_IN_PROGRESS,
             _ if generation != self.generation => ec::ILLEGAL_GENERATION,
+            State::PreparingRebalance => ec::REBALANCE_IN_PROGRESS,
             _ => ec::NONE,
         }
     }
