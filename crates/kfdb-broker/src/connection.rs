@@ -1,14 +1,28 @@
 //! One client connection: reads frames, hands each to the handler registry, writes responses in
 //! request order. A framing or decoding fault closes only this connection, with a log line.
+//!
+//! Requests are handled one at a time, in order, as Kafka does — except Produce: a Produce request
+//! is queued on its partitions' writers and its response written when the appends are durable,
+//! while the connection reads on. A client's pipelined Produce requests therefore share commits
+//! instead of each waiting for its own. Any other request first waits for the Produce requests
+//! before it (so it sees their effects), and responses always leave in request order.
 
-use crate::handlers;
+use crate::handlers::{self, Answer, HandleError};
 use crate::{Broker, frame};
 use bytes::BytesMut;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+
+/// Produce requests in flight on one connection before it stops reading (bounds memory).
+const MAX_IN_FLIGHT: usize = 64;
+
+type Pending = FuturesOrdered<BoxFuture<'static, Result<Option<BytesMut>, HandleError>>>;
 
 pub(crate) struct Connection {
     socket: TcpStream,
@@ -16,6 +30,12 @@ pub(crate) struct Connection {
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
     buf: BytesMut,
+}
+
+/// Why the connection ends.
+enum End {
+    Closed,
+    Fault,
 }
 
 impl Connection {
@@ -38,50 +58,77 @@ impl Connection {
         tracing::debug!(peer = %self.peer, "connection opened");
         let metrics = self.broker.metrics.clone();
         metrics.connections.inc();
-        self.serve().await;
+        let mut pending = Pending::new();
+        let _ = self.serve(&mut pending).await;
+        // Whatever was queued still completes; answer it if the socket is still there.
+        while let Some(answer) = pending.next().await {
+            if self.write(answer).await.is_err() {
+                break;
+            }
+        }
         metrics.connections.dec();
     }
 
-    async fn serve(&mut self) {
+    /// Write one answer (or close on a fault).
+    async fn write(&mut self, answer: Result<Option<BytesMut>, HandleError>) -> Result<(), End> {
+        match answer {
+            Ok(Some(response)) => {
+                self.broker.metrics.bytes_out.inc_by(response.len() as u64);
+                self.socket.write_all(&response).await.map_err(|e| {
+                    tracing::debug!(peer = %self.peer, error = %e, "write failed");
+                    End::Closed
+                })
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.broker
+                    .metrics
+                    .protocol_errors
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                tracing::warn!(peer = %self.peer, error = %e, "closing connection");
+                Err(End::Fault)
+            }
+        }
+    }
+
+    async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
         let max = self.broker.config.max_request_bytes;
-        let metrics = self.broker.metrics.clone();
         loop {
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {
-                    metrics.bytes_in.inc_by(body.len() as u64 + 4);
-                    let answer = handlers::handle(&self.broker, body).await;
-                    match answer {
-                        Ok(Some(response)) => {
-                            metrics.bytes_out.inc_by(response.len() as u64);
-                            if let Err(e) = self.socket.write_all(&response).await {
-                                tracing::debug!(peer = %self.peer, error = %e, "write failed");
-                                return;
-                            }
-                            continue;
-                        }
-                        Ok(None) => continue,
-                        Err(e) => {
-                            metrics
-                                .protocol_errors
-                                .with_label_values(&[e.reason()])
-                                .inc();
-                            tracing::warn!(peer = %self.peer, error = %e, "closing connection");
-                            return;
+                    self.broker.metrics.bytes_in.inc_by(body.len() as u64 + 4);
+                    if !handlers::is_produce(&body) {
+                        // Everything else sees the effects of the Produce requests before it.
+                        while let Some(answer) = pending.next().await {
+                            self.write(answer).await?;
                         }
                     }
+                    match handlers::handle(&self.broker, body).await {
+                        Ok(Answer::Later(answer)) => pending.push_back(answer),
+                        Ok(Answer::Now(response)) => self.write(Ok(response)).await?,
+                        Err(e) => self.write(Err(e)).await?,
+                    }
+                    while pending.len() >= MAX_IN_FLIGHT {
+                        if let Some(answer) = pending.next().await {
+                            self.write(answer).await?;
+                        }
+                    }
+                    continue;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    metrics
+                    self.broker
+                        .metrics
                         .protocol_errors
                         .with_label_values(&["bad_frame"])
                         .inc();
                     tracing::warn!(peer = %self.peer, error = %e, "closing connection: bad frame");
-                    return;
+                    return Err(End::Fault);
                 }
             }
             if *self.stop.borrow() {
-                return;
+                return Ok(());
             }
             tokio::select! {
                 read = self.socket.read_buf(&mut self.buf) => match read {
@@ -89,15 +136,16 @@ impl Connection {
                         if !self.buf.is_empty() {
                             tracing::debug!(peer = %self.peer, bytes = self.buf.len(), "closed mid-frame");
                         }
-                        return;
+                        return Err(End::Closed);
                     }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::debug!(peer = %self.peer, error = %e, "read failed");
-                        return;
+                        return Err(End::Closed);
                     }
                 },
-                _ = self.stop.changed() => return,
+                Some(answer) = pending.next(), if !pending.is_empty() => self.write(answer).await?,
+                _ = self.stop.changed() => return Ok(()),
             }
         }
     }

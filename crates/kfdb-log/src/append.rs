@@ -82,6 +82,19 @@ impl Log {
         partition: i32,
         batches: Vec<Batch>,
     ) -> LogResult<AppendResult> {
+        self.enqueue_append(topic, partition, batches)?.await
+    }
+
+    /// Queue an append on the partition's writer now and return a future for its outcome. Appends
+    /// queued one after another are appended in that order (a connection's pipelined Produce
+    /// requests keep their order) and may share one commit.
+    pub fn enqueue_append(
+        self: &Arc<Self>,
+        topic: &Arc<TopicMeta>,
+        partition: i32,
+        batches: Vec<Batch>,
+    ) -> LogResult<impl std::future::Future<Output = LogResult<AppendResult>> + Send + 'static>
+    {
         if partition < 0 || partition >= topic.partitions {
             return Err(LogError::UnknownPartition);
         }
@@ -118,8 +131,10 @@ impl Log {
             let topic = topic.clone();
             tokio::spawn(async move { log.flush(topic, partition, writer).await });
         }
-        rx.await
-            .unwrap_or_else(|_| Err(LogError::InvalidRequest("append abandoned".into())))
+        Ok(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(LogError::InvalidRequest("append abandoned".into())))
+        })
     }
 
     async fn flush(

@@ -38,6 +38,7 @@ mod topic_configs;
 
 use crate::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::sync::Arc;
@@ -124,26 +125,51 @@ impl std::fmt::Display for HandleError {
     }
 }
 
+/// A request's answer: ready now (`None`: no response is due), or later (Produce: queued, the
+/// future completes when the appends are durable).
+pub enum Answer {
+    /// Answer now.
+    Now(Option<BytesMut>),
+    /// Answer when the future completes; the connection keeps the response order.
+    Later(BoxFuture<'static, Result<Option<BytesMut>, HandleError>>),
+}
+
 macro_rules! handlers {
-    ($($module:ident),* $(,)?) => {
+    (now: [$($module:ident),* $(,)?], later: [$($later:ident),* $(,)?] $(,)?) => {
         /// Every API kfdb serves.
         pub const APIS: &[ApiEntry] = &[
-            $(ApiEntry { key: $module::KEY, versions: $module::VERSIONS }),*
+            $(ApiEntry { key: $module::KEY, versions: $module::VERSIONS },)*
+            $(ApiEntry { key: $later::KEY, versions: $later::VERSIONS },)*
         ];
 
         async fn dispatch(
             ctx: &RequestCtx<'_>,
             key: ApiKey,
             body: &mut Bytes,
-        ) -> Result<Option<BytesMut>, HandleError> {
+        ) -> Result<Answer, HandleError> {
             $(
                 if key == $module::KEY {
                     let request = <$module::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     return match $module::handle(ctx, request).await {
-                        Some(response) => encode(ctx.header.correlation_id, key, ctx.version, &response).map(Some),
-                        None => Ok(None),
+                        Some(response) => encode(ctx.header.correlation_id, key, ctx.version, &response)
+                            .map(|b| Answer::Now(Some(b))),
+                        None => Ok(Answer::Now(None)),
                     };
+                }
+            )*
+            $(
+                if key == $later::KEY {
+                    let request = <$later::Request as Decodable>::decode(body, ctx.version)
+                        .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
+                    let pending = $later::begin(ctx, request).await;
+                    let (correlation_id, version) = (ctx.header.correlation_id, ctx.version);
+                    return Ok(Answer::Later(Box::pin(async move {
+                        match pending.await {
+                            Some(response) => encode(correlation_id, key, version, &response).map(Some),
+                            None => Ok(None),
+                        }
+                    })));
                 }
             )*
             Err(HandleError::UnknownApi(key as i16))
@@ -152,34 +178,36 @@ macro_rules! handlers {
 }
 
 handlers!(
-    api_versions,
-    metadata,
-    produce,
-    fetch,
-    list_offsets,
-    create_topics,
-    delete_topics,
-    create_partitions,
-    describe_configs,
-    alter_configs,
-    incremental_alter_configs,
-    delete_records,
-    describe_cluster,
-    describe_topic_partitions,
-    find_coordinator,
-    join_group,
-    sync_group,
-    heartbeat,
-    leave_group,
-    offset_commit,
-    offset_fetch,
-    list_groups,
-    describe_groups,
-    delete_groups,
-    offset_delete,
-    consumer_group_heartbeat,
-    consumer_group_describe,
-    init_producer_id,
+    now: [
+        api_versions,
+        metadata,
+        fetch,
+        list_offsets,
+        create_topics,
+        delete_topics,
+        create_partitions,
+        describe_configs,
+        alter_configs,
+        incremental_alter_configs,
+        delete_records,
+        describe_cluster,
+        describe_topic_partitions,
+        find_coordinator,
+        join_group,
+        sync_group,
+        heartbeat,
+        leave_group,
+        offset_commit,
+        offset_fetch,
+        list_groups,
+        describe_groups,
+        delete_groups,
+        offset_delete,
+        consumer_group_heartbeat,
+        consumer_group_describe,
+        init_producer_id,
+    ],
+    later: [produce],
 );
 
 /// The entry for `key`, if served.
@@ -208,11 +236,13 @@ fn encode<R: Encodable>(
     Ok(out)
 }
 
-/// Answer one request frame (header and body). `Ok(None)`: no response is due (acks=0).
-pub async fn handle(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
-) -> Result<Option<BytesMut>, HandleError> {
+/// True when the frame is a Produce request (answered later; see [`Answer`]).
+pub fn is_produce(frame: &[u8]) -> bool {
+    frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16
+}
+
+/// Answer one request frame (header and body).
+pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Answer, HandleError> {
     if frame.len() < 8 {
         return Err(HandleError::TooShort);
     }
@@ -224,7 +254,7 @@ pub async fn handle(
     if version < entry.versions.min || version > entry.versions.max {
         if key == ApiKey::ApiVersions {
             let response = api_versions::unsupported_version();
-            return encode(correlation_id, key, 0, &response).map(Some);
+            return encode(correlation_id, key, 0, &response).map(|b| Answer::Now(Some(b)));
         }
         return Err(HandleError::UnsupportedVersion(key, version));
     }
@@ -239,12 +269,24 @@ pub async fn handle(
     let result = dispatch(&ctx, key, &mut frame).await;
     let api = api_name(key);
     broker.metrics.requests.with_label_values(&[api]).inc();
-    broker
-        .metrics
-        .latency
-        .with_label_values(&[api])
-        .observe(started.elapsed().as_secs_f64());
-    result
+    let metrics = broker.metrics.clone();
+    let observe = move || {
+        metrics
+            .latency
+            .with_label_values(&[api])
+            .observe(started.elapsed().as_secs_f64())
+    };
+    match result {
+        Ok(Answer::Later(pending)) => Ok(Answer::Later(Box::pin(async move {
+            let answered = pending.await;
+            observe();
+            answered
+        }))),
+        other => {
+            observe();
+            other
+        }
+    }
 }
 
 /// A stable metric label for an API.

@@ -1,16 +1,18 @@
-//! Produce (key 0): validate each partition's record batches, append them through the partition
-//! owner's writer (all partitions of the request concurrently), answer after the commit is durable
-//! (acks 1 and -1; kfdb has no replicas of its own, the store is the replication) or not at all
-//! (acks 0).
+//! Produce (key 0): validate each partition's record batches and queue them on the partitions'
+//! writers, then answer once the commits are durable (acks 1 and -1; kfdb has no replicas of its
+//! own, the store is the replication) or not at all (acks 0).
+//!
+//! Produce is the one API answered *later*: `begin` returns as soon as every batch is queued, so
+//! the connection can read the client's next pipelined Produce and queue it behind this one. Queued
+//! appends to a partition share one store commit, and the connection still writes responses in
+//! request order.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
-use futures::future::join_all;
-use kafka_protocol::messages::produce_request::PartitionProduceData;
+use futures::future::{BoxFuture, join_all};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kfdb_log::{LogError, TopicMeta, batch};
-use std::sync::Arc;
+use kfdb_log::{AppendResult, LogError, LogResult, batch};
 
 pub const KEY: ApiKey = ApiKey::Produce;
 /// Decoded from v3 (message format v2); v0 advertised as Kafka does (see `Versions`).
@@ -31,33 +33,19 @@ fn error(version: i16, index: i32, code: i16, message: Option<String>) -> Partit
         .with_error_message(if version >= 8 { message.map(s) } else { None })
 }
 
-async fn produce_partition(
-    ctx: &RequestCtx<'_>,
-    topic: &Arc<TopicMeta>,
-    data: PartitionProduceData,
-) -> PartitionProduceResponse {
-    let index = data.index;
-    let result = match data.records.as_ref().map(batch::parse_batches) {
-        None => Err(LogError::CorruptMessage("no records".into())),
-        Some(Err(e)) => Err(e),
-        Some(Ok(batches)) => ctx.broker.log.append(topic, index, batches).await,
-    };
+fn answer(version: i16, index: i32, result: LogResult<AppendResult>) -> PartitionProduceResponse {
     match result {
         Ok(r) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(r.base_offset)
             .with_log_append_time_ms(r.log_append_time)
-            .with_log_start_offset(if ctx.version >= 5 {
-                r.log_start_offset
-            } else {
-                -1
-            }),
+            .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 }),
         Err(e) => {
             if !matches!(e, LogError::UnknownTopic | LogError::UnknownPartition) {
-                tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce rejected");
+                tracing::debug!(partition = index, error = %e, "produce rejected");
             }
             error(
-                ctx.version,
+                version,
                 index,
                 error_code::from_log_error(&e),
                 Some(e.to_string()),
@@ -66,70 +54,78 @@ async fn produce_partition(
     }
 }
 
-pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ProduceResponse> {
+/// A partition's outcome: known now (refused), or an append still to complete.
+enum Outcome {
+    Done(PartitionProduceResponse),
+    Queued(i32, BoxFuture<'static, LogResult<AppendResult>>),
+}
+
+/// Queue every batch of the request; the returned future completes the response.
+pub async fn begin(
+    ctx: &RequestCtx<'_>,
+    req: Request,
+) -> BoxFuture<'static, Option<ProduceResponse>> {
+    let version = ctx.version;
     let acks = req.acks;
     let log = &ctx.broker.log;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
-        let found = if ctx.version >= 13 {
+        let found = if version >= 13 {
             log.topic_by_uuid(topic.topic_id).await
         } else {
             log.topic(&topic.name).await
         };
-        let missing_code = if ctx.version >= 13 {
+        let missing_code = if version >= 13 {
             error_code::UNKNOWN_TOPIC_ID
         } else {
             error_code::UNKNOWN_TOPIC_OR_PARTITION
         };
-        let partitions = match (found, acks) {
-            (_, a) if !(-1..=1).contains(&a) => topic
-                .partition_data
-                .iter()
-                .map(|p| {
-                    error(
-                        ctx.version,
-                        p.index,
-                        error_code::INVALID_REQUIRED_ACKS,
-                        None,
-                    )
-                })
-                .collect(),
-            (Ok(Some(meta)), _) => {
-                join_all(
-                    topic
-                        .partition_data
-                        .into_iter()
-                        .map(|p| produce_partition(ctx, &meta, p)),
-                )
-                .await
-            }
-            (Ok(None), _) => topic
-                .partition_data
-                .iter()
-                .map(|p| error(ctx.version, p.index, missing_code, None))
-                .collect(),
-            (Err(e), _) => topic
-                .partition_data
-                .iter()
-                .map(|p| {
-                    error(
-                        ctx.version,
-                        p.index,
-                        error_code::from_log_error(&e),
-                        Some(e.to_string()),
-                    )
-                })
-                .collect(),
-        };
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_topic_id(topic.topic_id)
-                .with_partition_responses(partitions),
-        );
+        let outcomes: Vec<Outcome> = topic
+            .partition_data
+            .into_iter()
+            .map(|p| {
+                let index = p.index;
+                let refuse = |code: i16, message: Option<String>| {
+                    Outcome::Done(error(version, index, code, message))
+                };
+                if !(-1..=1).contains(&acks) {
+                    return refuse(error_code::INVALID_REQUIRED_ACKS, None);
+                }
+                let meta = match &found {
+                    Ok(Some(meta)) => meta,
+                    Ok(None) => return refuse(missing_code, None),
+                    Err(e) => return refuse(error_code::from_log_error(e), Some(e.to_string())),
+                };
+                let queued = match p.records.as_ref().map(batch::parse_batches) {
+                    None => Err(LogError::CorruptMessage("no records".into())),
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(batches)) => log.enqueue_append(meta, index, batches),
+                };
+                match queued {
+                    Ok(fut) => Outcome::Queued(index, Box::pin(fut)),
+                    Err(e) => Outcome::Done(answer(version, index, Err(e))),
+                }
+            })
+            .collect();
+        topics.push((topic.name, topic.topic_id, outcomes));
     }
-    if acks == 0 {
-        return None;
-    }
-    Some(ProduceResponse::default().with_responses(responses))
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, topic_id, outcomes) in topics {
+            let partitions = join_all(outcomes.into_iter().map(|o| async move {
+                match o {
+                    Outcome::Done(r) => r,
+                    Outcome::Queued(index, fut) => answer(version, index, fut.await),
+                }
+            }))
+            .await;
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_topic_id(topic_id)
+                    .with_partition_responses(partitions),
+            );
+        }
+        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    })
 }
