@@ -22,21 +22,40 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
         Some(g) if !g.lock().await.members.is_empty() => Some(g),
         _ => None,
     };
+    let mut load_error = None;
+    let classic_group = if consumer_group.is_none() && !req.group_id.is_empty() {
+        match ctx.broker.groups.group(&req.group_id).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                load_error = Some(error_code::for_group(&e));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // The group stays locked until the offsets are stored, so a commit checked against one
+    // generation cannot land after the next generation was handed out (as in Kafka).
+    let consumer_guard = match &consumer_group {
+        Some(g) => Some(g.lock().await),
+        None => None,
+    };
+    let classic_guard = match &classic_group {
+        Some(g) => Some(g.lock().await),
+        None => None,
+    };
     let group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
-    } else if let Some(g) = consumer_group {
-        g.lock()
-            .await
-            .check_commit(&req.member_id, req.generation_id_or_member_epoch)
+    } else if let Some(g) = &consumer_guard {
+        g.check_commit(&req.member_id, req.generation_id_or_member_epoch)
+    } else if let Some(g) = &classic_guard {
+        g.check_commit(
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id_or_member_epoch,
+        )
     } else {
-        match ctx.broker.groups.group(&req.group_id).await {
-            Ok(g) => g.lock().await.check_commit(
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
-            ),
-            Err(e) => error_code::for_group(&e),
-        }
+        load_error.unwrap_or(error_code::NOT_COORDINATOR)
     };
     // Per partition: an error code, or the offset to store.
     let mut plan: Vec<(usize, Vec<(i32, i16)>)> = Vec::new();
@@ -83,6 +102,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
             Err(e) => error_code::for_group(&e),
         }
     };
+    drop(consumer_guard);
+    drop(classic_guard);
     let topics = plan
         .into_iter()
         .map(|(ti, codes)| {
