@@ -21,7 +21,7 @@ use crate::batch::Batch;
 use crate::error::{LogError, LogResult};
 use crate::producer::{self, ProducerState, SeqCheck};
 use crate::values::{BatchInfo, Owner, PartitionState, TopicMeta};
-use crate::{Log, config::EffectiveConfig, keys, now_ms};
+use crate::{Log, config::EffectiveConfig, keys, now_ms, read};
 use bytes::Bytes;
 use kfdb_kv::Transaction;
 use std::collections::{HashMap, VecDeque};
@@ -216,14 +216,19 @@ impl Log {
                 if tx.get(&keys::topic_meta(tid), false).await?.is_none() {
                     return Err(LogError::UnknownTopic);
                 }
-                let owner = self.claim(&tx, tid, partition, node).await?;
-                let state = match tx
-                    .get(&keys::partition_state(tid, partition), false)
-                    .await?
-                {
-                    Some(v) => PartitionState::decode(&v)?,
-                    None => PartitionState::default(),
-                };
+                let key = keys::partition_owner(tid, partition);
+                let (owner, displaced) = claim_owner(&tx, &key, node).await?;
+                if let Some(o) = displaced {
+                    tracing::warn!(
+                        tid,
+                        partition,
+                        from = o.node,
+                        to = node,
+                        epoch = owner.epoch,
+                        "taking over partition"
+                    );
+                }
+                let state = read::partition_state(&tx, tid, partition, false).await?;
                 let before = previous.lock().ok().and_then(|mut g| g.take());
                 if maybe_committed.0
                     && let Some((before, appended, results)) = before
@@ -328,53 +333,30 @@ impl Log {
             })
             .await
     }
+}
 
-    /// Read the partition's owner; take it over when it is absent or another node's.
-    async fn claim(
-        &self,
-        tx: &Transaction,
-        tid: i64,
-        partition: i32,
-        node: i32,
-    ) -> LogResult<Owner> {
-        let key = keys::partition_owner(tid, partition);
-        let current = match tx.get(&key, false).await? {
-            Some(v) => Some(Owner::decode(&v)?),
-            None => None,
-        };
-        match current {
-            Some(o) if o.node == node => Ok(o),
-            other => {
-                let epoch = other.map(|o| o.epoch + 1).unwrap_or(0);
-                if let Some(o) = other {
-                    tracing::warn!(
-                        tid,
-                        partition,
-                        from = o.node,
-                        to = node,
-                        epoch,
-                        "taking over partition"
-                    );
-                }
-                let owner = Owner { node, epoch };
-                tx.set(&key, &owner.encode());
-                Ok(owner)
-            }
+/// Read an owner key (partition or group) in the transaction, so that a change of owner conflicts,
+/// and take ownership when the key is absent or names another node (epoch + 1). Returns the owner
+/// now in force and the one displaced, if any.
+pub(crate) async fn claim_owner(
+    tx: &Transaction,
+    key: &[u8],
+    node: i32,
+) -> LogResult<(Owner, Option<Owner>)> {
+    let current = match tx.get(key, false).await? {
+        Some(v) => Some(Owner::decode(&v)?),
+        None => None,
+    };
+    match current {
+        Some(o) if o.node == node => Ok((o, None)),
+        other => {
+            let owner = Owner {
+                node,
+                epoch: other.map(|o| o.epoch + 1).unwrap_or(0),
+            };
+            tx.set(key, &owner.encode());
+            Ok((owner, other))
         }
-    }
-
-    /// The leader epoch of a partition (its owner epoch), 0 before anyone appended.
-    pub async fn leader_epoch(&self, tid: i64, partition: i32) -> LogResult<i32> {
-        let owner = self
-            .db
-            .run(|tx, _| async move {
-                match tx.get(&keys::partition_owner(tid, partition), true).await? {
-                    Some(v) => Ok(Some(Owner::decode(&v)?)),
-                    None => Ok::<_, LogError>(None),
-                }
-            })
-            .await?;
-        Ok(owner.map(|o| o.epoch).unwrap_or(0))
     }
 }
 

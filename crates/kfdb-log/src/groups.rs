@@ -8,7 +8,7 @@
 //! every group transaction, so that with several brokers a deposed coordinator's writes conflict.
 
 use crate::error::{LogError, LogResult};
-use crate::values::{Owner, TopicMeta};
+use crate::values::TopicMeta;
 use crate::{Log, keys, now_ms};
 use bytes::Bytes;
 use kfdb_kv::tuple::{pack, unpack};
@@ -156,15 +156,7 @@ pub struct GroupRecord {
 type GroupTuple = (i64, i64, Option<String>, Option<String>, Option<String>);
 
 async fn claim_group(tx: &Transaction, group: &str, node: i32) -> LogResult<()> {
-    let key = keys::group_owner(group);
-    let current = match tx.get(&key, false).await? {
-        Some(v) => Some(Owner::decode(&v)?),
-        None => None,
-    };
-    if current.is_none_or(|o| o.node != node) {
-        let epoch = current.map(|o| o.epoch + 1).unwrap_or(0);
-        tx.set(&key, &Owner { node, epoch }.encode());
-    }
+    crate::append::claim_owner(tx, &keys::group_owner(group), node).await?;
     Ok(())
 }
 

@@ -35,12 +35,18 @@ pub struct OffsetLookup {
     pub timestamp: i64,
 }
 
+/// A partition's state (the default before its first append). Writers read it with
+/// `snapshot = false` so concurrent changes conflict; readers with `true`.
 pub(crate) async fn partition_state(
     tx: &Transaction,
     tid: i64,
     partition: i32,
+    snapshot: bool,
 ) -> LogResult<PartitionState> {
-    match tx.get(&keys::partition_state(tid, partition), true).await? {
+    match tx
+        .get(&keys::partition_state(tid, partition), snapshot)
+        .await?
+    {
         Some(v) => PartitionState::decode(&v),
         None => Ok(PartitionState::default()),
     }
@@ -90,7 +96,7 @@ impl Log {
     /// Partition offsets without reading data.
     pub async fn partition_state(&self, tid: i64, partition: i32) -> LogResult<PartitionState> {
         self.db
-            .run(|tx, _| async move { partition_state(&tx, tid, partition).await })
+            .run(|tx, _| async move { partition_state(&tx, tid, partition, true).await })
             .await
     }
 
@@ -123,7 +129,7 @@ impl Log {
         }
         self.db
             .run(|tx, _| async move {
-                let state = partition_state(&tx, tid, partition).await?;
+                let state = partition_state(&tx, tid, partition, true).await?;
                 let mut result = FetchResult {
                     records: Bytes::new(),
                     high_watermark: state.next_offset,
@@ -154,7 +160,7 @@ impl Log {
         let tid = topic.id;
         self.db
             .run(|tx, _| async move {
-                let state = partition_state(&tx, tid, partition).await?;
+                let state = partition_state(&tx, tid, partition, true).await?;
                 match timestamp {
                     -2 | -4 => Ok(OffsetLookup {
                         offset: state.log_start,

@@ -7,7 +7,7 @@
 use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::values::{BatchInfo, PartitionState, TopicMeta};
-use crate::{Log, keys, now_ms};
+use crate::{Log, keys, now_ms, read};
 use std::sync::Arc;
 
 /// Batch index rows examined per retention transaction.
@@ -30,13 +30,7 @@ impl Log {
         let tid = topic.id;
         self.db
             .run(|tx, _| async move {
-                let mut state = match tx
-                    .get(&keys::partition_state(tid, partition), false)
-                    .await?
-                {
-                    Some(v) => PartitionState::decode(&v)?,
-                    None => PartitionState::default(),
-                };
+                let mut state = read::partition_state(&tx, tid, partition, false).await?;
                 let target = if offset == -1 {
                     state.next_offset
                 } else {
