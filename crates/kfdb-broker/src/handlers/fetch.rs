@@ -98,16 +98,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                 any_error = true;
                 continue;
             };
+            // Until some partition returned data, each may return at least one batch; after that
+            // the request's remaining budget applies (0: offsets only, no records).
             let max = if total == 0 {
-                w.max_bytes
+                w.max_bytes.max(1)
             } else {
                 w.max_bytes.min(budget)
             };
-            let r = if max == 0 && total > 0 {
-                log.fetch(topic, w.partition, w.offset, 0).await
-            } else {
-                log.fetch(topic, w.partition, w.offset, max.max(1)).await
-            };
+            let r = log.fetch(topic, w.partition, w.offset, max).await;
             results.push(match r {
                 Ok(f) => {
                     total += f.records.len();
