@@ -86,6 +86,23 @@ pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 /// The topic id is not known.
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 
+/// A transactional operation on a producer whose epoch is stale.
+pub const INVALID_TXN_STATE: i16 = 48;
+/// Producer id not mapped to that transactional id.
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+/// Transaction timeout above `transaction.max.timeout.ms`.
+pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+/// The transaction is being completed; retry.
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+/// Not attempted because another part of the request failed.
+pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+/// Offsets of that partition are part of an open transaction (OffsetFetch with require_stable).
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+/// A newer producer with the same transactional id exists (KIP-588).
+pub const PRODUCER_FENCED: i16 = 90;
+/// DescribeTransactions of an unknown transactional id.
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
 /// The Kafka error code for a data-model error. Exhaustive on purpose: a new `LogError` variant
 /// must be given a code here.
 pub fn from_log_error(e: &LogError) -> i16 {
@@ -105,6 +122,12 @@ pub fn from_log_error(e: &LogError) -> i16 {
         LogError::UnknownProducerId(_) => UNKNOWN_PRODUCER_ID,
         LogError::OutOfOrderSequence(_) => OUT_OF_ORDER_SEQUENCE_NUMBER,
         LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        LogError::ProducerFenced => PRODUCER_FENCED,
+        LogError::InvalidProducerIdMapping => INVALID_PRODUCER_ID_MAPPING,
+        LogError::InvalidTxnState(_) => INVALID_TXN_STATE,
+        LogError::InvalidTransactionTimeout(_) => INVALID_TRANSACTION_TIMEOUT,
+        LogError::ConcurrentTransactions => CONCURRENT_TRANSACTIONS,
+        LogError::TransactionalIdNotFound => TRANSACTIONAL_ID_NOT_FOUND,
         LogError::InvalidRequest(_) => INVALID_REQUEST,
         LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
     }
@@ -114,6 +137,19 @@ pub fn from_log_error(e: &LogError) -> i16 {
 /// or NOT_COORDINATOR, which consumers handle by finding the coordinator again (Kafka maps
 /// REQUEST_TIMED_OUT and KAFKA_STORAGE_ERROR the same way for group requests).
 pub fn for_group(e: &LogError) -> i16 {
+    for_coordinator(e)
+}
+
+/// The same mapping for transaction-coordinator APIs, with one more rule: before KIP-588 (the
+/// versions below `fenced_from`) a fenced producer is told INVALID_PRODUCER_EPOCH.
+pub fn for_txn(e: &LogError, version: i16, fenced_from: i16) -> i16 {
+    match for_coordinator(e) {
+        PRODUCER_FENCED if version < fenced_from => INVALID_PRODUCER_EPOCH,
+        other => other,
+    }
+}
+
+fn for_coordinator(e: &LogError) -> i16 {
     match from_log_error(e) {
         REQUEST_TIMED_OUT => COORDINATOR_NOT_AVAILABLE,
         KAFKA_STORAGE_ERROR | UNKNOWN_SERVER_ERROR => NOT_COORDINATOR,

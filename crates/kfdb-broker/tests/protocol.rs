@@ -132,10 +132,14 @@ async fn api_versions_advertises_the_registry() {
         assert!(keys.contains(&(ApiKey::Fetch as i16)));
         assert!(keys.contains(&(ApiKey::JoinGroup as i16)));
         assert!(keys.contains(&(ApiKey::InitProducerId as i16)));
-        assert!(
-            !keys.contains(&(ApiKey::EndTxn as i16)),
-            "transactions are not implemented"
-        );
+        for txn_api in [
+            ApiKey::AddPartitionsToTxn,
+            ApiKey::AddOffsetsToTxn,
+            ApiKey::TxnOffsetCommit,
+            ApiKey::EndTxn,
+        ] {
+            assert!(keys.contains(&(txn_api as i16)), "{txn_api:?}");
+        }
     }
     let (_, r) = api_versions(&mut s, 9).await;
     assert_eq!(

@@ -16,10 +16,21 @@
 //! A retried transaction after `commit_unknown_result` checks whether its previous attempt landed
 //! (only the owner moves `next_offset`, so a moved `next_offset` means it did) and never appends
 //! twice.
+//!
+//! Transaction markers are written by the transaction coordinator, not by Produce: it takes each
+//! partition's writer exclusively (a place in the same queue, so appends queued before it commit
+//! first and appends queued after it wait), writes every marker of the transaction in one store
+//! transaction, and releases the writers ([`Log::acquire_writer`]).
+//!
+//! A transactional batch opens the producer's transaction in the partition (an `open` key and the
+//! partition's `first_open`, which is the last stable offset) only if the coordinator added the
+//! partition to that producer's transaction, with the same epoch: a fenced or timed-out producer
+//! cannot leave a transaction open that no marker will ever close.
 
 use crate::batch::Batch;
 use crate::error::{LogError, LogResult};
 use crate::producer::{self, ProducerState, SeqCheck};
+use crate::txn;
 use crate::values::{BatchInfo, Owner, PartitionState, TopicMeta};
 use crate::{Log, config::EffectiveConfig, keys, now_ms, read};
 use bytes::Bytes;
@@ -48,10 +59,22 @@ type Appended = (
     Vec<(i64, i64, Bytes)>,
 );
 
-struct Pending {
+struct PendingAppend {
     batches: Vec<Batch>,
     bytes: usize,
     reply: oneshot::Sender<LogResult<AppendResult>>,
+}
+
+/// A place in a partition writer's queue.
+enum Pending {
+    Append(PendingAppend),
+    /// Exclusive use of the writer: the flusher hands over a release handle and waits for it.
+    Exclusive(oneshot::Sender<oneshot::Sender<()>>),
+}
+
+/// Exclusive use of one partition's writer (see [`Log::acquire_writer`]); dropping it releases.
+pub(crate) struct WriterGrant {
+    _release: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -105,13 +128,38 @@ impl Log {
                 b.size()
             )));
         }
-        if batches.iter().any(Batch::is_transactional) {
-            return Err(LogError::InvalidRequest(
-                "transactional produce is not supported yet".into(),
-            ));
-        }
         let bytes = batches.iter().map(Batch::size).sum();
         let (tx, rx) = oneshot::channel();
+        self.enqueue(
+            topic,
+            partition,
+            Pending::Append(PendingAppend {
+                batches,
+                bytes,
+                reply: tx,
+            }),
+        );
+        Ok(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(LogError::InvalidRequest("append abandoned".into())))
+        })
+    }
+
+    /// Wait for exclusive use of a partition's writer: appends queued before this call commit
+    /// first, later ones wait until the grant is dropped.
+    pub(crate) async fn acquire_writer(
+        self: &Arc<Self>,
+        topic: &Arc<TopicMeta>,
+        partition: i32,
+    ) -> WriterGrant {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(topic, partition, Pending::Exclusive(tx));
+        WriterGrant {
+            _release: rx.await.ok(),
+        }
+    }
+
+    fn enqueue(self: &Arc<Self>, topic: &Arc<TopicMeta>, partition: i32, item: Pending) {
         let writer = self
             .writers
             .entry((topic.id, partition))
@@ -119,11 +167,7 @@ impl Log {
             .clone();
         let start_flusher = {
             let mut q = writer.lock();
-            q.pending.push_back(Pending {
-                batches,
-                bytes,
-                reply: tx,
-            });
+            q.pending.push_back(item);
             !std::mem::replace(&mut q.flushing, true)
         };
         if start_flusher {
@@ -131,10 +175,6 @@ impl Log {
             let topic = topic.clone();
             tokio::spawn(async move { log.flush(topic, partition, writer).await });
         }
-        Ok(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(LogError::InvalidRequest("append abandoned".into())))
-        })
     }
 
     async fn flush(
@@ -144,23 +184,47 @@ impl Log {
         writer: Arc<PartitionWriter>,
     ) {
         loop {
-            let group: Vec<Pending> = {
+            let (group, exclusive) = {
                 let mut q = writer.lock();
                 let mut taken = Vec::new();
                 let mut bytes = 0;
+                let mut exclusive = None;
                 while let Some(p) = q.pending.front() {
-                    if !taken.is_empty() && bytes + p.bytes > self.config.max_append_txn_bytes {
-                        break;
+                    match p {
+                        Pending::Append(a) => {
+                            if !taken.is_empty()
+                                && bytes + a.bytes > self.config.max_append_txn_bytes
+                            {
+                                break;
+                            }
+                            bytes += a.bytes;
+                        }
+                        Pending::Exclusive(_) if !taken.is_empty() => break,
+                        Pending::Exclusive(_) => {}
                     }
-                    bytes += p.bytes;
-                    taken.extend(q.pending.pop_front());
+                    match q.pending.pop_front() {
+                        Some(Pending::Append(a)) => taken.push(a),
+                        Some(Pending::Exclusive(grant)) => {
+                            exclusive = Some(grant);
+                            break;
+                        }
+                        None => break,
+                    }
                 }
-                if taken.is_empty() {
+                if taken.is_empty() && exclusive.is_none() {
                     q.flushing = false;
                     return;
                 }
-                taken
+                (taken, exclusive)
             };
+            if let Some(grant) = exclusive {
+                let (release, released) = oneshot::channel::<()>();
+                if grant.send(release).is_ok() {
+                    // Resolves (with an error) when the holder drops its grant.
+                    let _ = released.await;
+                }
+                continue;
+            }
             let batches: Vec<&[Batch]> = group.iter().map(|p| p.batches.as_slice()).collect();
             match self.append_txn(&topic, partition, &batches).await {
                 Ok((results, append_time, state, written)) => {
@@ -172,6 +236,7 @@ impl Log {
                             written,
                             state.log_start,
                             state.next_offset,
+                            state.last_stable(),
                         );
                     }
                     self.announce(topic.id, partition, state.next_offset);
@@ -244,6 +309,9 @@ impl Log {
                 let start = state;
                 let mut state = state;
                 let mut producers: HashMap<i64, Option<ProducerState>> = HashMap::new();
+                // Producers with a transaction open in this partition (first offset), as loaded.
+                let mut open: HashMap<i64, Option<i64>> = HashMap::new();
+                let mut opened: Vec<(i64, i64)> = Vec::new();
                 let mut written = Vec::new();
                 let mut dirty: Vec<i64> = Vec::new();
                 let mut results = Vec::with_capacity(requests.len());
@@ -255,6 +323,7 @@ impl Log {
                     // Producer states as they will be after this request, batch by batch, so a
                     // request carrying several batches of one producer is checked in sequence.
                     let mut scratch: HashMap<i64, Option<ProducerState>> = HashMap::new();
+                    let mut scratch_open: Vec<(i64, i64)> = Vec::new();
                     let mut next = state.next_offset;
                     for batch in request.iter() {
                         if batch.producer_id < 0 {
@@ -276,7 +345,36 @@ impl Log {
                                 loaded
                             }
                         };
-                        match producer::check(entry.as_ref(), batch) {
+                        let check = producer::check(entry.as_ref(), batch);
+                        if check == SeqCheck::Append
+                            && batch.is_transactional()
+                            && !scratch_open.iter().any(|(p, _)| *p == pid)
+                        {
+                            let first = match open.get(&pid) {
+                                Some(o) => *o,
+                                None => {
+                                    let o = read_open(&tx, tid, partition, pid).await?;
+                                    open.insert(pid, o);
+                                    o
+                                }
+                            };
+                            if first.is_none() {
+                                if let Err(e) = txn::check_in_transaction(
+                                    &tx,
+                                    pid,
+                                    batch.producer_epoch,
+                                    tid,
+                                    partition,
+                                )
+                                .await
+                                {
+                                    refused = Some(e);
+                                    break;
+                                }
+                                scratch_open.push((pid, next));
+                            }
+                        }
+                        match check {
                             SeqCheck::Append => {
                                 let mut entry = entry;
                                 producer::record(&mut entry, batch, next, now);
@@ -315,12 +413,25 @@ impl Log {
                             dirty.push(pid);
                         }
                     }
+                    for (pid, first) in scratch_open {
+                        open.insert(pid, Some(first));
+                        opened.push((pid, first));
+                        if state.first_open < 0 || first < state.first_open {
+                            state.first_open = first;
+                        }
+                    }
                     results.push(Ok(duplicate_base.unwrap_or(base)));
                 }
                 for pid in dirty {
                     if let Some(Some(p)) = producers.get(&pid) {
                         tx.set(&keys::producer_state(tid, partition, pid), &p.encode());
                     }
+                }
+                for (pid, first) in opened {
+                    tx.set(
+                        &keys::open_txn(tid, partition, pid),
+                        &kfdb_kv::tuple::pack(&first),
+                    );
                 }
                 let appended = state.next_offset - start.next_offset;
                 if appended > 0 {
@@ -360,9 +471,24 @@ pub(crate) async fn claim_owner(
     }
 }
 
+/// The first offset of `pid`'s open transaction in the partition, if one is open.
+pub(crate) async fn read_open(
+    tx: &Transaction,
+    tid: i64,
+    partition: i32,
+    pid: i64,
+) -> LogResult<Option<i64>> {
+    match tx.get(&keys::open_txn(tid, partition, pid), false).await? {
+        Some(v) => kfdb_kv::tuple::unpack::<i64>(&v)
+            .map(Some)
+            .map_err(|e| LogError::Corrupt(format!("open transaction: {e}"))),
+        None => Ok(None),
+    }
+}
+
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it
 /// raises the partition's max timestamp; advance `state`.
-fn write_batch(
+pub(crate) fn write_batch(
     tx: &Transaction,
     tid: i64,
     partition: i32,

@@ -65,6 +65,53 @@ impl Batch {
         self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
+    /// A transaction marker (control batch) ending `producer_id`'s transaction: one record whose
+    /// key is (version 0, type 1 commit / 0 abort) and whose value is (version 0, coordinator
+    /// epoch), as Kafka writes them. Built here; never accepted from clients.
+    pub fn control_marker(producer_id: i64, producer_epoch: i16, commit: bool, now: i64) -> Self {
+        let key: [u8; 4] = [0, 0, 0, u8::from(commit)];
+        let value: [u8; 6] = [0, 0, 0, 0, 0, 0];
+        // Record: attributes, timestamp delta 0, offset delta 0, key, value, no headers (varints
+        // zigzag-encoded; every length here fits one byte).
+        let mut record = vec![0u8, 0, 0, (key.len() * 2) as u8];
+        record.extend_from_slice(&key);
+        record.push((value.len() * 2) as u8);
+        record.extend_from_slice(&value);
+        record.push(0);
+        let mut b = Vec::with_capacity(HEADER_LEN + record.len() + 1);
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&0u32.to_be_bytes());
+        let attributes = ATTR_TRANSACTIONAL | ATTR_CONTROL;
+        b.extend_from_slice(&attributes.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&now.to_be_bytes());
+        b.extend_from_slice(&now.to_be_bytes());
+        b.extend_from_slice(&producer_id.to_be_bytes());
+        b.extend_from_slice(&producer_epoch.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.push((record.len() * 2) as u8);
+        b.extend_from_slice(&record);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Self {
+            bytes: Bytes::from(b),
+            attributes,
+            last_offset_delta: 0,
+            base_timestamp: now,
+            max_timestamp: now,
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+            record_count: 1,
+        }
+    }
+
     /// The bytes to store once the batch is given `base_offset`, the owner's `leader_epoch`, and, for
     /// `LogAppendTime` topics, the append time (which changes CRC-covered fields: CRC recomputed).
     pub fn stamped(&self, base_offset: i64, leader_epoch: i32, append_time: Option<i64>) -> Bytes {
@@ -85,6 +132,41 @@ impl Batch {
     pub fn stored_max_timestamp(&self, append_time: Option<i64>) -> i64 {
         append_time.unwrap_or(self.max_timestamp)
     }
+}
+
+/// What [`stable_prefix`] keeps of stored batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StablePrefix {
+    /// The whole batches that end below the bound.
+    pub records: Bytes,
+    /// Last offset of the last batch kept, -1 if none.
+    pub last_offset: i64,
+    /// Whether a kept batch is transactional (only then do aborted transactions matter).
+    pub transactional: bool,
+}
+
+/// The leading whole batches of stored `records` (stamped with offsets) whose last offset is below
+/// `bound` (a read_committed fetch stops at the last stable offset).
+pub fn stable_prefix(records: &Bytes, bound: i64) -> StablePrefix {
+    let mut at = 0usize;
+    let mut out = StablePrefix {
+        records: Bytes::new(),
+        last_offset: -1,
+        transactional: false,
+    };
+    while records.len() - at >= HEADER_LEN {
+        let b = &records[at..];
+        let total = LOG_OVERHEAD + i32_at(b, 8).max(0) as usize;
+        let last = i64_at(b, 0) + i64::from(i32_at(b, 23));
+        if last >= bound || total > b.len() || total < HEADER_LEN {
+            break;
+        }
+        out.transactional |= i16_at(b, 21) & ATTR_TRANSACTIONAL != 0;
+        out.last_offset = last;
+        at += total;
+    }
+    out.records = records.slice(..at);
+    out
 }
 
 /// Split the `records` of one partition of a Produce request into validated v2 batches.
@@ -241,6 +323,46 @@ pub(crate) mod tests {
         let mut negative = good;
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(parse_batches(&Bytes::from(negative)).is_err());
+    }
+
+    #[test]
+    fn control_markers_are_valid_batches() {
+        let m = Batch::control_marker(42, 3, true, 1000);
+        let stamped = m.stamped(7, 0, None);
+        // What a client decodes: one control record, commit type, the producer's id and epoch.
+        let mut bytes = stamped.clone();
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+        let r = &sets[0].records[0];
+        assert!(r.control && r.transactional);
+        assert_eq!((r.producer_id, r.producer_epoch, r.offset), (42, 3, 7));
+        assert_eq!(r.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        // Clients may not send one.
+        assert!(parse_batches(&stamped).is_err());
+    }
+
+    #[test]
+    fn stable_prefix_stops_at_the_bound() {
+        let a = parse_batches(&Bytes::from(batch(3, 1, 1)))
+            .unwrap()
+            .remove(0)
+            .stamped(10, 0, None);
+        let m = Batch::control_marker(1, 0, false, 5).stamped(13, 0, None);
+        let c = parse_batches(&Bytes::from(batch(2, 1, 1)))
+            .unwrap()
+            .remove(0)
+            .stamped(14, 0, None);
+        let all = Bytes::from([a.as_ref(), m.as_ref(), c.as_ref()].concat());
+        let p = stable_prefix(&all, 14);
+        assert_eq!(p.records.len(), a.len() + m.len());
+        assert_eq!(p.last_offset, 13);
+        assert!(p.transactional);
+        let p = stable_prefix(&all, 13);
+        assert_eq!(
+            (p.records.len(), p.last_offset, p.transactional),
+            (a.len(), 12, false)
+        );
+        assert_eq!(stable_prefix(&all, 10).records.len(), 0);
+        assert_eq!(stable_prefix(&all, 100).records.len(), all.len());
     }
 
     #[test]

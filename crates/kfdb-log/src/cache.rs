@@ -28,6 +28,7 @@ struct Part {
     bytes: usize,
     log_start: i64,
     next_offset: i64,
+    last_stable: i64,
     last_used: u64,
 }
 
@@ -49,6 +50,8 @@ pub struct CachedRead {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start: i64,
+    /// Last stable offset (first offset of the oldest open transaction, else the high watermark).
+    pub last_stable: i64,
 }
 
 /// Counters for metrics.
@@ -96,13 +99,14 @@ impl HotCache {
     }
 
     /// The writer committed `batches` (each `(base, last, bytes)`, in offset order); the partition
-    /// now has `log_start` and `next_offset`.
+    /// now has `log_start`, `next_offset` and `last_stable`.
     pub fn appended(
         &self,
         key: (i64, i32),
         batches: Vec<(i64, i64, Bytes)>,
         log_start: i64,
         next_offset: i64,
+        last_stable: i64,
     ) {
         if self.limit == 0 {
             return;
@@ -118,6 +122,7 @@ impl HotCache {
             bytes: 0,
             log_start,
             next_offset: first_new,
+            last_stable: first_new,
             last_used: clock,
         });
         if part.next_offset != first_new {
@@ -137,6 +142,7 @@ impl HotCache {
         }
         part.log_start = log_start;
         part.next_offset = next_offset;
+        part.last_stable = last_stable;
         part.last_used = clock;
         g.total = g.total - removed + added;
         self.evict(&mut g, key);
@@ -212,6 +218,7 @@ impl HotCache {
             records,
             high_watermark: part.next_offset,
             log_start: part.log_start,
+            last_stable: part.last_stable,
         };
         g.hits += 1;
         Ok(read)
@@ -273,7 +280,7 @@ mod tests {
         let c = HotCache::new(1 << 20);
         let k = (1, 0);
         assert_eq!(c.read(k, 0, 100), Err(Miss::Store));
-        c.appended(k, vec![(10, 11, b(10)), (12, 12, b(20))], 0, 13);
+        c.appended(k, vec![(10, 11, b(10)), (12, 12, b(20))], 0, 13, 13);
         let r = c.read(k, 11, 1).unwrap();
         assert_eq!(r.records.len(), 10, "first batch whole, budget reached");
         assert_eq!(r.high_watermark, 13);
@@ -297,10 +304,10 @@ mod tests {
     #[test]
     fn bounded_by_evicting_cold_partitions_first() {
         let c = HotCache::new(100);
-        c.appended((1, 0), vec![(0, 0, b(60))], 0, 1);
-        c.appended((2, 0), vec![(0, 0, b(30))], 0, 1);
+        c.appended((1, 0), vec![(0, 0, b(60))], 0, 1, 1);
+        c.appended((2, 0), vec![(0, 0, b(30))], 0, 1, 1);
         let _ = c.read((2, 0), 0, 10);
-        c.appended((3, 0), vec![(0, 0, b(50))], 0, 1);
+        c.appended((3, 0), vec![(0, 0, b(50))], 0, 1, 1);
         assert_eq!(
             c.read((1, 0), 0, 10),
             Err(Miss::Store),
@@ -309,7 +316,7 @@ mod tests {
         assert!(c.read((2, 0), 0, 10).is_ok());
         assert!(c.stats().bytes <= 100);
         // One partition bigger than the limit keeps only its newest batches.
-        c.appended((3, 0), vec![(1, 1, b(90)), (2, 2, b(90))], 0, 3);
+        c.appended((3, 0), vec![(1, 1, b(90)), (2, 2, b(90))], 0, 3, 3);
         assert!(c.stats().bytes <= 100);
         assert_eq!(c.read((3, 0), 1, 10), Err(Miss::Store));
         assert_eq!(c.read((3, 0), 2, 10).unwrap().records.len(), 90);
@@ -318,8 +325,8 @@ mod tests {
     #[test]
     fn a_gap_restarts_the_cached_range() {
         let c = HotCache::new(1000);
-        c.appended((1, 0), vec![(0, 0, b(10))], 0, 1);
-        c.appended((1, 0), vec![(5, 5, b(10))], 0, 6);
+        c.appended((1, 0), vec![(0, 0, b(10))], 0, 1, 1);
+        c.appended((1, 0), vec![(5, 5, b(10))], 0, 6, 6);
         assert_eq!(c.read((1, 0), 0, 100), Err(Miss::Store));
         assert_eq!(c.read((1, 0), 5, 100).unwrap().records.len(), 10);
         assert_eq!(c.stats().bytes, 10);

@@ -39,6 +39,18 @@ pub enum LogError {
     OutOfOrderSequence(String),
     /// A batch from an older epoch of its producer.
     InvalidProducerEpoch,
+    /// A newer producer with the same transactional id (higher epoch) exists.
+    ProducerFenced,
+    /// The producer id does not belong to that transactional id.
+    InvalidProducerIdMapping,
+    /// The transaction is not in a state that allows the request.
+    InvalidTxnState(String),
+    /// A transaction timeout above `transaction.max.timeout.ms` (or not positive).
+    InvalidTransactionTimeout(i32),
+    /// Another operation on the same transaction is completing; retry.
+    ConcurrentTransactions,
+    /// No transactional id by that name.
+    TransactionalIdNotFound,
     /// A request that is valid Kafka but asks for something kfdb does not do.
     InvalidRequest(String),
     /// A stored value could not be decoded: a bug or a newer format.
@@ -66,6 +78,18 @@ impl fmt::Display for LogError {
             LogError::InvalidProducerEpoch => {
                 write!(f, "producer epoch is older than the partition's")
             }
+            LogError::ProducerFenced => {
+                write!(f, "a newer producer with this transactional id exists")
+            }
+            LogError::InvalidProducerIdMapping => {
+                write!(f, "producer id does not match the transactional id")
+            }
+            LogError::InvalidTxnState(m) => write!(f, "invalid transaction state: {m}"),
+            LogError::InvalidTransactionTimeout(t) => {
+                write!(f, "invalid transaction timeout {t} ms")
+            }
+            LogError::ConcurrentTransactions => write!(f, "transaction is being completed"),
+            LogError::TransactionalIdNotFound => write!(f, "unknown transactional id"),
             LogError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
             LogError::Corrupt(m) => write!(f, "stored value unreadable: {m}"),
         }

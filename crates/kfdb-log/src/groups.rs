@@ -37,7 +37,7 @@ pub struct CommittedOffset {
 type OffsetTuple = (i64, i64, i64, String, i64);
 
 impl CommittedOffset {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let t: OffsetTuple = (
             V1,
             self.offset,

@@ -19,6 +19,18 @@
 //!                                                         raises the partition's max timestamp
 //! ("kfdb", "pid_block")                               → next unreserved producer id (tuple int)
 //! ("kfdb", "part", tid, partition, "producer", pid)    → ProducerState (producer.rs)
+//! ("kfdb", "part", tid, partition, "open", pid)        → first offset of pid's open transaction
+//! ("kfdb", "part", tid, partition, "aborted", marker)  → (pid, first offset): aborted transaction
+//!                                                         index, keyed by its abort marker's offset
+//! ("kfdb", "txn_state", transactional_id)              → TxnState (txn.rs)
+//! ("kfdb", "txn_pid", pid)                             → transactional id owning that producer id
+//! ("kfdb", "txn_deadline", deadline_ms, transactional_id) → () : open transactions by timeout
+//! ("kfdb", "txn", transactional_id, "part", tid, partition) → (pid, epoch): partitions in the
+//!                                                         open transaction
+//! ("kfdb", "txn", transactional_id, "group", group)    → () : groups in the open transaction
+//! ("kfdb", "txn", transactional_id, "offset", group, tid, partition) → CommittedOffset, pending
+//! ("kfdb", "group", group, "pending", tid, partition, transactional_id) → () : an offset pending
+//!                                                         in that transaction
 //! ("kfdb", "groups", group)                            → () : index of consumer groups
 //! ("kfdb", "group", group, "meta")                     → GroupRecord (groups.rs)
 //! ("kfdb", "group", group, "member", member_id)        → MemberRecord (groups.rs)
@@ -120,6 +132,80 @@ pub(crate) fn producer_state(tid: i64, p: i32, pid: i64) -> Vec<u8> {
     root().pack(&("part", tid, p, "producer", pid))
 }
 
+/// Every producer's state in one partition.
+pub(crate) fn producer_states(tid: i64, p: i32) -> Subspace {
+    root().subspace(&("part", tid, p, "producer"))
+}
+
+pub(crate) fn open_txns(tid: i64, p: i32) -> Subspace {
+    root().subspace(&("part", tid, p, "open"))
+}
+
+pub(crate) fn open_txn(tid: i64, p: i32, pid: i64) -> Vec<u8> {
+    open_txns(tid, p).pack(&pid)
+}
+
+pub(crate) fn aborted_txns(tid: i64, p: i32) -> Subspace {
+    root().subspace(&("part", tid, p, "aborted"))
+}
+
+pub(crate) fn aborted_txn(tid: i64, p: i32, marker_offset: i64) -> Vec<u8> {
+    aborted_txns(tid, p).pack(&marker_offset)
+}
+
+pub(crate) fn txn_states() -> Subspace {
+    root().subspace(&"txn_state")
+}
+
+pub(crate) fn txn_state(id: &str) -> Vec<u8> {
+    txn_states().pack(&id)
+}
+
+pub(crate) fn txn_pid(pid: i64) -> Vec<u8> {
+    root().pack(&("txn_pid", pid))
+}
+
+pub(crate) fn txn_deadlines() -> Subspace {
+    root().subspace(&"txn_deadline")
+}
+
+pub(crate) fn txn_deadline(deadline_ms: i64, id: &str) -> Vec<u8> {
+    txn_deadlines().pack(&(deadline_ms, id))
+}
+
+/// Everything of one transactional id's open transaction.
+pub(crate) fn txn_space(id: &str) -> Subspace {
+    root().subspace(&("txn", id))
+}
+
+pub(crate) fn txn_partitions(id: &str) -> Subspace {
+    txn_space(id).subspace(&"part")
+}
+
+pub(crate) fn txn_partition(id: &str, tid: i64, p: i32) -> Vec<u8> {
+    txn_partitions(id).pack(&(tid, p))
+}
+
+pub(crate) fn txn_group(id: &str, group: &str) -> Vec<u8> {
+    txn_space(id).pack(&("group", group))
+}
+
+pub(crate) fn txn_offsets(id: &str) -> Subspace {
+    txn_space(id).subspace(&"offset")
+}
+
+pub(crate) fn txn_offset(id: &str, group: &str, tid: i64, p: i32) -> Vec<u8> {
+    txn_offsets(id).pack(&(group, tid, p))
+}
+
+pub(crate) fn group_pendings(group: &str) -> Subspace {
+    group_space(group).subspace(&"pending")
+}
+
+pub(crate) fn group_pending(group: &str, tid: i64, p: i32, txn_id: &str) -> Vec<u8> {
+    group_pendings(group).pack(&(tid, p, txn_id))
+}
+
 pub(crate) fn group_index(group: &str) -> Vec<u8> {
     root().pack(&("groups", group))
 }
@@ -189,6 +275,20 @@ mod tests {
         let other = group_offset("g2", 1, 0);
         assert!(other < b || other >= e);
         assert!(group_offset("g", 1, 0) > b && group_offset("g", 1, 0) < e);
+    }
+
+    #[test]
+    fn one_transactional_id_is_not_a_prefix_of_another() {
+        let (b, e) = txn_space("t").range();
+        let other = txn_partition("t2", 1, 0);
+        assert!(other < b || other >= e);
+        let mine = txn_offset("t", "g", 1, 0);
+        assert!(mine > b && mine < e);
+        // Per-partition transaction keys are cleared with their topic.
+        let (b, e) = topic_space("part", 7).range();
+        for k in [open_txn(7, 0, 3), aborted_txn(7, 2, 100)] {
+            assert!(k > b && k < e);
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!   one store transaction, one commit in flight per partition, offsets assigned densely.
 //! - `read`: fetch reads (whole batches, one range read) and offset lookups.
 //! - `retention`: time and size retention, DeleteRecords.
+//! - `producer`: idempotent producers (ids, sequence checks); `txn`: the transaction coordinator's
+//!   state and operations; `markers`: commit/abort markers, last stable offset, aborted index.
 
 mod append;
 pub mod batch;
@@ -18,17 +20,20 @@ pub mod config;
 mod error;
 mod groups;
 pub mod keys;
+mod markers;
 pub mod producer;
 mod read;
 mod retention;
 mod topics;
+mod txn;
 mod values;
 
 pub use append::AppendResult;
 pub use error::{LogError, LogResult};
 pub use groups::{CommittedOffset, GroupRecord, MemberRecord, committed};
-pub use read::{FetchResult, OffsetLookup};
+pub use read::{FetchResult, Isolation, OffsetLookup};
 pub use topics::{AlterOp, NewTopic, TopicId};
+pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnState, TxnStatus};
 pub use values::{BatchInfo, Owner, PartitionState, TopicMeta};
 
 use dashmap::DashMap;
@@ -55,6 +60,10 @@ pub struct LogConfig {
     pub hot_cache_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub txn_expiry_interval: Duration,
 }
 
 impl Default for LogConfig {
@@ -68,6 +77,8 @@ impl Default for LogConfig {
             producer_id_expiration_ms: 86_400_000,
             hot_cache_bytes: 256 * 1024 * 1024,
             retention_check_interval: Duration::from_secs(300),
+            transaction_max_timeout_ms: 900_000,
+            txn_expiry_interval: Duration::from_secs(10),
         }
     }
 }

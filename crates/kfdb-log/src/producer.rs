@@ -168,7 +168,63 @@ pub fn record(state: &mut Option<ProducerState>, batch: &Batch, base_offset: i64
     }
 }
 
+/// A producer as DescribeProducers reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch in the partition.
+    pub producer_epoch: i16,
+    /// Sequence of its last appended record, -1 if none.
+    pub last_sequence: i32,
+    /// Its last append (ms).
+    pub last_timestamp: i64,
+    /// First offset of its open transaction in the partition, -1 if none.
+    pub txn_start_offset: i64,
+}
+
 impl Log {
+    /// The producers a partition remembers (not yet expired), with their open transactions.
+    pub async fn active_producers(
+        &self,
+        topic: &crate::TopicMeta,
+        partition: i32,
+    ) -> LogResult<Vec<ActiveProducer>> {
+        if partition < 0 || partition >= topic.partitions {
+            return Err(LogError::UnknownPartition);
+        }
+        let (tid, expiration) = (topic.id, self.config.producer_id_expiration_ms);
+        self.db
+            .run(|tx, _| async move {
+                let now = crate::now_ms();
+                let space = keys::producer_states(tid, partition);
+                let (b, e) = space.range();
+                let rows = tx
+                    .get_range_all(kfdb_kv::RangeOption::new(b, e), true)
+                    .await?;
+                let mut out = Vec::new();
+                for kv in rows.iter() {
+                    let pid: i64 = space
+                        .unpack(&kv.key)
+                        .map_err(|e| LogError::Corrupt(format!("producer key: {e}")))?;
+                    let state = ProducerState::decode(&kv.value)?;
+                    let open = crate::append::read_open(&tx, tid, partition, pid).await?;
+                    if now - state.last_ms > expiration && open.is_none() {
+                        continue;
+                    }
+                    out.push(ActiveProducer {
+                        producer_id: pid,
+                        producer_epoch: state.epoch,
+                        last_sequence: state.batches.back().map(|b| b.last_seq).unwrap_or(-1),
+                        last_timestamp: state.last_ms,
+                        txn_start_offset: open.unwrap_or(-1),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// A fresh producer id, from this broker's reserved block (reserving a new block when empty).
     pub async fn allocate_producer_id(&self) -> LogResult<i64> {
         if let Some(id) = self.take_local_pid() {

@@ -4,6 +4,10 @@
 //! offset, so the first row is the batch holding `offset`. Whole batches are returned; the first
 //! even when it is larger than the byte budget (so a consumer always makes progress). All reads are
 //! snapshot reads: they never conflict with appends.
+//!
+//! A read_committed fetch stops before the last stable offset and, when what it returns holds
+//! transactional batches, lists the aborted transactions that overlap it (from the partition's
+//! aborted-transaction index), so the consumer can drop their records.
 
 use crate::error::{LogError, LogResult};
 use crate::values::{BatchInfo, PartitionState, TopicMeta};
@@ -24,7 +28,24 @@ pub struct FetchResult {
     pub high_watermark: i64,
     /// The log start offset.
     pub log_start_offset: i64,
+    /// The last stable offset.
+    pub last_stable_offset: i64,
+    /// read_committed: aborted transactions `(producer id, first offset)` overlapping `records`.
+    pub aborted: Option<Vec<(i64, i64)>>,
 }
+
+/// Which records a fetch may see (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only below the last stable offset, with aborted transactions listed.
+    ReadCommitted,
+}
+
+/// Aborted transactions read per fetch at most (each is a few bytes; clients only need the ones
+/// overlapping the returned batches).
+const ABORTED_LIMIT: usize = 10_000;
 
 /// An offset found by ListOffsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +121,88 @@ impl Log {
             .await
     }
 
-    /// Fetch from `offset`, about `max_bytes` (whole batches).
+    /// Fetch from `offset`, about `max_bytes` (whole batches), read_uncommitted.
     pub async fn fetch(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> LogResult<FetchResult> {
+        self.fetch_isolated(
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            Isolation::ReadUncommitted,
+        )
+        .await
+    }
+
+    /// Fetch from `offset`, about `max_bytes` (whole batches), at the given isolation level.
+    pub async fn fetch_isolated(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> LogResult<FetchResult> {
+        let mut result = self.fetch_all(topic, partition, offset, max_bytes).await?;
+        if isolation == Isolation::ReadCommitted {
+            let stable = crate::batch::stable_prefix(&result.records, result.last_stable_offset);
+            result.records = stable.records;
+            result.aborted = Some(if stable.transactional {
+                self.aborted_between(topic.id, partition, offset, stable.last_offset)
+                    .await?
+            } else {
+                Vec::new()
+            });
+        }
+        Ok(result)
+    }
+
+    /// Aborted transactions with records in `[from, to]`: those whose abort marker is at or after
+    /// `from` and whose first offset is at or before `to`.
+    async fn aborted_between(
+        &self,
+        tid: i64,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> LogResult<Vec<(i64, i64)>> {
+        self.db
+            .run(|tx, _| async move {
+                let space = keys::aborted_txns(tid, partition);
+                let (_, end) = space.range();
+                let range = RangeOption::new(keys::aborted_txn(tid, partition, from), end)
+                    .limit(ABORTED_LIMIT);
+                let rows = tx.get_range(&range, true).await?;
+                let mut out = Vec::new();
+                for kv in rows.kvs.iter() {
+                    let (pid, first): (i64, i64) = kfdb_kv::tuple::unpack(&kv.value)
+                        .map_err(|e| LogError::Corrupt(format!("aborted transaction: {e}")))?;
+                    if first <= to {
+                        out.push((pid, first));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// The last stable offset of a partition (ListOffsets latest under read_committed).
+    pub async fn last_stable_offset(&self, topic: &TopicMeta, partition: i32) -> LogResult<i64> {
+        if partition < 0 || partition >= topic.partitions {
+            return Err(LogError::UnknownPartition);
+        }
+        Ok(self
+            .partition_state(topic.id, partition)
+            .await?
+            .last_stable())
+    }
+
+    async fn fetch_all(
         &self,
         topic: &TopicMeta,
         partition: i32,
@@ -122,6 +223,8 @@ impl Log {
                     },
                     high_watermark: hit.high_watermark,
                     log_start_offset: hit.log_start,
+                    last_stable_offset: hit.last_stable,
+                    aborted: None,
                 });
             }
             Err(crate::cache::Miss::OutOfRange) => return Err(LogError::OffsetOutOfRange),
@@ -134,6 +237,8 @@ impl Log {
                     records: Bytes::new(),
                     high_watermark: state.next_offset,
                     log_start_offset: state.log_start,
+                    last_stable_offset: state.last_stable(),
+                    aborted: None,
                 };
                 if offset < state.log_start || offset > state.next_offset {
                     return Err(LogError::OffsetOutOfRange);

@@ -173,6 +173,12 @@ fn drop_batches(
         &idx_begin,
         &keys::batch_index(tid, partition, last.last_offset + 1),
     );
+    // Aborted transactions whose marker left the log no longer matter to any fetch.
+    let (aborted_begin, _) = keys::aborted_txns(tid, partition).range();
+    tx.clear_range(
+        &aborted_begin,
+        &keys::aborted_txn(tid, partition, last.last_offset + 1),
+    );
     for b in doomed {
         tx.clear(&keys::time_index(
             tid,

@@ -85,6 +85,9 @@ pub struct PartitionState {
     pub max_timestamp_offset: i64,
     /// Bytes of record batches stored.
     pub bytes: i64,
+    /// First offset of the oldest transaction still open in this partition, -1 when none: the last
+    /// stable offset (see [`PartitionState::last_stable`]).
+    pub first_open: i64,
 }
 
 impl Default for PartitionState {
@@ -95,29 +98,54 @@ impl Default for PartitionState {
             max_timestamp: -1,
             max_timestamp_offset: -1,
             bytes: 0,
+            first_open: -1,
         }
     }
 }
 
-type StateTuple = (i64, i64, i64, i64, i64, i64);
+type StateTupleV1 = (i64, i64, i64, i64, i64, i64);
+type StateTuple = (i64, i64, i64, i64, i64, i64, i64);
+const V2: i64 = 2;
 
 impl PartitionState {
+    /// Kafka's last stable offset: below it every transaction is decided (committed or aborted);
+    /// the high watermark when no transaction is open.
+    pub fn last_stable(&self) -> i64 {
+        if self.first_open >= 0 {
+            self.first_open
+        } else {
+            self.next_offset
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let t: StateTuple = (
-            V1,
+            V2,
             self.log_start,
             self.next_offset,
             self.max_timestamp,
             self.max_timestamp_offset,
             self.bytes,
+            self.first_open,
         );
         pack(&t)
     }
 
+    /// Decodes format 2 and format 1 (written before transactions; no open transaction).
     pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
-        let (v, log_start, next_offset, max_timestamp, max_timestamp_offset, bytes): StateTuple =
-            unpack(bytes).map_err(|e| corrupt("partition state", e))?;
-        if v != V1 {
+        let (v, log_start, next_offset, max_timestamp, max_timestamp_offset, bytes, first_open) =
+            match unpack::<StateTuple>(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    let (v, a, b, c, d, e1): StateTupleV1 =
+                        unpack(bytes).map_err(|_| corrupt("partition state", e))?;
+                    if v != V1 {
+                        return Err(corrupt("partition state", format!("format version {v}")));
+                    }
+                    (V2, a, b, c, d, e1, -1)
+                }
+            };
+        if v != V2 {
             return Err(corrupt("partition state", format!("format version {v}")));
         }
         Ok(Self {
@@ -126,6 +154,7 @@ impl PartitionState {
             max_timestamp,
             max_timestamp_offset,
             bytes,
+            first_open,
         })
     }
 }
@@ -213,8 +242,19 @@ mod tests {
             max_timestamp: 77,
             max_timestamp_offset: 9,
             bytes: 1000,
+            first_open: 4,
         };
         assert_eq!(PartitionState::decode(&s.encode()).unwrap(), s);
+        assert_eq!(s.last_stable(), 4);
+        let v1 = pack(&(V1, 3i64, 10i64, 77i64, 9i64, 1000i64));
+        assert_eq!(
+            PartitionState::decode(&v1).unwrap(),
+            PartitionState {
+                first_open: -1,
+                ..s
+            },
+            "format 1 still reads, with no open transaction"
+        );
         let o = Owner { node: 1, epoch: 2 };
         assert_eq!(Owner::decode(&o.encode()).unwrap(), o);
         let b = BatchInfo {

@@ -92,6 +92,20 @@ struct ServeArgs {
         default_value_t = 300_000
     )]
     log_retention_check_interval_ms: u64,
+    /// transaction.max.timeout.ms: the longest transaction.timeout.ms a producer may ask for.
+    #[arg(
+        long,
+        env = "KFDB_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    transaction_max_timeout_ms: i32,
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms
+    #[arg(
+        long,
+        env = "KFDB_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     /// group.initial.rebalance.delay.ms: how long a new group waits for more members.
     #[arg(
         long,
@@ -206,12 +220,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             retention_check_interval: Duration::from_millis(
                 args.log_retention_check_interval_ms.max(1),
             ),
+            transaction_max_timeout_ms: args.transaction_max_timeout_ms,
+            txn_expiry_interval: Duration::from_millis(
+                args.transaction_abort_timed_out_transaction_cleanup_interval_ms
+                    .max(1),
+            ),
             ..LogConfig::default()
         },
     )
     .await
     .map_err(|e| format!("opening the data model: {e}"))?;
     let retention = tokio::spawn(log.clone().run_retention());
+    let txn_expiry = tokio::spawn(log.clone().run_txn_expiry());
     let broker = Broker::new(
         log.clone(),
         BrokerConfig {
@@ -258,6 +278,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("serving: {e}"))?;
     retention.abort();
+    txn_expiry.abort();
     if let Some(m) = metrics {
         m.abort();
     }

@@ -150,6 +150,32 @@ impl Coordinator {
         self.consumer_live().keys().cloned().collect()
     }
 
+    /// TxnOffsetCommit v3+ (KIP-447): the committing consumer must be a current member at this
+    /// generation (member epoch for KIP-848 groups), as for OffsetCommit. A group no one has
+    /// joined accepts any.
+    pub async fn check_member_generation(
+        &self,
+        id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if let Some(g) = self.loaded_consumer_group(id) {
+            let g = g.lock().await;
+            if !g.members.is_empty() {
+                return g.check_commit(member_id, generation);
+            }
+        }
+        match self.existing(id).await {
+            Ok(Some(g)) => g
+                .lock()
+                .await
+                .check_commit(member_id, instance_id, generation),
+            Ok(None) => crate::error_code::NONE,
+            Err(e) => crate::error_code::for_group(&e),
+        }
+    }
+
     /// Write the group to the store if the state machine asked for it.
     pub async fn persist(&self, group: &Group, persist: Persist) {
         if persist == Persist::Yes

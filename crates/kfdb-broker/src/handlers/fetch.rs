@@ -4,14 +4,20 @@
 //! for an append to any of its partitions or for `max_wait_ms`.
 //!
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells clients to
-//! send full fetch requests. With no transactions yet, the last stable offset is the high watermark.
+//! send full fetch requests.
+//!
+//! read_committed fetches (isolation level 1) see records below the last stable offset only, with
+//! the aborted transactions among them listed so the consumer drops those records; a long poll
+//! wakes when a transaction marker moves the last stable offset.
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
-use kfdb_log::{LogError, TopicMeta};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kfdb_log::{Isolation, LogError, TopicMeta};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -75,6 +81,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let isolation = if req.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     // Subscribe before the first read so an append between read and wait is not missed.
     let mut watches: Vec<watch::Receiver<i64>> = wanted
         .iter()
@@ -105,7 +116,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             } else {
                 w.max_bytes.min(budget)
             };
-            let r = log.fetch(topic, w.partition, w.offset, max).await;
+            let r = log
+                .fetch_isolated(topic, w.partition, w.offset, max, isolation)
+                .await;
             results.push(match r {
                 Ok(f) => {
                     total += f.records.len();
@@ -113,7 +126,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                     PartitionData::default()
                         .with_partition_index(w.partition)
                         .with_high_watermark(f.high_watermark)
-                        .with_last_stable_offset(f.high_watermark)
+                        .with_last_stable_offset(f.last_stable_offset)
+                        .with_aborted_transactions(f.aborted.map(|list| {
+                            list.into_iter()
+                                .map(|(pid, first)| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(pid))
+                                        .with_first_offset(first)
+                                })
+                                .collect()
+                        }))
                         .with_log_start_offset(if ctx.version >= 5 { f.log_start_offset } else { -1 })
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(f.records))

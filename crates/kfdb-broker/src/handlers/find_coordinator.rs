@@ -1,6 +1,6 @@
 //! FindCoordinator (key 10): this broker coordinates every group (its ownership is recorded in the
-//! store when it loads the group). Transaction coordinators do not exist yet:
-//! COORDINATOR_NOT_AVAILABLE for key type 1. v4+ answers a batch of keys.
+//! store when it loads the group) and every transactional id (key type 1; its state lives in the
+//! store, so any broker can serve it). v4+ answers a batch of keys.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
@@ -13,14 +13,21 @@ pub type Request = FindCoordinatorRequest;
 
 /// Group coordinator key type.
 const GROUP: i8 = 0;
+/// Transaction coordinator key type.
+const TRANSACTION: i8 = 1;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FindCoordinatorResponse> {
     let c = &ctx.broker.config;
     let answer = |key: &str| -> (i16, Option<String>) {
-        if req.key_type != GROUP {
+        if req.key_type != GROUP && req.key_type != TRANSACTION {
             (
-                error_code::COORDINATOR_NOT_AVAILABLE,
-                Some("transactions are not supported yet".into()),
+                error_code::INVALID_REQUEST,
+                Some(format!("unknown key type {}", req.key_type)),
+            )
+        } else if key.is_empty() && req.key_type == TRANSACTION {
+            (
+                error_code::INVALID_REQUEST,
+                Some("empty transactional id".into()),
             )
         } else if key.is_empty() {
             (error_code::INVALID_GROUP_ID, Some("empty group id".into()))

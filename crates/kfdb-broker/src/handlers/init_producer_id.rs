@@ -1,6 +1,7 @@
-//! InitProducerId (key 22): a producer id and epoch for an idempotent producer, from this
-//! broker's reserved block of ids (kfdb-log `producer.rs`). Transactional ids are refused until
-//! transactions land (their FindCoordinator already answers COORDINATOR_NOT_AVAILABLE).
+//! InitProducerId (key 22): a producer id and epoch. Without a transactional id: a fresh id from
+//! this broker's reserved block (kfdb-log `producer.rs`) at epoch 0. With one: the transaction
+//! coordinator's id for it with the epoch bumped, fencing older producers of that id and aborting
+//! their open transaction (kfdb-log `txn.rs`).
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
@@ -10,6 +11,9 @@ pub const KEY: ApiKey = ApiKey::InitProducerId;
 pub const VERSIONS: Versions = Versions::new(0, 5);
 pub type Request = InitProducerIdRequest;
 
+/// First version told PRODUCER_FENCED instead of INVALID_PRODUCER_EPOCH (KIP-588).
+const FENCED_FROM: i16 = 4;
+
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerIdResponse> {
     let refuse = |code: i16| {
         InitProducerIdResponse::default()
@@ -17,17 +21,30 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerId
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Some(refuse(error_code::COORDINATOR_NOT_AVAILABLE));
-    }
-    // An idempotent producer (re)initialising always gets a fresh id at epoch 0: its sequence state
-    // starts over, which is what an epoch bump achieves for it too.
-    match ctx.broker.log.allocate_producer_id().await {
-        Ok(id) => Some(
-            InitProducerIdResponse::default()
-                .with_producer_id(ProducerId(id))
-                .with_producer_epoch(0),
-        ),
-        Err(e) => Some(refuse(error_code::from_log_error(&e))),
-    }
+    let log = &ctx.broker.log;
+    let granted = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        Some(id) => {
+            let expected = (ctx.version >= 3 && req.producer_id.0 >= 0)
+                .then_some((req.producer_id.0, req.producer_epoch));
+            log.init_transactional_producer(id, req.transaction_timeout_ms, expected)
+                .await
+                .map_err(|e| {
+                    tracing::debug!(transactional_id = %id.0, error = %e, "InitProducerId refused");
+                    error_code::for_txn(&e, ctx.version, FENCED_FROM)
+                })
+        }
+        // An idempotent producer (re)initialising always gets a fresh id at epoch 0: its sequence
+        // state starts over, which is what an epoch bump achieves for it too.
+        None => log
+            .allocate_producer_id()
+            .await
+            .map(|id| (id, 0))
+            .map_err(|e| error_code::from_log_error(&e)),
+    };
+    Some(match granted {
+        Ok((id, epoch)) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Err(code) => refuse(code),
+    })
 }

@@ -1,5 +1,6 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
-//! first offset whose record timestamp is at or after a given time (the time index).
+//! first offset whose record timestamp is at or after a given time (the time index). Under
+//! read_committed (v2+ isolation level 1) latest is the last stable offset.
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
@@ -25,6 +26,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let result = match &meta {
+                Ok(Some(m)) if p.timestamp == -1 && req.isolation_level == 1 => log
+                    .last_stable_offset(m, p.partition_index)
+                    .await
+                    .map(|offset| kfdb_log::OffsetLookup {
+                        offset,
+                        timestamp: -1,
+                    }),
                 Ok(Some(m)) => log.lookup_offset(m, p.partition_index, p.timestamp).await,
                 Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),

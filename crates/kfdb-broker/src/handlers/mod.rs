@@ -6,6 +6,8 @@
 //! a log line, except ApiVersions, which answers a too-new version with `UNSUPPORTED_VERSION` in the
 //! v0 format plus the supported ranges (KIP-511), so the client can retry with one it knows.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -18,7 +20,10 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
 mod describe_topic_partitions;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -28,6 +33,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -35,6 +41,7 @@ mod offset_fetch;
 mod produce;
 mod sync_group;
 mod topic_configs;
+mod txn_offset_commit;
 
 use crate::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -206,6 +213,13 @@ handlers!(
         consumer_group_heartbeat,
         consumer_group_describe,
         init_producer_id,
+        add_partitions_to_txn,
+        add_offsets_to_txn,
+        txn_offset_commit,
+        end_txn,
+        describe_producers,
+        describe_transactions,
+        list_transactions,
     ],
     later: [produce],
 );
@@ -320,6 +334,13 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
         ApiKey::ConsumerGroupDescribe => "ConsumerGroupDescribe",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::DescribeProducers => "DescribeProducers",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::ListTransactions => "ListTransactions",
         _ => "Other",
     }
 }

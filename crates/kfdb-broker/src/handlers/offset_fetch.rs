@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): a group's committed offsets, for named partitions or all; v8+ answers
-//! several groups at once.
+//! several groups at once. With `require_stable` (v7+, sent by read_committed consumers) a
+//! partition whose offset is pending in an open transaction answers UNSTABLE_OFFSET_COMMIT, and
+//! the client retries until the transaction ends.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
@@ -15,14 +17,20 @@ pub const KEY: ApiKey = ApiKey::OffsetFetch;
 pub const VERSIONS: Versions = Versions::new(1, 9);
 pub type Request = OffsetFetchRequest;
 
-/// (topic name → partition → committed offset or none), answered for one group.
-type Found = BTreeMap<String, BTreeMap<i32, Option<CommittedOffset>>>;
+/// (topic name → partition → committed offset or none, or an error code), for one group.
+type Found = BTreeMap<String, BTreeMap<i32, Result<Option<CommittedOffset>, i16>>>;
 
 async fn lookup(
     log: &Log,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Found, LogError> {
+    let unstable = if require_stable {
+        log.unstable_offsets(group).await?
+    } else {
+        Vec::new()
+    };
     let mut found: Found = BTreeMap::new();
     match wanted {
         Some(list) => {
@@ -30,28 +38,34 @@ async fn lookup(
                 let entry = found.entry(name.clone()).or_default();
                 let Some(meta) = log.topic(&name).await? else {
                     for p in partitions {
-                        entry.insert(p, None);
+                        entry.insert(p, Ok(None));
                     }
                     continue;
                 };
                 let keys: Vec<(i64, i32)> = partitions.iter().map(|p| (meta.id, *p)).collect();
                 let got = log.fetch_offsets(group, Some(&keys)).await?;
                 for p in partitions {
+                    if unstable.contains(&(meta.id, p)) {
+                        entry.insert(p, Err(error_code::UNSTABLE_OFFSET_COMMIT));
+                        continue;
+                    }
                     let o = got
                         .iter()
                         .find(|(_, q, _)| *q == p)
                         .map(|(_, _, o)| o.clone());
-                    entry.insert(p, o);
+                    entry.insert(p, Ok(o));
                 }
             }
         }
         None => {
             for (tid, p, o) in log.fetch_offsets(group, None).await? {
                 if let Some(meta) = log.topic_by_id(tid).await? {
-                    found
-                        .entry(meta.name.clone())
-                        .or_default()
-                        .insert(p, Some(o));
+                    let value = if unstable.contains(&(tid, p)) {
+                        Err(error_code::UNSTABLE_OFFSET_COMMIT)
+                    } else {
+                        Ok(Some(o))
+                    };
+                    found.entry(meta.name.clone()).or_default().insert(p, value);
                 }
             }
         }
@@ -59,14 +73,16 @@ async fn lookup(
     Ok(found)
 }
 
-fn parts(o: &Option<CommittedOffset>, version: i16) -> (i64, i32, String) {
+fn parts(o: &Result<Option<CommittedOffset>, i16>, version: i16) -> (i64, i32, String, i16) {
     match o {
-        Some(o) => (
+        Ok(Some(o)) => (
             o.offset,
             if version >= 5 { o.leader_epoch } else { -1 },
             o.metadata.clone(),
+            error_code::NONE,
         ),
-        None => (-1, -1, String::new()),
+        Ok(None) => (-1, -1, String::new(), error_code::NONE),
+        Err(code) => (-1, -1, String::new(), *code),
     }
 }
 
@@ -82,9 +98,10 @@ macro_rules! response_topics {
                     .with_partitions(
                         ps.iter()
                             .map(|(p, o)| {
-                                let (off, epoch, meta) = parts(o, $v);
+                                let (off, epoch, meta, code) = parts(o, $v);
                                 $partition::default()
                                     .with_partition_index(*p)
+                                    .with_error_code(code)
                                     .with_committed_offset(off)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(s(meta)))
@@ -108,15 +125,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match lookup(log, &g.group_id, wanted).await {
-                Ok(found) => group.with_topics(response_topics!(
-                    found,
-                    v,
-                    OffsetFetchResponseTopics,
-                    OffsetFetchResponsePartitions
-                )),
-                Err(e) => group.with_error_code(error_code::for_group(&e)),
-            });
+            groups.push(
+                match lookup(log, &g.group_id, wanted, req.require_stable).await {
+                    Ok(found) => group.with_topics(response_topics!(
+                        found,
+                        v,
+                        OffsetFetchResponseTopics,
+                        OffsetFetchResponsePartitions
+                    )),
+                    Err(e) => group.with_error_code(error_code::for_group(&e)),
+                },
+            );
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));
     }
@@ -125,7 +144,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match lookup(log, &req.group_id, wanted).await {
+    match lookup(log, &req.group_id, wanted, v >= 7 && req.require_stable).await {
         Ok(found) => Some(OffsetFetchResponse::default().with_topics(response_topics!(
             found,
             v,

@@ -1,0 +1,117 @@
+//! TxnOffsetCommit (key 28): a transactional producer's consumed offsets for a group, pending until
+//! its transaction ends (then committed with its outputs, or dropped). v3+ carries the consumer's
+//! member id and generation, checked like an OffsetCommit when the group is live here.
+
+use super::{RequestCtx, Versions};
+use crate::error_code;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kfdb_log::committed;
+
+pub const KEY: ApiKey = ApiKey::TxnOffsetCommit;
+pub const VERSIONS: Versions = Versions::new(0, 5);
+pub type Request = TxnOffsetCommitRequest;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA: usize = 4096;
+
+pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommitResponse> {
+    let log = &ctx.broker.log;
+    let mut group_code = if req.group_id.is_empty() {
+        error_code::INVALID_GROUP_ID
+    } else {
+        error_code::NONE
+    };
+    if group_code == error_code::NONE && ctx.version >= 3 && req.generation_id >= 0 {
+        group_code = ctx
+            .broker
+            .groups
+            .check_member_generation(
+                &req.group_id,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                req.generation_id,
+            )
+            .await;
+    }
+    let mut codes: Vec<Vec<(i32, i16)>> = Vec::with_capacity(req.topics.len());
+    let mut to_store = Vec::new();
+    for t in &req.topics {
+        let meta = if group_code == error_code::NONE {
+            log.topic(&t.name).await.ok().flatten()
+        } else {
+            None
+        };
+        let mut topic_codes = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let metadata = p
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let code = if group_code != error_code::NONE {
+                group_code
+            } else if metadata.len() > MAX_METADATA {
+                error_code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                match &meta {
+                    Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
+                        to_store.push((
+                            m.id,
+                            p.partition_index,
+                            committed(p.committed_offset, p.committed_leader_epoch, metadata),
+                        ));
+                        error_code::NONE
+                    }
+                    _ => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                }
+            };
+            topic_codes.push((p.partition_index, code));
+        }
+        codes.push(topic_codes);
+    }
+    let store_code = if to_store.is_empty() {
+        error_code::NONE
+    } else {
+        match log
+            .commit_transactional_offsets(
+                &req.transactional_id,
+                req.producer_id.0,
+                req.producer_epoch,
+                &req.group_id,
+                &to_store,
+            )
+            .await
+        {
+            Ok(()) => error_code::NONE,
+            // The group coordinator answers a stale producer with INVALID_PRODUCER_EPOCH.
+            Err(e) => error_code::for_txn(&e, ctx.version, i16::MAX),
+        }
+    };
+    let topics = req
+        .topics
+        .iter()
+        .zip(codes)
+        .map(|(t, parts)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, code)| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(if code == error_code::NONE {
+                                    store_code
+                                } else {
+                                    code
+                                })
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Some(TxnOffsetCommitResponse::default().with_topics(topics))
+}
