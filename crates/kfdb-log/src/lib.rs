@@ -64,6 +64,8 @@ pub struct LogConfig {
     pub transaction_max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub txn_expiry_interval: Duration,
+    /// Partitions whose transaction markers share one store transaction (see `txn.rs`).
+    pub markers_per_txn: usize,
 }
 
 impl Default for LogConfig {
@@ -79,6 +81,7 @@ impl Default for LogConfig {
             retention_check_interval: Duration::from_secs(300),
             transaction_max_timeout_ms: 900_000,
             txn_expiry_interval: Duration::from_secs(10),
+            markers_per_txn: MARKERS_PER_TXN,
         }
     }
 }

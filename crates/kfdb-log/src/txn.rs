@@ -4,7 +4,7 @@
 //!
 //! Ending a transaction writes a commit or abort marker into every partition of it, moves (commit)
 //! or drops (abort) its pending offsets, and records the outcome, all in **one** store transaction
-//! when the transaction spans at most `MARKERS_PER_TXN` partitions: its outputs and its consumed
+//! when the transaction spans at most `markers_per_txn` partitions (default `MARKERS_PER_TXN`): its outputs and its consumed
 //! offsets become visible together or not at all. Bigger transactions first record the decision
 //! (`PrepareCommit`/`PrepareAbort`, durable), then write markers in chunks, then complete; a crash in
 //! between is finished by the next InitProducerId for that id or by the timeout sweeper.
@@ -514,7 +514,7 @@ impl Log {
         let chunks: Vec<&[(Arc<TopicMeta>, i32)]> = if targets.is_empty() {
             vec![&[]]
         } else {
-            targets.chunks(MARKERS_PER_TXN).collect()
+            targets.chunks(self.config.markers_per_txn.max(1)).collect()
         };
         let mut expect = seen.clone();
         if chunks.len() > 1 && ongoing {

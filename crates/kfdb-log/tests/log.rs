@@ -2,127 +2,13 @@
 //! fetches return the stored bytes, offsets lookups, DeleteRecords, retention, topic lifecycle,
 //! restart.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use kfdb_kv::Database;
-use kfdb_kv::embedded::EmbeddedOptions;
-use kfdb_log::{Log, LogConfig, LogError, NewTopic, TopicId, TopicMeta, batch};
+use bytes::BytesMut;
+use kafka_protocol::records::Compression;
+use kfdb_log::{LogConfig, LogError, NewTopic, TopicId, batch};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-fn records(values: &[&[u8]], timestamps: &[i64], compression: Compression) -> Bytes {
-    producer_records(values, timestamps, compression, (-1, -1, -1))
-}
-
-/// Records from an idempotent producer `(producer id, epoch, base sequence)`.
-fn producer_records(
-    values: &[&[u8]],
-    timestamps: &[i64],
-    compression: Compression,
-    (pid, epoch, seq): (i64, i16, i32),
-) -> Bytes {
-    let recs: Vec<Record> = values
-        .iter()
-        .zip(timestamps)
-        .enumerate()
-        .map(|(i, (v, ts))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { -1 } else { seq + i as i32 },
-            timestamp: *ts,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn batch_of(values: &[&[u8]], ts: i64) -> Vec<batch::Batch> {
-    let tss: Vec<i64> = (0..values.len() as i64).map(|i| ts + i).collect();
-    batch::parse_batches(&records(values, &tss, Compression::None)).unwrap()
-}
-
-async fn open(dir: &std::path::Path) -> Arc<Log> {
-    open_with(dir, LogConfig::default()).await
-}
-
-async fn open_with(dir: &std::path::Path, config: LogConfig) -> Arc<Log> {
-    let db = Database::open_embedded(dir, EmbeddedOptions::default()).unwrap();
-    Log::open(db, config).await.unwrap()
-}
-
-async fn topic(log: &Log, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Arc<TopicMeta> {
-    let spec = NewTopic {
-        name: name.into(),
-        partitions,
-        replication_factor: -1,
-        configs: configs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
-    log.create_topics(vec![spec], false)
-        .await
-        .pop()
-        .unwrap()
-        .unwrap()
-}
-
-/// The bytes with each batch's broker-owned fields (base offset, leader epoch) zeroed.
-fn mask(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let mut at = 0;
-    while at + 12 <= out.len() {
-        let len = i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
-        out[at..at + 8].fill(0);
-        out[at + 12..at + 16].fill(0);
-        at += 12 + len;
-    }
-    out
-}
-
-/// Decode every record of a fetch: (offset, value).
-fn decode(mut bytes: Bytes) -> Vec<(i64, Vec<u8>)> {
-    RecordBatchDecoder::decode_all(&mut bytes)
-        .unwrap()
-        .into_iter()
-        .flat_map(|s| s.records)
-        .map(|r| (r.offset, r.value.map(|v| v.to_vec()).unwrap_or_default()))
-        .collect()
-}
-
-async fn fetch_all(log: &Log, t: &TopicMeta, p: i32, from: i64) -> Vec<(i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut offset = from;
-    loop {
-        let f = log.fetch(t, p, offset, 64 * 1024).await.unwrap();
-        if f.records.is_empty() {
-            return out;
-        }
-        let recs = decode(f.records);
-        offset = recs.last().unwrap().0 + 1;
-        out.extend(recs.into_iter().filter(|(o, _)| *o >= from));
-    }
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_dense_offsets_even_through_conflicts() {
@@ -414,17 +300,6 @@ async fn compressed_batches_pass_through_untouched() {
         let recs = decode(f.records);
         assert_eq!(recs[1], (r.base_offset + 1, b"two".to_vec()));
     }
-}
-
-fn idem(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Vec<batch::Batch> {
-    let ts: Vec<i64> = (0..values.len() as i64).collect();
-    batch::parse_batches(&producer_records(
-        values,
-        &ts,
-        Compression::None,
-        (pid, epoch, seq),
-    ))
-    .unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,369 @@
+//! Transactions in kfdb-log over the embedded store: markers, the last stable offset, the aborted
+//! index, read_committed fetches, fencing, timeouts, transactional offsets, chunked ends, restart.
+
+mod common;
+use common::*;
+
+use kfdb_log::{Isolation, LogConfig, LogError, TxnAddition, TxnStatus, committed};
+
+/// Records and control markers of a read: (offset, value or "<commit>"/"<abort>").
+fn read_all(bytes: bytes::Bytes) -> Vec<(i64, String)> {
+    let mut b = bytes;
+    kafka_protocol::records::RecordBatchDecoder::decode_all(&mut b)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| {
+            let v = if r.control {
+                match r.key.as_deref() {
+                    Some([0, 0, 0, 1]) => "<commit>".to_string(),
+                    _ => "<abort>".to_string(),
+                }
+            } else {
+                String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned()
+            };
+            (r.offset, v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn markers_move_the_last_stable_offset_and_aborts_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "tx", 2, &[]).await;
+    let (pid, epoch) = log
+        .init_transactional_producer("app", 60_000, None)
+        .await
+        .unwrap();
+    log.append(&t, 0, batch_of(&[b"plain"], 1)).await.unwrap();
+
+    // Transaction 1: two partitions, committed.
+    log.add_to_transaction(
+        "app",
+        pid,
+        epoch,
+        TxnAddition::Partitions(&[(t.id, 0), (t.id, 1)]),
+    )
+    .await
+    .unwrap();
+    log.append(&t, 0, txn(&[b"c0", b"c1"], pid, epoch, 0))
+        .await
+        .unwrap();
+    log.append(&t, 1, txn(&[b"c2"], pid, epoch, 0))
+        .await
+        .unwrap();
+    let open_fetch = log
+        .fetch_isolated(&t, 0, 0, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(
+        open_fetch.last_stable_offset, 1,
+        "LSO at the open transaction"
+    );
+    assert_eq!(open_fetch.high_watermark, 3);
+    assert_eq!(read_all(open_fetch.records), vec![(0, "plain".into())]);
+    assert_eq!(
+        log.last_stable_offset(&t, 0).await.unwrap(),
+        1,
+        "ListOffsets latest under read_committed"
+    );
+    let uncommitted = log.fetch(&t, 0, 0, 1 << 20).await.unwrap();
+    assert_eq!(read_all(uncommitted.records).len(), 3);
+    assert_eq!(
+        log.active_producers(&t, 0).await.unwrap()[0].txn_start_offset,
+        1
+    );
+    log.end_transaction("app", pid, epoch, true).await.unwrap();
+    log.end_transaction("app", pid, epoch, true)
+        .await
+        .expect("a retried EndTxn of the same outcome succeeds");
+    assert!(matches!(
+        log.end_transaction("app", pid, epoch, false).await,
+        Err(LogError::InvalidTxnState(_))
+    ));
+    let p0 = log
+        .fetch_isolated(&t, 0, 0, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(p0.last_stable_offset, 4);
+    assert_eq!(p0.high_watermark, 4);
+    assert_eq!(
+        read_all(p0.records),
+        vec![
+            (0, "plain".into()),
+            (1, "c0".into()),
+            (2, "c1".into()),
+            (3, "<commit>".into())
+        ]
+    );
+    assert_eq!(p0.aborted, Some(vec![]));
+    let p1 = log.fetch(&t, 1, 0, 1 << 20).await.unwrap();
+    assert_eq!(
+        read_all(p1.records),
+        vec![(0, "c2".into()), (1, "<commit>".into())]
+    );
+
+    // Transaction 2: partition 0 only, aborted; a plain append follows.
+    log.add_to_transaction("app", pid, epoch, TxnAddition::Partitions(&[(t.id, 0)]))
+        .await
+        .unwrap();
+    log.append(&t, 0, txn(&[b"a0"], pid, epoch, 2))
+        .await
+        .unwrap();
+    log.end_transaction("app", pid, epoch, false).await.unwrap();
+    log.append(&t, 0, batch_of(&[b"after"], 9)).await.unwrap();
+    let p0 = log
+        .fetch_isolated(&t, 0, 4, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(p0.records),
+        vec![(4, "a0".into()), (5, "<abort>".into()), (6, "after".into())]
+    );
+    assert_eq!(
+        p0.aborted,
+        Some(vec![(pid, 4)]),
+        "the consumer drops offset 4"
+    );
+    let later = log
+        .fetch_isolated(&t, 0, 6, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(later.aborted, Some(vec![]), "nothing aborted at or after 6");
+    assert_eq!(
+        log.describe_transaction("app")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .status,
+        TxnStatus::CompleteAbort
+    );
+}
+
+#[tokio::test]
+async fn only_added_partitions_open_a_transaction_and_fenced_producers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "fence", 2, &[]).await;
+    let (pid, e0) = log
+        .init_transactional_producer("app", 60_000, None)
+        .await
+        .unwrap();
+    log.add_to_transaction("app", pid, e0, TxnAddition::Partitions(&[(t.id, 0)]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        log.append(&t, 1, txn(&[b"x"], pid, e0, 0)).await,
+        Err(LogError::InvalidTxnState(_))
+    ));
+    log.append(&t, 0, txn(&[b"zombie"], pid, e0, 0))
+        .await
+        .unwrap();
+
+    // A new instance with the same transactional id: the open transaction is aborted with a
+    // higher epoch, and the old producer is refused everywhere.
+    let (pid2, e1) = log
+        .init_transactional_producer("app", 60_000, None)
+        .await
+        .unwrap();
+    assert_eq!(pid2, pid);
+    assert!(e1 > e0);
+    let p0 = log
+        .fetch_isolated(&t, 0, 0, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(p0.last_stable_offset, p0.high_watermark);
+    assert_eq!(p0.aborted, Some(vec![(pid, 0)]));
+    assert_eq!(
+        log.append(&t, 0, txn(&[b"late"], pid, e0, 1)).await,
+        Err(LogError::InvalidProducerEpoch)
+    );
+    assert_eq!(
+        log.end_transaction("app", pid, e0, true).await,
+        Err(LogError::ProducerFenced)
+    );
+    assert_eq!(
+        log.add_to_transaction("app", pid, e0, TxnAddition::Partitions(&[(t.id, 1)]))
+            .await,
+        Err(LogError::ProducerFenced)
+    );
+    assert_eq!(
+        log.init_transactional_producer("app", 60_000, Some((pid, e0)))
+            .await,
+        Err(LogError::ProducerFenced),
+        "KIP-360 re-init with a stale epoch"
+    );
+    assert!(matches!(
+        log.init_transactional_producer("app", 0, None).await,
+        Err(LogError::InvalidTransactionTimeout(0))
+    ));
+    // The new instance works.
+    log.add_to_transaction("app", pid, e1, TxnAddition::Partitions(&[(t.id, 1)]))
+        .await
+        .unwrap();
+    log.append(&t, 1, txn(&[b"new"], pid, e1, 0)).await.unwrap();
+    log.end_transaction("app", pid, e1, true).await.unwrap();
+    let p1 = log
+        .fetch_isolated(&t, 1, 0, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(p1.records),
+        vec![(0, "new".into()), (1, "<commit>".into())]
+    );
+}
+
+#[tokio::test]
+async fn transactional_offsets_commit_with_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "offsets", 1, &[]).await;
+    let (pid, e) = log
+        .init_transactional_producer("ctp", 60_000, None)
+        .await
+        .unwrap();
+    for (round, commit) in [(1i64, true), (2, false)] {
+        log.add_to_transaction("ctp", pid, e, TxnAddition::Group("g"))
+            .await
+            .unwrap();
+        log.commit_transactional_offsets(
+            "ctp",
+            pid,
+            e,
+            "g",
+            &[(t.id, 0, committed(round * 10, -1, String::new()))],
+        )
+        .await
+        .unwrap();
+        assert_eq!(log.unstable_offsets("g").await.unwrap(), vec![(t.id, 0)]);
+        let before = log.fetch_offsets("g", Some(&[(t.id, 0)])).await.unwrap();
+        assert_eq!(
+            before.first().map(|o| o.2.offset),
+            (round > 1).then_some(10),
+            "pending offsets are not visible"
+        );
+        log.end_transaction("ctp", pid, e, commit).await.unwrap();
+        assert!(log.unstable_offsets("g").await.unwrap().is_empty());
+        let after = log.fetch_offsets("g", Some(&[(t.id, 0)])).await.unwrap();
+        assert_eq!(
+            after[0].2.offset, 10,
+            "round {round}: abort keeps round 1's"
+        );
+    }
+    assert!(matches!(
+        log.commit_transactional_offsets("ctp", pid, e, "g", &[])
+            .await,
+        Err(LogError::InvalidTxnState(_))
+    ));
+}
+
+#[tokio::test]
+async fn expired_transactions_are_aborted_and_their_producer_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "slow", 1, &[]).await;
+    let (pid, e) = log
+        .init_transactional_producer("slow", 50, None)
+        .await
+        .unwrap();
+    log.add_to_transaction("slow", pid, e, TxnAddition::Partitions(&[(t.id, 0)]))
+        .await
+        .unwrap();
+    log.append(&t, 0, txn(&[b"x"], pid, e, 0)).await.unwrap();
+    assert_eq!(log.abort_expired_transactions().await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    assert_eq!(log.abort_expired_transactions().await.unwrap(), 1);
+    assert_eq!(log.abort_expired_transactions().await.unwrap(), 0);
+    let (state, parts) = log.describe_transaction("slow").await.unwrap().unwrap();
+    assert_eq!(state.status, TxnStatus::CompleteAbort);
+    assert_eq!(state.producer_epoch, e + 1);
+    assert!(parts.is_empty());
+    assert_eq!(
+        log.end_transaction("slow", pid, e, true).await,
+        Err(LogError::ProducerFenced)
+    );
+    assert_eq!(log.last_stable_offset(&t, 0).await.unwrap(), 2);
+    let listed = log.list_transactions().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, "slow");
+}
+
+#[tokio::test]
+async fn big_transactions_end_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_with(
+        dir.path(),
+        LogConfig {
+            markers_per_txn: 2,
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    let t = topic(&log, "wide", 5, &[]).await;
+    let (pid, e) = log
+        .init_transactional_producer("wide", 60_000, None)
+        .await
+        .unwrap();
+    let parts: Vec<(i64, i32)> = (0..5).map(|p| (t.id, p)).collect();
+    log.add_to_transaction("wide", pid, e, TxnAddition::Partitions(&parts))
+        .await
+        .unwrap();
+    for p in 0..5 {
+        log.append(&t, p, txn(&[b"v"], pid, e, 0)).await.unwrap();
+    }
+    log.end_transaction("wide", pid, e, true).await.unwrap();
+    for p in 0..5 {
+        let f = log
+            .fetch_isolated(&t, p, 0, 1 << 20, Isolation::ReadCommitted)
+            .await
+            .unwrap();
+        assert_eq!(
+            read_all(f.records),
+            vec![(0, "v".into()), (1, "<commit>".into())],
+            "partition {p}"
+        );
+    }
+    assert_eq!(
+        log.describe_transaction("wide")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .status,
+        TxnStatus::CompleteCommit
+    );
+}
+
+#[tokio::test]
+async fn an_open_transaction_survives_a_restart_until_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tid, pid, e) = {
+        let log = open(dir.path()).await;
+        let t = topic(&log, "crash", 1, &[]).await;
+        let (pid, e) = log
+            .init_transactional_producer("crash", 60_000, None)
+            .await
+            .unwrap();
+        log.add_to_transaction("crash", pid, e, TxnAddition::Partitions(&[(t.id, 0)]))
+            .await
+            .unwrap();
+        log.append(&t, 0, txn(&[b"open"], pid, e, 0)).await.unwrap();
+        (t.id, pid, e)
+    };
+    let log = open(dir.path()).await;
+    let t = log.topic_by_id(tid).await.unwrap().unwrap();
+    assert_eq!(log.last_stable_offset(&t, 0).await.unwrap(), 0);
+    let (_, e2) = log
+        .init_transactional_producer("crash", 60_000, None)
+        .await
+        .unwrap();
+    assert!(e2 > e);
+    let f = log
+        .fetch_isolated(&t, 0, 0, 1 << 20, Isolation::ReadCommitted)
+        .await
+        .unwrap();
+    assert_eq!(f.last_stable_offset, 2);
+    assert_eq!(f.aborted, Some(vec![(pid, 0)]));
+}
