@@ -312,3 +312,274 @@ async fn metadata_for_all_topics_respects_the_cap() {
         .collect();
     assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
 }
+
+/// One request and its decoded response.
+async fn call<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
+    let frame = request(key, version, 1, body);
+    let mut b = roundtrip(s, &frame).await.expect("response");
+    ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
+    Resp::decode(&mut b, version).unwrap()
+}
+
+/// Transactional records of `(pid, epoch)` starting at sequence `seq`.
+fn txn_records(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+#[tokio::test]
+async fn transaction_apis_over_the_wire() {
+    use kafka_protocol::messages::*;
+    let (addr, _dir, _stop, broker) = start_broker().await;
+    let spec = kfdb_log::NewTopic {
+        name: "t".into(),
+        partitions: 2,
+        replication_factor: 1,
+        configs: vec![],
+    };
+    broker.log.create_topics(vec![spec], false).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let name = || TopicName(StrBytes::from_static_str("t"));
+    let tid = || TransactionalId(StrBytes::from_static_str("app"));
+
+    let found: FindCoordinatorResponse = call(
+        &mut s,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("app"))
+            .with_key_type(1),
+    )
+    .await;
+    assert_eq!((found.error_code, found.port), (0, addr.port() as i32));
+
+    let init: InitProducerIdResponse = call(
+        &mut s,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(tid()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )
+    .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+
+    let add = |partitions: Vec<i32>| {
+        AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(tid())
+            .with_v3_and_below_producer_id(pid)
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(name())
+                    .with_partitions(partitions),
+            ])
+    };
+    let added: AddPartitionsToTxnResponse =
+        call(&mut s, ApiKey::AddPartitionsToTxn, 3, &add(vec![0])).await;
+    let codes: Vec<i16> = added.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![0]);
+    let bad: AddPartitionsToTxnResponse =
+        call(&mut s, ApiKey::AddPartitionsToTxn, 3, &add(vec![1, 7])).await;
+    let codes: Vec<i16> = bad.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![55, 3],
+        "OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    let produce = |partition: i32| {
+        ProduceRequest::default()
+            .with_transactional_id(Some(tid()))
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(name())
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(txn_records(&["x", "y"], pid.0, epoch, 0))),
+                    ]),
+            ])
+    };
+    let produced: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce(0)).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let refused: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce(1)).await;
+    assert_eq!(
+        refused.responses[0].partition_responses[0].error_code, 48,
+        "INVALID_TXN_STATE: partition 1 was not added"
+    );
+
+    let verify: AddPartitionsToTxnResponse = call(
+        &mut s,
+        ApiKey::AddPartitionsToTxn,
+        4,
+        &AddPartitionsToTxnRequest::default().with_transactions(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(tid())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_verify_only(true)
+                .with_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(name())
+                        .with_partitions(vec![0, 1]),
+                ]),
+        ]),
+    )
+    .await;
+    let codes: Vec<i16> = verify.results_by_transaction[0].topic_results[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![0, 48], "verify_only: 0 is in, 1 is not");
+
+    let producers: DescribeProducersResponse = call(
+        &mut s,
+        ApiKey::DescribeProducers,
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(name())
+                .with_partition_indexes(vec![0]),
+        ]),
+    )
+    .await;
+    let active = &producers.topics[0].partitions[0].active_producers;
+    assert_eq!(active.len(), 1);
+    assert_eq!(
+        (
+            active[0].producer_id,
+            active[0].last_sequence,
+            active[0].current_txn_start_offset
+        ),
+        (pid, 1, 0)
+    );
+
+    let describe = || {
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![
+            tid(),
+            TransactionalId(StrBytes::from_static_str("nope")),
+        ])
+    };
+    let d: DescribeTransactionsResponse =
+        call(&mut s, ApiKey::DescribeTransactions, 0, &describe()).await;
+    assert_eq!(
+        d.transaction_states[0].transaction_state.as_str(),
+        "Ongoing"
+    );
+    assert_eq!(d.transaction_states[0].topics[0].partitions, vec![0]);
+    assert_eq!(
+        d.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+
+    let listed: ListTransactionsResponse = call(
+        &mut s,
+        ApiKey::ListTransactions,
+        1,
+        &ListTransactionsRequest::default()
+            .with_state_filters(vec![
+                StrBytes::from_static_str("Ongoing"),
+                StrBytes::from_static_str("Bogus"),
+            ])
+            .with_duration_filter(-1),
+    )
+    .await;
+    assert_eq!(listed.transaction_states.len(), 1);
+    assert_eq!(listed.unknown_state_filters.len(), 1);
+
+    let fetch = |isolation: i8| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(isolation)
+            .with_topics(vec![
+                fetch_request::FetchTopic::default()
+                    .with_topic(name())
+                    .with_partitions(vec![
+                        fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    };
+    let open: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch(1)).await;
+    let p = &open.responses[0].partitions[0];
+    assert_eq!((p.high_watermark, p.last_stable_offset), (2, 0));
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+
+    let ended: EndTxnResponse = call(
+        &mut s,
+        ApiKey::EndTxn,
+        3,
+        &EndTxnRequest::default()
+            .with_transactional_id(tid())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_committed(true),
+    )
+    .await;
+    assert_eq!(ended.error_code, 0);
+    let done: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch(1)).await;
+    let p = &done.responses[0].partitions[0];
+    assert_eq!((p.high_watermark, p.last_stable_offset), (3, 3));
+    assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(0));
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+    let d: DescribeTransactionsResponse =
+        call(&mut s, ApiKey::DescribeTransactions, 0, &describe()).await;
+    assert_eq!(
+        d.transaction_states[0].transaction_state.as_str(),
+        "CompleteCommit"
+    );
+}
