@@ -39,6 +39,8 @@ pub struct Metrics {
     cache_misses: IntGauge,
     cache_bytes: IntGauge,
     cache_partitions: IntGauge,
+    active_partitions: IntGauge,
+    watched_partitions: IntGauge,
 }
 
 fn fail(e: prometheus::Error) -> std::io::Error {
@@ -95,6 +97,14 @@ impl Metrics {
                 "kfdb_cache_partitions",
                 "Partitions in the hot-segment cache",
             )?,
+            active_partitions: gauge(
+                "kfdb_active_partitions",
+                "Partitions this broker is appending to right now (a writer in memory)",
+            )?,
+            watched_partitions: gauge(
+                "kfdb_watched_partitions",
+                "Partitions a long-polling Fetch is waiting on",
+            )?,
             store_commits: gauge(
                 "kfdb_store_commits_total",
                 "Store transactions committed (embedded store)",
@@ -134,6 +144,8 @@ impl Metrics {
             Box::new(m.cache_misses.clone()),
             Box::new(m.cache_bytes.clone()),
             Box::new(m.cache_partitions.clone()),
+            Box::new(m.active_partitions.clone()),
+            Box::new(m.watched_partitions.clone()),
         ];
         for c in collectors {
             m.registry.register(c).map_err(fail)?;
@@ -149,6 +161,8 @@ impl Metrics {
         self.cache_misses.set(c.misses as i64);
         self.cache_bytes.set(c.bytes as i64);
         self.cache_partitions.set(c.partitions as i64);
+        self.active_partitions.set(log.active_writers() as i64);
+        self.watched_partitions.set(log.watched_partitions() as i64);
         if let Some(e) = db.as_embedded() {
             let s = e.stats();
             self.store_commits.set(s.commits as i64);

@@ -159,6 +159,23 @@ impl Log {
         }
     }
 
+    /// Drop an idle writer from the map, so a partition nobody writes to costs no memory. Only
+    /// when no one else holds it (checked under the map's shard lock, which `enqueue` needs to
+    /// find it): a request about to queue on it keeps it alive and gets it flushed.
+    fn retire_writer(&self, key: (i64, i32), writer: &Arc<PartitionWriter>) {
+        self.writers.remove_if(&key, |_, w| {
+            Arc::ptr_eq(w, writer) && Arc::strong_count(w) == 2 && {
+                let q = w.lock();
+                q.pending.is_empty() && !q.flushing
+            }
+        });
+    }
+
+    /// Partitions with a writer in memory (appends queued or committing).
+    pub fn active_writers(&self) -> usize {
+        self.writers.len()
+    }
+
     fn enqueue(self: &Arc<Self>, topic: &Arc<TopicMeta>, partition: i32, item: Pending) {
         let writer = self
             .writers
@@ -184,7 +201,7 @@ impl Log {
         writer: Arc<PartitionWriter>,
     ) {
         loop {
-            let (group, exclusive) = {
+            let next = {
                 let mut q = writer.lock();
                 let mut taken = Vec::new();
                 let mut bytes = 0;
@@ -213,9 +230,14 @@ impl Log {
                 }
                 if taken.is_empty() && exclusive.is_none() {
                     q.flushing = false;
-                    return;
+                    None
+                } else {
+                    Some((taken, exclusive))
                 }
-                (taken, exclusive)
+            };
+            let Some((group, exclusive)) = next else {
+                self.retire_writer((topic.id, partition), &writer);
+                return;
             };
             if let Some(grant) = exclusive {
                 let (release, released) = oneshot::channel::<()>();

@@ -152,6 +152,18 @@ impl Log {
             .subscribe()
     }
 
+    /// A fetch stopped watching the partition: forget its channel if no one else watches, so
+    /// partitions nobody long-polls cost no memory.
+    pub fn unwatch_watermark(&self, tid: i64, partition: i32) {
+        self.watermarks
+            .remove_if(&(tid, partition), |_, s| s.receiver_count() == 0);
+    }
+
+    /// Partitions with a watermark channel (fetches long-polling them).
+    pub fn watched_partitions(&self) -> usize {
+        self.watermarks.len()
+    }
+
     fn announce(&self, tid: i64, partition: i32, next_offset: i64) {
         if let Some(s) = self.watermarks.get(&(tid, partition)) {
             s.send_replace(next_offset);

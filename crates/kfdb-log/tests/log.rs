@@ -506,3 +506,33 @@ async fn one_request_may_carry_several_batches_of_one_producer() {
     );
     assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 5);
 }
+
+#[tokio::test]
+async fn idle_partitions_keep_no_writer_or_watch_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "many", 50, &[]).await;
+    for p in 0..50 {
+        let rx = log.watch_watermark(t.id, p);
+        log.append(&t, p, batch_of(&[b"v"], 1)).await.unwrap();
+        drop(rx);
+        log.unwatch_watermark(t.id, p);
+    }
+    assert_eq!(log.watched_partitions(), 0);
+    // A writer retires right after answering its last append.
+    for _ in 0..1_000 {
+        if log.active_writers() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        log.active_writers(),
+        0,
+        "writers of idle partitions retired"
+    );
+    // And a partition written again gets a new one that works.
+    let r = log.append(&t, 3, batch_of(&[b"w"], 2)).await.unwrap();
+    assert_eq!(r.base_offset, 1);
+}

@@ -37,6 +37,20 @@ struct Wanted {
     max_bytes: usize,
 }
 
+/// Releases a fetch's watermark subscriptions (see `Log::unwatch_watermark`).
+struct Unwatch<'a> {
+    log: &'a kfdb_log::Log,
+    keys: Vec<(i64, i32)>,
+}
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        for (tid, p) in &self.keys {
+            self.log.unwatch_watermark(*tid, *p);
+        }
+    }
+}
+
 fn partition_error(partition: i32, code: i16) -> PartitionData {
     PartitionData::default()
         .with_partition_index(partition)
@@ -85,6 +99,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         Isolation::ReadCommitted
     } else {
         Isolation::ReadUncommitted
+    };
+    // Forget the partitions' watermark channels when this fetch ends, also when it is dropped
+    // (declared before the receivers, so it runs after they are gone).
+    let _unwatch = Unwatch {
+        log,
+        keys: wanted
+            .iter()
+            .filter_map(|w| w.topic.as_ref().map(|t| (t.id, w.partition)))
+            .collect(),
     };
     // Subscribe before the first read so an append between read and wait is not missed.
     let mut watches: Vec<watch::Receiver<i64>> = wanted
