@@ -11,6 +11,10 @@ Environment:
   KFDB_COMPAT_BOOTSTRAP=host:port
                     run the tests against an already running broker (e.g. Apache Kafka, to check
                     the tests themselves) instead of starting kfdb; restart tests are skipped
+  KFDB_FDB_CLUSTER_FILE=/path/fdb.cluster
+                    run kfdb on FoundationDB (`--store fdb`; the binary is built with
+                    `--features fdb`): the whole database is cleared with fdbcli
+                    (KFDB_FDBCLI, default `fdbcli`) before each module's kfdb starts
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def _build_kfdb() -> Path:
             pytest.exit(f"KFDB_BIN={env_bin} is not an executable file", returncode=3)
         return path
     cmd = ["nice", "-n", "10", "cargo", "build", "-p", "kfdb"]
+    if fdb_cluster_file():
+        cmd += ["--features", "fdb"]
     print(f"\n[compat-tests] building kfdb: {' '.join(cmd)}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
@@ -77,6 +83,23 @@ def kfdb_binary() -> Path:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+def fdb_cluster_file() -> str | None:
+    """The FoundationDB cluster the suite runs kfdb on, if any."""
+    return os.environ.get("KFDB_FDB_CLUSTER_FILE") or None
+
+
+def clear_fdb(cluster_file: str) -> None:
+    """Empty the FoundationDB database, so a module's kfdb starts as on a fresh data dir."""
+    fdbcli = os.environ.get("KFDB_FDBCLI", "fdbcli")
+    proc = subprocess.run(
+        [fdbcli, "-C", cluster_file, "--exec", 'writemode on; clearrange "" \\xff', "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"clearing FoundationDB with {fdbcli} failed: {proc.stdout.decode(errors='replace')}")
 
 
 def free_port() -> int:
@@ -272,11 +295,16 @@ def kfdb(request):
         yield ExternalBroker(external)
         return
     workdir = Path(tempfile.mkdtemp(prefix=f"kfdb-compat-{request.module.__name__}-"))
+    extra_args = list(getattr(request.module, "KFDB_ARGS", None) or [])
+    cluster = fdb_cluster_file()
+    if cluster:
+        clear_fdb(cluster)
+        extra_args = ["--store", "fdb", "--fdb-cluster-file", cluster, *extra_args]
     server = Kfdb(
         kfdb_binary(),
         workdir / "data",
         free_port(),
-        extra_args=getattr(request.module, "KFDB_ARGS", None),
+        extra_args=extra_args,
         extra_env=getattr(request.module, "KFDB_ENV", None),
     )
     start_error = None

@@ -5,7 +5,12 @@
 #
 # Environment:
 #   KFDB_FDB_CLUSTER_FILE=/path/fdb.cluster  also run the FoundationDB variants of the kfdb-kv
-#                                            conformance suite (needs libfdb_c and a running cluster)
+#                                            conformance suite, and run the real-client suite on
+#                                            kfdb over FoundationDB instead of the embedded store
+#                                            (needs libfdb_c, fdbcli and a running cluster whose
+#                                            database the suite may clear)
+#   KFDB_FDB_LIB_DIR=/path/lib               where libfdb_c is, if not installed system-wide (also
+#                                            put it on LD_LIBRARY_PATH)
 #   KFDB_SKIP_FDB_CHECK=1                    skip `clippy --features fdb` (it needs libclang-dev)
 #   KFDB_SKIP_COMPAT=1                       skip the real-client suite compat-tests/run.sh (it needs
 #                                            kcat, python3 and node/npm; see compat-tests/README.md)
