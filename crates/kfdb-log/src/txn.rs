@@ -176,6 +176,21 @@ async fn read_state(tx: &Transaction, id: &str, snapshot: bool) -> LogResult<Opt
     }
 }
 
+/// The state of `id`, which must belong to `producer_id` at `epoch`.
+async fn read_for_producer(
+    tx: &Transaction,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    snapshot: bool,
+) -> LogResult<TxnState> {
+    let state = read_state(tx, id, snapshot)
+        .await?
+        .ok_or(LogError::InvalidProducerIdMapping)?;
+    state.check_producer(producer_id, epoch)?;
+    Ok(state)
+}
+
 async fn read_parts(tx: &Transaction, id: &str, snapshot: bool) -> LogResult<Vec<(i64, i32)>> {
     let space = keys::txn_partitions(id);
     let (b, e) = space.range();
@@ -339,10 +354,7 @@ impl Log {
     ) -> LogResult<()> {
         self.db
             .run(|tx, _| async move {
-                let state = read_state(&tx, id, false)
-                    .await?
-                    .ok_or(LogError::InvalidProducerIdMapping)?;
-                state.check_producer(producer_id, epoch)?;
+                let state = read_for_producer(&tx, id, producer_id, epoch, false).await?;
                 if state.status.prepared() {
                     return Err(LogError::ConcurrentTransactions);
                 }
@@ -384,10 +396,7 @@ impl Log {
     ) -> LogResult<Vec<bool>> {
         self.db
             .run(|tx, _| async move {
-                let state = read_state(&tx, id, true)
-                    .await?
-                    .ok_or(LogError::InvalidProducerIdMapping)?;
-                state.check_producer(producer_id, epoch)?;
+                read_for_producer(&tx, id, producer_id, epoch, true).await?;
                 let tx = &tx;
                 let found = try_join_all(parts.iter().map(|(tid, p)| async move {
                     tx.get(&keys::txn_partition(id, *tid, *p), true).await
@@ -410,10 +419,7 @@ impl Log {
     ) -> LogResult<()> {
         self.db
             .run(|tx, _| async move {
-                let state = read_state(&tx, id, false)
-                    .await?
-                    .ok_or(LogError::InvalidProducerIdMapping)?;
-                state.check_producer(producer_id, epoch)?;
+                let state = read_for_producer(&tx, id, producer_id, epoch, false).await?;
                 match state.status {
                     TxnStatus::Ongoing => {}
                     s if s.prepared() => return Err(LogError::ConcurrentTransactions),

@@ -10,6 +10,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod commit_plan;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;

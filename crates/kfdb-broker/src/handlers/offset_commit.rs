@@ -1,20 +1,17 @@
 //! OffsetCommit (key 8): store a group's committed offsets (one store transaction per request,
 //! touching only that group's keys), after the group checks the member and generation.
 
+use super::commit_plan::{self, Plan, Requested};
 use super::{RequestCtx, Versions};
 use crate::error_code;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
-use kfdb_log::committed;
 
 pub const KEY: ApiKey = ApiKey::OffsetCommit;
 pub const VERSIONS: Versions = Versions::new(2, 9);
 pub type Request = OffsetCommitRequest;
-
-/// Kafka's `offset.metadata.max.bytes`.
-const MAX_METADATA: usize = 4096;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitResponse> {
     let log = &ctx.broker.log;
@@ -57,43 +54,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     } else {
         load_error.unwrap_or(error_code::NOT_COORDINATOR)
     };
-    // Per partition: an error code, or the offset to store.
-    let mut plan: Vec<(usize, Vec<(i32, i16)>)> = Vec::new();
-    let mut to_store = Vec::new();
-    for (ti, t) in req.topics.iter().enumerate() {
-        let meta = if group_code == error_code::NONE {
-            log.topic(&t.name).await.ok().flatten()
-        } else {
-            None
-        };
-        let mut codes = Vec::new();
-        for p in &t.partitions {
-            let metadata = p
-                .committed_metadata
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            let code = if group_code != error_code::NONE {
-                group_code
-            } else if metadata.len() > MAX_METADATA {
-                error_code::OFFSET_METADATA_TOO_LARGE
-            } else {
-                match &meta {
-                    Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
-                        to_store.push((
-                            m.id,
-                            p.partition_index,
-                            committed(p.committed_offset, p.committed_leader_epoch, metadata),
-                        ));
-                        error_code::NONE
-                    }
-                    _ => error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                }
-            };
-            codes.push((p.partition_index, code));
-        }
-        plan.push((ti, codes));
-    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| Requested {
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                })
+                .collect();
+            (t.name.as_str(), partitions)
+        })
+        .collect();
+    let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE
     } else {
@@ -104,24 +82,21 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     };
     drop(consumer_guard);
     drop(classic_guard);
-    let topics = plan
-        .into_iter()
-        .map(|(ti, codes)| {
+    let topics = req
+        .topics
+        .iter()
+        .zip(codes)
+        .map(|(t, codes)| {
             let partitions = codes
                 .into_iter()
                 .map(|(p, code)| {
-                    let code = if code == error_code::NONE {
-                        store_code
-                    } else {
-                        code
-                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p)
-                        .with_error_code(code)
+                        .with_error_code(Plan::answer(code, store_code))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
-                .with_name(req.topics[ti].name.clone())
+                .with_name(t.name.clone())
                 .with_partitions(partitions)
         })
         .collect();

@@ -2,20 +2,17 @@
 //! its transaction ends (then committed with its outputs, or dropped). v3+ carries the consumer's
 //! member id and generation, checked like an OffsetCommit when the group is live here.
 
+use super::commit_plan::{self, Plan, Requested};
 use super::{RequestCtx, Versions};
 use crate::error_code;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
-use kfdb_log::committed;
 
 pub const KEY: ApiKey = ApiKey::TxnOffsetCommit;
 pub const VERSIONS: Versions = Versions::new(0, 5);
 pub type Request = TxnOffsetCommitRequest;
-
-/// Kafka's `offset.metadata.max.bytes`.
-const MAX_METADATA: usize = 4096;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommitResponse> {
     let log = &ctx.broker.log;
@@ -36,42 +33,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
             )
             .await;
     }
-    let mut codes: Vec<Vec<(i32, i16)>> = Vec::with_capacity(req.topics.len());
-    let mut to_store = Vec::new();
-    for t in &req.topics {
-        let meta = if group_code == error_code::NONE {
-            log.topic(&t.name).await.ok().flatten()
-        } else {
-            None
-        };
-        let mut topic_codes = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let metadata = p
-                .committed_metadata
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            let code = if group_code != error_code::NONE {
-                group_code
-            } else if metadata.len() > MAX_METADATA {
-                error_code::OFFSET_METADATA_TOO_LARGE
-            } else {
-                match &meta {
-                    Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
-                        to_store.push((
-                            m.id,
-                            p.partition_index,
-                            committed(p.committed_offset, p.committed_leader_epoch, metadata),
-                        ));
-                        error_code::NONE
-                    }
-                    _ => error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                }
-            };
-            topic_codes.push((p.partition_index, code));
-        }
-        codes.push(topic_codes);
-    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| Requested {
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                })
+                .collect();
+            (t.name.as_str(), partitions)
+        })
+        .collect();
+    let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE
     } else {
@@ -103,11 +82,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
                         .map(|(p, code)| {
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p)
-                                .with_error_code(if code == error_code::NONE {
-                                    store_code
-                                } else {
-                                    code
-                                })
+                                .with_error_code(Plan::answer(code, store_code))
                         })
                         .collect(),
                 )

@@ -1,0 +1,73 @@
+//! What OffsetCommit and TxnOffsetCommit share: checking each requested partition (the group's
+//! verdict, `offset.metadata.max.bytes`, the topic and partition exist) and collecting the offsets
+//! to store, so both answer per partition the same way.
+
+use crate::error_code;
+use kfdb_log::{CommittedOffset, Log, committed};
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA: usize = 4096;
+
+/// One partition of a commit request.
+pub(crate) struct Requested {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// The outcome of checking a commit request.
+pub(crate) struct Plan {
+    /// Per requested topic, in order: (partition, code); NONE means "stored if the store agrees".
+    pub codes: Vec<Vec<(i32, i16)>>,
+    /// (topic id, partition, offset) for every partition whose code is NONE.
+    pub to_store: Vec<(i64, i32, CommittedOffset)>,
+}
+
+impl Plan {
+    /// The code a partition answers once the store answered `store_code`.
+    pub fn answer(code: i16, store_code: i16) -> i16 {
+        if code == error_code::NONE {
+            store_code
+        } else {
+            code
+        }
+    }
+}
+
+/// Check every partition of `topics` (name, partitions) given the group's verdict `group_code`.
+pub(crate) async fn plan(log: &Log, group_code: i16, topics: Vec<(&str, Vec<Requested>)>) -> Plan {
+    let mut codes = Vec::with_capacity(topics.len());
+    let mut to_store = Vec::new();
+    for (name, partitions) in topics {
+        let meta = if group_code == error_code::NONE {
+            log.topic(name).await.ok().flatten()
+        } else {
+            None
+        };
+        let mut topic_codes = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            let metadata = p.metadata.unwrap_or_default();
+            let code = if group_code != error_code::NONE {
+                group_code
+            } else if metadata.len() > MAX_METADATA {
+                error_code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                match &meta {
+                    Some(m) if p.partition >= 0 && p.partition < m.partitions => {
+                        to_store.push((
+                            m.id,
+                            p.partition,
+                            committed(p.offset, p.leader_epoch, metadata),
+                        ));
+                        error_code::NONE
+                    }
+                    _ => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                }
+            };
+            topic_codes.push((p.partition, code));
+        }
+        codes.push(topic_codes);
+    }
+    Plan { codes, to_store }
+}
