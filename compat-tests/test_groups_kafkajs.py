@@ -8,44 +8,15 @@ the group (a consumer restart) resumes exactly at the committed offsets."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections import Counter
-from pathlib import Path
-
-import pytest
 
 from grouphelpers import KFDB_ARGS, KFDB_ENV  # noqa: F401 - read by the kfdb fixture
+from jshelpers import requires_kafkajs, run_js
 
-JS_DIR = Path(__file__).resolve().parent / "js"
-
-pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node not installed"),
-    pytest.mark.skipif(
-        not (JS_DIR / "node_modules" / "kafkajs").is_dir(), reason="kafkajs not installed (npm ci in compat-tests/js)"
-    ),
-]
+pytestmark = requires_kafkajs
 
 PARTITIONS = 6
 ALL = set(range(PARTITIONS))
-
-
-def run_js(script: str, env: dict, timeout: float) -> dict:
-    proc = subprocess.run(
-        ["node", str(JS_DIR / script)],
-        env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1", **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-    )
-    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    output = f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-6000:]}"
-    assert proc.returncode == 0, f"node {script} exited {proc.returncode}\n{output}"
-    results = [line[len("RESULT ") :] for line in out.splitlines() if line.startswith("RESULT ")]
-    assert results, f"node {script} printed no RESULT line\n{output}"
-    return json.loads(results[-1])
 
 
 def assert_split(assignments: dict, what: str):

@@ -12,8 +12,8 @@
   least one for the SIGKILL variant).
 - aiokafka with enable_idempotence=True: dense offsets, send order, no duplicates.
 
-Transactions (transactional.id) are not supported by kfdb yet and are not used here. Consumers are
-group-less (manual assignment)."""
+Transactions (transactional.id) are tested in test_transactions.py. Consumers are group-less
+(manual assignment)."""
 
 from __future__ import annotations
 

@@ -7,40 +7,11 @@ consuming them with confluent-kafka."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
-
 from ckhelpers import TIMESTAMP_CREATE_TIME, consume
+from jshelpers import requires_kafkajs, run_js
 
-JS_DIR = Path(__file__).resolve().parent / "js"
-
-pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node not installed"),
-    pytest.mark.skipif(
-        not (JS_DIR / "node_modules" / "kafkajs").is_dir(), reason="kafkajs not installed (npm ci in compat-tests/js)"
-    ),
-]
-
-
-def run_js(script: str, env: dict, timeout: float = 90) -> dict:
-    proc = subprocess.run(
-        ["node", str(JS_DIR / script)],
-        env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1", **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-    )
-    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    output = f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}"
-    assert proc.returncode == 0, f"node {script} exited {proc.returncode}\n{output}"
-    results = [line[len("RESULT ") :] for line in out.splitlines() if line.startswith("RESULT ")]
-    assert results, f"node {script} printed no RESULT line\n{output}"
-    return json.loads(results[-1])
+pytestmark = requires_kafkajs
 
 
 @pytest.mark.parametrize("compression,acks", [("none", -1), ("gzip", -1), ("none", 1)])
