@@ -62,6 +62,8 @@ pub struct Broker {
     pub groups: Arc<group::Coordinator>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Set when the server shuts down: long-polling requests answer at once.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Broker {
@@ -73,6 +75,7 @@ impl Broker {
             config,
             groups,
             metrics: metrics::Metrics::new()?,
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! The accept loop: one task per connection, a cap on connections, and a graceful shutdown that
-//! stops accepting, lets every connection finish the request it is on, and waits for them.
+//! stops accepting, lets every connection finish the request it is on (a long-polling Fetch
+//! answers at once with what it has), and waits for them.
 
 use crate::Broker;
 use crate::connection::Connection;
@@ -56,6 +57,7 @@ pub async fn serve(
         "shutting down: draining connections"
     );
     let _ = stop_tx.send(true);
+    broker.stopping.send_replace(true);
     while connections.join_next().await.is_some() {}
     ticker.abort();
     Ok(())

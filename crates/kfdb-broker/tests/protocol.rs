@@ -583,3 +583,45 @@ async fn transaction_apis_over_the_wire() {
         "CompleteCommit"
     );
 }
+
+#[tokio::test]
+async fn shutdown_answers_a_long_poll_at_once() {
+    use kafka_protocol::messages::*;
+    let (addr, _dir, stop, broker) = start_broker().await;
+    let spec = kfdb_log::NewTopic {
+        name: "quiet".into(),
+        partitions: 1,
+        replication_factor: 1,
+        configs: vec![],
+    };
+    broker.log.create_topics(vec![spec], false).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let poll = FetchRequest::default()
+        .with_max_wait_ms(30_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("quiet")))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let waiting = tokio::spawn(async move {
+        let r: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &poll).await;
+        r
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing to read: the fetch waits");
+    let _ = stop.send(());
+    // Well before the 30 s the client allowed: the server is going away.
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("answered on shutdown")
+        .unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 0);
+}

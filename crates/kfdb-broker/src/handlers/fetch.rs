@@ -95,6 +95,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let mut stopping = ctx.broker.stopping.subscribe();
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted
     } else {
@@ -173,7 +174,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             });
         }
         let now = tokio::time::Instant::now();
-        if total >= min_bytes || any_error || now >= deadline || watches.is_empty() {
+        if total >= min_bytes
+            || any_error
+            || now >= deadline
+            || watches.is_empty()
+            || *stopping.borrow()
+        {
             for (w, r) in wanted.iter().zip(results) {
                 topics_out[w.topic_index].partitions.push(r);
             }
@@ -181,9 +187,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         }
         let woke = {
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            tokio::time::timeout_at(deadline, changed)
-                .await
-                .map(|(result, index, _rest)| (result.is_err(), index))
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, changed) => {
+                    r.map(|(result, index, _rest)| (result.is_err(), index))
+                }
+                // Shutting down: one more read answers with what there is.
+                _ = stopping.wait_for(|s| *s) => Ok((false, usize::MAX)),
+            }
         };
         // A closed channel (topic deleted) is dropped so the loop cannot spin on it; at the
         // deadline one more read answers with what there is.
