@@ -15,6 +15,7 @@
 //!
 //! `kfdb-bench help` lists the flags.
 
+mod fdb;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -108,7 +109,9 @@ kfdb-bench <produce|latency|tail|topics|all> [flags]
             --metadata-reps N (1000)  --random-topics N (1000)  --records-per-topic N (10)
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
-KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts).";
+KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),
+KFDB_BENCH_FDB_CLUSTER_FILE (FoundationDB mode: kfdb --store fdb, raw FoundationDB baseline;
+build with --features fdb and a kfdb built with --features fdb).";
 
 fn parse_args() -> Result<(String, Settings), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -219,6 +222,10 @@ impl Kfdb {
         let metrics = Some(format!("127.0.0.1:{}", free_port()));
         let mut cmd = Command::new(&bin);
         cmd.arg("serve");
+        if let Some(cf) = fdb::cluster_file() {
+            fdb::clear(&cf);
+            cmd.args(["--store", "fdb", "--fdb-cluster-file", &cf]);
+        }
         if let Some(m) = &metrics {
             cmd.args(["--metrics-listen", m]);
         }
@@ -737,14 +744,26 @@ fn scenario_produce(s: &Settings) -> bool {
     let rt = runtime();
     let (mut kf, mut raw, mut raw90) = (Vec::new(), Vec::new(), Vec::new());
     let mut all_ok = true;
+    let on_fdb = fdb::cluster_file();
+    if on_fdb.is_some() {
+        println!(
+            "  FoundationDB mode: the baselines are raw FoundationDB write loops ({} concurrent writers, \
+             1 MiB per transaction) instead of the raw embedded engine",
+            s.partitions
+        );
+    }
+    let raw_run = |value_bytes: usize| match &on_fdb {
+        Some(cf) => fdb::raw_append(cf, bytes, value_bytes, s.partitions as usize),
+        None => raw_append(records, value_bytes),
+    };
     for rep in 0..s.reps {
-        let r = raw_append(records, RECORD_BYTES);
+        let r = raw_run(RECORD_BYTES);
         println!(
             "  rep {rep}: raw engine, 1 KiB values   {:>8.1} MB/s  ({r:.2} s)",
             mb_s(bytes, r)
         );
         raw.push(mb_s(bytes, r));
-        let r = raw_append(records, 90_000);
+        let r = raw_run(90_000);
         println!(
             "  rep {rep}: raw engine, 90,000 B values {:>7.1} MB/s  ({r:.2} s)",
             mb_s(bytes, r)
@@ -783,9 +802,10 @@ fn scenario_produce(s: &Settings) -> bool {
         format!("{lo:.1}-{hi:.1}")
     };
     println!(
-        "bench scenario=produce records={records} record_bytes={RECORD_BYTES} producers={} partitions={} reps={} \
+        "bench scenario=produce store={} records={records} record_bytes={RECORD_BYTES} producers={} partitions={} reps={} \
          kfdb_mb_s={k:.1} kfdb_records_s={:.0} kfdb_mb_s_range={} raw_mb_s={r:.1} raw_records_s={:.0} raw_mb_s_range={} \
          ratio={ratio:.2} target_ratio=0.9 met={} raw90k_mb_s={r90:.1} raw90k_mb_s_range={} ratio_vs_raw90k={:.2} delivered_all={}",
+        if on_fdb.is_some() { "fdb" } else { "embedded" },
         s.producers,
         s.partitions,
         s.reps,
