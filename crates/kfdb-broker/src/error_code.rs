@@ -103,9 +103,35 @@ pub const PRODUCER_FENCED: i16 = 90;
 /// DescribeTransactions of an unknown transactional id.
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
-/// The Kafka error code for a data-model error. Exhaustive on purpose: a new `LogError` variant
-/// must be given a code here.
+/// Kafka error codes answered for data-model errors since the process started, by code + 1
+/// (UNKNOWN_SERVER_ERROR is -1); read by the metrics endpoint.
+static ANSWERED: [std::sync::atomic::AtomicU64; 160] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 160];
+
+/// `(code, count)` of every error code answered so far for a data-model error.
+pub fn answered_counts() -> Vec<(i16, u64)> {
+    ANSWERED
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as i16 - 1, n.load(std::sync::atomic::Ordering::Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The Kafka error code for a data-model error (counted for the metrics). Exhaustive on purpose:
+/// a new `LogError` variant must be given a code here.
 pub fn from_log_error(e: &LogError) -> i16 {
+    let code = code_of(e);
+    if let Some(n) = usize::try_from(i32::from(code) + 1)
+        .ok()
+        .and_then(|i| ANSWERED.get(i))
+    {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    code
+}
+
+fn code_of(e: &LogError) -> i16 {
     match e {
         LogError::Kv(kv) => from_kv_error(kv),
         LogError::UnknownTopic | LogError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,

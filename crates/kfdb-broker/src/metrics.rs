@@ -41,6 +41,7 @@ pub struct Metrics {
     cache_partitions: IntGauge,
     active_partitions: IntGauge,
     watched_partitions: IntGauge,
+    errors: prometheus::IntGaugeVec,
 }
 
 fn fail(e: prometheus::Error) -> std::io::Error {
@@ -83,6 +84,15 @@ impl Metrics {
         )
         .map_err(fail)?;
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).map_err(fail);
+        let errors = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "kfdb_errors_total",
+                "Kafka error codes answered for data-model errors (store, topics, offsets, producers, \
+                 transactions), by code; group-protocol codes of the coordinator are not counted",
+            ),
+            &["code"],
+        )
+        .map_err(fail)?;
         let m = Self {
             cache_hits: gauge(
                 "kfdb_cache_hits_total",
@@ -101,6 +111,7 @@ impl Metrics {
                 "kfdb_active_partitions",
                 "Partitions this broker is appending to right now (a writer in memory)",
             )?,
+            errors,
             watched_partitions: gauge(
                 "kfdb_watched_partitions",
                 "Partitions a long-polling Fetch is waiting on",
@@ -146,6 +157,7 @@ impl Metrics {
             Box::new(m.cache_partitions.clone()),
             Box::new(m.active_partitions.clone()),
             Box::new(m.watched_partitions.clone()),
+            Box::new(m.errors.clone()),
         ];
         for c in collectors {
             m.registry.register(c).map_err(fail)?;
@@ -163,6 +175,11 @@ impl Metrics {
         self.cache_partitions.set(c.partitions as i64);
         self.active_partitions.set(log.active_writers() as i64);
         self.watched_partitions.set(log.watched_partitions() as i64);
+        for (code, n) in crate::error_code::answered_counts() {
+            self.errors
+                .with_label_values(&[code.to_string().as_str()])
+                .set(n as i64);
+        }
         if let Some(e) = db.as_embedded() {
             let s = e.stats();
             self.store_commits.set(s.commits as i64);

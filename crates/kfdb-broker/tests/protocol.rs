@@ -254,7 +254,27 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
     bad.write_all(&(-1i32).to_be_bytes()).await.unwrap();
     let mut buf = [0u8; 8];
     let _ = bad.read(&mut buf).await;
+    // An error answered: ListOffsets of a topic that does not exist.
+    let unknown = kafka_protocol::messages::ListOffsetsRequest::default().with_topics(vec![
+        kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(
+                StrBytes::from_static_str("missing"),
+            ))
+            .with_partitions(vec![
+                kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                    .with_timestamp(-1),
+            ]),
+    ]);
+    let r: kafka_protocol::messages::ListOffsetsResponse =
+        call(&mut s, ApiKey::ListOffsets, 7, &unknown).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 3);
     let text = String::from_utf8(broker.metrics.render(&broker.log)).unwrap();
+    let unknown_topic_errors: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kfdb_errors_total{code=\"3\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(unknown_topic_errors >= 1, "{text}");
     assert!(
         text.contains("kfdb_requests_total{api=\"ApiVersions\"} 3"),
         "{text}"
