@@ -251,7 +251,9 @@ impl Log {
             match self.append_txn(&topic, partition, &batches).await {
                 Ok((results, append_time, state, written)) => {
                     if written.is_empty() {
-                        self.cache.truncated((topic.id, partition), state.log_start);
+                        // Nothing written here: every request refused, or an earlier attempt
+                        // landed unseen (commit_unknown_result); the cache may be behind.
+                        self.cache.forget((topic.id, partition));
                     } else {
                         self.cache.appended(
                             (topic.id, partition),
@@ -272,6 +274,8 @@ impl Log {
                 }
                 Err(e) => {
                     tracing::warn!(topic = %topic.name, partition, error = %e, "append failed");
+                    // It may have committed anyway (commit_unknown_result on the last attempt).
+                    self.cache.forget((topic.id, partition));
                     for p in group {
                         let _ = p.reply.send(Err(e.clone()));
                     }

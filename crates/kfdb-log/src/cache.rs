@@ -242,6 +242,14 @@ impl HotCache {
         g.total -= freed;
     }
 
+    /// Forget one partition (its offsets may have moved without this cache seeing it).
+    pub fn forget(&self, key: (i64, i32)) {
+        let mut g = self.lock();
+        if let Some(p) = g.parts.remove(&key) {
+            g.total -= p.bytes;
+        }
+    }
+
     /// Forget every partition of a topic.
     pub fn drop_topic(&self, tid: i64) {
         let mut g = self.lock();

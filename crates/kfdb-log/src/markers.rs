@@ -80,14 +80,16 @@ pub(crate) async fn write_marker(
     }
     if let Some(first) = first {
         tx.clear(&keys::open_txn(tid, partition, pid));
-        if !marker.commit {
-            tx.set(
-                &keys::aborted_txn(tid, partition, marker_offset),
-                &pack(&(pid, first)),
-            );
-        }
         if state.first_open == first {
             state.first_open = oldest_open(tx, tid, partition, pid).await?;
+        }
+        if !marker.commit {
+            // With the last stable offset after this marker, which ends a fetch's scan of the
+            // index (as Kafka's aborted-transaction index does).
+            tx.set(
+                &keys::aborted_txn(tid, partition, marker_offset),
+                &pack(&(pid, first, state.last_stable())),
+            );
         }
     }
     tx.set(&keys::partition_state(tid, partition), &state.encode());

@@ -43,10 +43,6 @@ pub enum Isolation {
     ReadCommitted,
 }
 
-/// Aborted transactions read per fetch at most (each is a few bytes; clients only need the ones
-/// overlapping the returned batches).
-const ABORTED_LIMIT: usize = 10_000;
-
 /// An offset found by ListOffsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetLookup {
@@ -163,7 +159,9 @@ impl Log {
     }
 
     /// Aborted transactions with records in `[from, to]`: those whose abort marker is at or after
-    /// `from` and whose first offset is at or before `to`.
+    /// `from` and whose first offset is at or before `to`. The scan (in marker order) ends at the
+    /// first entry whose last stable offset after its marker is past `to`: every later abort
+    /// started after `to`.
     async fn aborted_between(
         &self,
         tid: i64,
@@ -175,15 +173,23 @@ impl Log {
             .run(|tx, _| async move {
                 let space = keys::aborted_txns(tid, partition);
                 let (_, end) = space.range();
-                let range = RangeOption::new(keys::aborted_txn(tid, partition, from), end)
-                    .limit(ABORTED_LIMIT);
-                let rows = tx.get_range(&range, true).await?;
+                // Unlimited, but bounded: an entry that does not end the scan has its marker
+                // below its stable offset <= `to`, i.e. inside the fetched range.
+                let range = RangeOption::new(keys::aborted_txn(tid, partition, from), end);
+                let mut stream = Box::pin(tx.get_ranges(range, true));
                 let mut out = Vec::new();
-                for kv in rows.kvs.iter() {
-                    let (pid, first): (i64, i64) = kfdb_kv::tuple::unpack(&kv.value)
-                        .map_err(|e| LogError::Corrupt(format!("aborted transaction: {e}")))?;
-                    if first <= to {
-                        out.push((pid, first));
+                while let Some(rows) = stream.try_next().await? {
+                    for kv in rows {
+                        let (pid, first, stable): (i64, i64, i64) =
+                            kfdb_kv::tuple::unpack(&kv.value).map_err(|e| {
+                                LogError::Corrupt(format!("aborted transaction: {e}"))
+                            })?;
+                        if first <= to {
+                            out.push((pid, first));
+                        }
+                        if stable > to {
+                            return Ok(out);
+                        }
                     }
                 }
                 Ok(out)

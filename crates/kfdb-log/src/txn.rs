@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// Partitions whose markers are written in one store transaction (each costs a few hundred bytes
 /// of writes and a handful of reads; FoundationDB allows 10 MB and 5 s).
-pub const MARKERS_PER_TXN: usize = 2_000;
+pub const MARKERS_PER_TXN: usize = 500;
 /// Expired transactions aborted per sweep round.
 const EXPIRED_PER_ROUND: usize = 100;
 const V1: i64 = 1;
@@ -110,28 +110,48 @@ pub struct TxnState {
     pub start_ms: i64,
     /// Last change (ms).
     pub last_ms: i64,
+    /// The producer id and epoch an InitProducerId bumped from (KIP-360), so that a retry of that
+    /// call gets the same answer; -1 when the last bump was not asked for by the producer itself.
+    pub prev_producer_id: i64,
+    /// See `prev_producer_id`.
+    pub prev_epoch: i16,
 }
 
-type StateTuple = (i64, i64, i64, i64, i64, i64, i64);
+type StateTupleV1 = (i64, i64, i64, i64, i64, i64, i64);
+type StateTuple = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+const V2: i64 = 2;
 
 impl TxnState {
     fn encode(&self) -> Vec<u8> {
         let t: StateTuple = (
-            V1,
+            V2,
             self.producer_id,
             i64::from(self.producer_epoch),
             i64::from(self.timeout_ms),
             self.status.code(),
             self.start_ms,
             self.last_ms,
+            self.prev_producer_id,
+            i64::from(self.prev_epoch),
         );
         pack(&t)
     }
 
+    /// Decodes format 2 and format 1 (without the previous producer id and epoch).
     fn decode(b: &[u8]) -> LogResult<Self> {
-        let (v, producer_id, epoch, timeout, status, start_ms, last_ms): StateTuple =
-            unpack(b).map_err(|e| corrupt("transaction state", e))?;
-        if v != V1 {
+        let t: StateTuple = match unpack::<StateTuple>(b) {
+            Ok(t) => t,
+            Err(e) => {
+                let (v, a, b1, c, d, e1, f): StateTupleV1 =
+                    unpack(b).map_err(|_| corrupt("transaction state", e))?;
+                if v != V1 {
+                    return Err(corrupt("transaction state", format!("format version {v}")));
+                }
+                (V2, a, b1, c, d, e1, f, -1, -1)
+            }
+        };
+        let (v, producer_id, epoch, timeout, status, start_ms, last_ms, prev_pid, prev_epoch) = t;
+        if v != V2 {
             return Err(corrupt("transaction state", format!("format version {v}")));
         }
         Ok(Self {
@@ -141,6 +161,8 @@ impl TxnState {
             status: TxnStatus::from_code(status)?,
             start_ms,
             last_ms,
+            prev_producer_id: prev_pid,
+            prev_epoch: prev_epoch as i16,
         })
     }
 
@@ -257,6 +279,8 @@ impl Log {
         timeout_ms: i32,
         mut expected: Option<(i64, i16)>,
     ) -> LogResult<(i64, i16)> {
+        // The producer's own (id, epoch) once checked: recorded with the bump for its retries.
+        let mut bumped_from: Option<(i64, i16)> = None;
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
             return Err(LogError::InvalidTransactionTimeout(timeout_ms));
         }
@@ -280,6 +304,8 @@ impl Log {
                             status: TxnStatus::Empty,
                             start_ms: -1,
                             last_ms: now_ms(),
+                            prev_producer_id: -1,
+                            prev_epoch: -1,
                         };
                         tx.set(&keys::txn_state(id), &state.encode());
                         tx.set(&keys::txn_pid(pid), id.as_bytes());
@@ -291,10 +317,17 @@ impl Log {
                 }
                 continue;
             };
-            if let Some((pid, epoch)) = expected.take()
-                && (pid != seen.producer_id || epoch != seen.producer_epoch)
-            {
-                return Err(LogError::ProducerFenced);
+            if let Some((pid, epoch)) = expected.take() {
+                if seen.status == TxnStatus::Empty
+                    && (pid, epoch) == (seen.prev_producer_id, seen.prev_epoch)
+                {
+                    // A retry of the call that bumped to the current epoch (its answer was lost).
+                    return Ok((seen.producer_id, seen.producer_epoch));
+                }
+                if pid != seen.producer_id || epoch != seen.producer_epoch {
+                    return Err(LogError::ProducerFenced);
+                }
+                bumped_from = Some((pid, epoch));
             }
             match seen.status {
                 TxnStatus::Ongoing => {
@@ -324,6 +357,7 @@ impl Log {
                         tx.clear(&keys::txn_pid(seen.producer_id));
                         tx.set(&keys::txn_pid(pid), id.as_bytes());
                     }
+                    let (prev_producer_id, prev_epoch) = bumped_from.unwrap_or((-1, -1));
                     let state = TxnState {
                         producer_id: pid,
                         producer_epoch: epoch,
@@ -331,6 +365,8 @@ impl Log {
                         status: TxnStatus::Empty,
                         start_ms: -1,
                         last_ms: now_ms(),
+                        prev_producer_id,
+                        prev_epoch,
                     };
                     tx.set(&keys::txn_state(id), &state.encode());
                     Ok(true)
@@ -466,7 +502,13 @@ impl Log {
                     Err(LogError::ConcurrentTransactions) => continue,
                     other => return other,
                 },
-                s if s.prepared() => return Err(LogError::ConcurrentTransactions),
+                // Decided but not all markers written (a crash or a failed chunk): finish it.
+                s if s.prepared() && (s == TxnStatus::PrepareCommit) == commit => {
+                    match self.finish(id, &state, commit, false).await {
+                        Err(LogError::ConcurrentTransactions) => continue,
+                        other => return other,
+                    }
+                }
                 s => {
                     return Err(LogError::InvalidTxnState(format!(
                         "cannot {} in state {}",
@@ -538,10 +580,15 @@ impl Log {
             let ok = self
                 .db
                 .run(|tx, _| async move {
-                    if read_state(&tx, id, false).await?.as_ref() != Some(expect_ref)
+                    let now = read_state(&tx, id, false).await?;
+                    if now.as_ref() == Some(decided_ref) {
+                        // An earlier attempt landed (commit_unknown_result).
+                        return Ok::<_, LogError>(true);
+                    }
+                    if now.as_ref() != Some(expect_ref)
                         || read_parts(&tx, id, false).await? != *parts_ref
                     {
-                        return Ok::<_, LogError>(false);
+                        return Ok(false);
                     }
                     tx.set(&keys::txn_state(id), &decided_ref.encode());
                     Ok(true)
@@ -599,10 +646,17 @@ impl Log {
                     }
                     Ok(Some(written.into_iter().flatten().collect::<Vec<_>>()))
                 })
-                .await?;
+                .await;
             match landed {
-                Some(l) => self.markers_landed(l),
-                None => return Err(raced()),
+                Ok(Some(l)) => self.markers_landed(l),
+                other => {
+                    // The markers may have landed without this broker knowing (commit_unknown_result,
+                    // then a raced or failed retry): the cache must not keep the old offsets.
+                    for (t, p) in chunk {
+                        self.cache.forget((t.id, *p));
+                    }
+                    return Err(other.err().unwrap_or_else(raced));
+                }
             }
         }
         drop(grants);
@@ -677,7 +731,10 @@ impl Log {
             match result {
                 Ok(()) => ended += 1,
                 Err(LogError::ConcurrentTransactions) => {}
-                Err(e) => return Err(e),
+                // One failing id must not stop the others from timing out.
+                Err(e) => {
+                    tracing::warn!(transactional_id = id, error = %e, "ending a timed-out transaction failed")
+                }
             }
         }
         Ok(ended)
@@ -793,6 +850,8 @@ mod tests {
             status: TxnStatus::PrepareAbort,
             start_ms: 100,
             last_ms: 200,
+            prev_producer_id: 7,
+            prev_epoch: 2,
         };
         assert_eq!(TxnState::decode(&s.encode()).unwrap(), s);
         for st in TxnStatus::ALL {

@@ -367,3 +367,36 @@ async fn an_open_transaction_survives_a_restart_until_fenced() {
     assert_eq!(f.last_stable_offset, 2);
     assert_eq!(f.aborted, Some(vec![(pid, 0)]));
 }
+
+#[tokio::test]
+async fn a_retried_kip360_bump_gets_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let (pid, e0) = log
+        .init_transactional_producer("r", 60_000, None)
+        .await
+        .unwrap();
+    let bumped = log
+        .init_transactional_producer("r", 60_000, Some((pid, e0)))
+        .await
+        .unwrap();
+    assert_eq!(bumped, (pid, e0 + 1));
+    assert_eq!(
+        log.init_transactional_producer("r", 60_000, Some((pid, e0)))
+            .await
+            .unwrap(),
+        bumped,
+        "the answer of a lost response, not PRODUCER_FENCED"
+    );
+    // A bump by someone else (no expected epoch) ends that: the old epoch is fenced.
+    let other = log
+        .init_transactional_producer("r", 60_000, None)
+        .await
+        .unwrap();
+    assert_eq!(other, (pid, e0 + 2));
+    assert_eq!(
+        log.init_transactional_producer("r", 60_000, Some((pid, e0 + 1)))
+            .await,
+        Err(LogError::ProducerFenced)
+    );
+}

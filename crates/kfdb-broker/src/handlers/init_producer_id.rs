@@ -22,7 +22,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerId
             .with_producer_epoch(-1)
     };
     let log = &ctx.broker.log;
-    let granted = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+    let granted = match req.transactional_id.as_ref() {
+        Some(id) if id.is_empty() => Err(error_code::INVALID_REQUEST),
         Some(id) => {
             let expected = (ctx.version >= 3 && req.producer_id.0 >= 0)
                 .then_some((req.producer_id.0, req.producer_epoch));

@@ -33,6 +33,25 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                         offset,
                         timestamp: -1,
                     }),
+                Ok(Some(m)) if req.isolation_level == 1 => {
+                    // read_committed: nothing at or past the last stable offset is found.
+                    match log.lookup_offset(m, p.partition_index, p.timestamp).await {
+                        Ok(found) if found.offset >= 0 => log
+                            .last_stable_offset(m, p.partition_index)
+                            .await
+                            .map(|lso| {
+                                if found.offset >= lso {
+                                    kfdb_log::OffsetLookup {
+                                        offset: -1,
+                                        timestamp: -1,
+                                    }
+                                } else {
+                                    found
+                                }
+                            }),
+                        other => other,
+                    }
+                }
                 Ok(Some(m)) => log.lookup_offset(m, p.partition_index, p.timestamp).await,
                 Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),

@@ -22,7 +22,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
         error_code::NONE
     };
     if group_code == error_code::NONE && ctx.version >= 3 && req.generation_id >= 0 {
-        group_code = ctx
+        // As Kafka's transactional offset commit: a rebalance in progress does not stop it, and a
+        // stale KIP-848 member epoch is ILLEGAL_GENERATION (abortable for clients, where
+        // REBALANCE_IN_PROGRESS or STALE_MEMBER_EPOCH would be fatal for the Java producer).
+        group_code = match ctx
             .broker
             .groups
             .check_member_generation(
@@ -31,7 +34,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
                 req.group_instance_id.as_deref(),
                 req.generation_id,
             )
-            .await;
+            .await
+        {
+            error_code::REBALANCE_IN_PROGRESS => error_code::NONE,
+            error_code::STALE_MEMBER_EPOCH => error_code::ILLEGAL_GENERATION,
+            other => other,
+        };
     }
     let topics = req
         .topics
