@@ -60,22 +60,14 @@ pub(crate) async fn write_marker(
     let written = write_batch(tx, tid, partition, owner.epoch, &control, None, &mut state);
     let marker_offset = written.0;
     // The producer's epoch in this partition rises to the marker's, so a fenced producer's late
-    // batches are refused; its sequence numbers start over in a new epoch.
-    let producer = match producer {
-        Some(mut p) if p.epoch < marker.producer_epoch => {
-            p.epoch = marker.producer_epoch;
-            p.batches.clear();
-            p.last_ms = marker.now;
-            Some(p)
-        }
-        None => Some(ProducerState {
-            epoch: marker.producer_epoch,
-            batches: Default::default(),
-            last_ms: marker.now,
-        }),
-        unchanged => unchanged,
-    };
-    if let Some(p) = producer {
+    // batches are refused; its sequence numbers start over in a new epoch. (Where it never wrote,
+    // it has no state to raise: a late batch there cannot open a transaction, see append.rs.)
+    if let Some(mut p) = producer
+        && p.epoch < marker.producer_epoch
+    {
+        p.epoch = marker.producer_epoch;
+        p.batches.clear();
+        p.last_ms = marker.now;
         tx.set(&producer_key, &p.encode());
     }
     if let Some(first) = first {
