@@ -268,12 +268,20 @@ mod cases {
         c.put(&[("r/zz", "beyond")]).await;
         t.set(&c.k("out"), b"2");
         t.commit().await.unwrap();
-        // An explicit read conflict range works like a read.
+        // An explicit read conflict range works like a read, from the read version on.
         let t = c.db.create_transaction().unwrap();
+        t.get_read_version().await.unwrap();
         t.add_read_conflict_range(&c.k("x/"), &c.k("x0")).unwrap();
         c.put(&[("x/1", "w")]).await;
         t.set(&c.k("out"), b"3");
         assert_eq!(t.commit().await.unwrap_err().code(), KvError::NOT_COMMITTED);
+        // Without a read version before the other write (FoundationDB takes one at commit), the
+        // range conflicts with nothing committed earlier.
+        let t = c.db.create_transaction().unwrap();
+        t.add_read_conflict_range(&c.k("x/"), &c.k("x0")).unwrap();
+        c.put(&[("x/2", "w")]).await;
+        t.set(&c.k("out"), b"4");
+        t.commit().await.unwrap();
     }
 
     pub async fn range_reads_forward_reverse_limits(c: &Ctx) {
