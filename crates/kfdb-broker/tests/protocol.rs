@@ -602,6 +602,23 @@ async fn transaction_apis_over_the_wire() {
         d.transaction_states[0].transaction_state.as_str(),
         "CompleteCommit"
     );
+    // read_committed ListOffsets of the empty partition: earliest and latest are 0, not "none".
+    for ts in [-2, -1] {
+        let req = ListOffsetsRequest::default()
+            .with_isolation_level(1)
+            .with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(name())
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(1)
+                            .with_timestamp(ts),
+                    ]),
+            ]);
+        let r: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 7, &req).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, 0), "timestamp {ts}");
+    }
 }
 
 #[tokio::test]

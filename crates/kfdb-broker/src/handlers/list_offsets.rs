@@ -33,8 +33,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                         offset,
                         timestamp: -1,
                     }),
-                Ok(Some(m)) if req.isolation_level == 1 => {
-                    // read_committed: nothing at or past the last stable offset is found.
+                Ok(Some(m))
+                    if req.isolation_level == 1 && (p.timestamp >= 0 || p.timestamp == -3) =>
+                {
+                    // read_committed: a lookup by time finds nothing at or past the last stable
+                    // offset (earliest is the log start at any isolation level).
                     match log.lookup_offset(m, p.partition_index, p.timestamp).await {
                         Ok(found) if found.offset >= 0 => log
                             .last_stable_offset(m, p.partition_index)
