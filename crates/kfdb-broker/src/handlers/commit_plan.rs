@@ -35,6 +35,30 @@ impl Plan {
     }
 }
 
+/// The `(name, partitions)` of an OffsetCommit or TxnOffsetCommit request's topics (the two
+/// message types have the same field names).
+macro_rules! requested_topics {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| $crate::handlers::commit_plan::Requested {
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    })
+                    .collect();
+                (t.name.as_str(), partitions)
+            })
+            .collect()
+    };
+}
+pub(crate) use requested_topics;
+
 /// Check every partition of `topics` (name, partitions) given the group's verdict `group_code`.
 pub(crate) async fn plan(log: &Log, group_code: i16, topics: Vec<(&str, Vec<Requested>)>) -> Plan {
     let mut codes = Vec::with_capacity(topics.len());

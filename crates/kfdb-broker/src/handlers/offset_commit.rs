@@ -1,7 +1,7 @@
 //! OffsetCommit (key 8): store a group's committed offsets (one store transaction per request,
 //! touching only that group's keys), after the group checks the member and generation.
 
-use super::commit_plan::{self, Plan, Requested};
+use super::commit_plan::{self, Plan};
 use super::{RequestCtx, Versions};
 use crate::error_code;
 use kafka_protocol::messages::offset_commit_response::{
@@ -54,23 +54,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     } else {
         load_error.unwrap_or(error_code::NOT_COORDINATOR)
     };
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| Requested {
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                })
-                .collect();
-            (t.name.as_str(), partitions)
-        })
-        .collect();
+    let topics = commit_plan::requested_topics!(req.topics);
     let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE

@@ -2,7 +2,7 @@
 //! its transaction ends (then committed with its outputs, or dropped). v3+ carries the consumer's
 //! member id and generation, checked like an OffsetCommit when the group is live here.
 
-use super::commit_plan::{self, Plan, Requested};
+use super::commit_plan::{self, Plan};
 use super::{RequestCtx, Versions};
 use crate::error_code;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -41,23 +41,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
             other => other,
         };
     }
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| Requested {
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                })
-                .collect();
-            (t.name.as_str(), partitions)
-        })
-        .collect();
+    let topics = commit_plan::requested_topics!(req.topics);
     let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE
