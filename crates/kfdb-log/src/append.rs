@@ -304,22 +304,9 @@ impl Log {
         let previous = &previous;
         self.db
             .run(|tx, maybe_committed| async move {
-                if tx.get(&keys::topic_meta(tid), false).await?.is_none() {
-                    return Err(LogError::UnknownTopic);
-                }
-                let key = keys::partition_owner(tid, partition);
-                let (owner, displaced) = claim_owner(&tx, &key, node).await?;
-                if let Some(o) = displaced {
-                    tracing::warn!(
-                        tid,
-                        partition,
-                        from = o.node,
-                        to = node,
-                        epoch = owner.epoch,
-                        "taking over partition"
-                    );
-                }
-                let state = read::partition_state(&tx, tid, partition, false).await?;
+                let (owner, state) = begin_partition_write(&tx, tid, partition, node)
+                    .await?
+                    .ok_or(LogError::UnknownTopic)?;
                 let before = previous.lock().ok().and_then(|mut g| g.take());
                 if maybe_committed.0
                     && let Some((before, appended, results)) = before
@@ -470,6 +457,33 @@ impl Log {
             })
             .await
     }
+}
+
+/// What every transaction that writes a partition's log does first: check the topic still exists
+/// (`None` if not), claim the partition for `node` (logging a takeover), and read its state, all
+/// as conflicting reads.
+pub(crate) async fn begin_partition_write(
+    tx: &Transaction,
+    tid: i64,
+    partition: i32,
+    node: i32,
+) -> LogResult<Option<(Owner, PartitionState)>> {
+    if tx.get(&keys::topic_meta(tid), false).await?.is_none() {
+        return Ok(None);
+    }
+    let (owner, displaced) = claim_owner(tx, &keys::partition_owner(tid, partition), node).await?;
+    if let Some(o) = displaced {
+        tracing::warn!(
+            tid,
+            partition,
+            from = o.node,
+            to = node,
+            epoch = owner.epoch,
+            "taking over partition"
+        );
+    }
+    let state = read::partition_state(tx, tid, partition, false).await?;
+    Ok(Some((owner, state)))
 }
 
 /// Read an owner key (partition or group) in the transaction, so that a change of owner conflicts,

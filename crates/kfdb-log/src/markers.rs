@@ -9,12 +9,12 @@
 //! holds the partitions' writers ([`Log::acquire_writer`]) and reports the result to the hot cache
 //! and waiting fetches with [`Log::markers_landed`] after the commit.
 
-use crate::append::{claim_owner, read_open, write_batch};
+use crate::append::{begin_partition_write, read_open, write_batch};
 use crate::batch::Batch;
 use crate::error::{LogError, LogResult};
 use crate::producer::ProducerState;
 use crate::values::PartitionState;
-use crate::{Log, keys, read};
+use crate::{Log, keys};
 use bytes::Bytes;
 use kfdb_kv::tuple::{pack, unpack};
 use kfdb_kv::{RangeOption, Transaction};
@@ -44,11 +44,9 @@ pub(crate) async fn write_marker(
     partition: i32,
     marker: Marker,
 ) -> LogResult<Option<Landed>> {
-    if tx.get(&keys::topic_meta(tid), false).await?.is_none() {
+    let Some((owner, mut state)) = begin_partition_write(tx, tid, partition, node).await? else {
         return Ok(None);
-    }
-    let (owner, _) = claim_owner(tx, &keys::partition_owner(tid, partition), node).await?;
-    let mut state = read::partition_state(tx, tid, partition, false).await?;
+    };
     let pid = marker.producer_id;
     let producer_key = keys::producer_state(tid, partition, pid);
     let producer = match tx.get(&producer_key, false).await? {

@@ -264,6 +264,15 @@ pub(crate) async fn check_in_transaction(
     }
 }
 
+impl Log {
+    /// The stored state of a transactional id (a snapshot read in its own transaction).
+    async fn stored_txn_state(&self, id: &str) -> LogResult<Option<TxnState>> {
+        self.db
+            .run(|tx, _| async move { read_state(&tx, id, true).await })
+            .await
+    }
+}
+
 /// Why a round of an operation has to start over: the state changed under it.
 fn raced() -> LogError {
     LogError::ConcurrentTransactions
@@ -285,10 +294,7 @@ impl Log {
             return Err(LogError::InvalidTransactionTimeout(timeout_ms));
         }
         for _ in 0..8 {
-            let current = self
-                .db
-                .run(|tx, _| async move { read_state(&tx, id, true).await })
-                .await?;
+            let current = self.stored_txn_state(id).await?;
             let Some(seen) = current else {
                 let pid = self.allocate_producer_id().await?;
                 let created = self
@@ -486,8 +492,7 @@ impl Log {
     ) -> LogResult<()> {
         for _ in 0..8 {
             let state = self
-                .db
-                .run(|tx, _| async move { read_state(&tx, id, true).await })
+                .stored_txn_state(id)
                 .await?
                 .ok_or(LogError::InvalidProducerIdMapping)?;
             state.check_producer(producer_id, epoch)?;
@@ -697,10 +702,7 @@ impl Log {
         let mut ended = 0;
         for (deadline, id) in due {
             let id = id.as_str();
-            let state = self
-                .db
-                .run(|tx, _| async move { read_state(&tx, id, true).await })
-                .await?;
+            let state = self.stored_txn_state(id).await?;
             let result = match state {
                 Some(s)
                     if s.status == TxnStatus::Ongoing
