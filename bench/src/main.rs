@@ -323,22 +323,28 @@ impl Kfdb {
     /// kfdb's own time to answer requests of one API (from `kfdb_request_duration_seconds`):
     /// (count, mean ms, fraction answered within 1 ms, within 5 ms).
     fn request_time(&self, api: &str) -> Option<(u64, f64, f64, f64)> {
+        self.histogram("kfdb_request_duration_seconds", &format!("api=\"{api}\""))
+    }
+
+    /// A kfdb histogram (`labels` like `api="Produce"`, or empty): count, mean in ms, and the
+    /// fractions within 1 ms and 5 ms.
+    fn histogram(&self, metric: &str, labels: &str) -> Option<(u64, f64, f64, f64)> {
         let text = self.metrics_text().ok()?;
-        let key = format!("{{api=\"{api}\"");
-        let value = |prefix: &str| -> Option<f64> {
+        let value = |prefix: String| -> Option<f64> {
             text.lines()
-                .find(|l| l.starts_with(prefix))
+                .find(|l| l.starts_with(&prefix))
                 .and_then(|l| l.rsplit(' ').next())
                 .and_then(|v| v.parse().ok())
         };
-        let count = value(&format!("kfdb_request_duration_seconds_count{key}}}"))?;
-        let sum = value(&format!("kfdb_request_duration_seconds_sum{key}}}"))?;
-        let le1 = value(&format!(
-            "kfdb_request_duration_seconds_bucket{key},le=\"0.001\"}}"
-        ))?;
-        let le5 = value(&format!(
-            "kfdb_request_duration_seconds_bucket{key},le=\"0.005\"}}"
-        ))?;
+        let (plain, sep) = if labels.is_empty() {
+            (String::new(), "")
+        } else {
+            (format!("{{{labels}}}"), ",")
+        };
+        let count = value(format!("{metric}_count{plain} "))?;
+        let sum = value(format!("{metric}_sum{plain} "))?;
+        let le1 = value(format!("{metric}_bucket{{{labels}{sep}le=\"0.001\"}}"))?;
+        let le5 = value(format!("{metric}_bucket{{{labels}{sep}le=\"0.005\"}}"))?;
         let c = count.max(1.0);
         Some((count as u64, sum / c * 1e3, le1 / c, le5 / c))
     }
@@ -987,9 +993,18 @@ fn scenario_latency(s: &Settings) -> bool {
                     send(&p, topic, partition, &data);
                     sent += 1;
                 }
-                // Serves delivery reports for up to 100 µs (rdkafka's BaseProducer::poll(0) serves
-                // only one event, which falls behind at high rates).
-                p.poll(Duration::from_micros(100));
+                // Serve the delivery reports that are ready, then sleep until the next record is
+                // due (at most 1 ms, so reports stay timely). rdkafka's poll(timeout) waits in
+                // whole milliseconds and spins below that; a spinning pacing loop in four producer
+                // threads starves the broker under test on a 2-core machine.
+                for _ in 0..8 {
+                    p.poll(Duration::ZERO);
+                }
+                let next_due = Duration::from_secs_f64(sent as f64 / my_rate);
+                let wait = next_due.saturating_sub(t0.elapsed());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait.min(Duration::from_millis(1)));
+                }
             }
             let secs = t0.elapsed().as_secs_f64();
             p.flush(Duration::from_secs(60)).ok();
@@ -1049,6 +1064,13 @@ fn scenario_latency(s: &Settings) -> bool {
             le5 * 100.0,
             kfdb.counter("kfdb_store_commits_total").unwrap_or(f64::NAN),
             kfdb.counter("kfdb_store_fsyncs_total").unwrap_or(f64::NAN)
+        );
+    }
+    if let Some((n, mean, le1, le5)) = kfdb.histogram("kfdb_store_commit_duration_seconds", "") {
+        println!(
+            "  kfdb's store commits (commit -> durable): {n}, mean {mean:.2} ms, {:.0} % within 1 ms, {:.0} % within 5 ms",
+            le1 * 100.0,
+            le5 * 100.0
         );
     }
     drop(kfdb);
