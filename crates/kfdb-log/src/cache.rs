@@ -197,7 +197,10 @@ impl HotCache {
         part.last_used = clock;
         let mut chosen: Vec<Bytes> = Vec::new();
         let mut size = 0;
-        for b in part.batches.iter().filter(|b| b.last_offset >= offset) {
+        // Batches are in offset order: find the first one holding `offset` by binary search (a
+        // partition can have hundreds of thousands of small batches cached).
+        let first = part.batches.partition_point(|b| b.last_offset < offset);
+        for b in part.batches.range(first..) {
             if !chosen.is_empty() && size >= max_bytes {
                 break;
             }
@@ -328,6 +331,24 @@ mod tests {
         assert!(c.stats().bytes <= 100);
         assert_eq!(c.read((3, 0), 1, 10), Err(Miss::Store));
         assert_eq!(c.read((3, 0), 2, 10).unwrap().records.len(), 90);
+    }
+
+    #[test]
+    fn finds_the_batch_holding_any_offset_among_many() {
+        let c = HotCache::new(1 << 20);
+        let k = (1, 0);
+        // 1,000 batches of 3 records each: offsets 0..3000, batch i covers 3i..=3i+2 and its
+        // bytes are all `i % 251` so the first byte names the batch.
+        let batches = (0..1000)
+            .map(|i: i64| (3 * i, 3 * i + 2, Bytes::from(vec![(i % 251) as u8; 4])))
+            .collect();
+        c.appended(k, batches, 0, 3000, 3000);
+        for offset in [0, 1, 2, 3, 1499, 1500, 2997, 2999] {
+            let r = c.read(k, offset, 1).unwrap();
+            assert_eq!(r.records.len(), 4, "one whole batch for offset {offset}");
+            assert_eq!(r.records[0], ((offset / 3) % 251) as u8, "offset {offset}");
+        }
+        assert_eq!(c.read(k, 2990, 1 << 20).unwrap().records.len(), 4 * 4);
     }
 
     #[test]
