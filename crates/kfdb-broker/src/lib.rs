@@ -70,11 +70,12 @@ impl Broker {
     /// A broker over `log`.
     pub fn new(log: Arc<Log>, config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let groups = group::Coordinator::new(log.clone(), config.group.clone());
+        let metrics = metrics::Metrics::new(log.db())?;
         Ok(Arc::new(Self {
             log,
             config,
             groups,
-            metrics: metrics::Metrics::new()?,
+            metrics,
             stopping: tokio::sync::watch::Sender::new(false),
         }))
     }

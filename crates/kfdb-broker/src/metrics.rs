@@ -1,8 +1,8 @@
 //! Prometheus metrics and the `/metrics` HTTP endpoint (`kfdb serve --metrics-listen`).
 //!
 //! Per API key: requests and latency. Broker-wide: bytes in and out, connections, connections
-//! closed for protocol faults, and the store's commit/conflict/fsync/retry counters (read when
-//! scraped). No per-topic labels: label cardinality stays fixed at any topic count.
+//! closed for protocol faults, the store's commit latency (recorded by kfdb-kv's retry loop) and
+//! its commit/conflict/fsync/retry counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -49,8 +49,8 @@ fn fail(e: prometheus::Error) -> std::io::Error {
 }
 
 impl Metrics {
-    /// A fresh set of metrics in their own registry.
-    pub fn new() -> std::io::Result<Arc<Self>> {
+    /// A fresh set of metrics in their own registry, including `db`'s commit-latency histogram.
+    pub fn new(db: &kfdb_kv::Database) -> std::io::Result<Arc<Self>> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("kfdb_requests_total", "Kafka requests handled, by API"),
@@ -158,6 +158,7 @@ impl Metrics {
             Box::new(m.active_partitions.clone()),
             Box::new(m.watched_partitions.clone()),
             Box::new(m.errors.clone()),
+            Box::new(db.commit_seconds().clone()),
         ];
         for c in collectors {
             m.registry.register(c).map_err(fail)?;

@@ -268,7 +268,27 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
     let r: kafka_protocol::messages::ListOffsetsResponse =
         call(&mut s, ApiKey::ListOffsets, 7, &unknown).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 3);
+    // A store commit: creating a topic.
+    let created = broker
+        .log
+        .create_topics(
+            vec![kfdb_log::NewTopic {
+                name: "metered".into(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .await;
+    assert!(created.iter().all(|r| r.is_ok()));
     let text = String::from_utf8(broker.metrics.render(&broker.log)).unwrap();
+    let commits_timed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kfdb_store_commit_duration_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(commits_timed >= 1, "{text}");
     let unknown_topic_errors: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("kfdb_errors_total{code=\"3\"} "))

@@ -46,6 +46,22 @@ pub struct Database {
     run_options: RunOptions,
     /// Retries made by `run` (all clones share it).
     retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Time each commit of `run` took, until durable or failed (all clones share it).
+    commit_seconds: prometheus::Histogram,
+}
+
+/// The histogram `run` records its commits in: 50 µs to 10 s.
+fn commit_histogram() -> KvResult<prometheus::Histogram> {
+    let opts = prometheus::HistogramOpts::new(
+        "kfdb_store_commit_duration_seconds",
+        "Time from commit to durable (or failed), per store transaction committed by the retry loop",
+    )
+    .buckets(vec![
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        10.0,
+    ]);
+    prometheus::Histogram::with_opts(opts)
+        .map_err(|e| KvError::new(KvError::INTERNAL_ERROR, format!("commit histogram: {e}")))
 }
 
 #[derive(Clone)]
@@ -89,6 +105,7 @@ impl Database {
             backend: DatabaseBackend::Embedded(db),
             run_options: RunOptions::default(),
             retries: Default::default(),
+            commit_seconds: commit_histogram()?,
         })
     }
 
@@ -100,6 +117,7 @@ impl Database {
             backend: DatabaseBackend::Fdb(db),
             run_options: RunOptions::default(),
             retries: Default::default(),
+            commit_seconds: commit_histogram()?,
         })
     }
 
@@ -117,6 +135,11 @@ impl Database {
     /// How many times `run` has retried a transaction (conflicts, too old, unknown results).
     pub fn retries(&self) -> u64 {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Commit times of the retry loop, for the broker's metrics endpoint to register.
+    pub fn commit_seconds(&self) -> &prometheus::Histogram {
+        &self.commit_seconds
     }
 
     pub(crate) fn count_retry(&self) {

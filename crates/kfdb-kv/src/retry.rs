@@ -46,8 +46,10 @@ where
         let tx = db.create_transaction()?;
         let outcome: Result<(T, CommitInfo), E> = async {
             let value = f(tx.clone(), MaybeCommitted(maybe_committed)).await?;
-            let info = tx.commit().await?;
-            Ok((value, info))
+            let timer = db.commit_seconds().start_timer();
+            let info = tx.commit().await;
+            timer.observe_duration();
+            Ok((value, info?))
         }
         .await;
         let err = match outcome {

@@ -107,7 +107,9 @@ pub(crate) fn run(core: Arc<Core>, rx: Receiver<PipelineMsg>) {
         if wrote {
             let durable = if core.options.fsync {
                 core.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-                core.db.persist(fjall::PersistMode::SyncAll)
+                // fdatasync: the journal's data and the block allocations needed to read it
+                // back; skips the inode's timestamps, which cost a second write per group.
+                core.db.persist(fjall::PersistMode::SyncData)
             } else {
                 Ok(())
             };
