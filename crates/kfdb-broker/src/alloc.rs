@@ -5,7 +5,7 @@
 //! array elements asks for hundreds of gigabytes at once; Linux's overcommit heuristic refuses that,
 //! and Rust aborts the process on allocation failure — one bad packet would stop the broker.
 //!
-//! `GuardedAlloc` passes every allocation to the system allocator, except very large ones (≥ 1 GiB),
+//! `GuardedAlloc` passes every allocation to mimalloc, except very large ones (≥ 1 GiB),
 //! which it maps with `mmap(MAP_NORESERVE)`: address space only, no memory committed until touched.
 //! Decoding such a request fails after a few elements (the frame, at most
 //! `socket.request.max.bytes`, runs out), the vector is dropped and the mapping returned, so the
@@ -14,8 +14,13 @@
 //! way, with memory committed as it is written.
 //!
 //! Install it in a binary with `#[global_allocator] static A: GuardedAlloc = GuardedAlloc;`.
+//!
+//! Why mimalloc underneath rather than glibc's malloc: creating topics by the thousand spent ~38 %
+//! of kfdb's CPU in glibc's malloc and free (bin consolidation), and glibc kept freed memory in
+//! its arenas, so RSS after a burst stayed high (docs/benchmarks.md has both measurements).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
 
 /// Allocations at or above this size are mapped lazily instead of allocated.
 const LARGE: usize = 1 << 30;
@@ -49,7 +54,7 @@ unsafe impl GlobalAlloc for GuardedAlloc {
             };
         }
         // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -58,8 +63,8 @@ unsafe impl GlobalAlloc for GuardedAlloc {
             unsafe { libc::munmap(ptr.cast(), layout.size()) };
             return;
         }
-        // SAFETY: `ptr` came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
+        // SAFETY: `ptr` came from MiMalloc.alloc with this layout.
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -67,7 +72,7 @@ unsafe impl GlobalAlloc for GuardedAlloc {
         let is_large = new_size >= LARGE && page_aligned(&layout);
         if !was_large && !is_large {
             // SAFETY: forwarded with the caller's arguments.
-            return unsafe { System.realloc(ptr, layout, new_size) };
+            return unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         }
         // SAFETY: the caller guarantees `layout.align()` and `new_size` form a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
@@ -81,6 +86,21 @@ unsafe impl GlobalAlloc for GuardedAlloc {
             new
         }
     }
+}
+
+/// mimalloc's `mi_option_purge_delay` (index 15 of `mi_option_e` in both its v2 and v3 headers).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Give freed memory back to the OS when it is freed, not later. mimalloc delays purging (10 ms
+/// in v2, 1 s in v3) and carries delayed purges out only on later allocator activity, so a
+/// broker that goes idle after a burst (a million CreateTopics, say) kept the burst's peak as its
+/// RSS. Left alone when `MIMALLOC_PURGE_DELAY` is set in the environment.
+pub fn purge_freed_memory_promptly() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: a plain setter of mimalloc's option table; any option index is accepted.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
 
 #[cfg(test)]

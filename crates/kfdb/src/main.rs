@@ -14,6 +14,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Hostile length prefixes must not abort the process (see `kfdb_broker::alloc`).
+#[global_allocator]
+static ALLOC: kfdb_broker::alloc::GuardedAlloc = kfdb_broker::alloc::GuardedAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "kfdb",
@@ -287,6 +291,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
+    kfdb_broker::alloc::purge_freed_memory_promptly();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KFDB_LOG")
