@@ -41,6 +41,7 @@ pub struct Metrics {
     cache_partitions: IntGauge,
     active_partitions: IntGauge,
     watched_partitions: IntGauge,
+    cached_topics: IntGauge,
     errors: prometheus::IntGaugeVec,
 }
 
@@ -112,6 +113,10 @@ impl Metrics {
                 "Partitions this broker is appending to right now (a writer in memory)",
             )?,
             errors,
+            cached_topics: gauge(
+                "kfdb_cached_topics",
+                "Topics in the bounded topic-metadata cache (idle topics are not held)",
+            )?,
             watched_partitions: gauge(
                 "kfdb_watched_partitions",
                 "Partitions a long-polling Fetch is waiting on",
@@ -157,6 +162,7 @@ impl Metrics {
             Box::new(m.cache_partitions.clone()),
             Box::new(m.active_partitions.clone()),
             Box::new(m.watched_partitions.clone()),
+            Box::new(m.cached_topics.clone()),
             Box::new(m.errors.clone()),
             Box::new(db.commit_seconds().clone()),
         ];
@@ -176,6 +182,7 @@ impl Metrics {
         self.cache_partitions.set(c.partitions as i64);
         self.active_partitions.set(log.active_writers() as i64);
         self.watched_partitions.set(log.watched_partitions() as i64);
+        self.cached_topics.set(log.cached_topics() as i64);
         for (code, n) in crate::error_code::answered_counts() {
             self.errors
                 .with_label_values(&[code.to_string().as_str()])

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 /// Topics created per store transaction.
 const CREATE_CHUNK: usize = 500;
-/// Cached topics before the cache is emptied (bounded memory at any topic count).
-const CACHE_LIMIT: usize = 100_000;
+/// Cached topics before the cache is emptied (bounded memory at any topic count: a few MB).
+const CACHE_LIMIT: usize = 10_000;
 
 /// A topic to create.
 #[derive(Debug, Clone)]
@@ -76,6 +76,9 @@ impl TopicCache {
         }
         self.by_uuid.insert(t.uuid, t.clone());
         self.by_name.insert(t.name.clone(), t);
+    }
+    fn len(&self) -> usize {
+        self.by_name.len()
     }
     fn remove(&self, t: &TopicMeta) {
         self.by_name.remove(&t.name);
@@ -232,12 +235,10 @@ impl Log {
                 .await;
             match outcome {
                 Ok(metas) => {
+                    // Not cached: a topic costs memory only once it is used (most of a million
+                    // topics created at once stay idle).
                     for ((i, _), r) in chunk.iter().zip(metas) {
-                        let r = r.map(Arc::new);
-                        if let (Ok(m), false) = (&r, validate_only) {
-                            self.topics.put(m.clone());
-                        }
-                        results[*i] = Some(r);
+                        results[*i] = Some(r.map(Arc::new));
                     }
                 }
                 Err(e) => {
@@ -251,6 +252,12 @@ impl Log {
             .into_iter()
             .map(|r| r.unwrap_or(Err(LogError::InvalidRequest("not processed".into()))))
             .collect()
+    }
+
+    /// Topics held in the metadata cache (at most `CACHE_LIMIT`; created topics are not cached
+    /// until they are looked up).
+    pub fn cached_topics(&self) -> usize {
+        self.topics.len()
     }
 
     /// A topic by name (from the cache when present).

@@ -247,6 +247,45 @@ async fn topics_lifecycle() {
 }
 
 #[tokio::test]
+async fn idle_topics_are_not_cached_and_the_cache_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let n = 10_050;
+    let specs = (0..n)
+        .map(|i| NewTopic {
+            name: format!("idle-{i:05}"),
+            partitions: 1,
+            replication_factor: 1,
+            configs: vec![],
+        })
+        .collect();
+    assert!(
+        log.create_topics(specs, false)
+            .await
+            .iter()
+            .all(|r| r.is_ok())
+    );
+    assert_eq!(
+        log.cached_topics(),
+        0,
+        "creating topics caches none of them"
+    );
+    assert_eq!(
+        log.topic("idle-00007").await.unwrap().unwrap().name,
+        "idle-00007"
+    );
+    assert_eq!(log.cached_topics(), 1, "a topic in use is cached");
+    for i in 0..n {
+        assert!(log.topic(&format!("idle-{i:05}")).await.unwrap().is_some());
+    }
+    assert!(
+        log.cached_topics() <= 10_000,
+        "bounded: {}",
+        log.cached_topics()
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_rejected_with_domain_errors() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
