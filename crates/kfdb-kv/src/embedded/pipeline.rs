@@ -16,7 +16,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
@@ -43,6 +43,9 @@ pub(crate) enum PipelineMsg {
     Commit(CommitRequest),
 }
 
+/// How often an idle pipeline prunes its conflict history.
+const PRUNE_WHEN_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// FoundationDB-like versions: about one million per second, strictly increasing, also across
 /// restarts (the last one is stored with every commit).
 fn next_version(last: u64) -> u64 {
@@ -64,7 +67,17 @@ pub(crate) fn run(core: Arc<Core>, rx: Receiver<PipelineMsg>) {
     let start = core.current_view().version;
     let mut history = ConflictHistory::new(MAX_TRANSACTION_AGE, start);
     let mut last_version = start;
-    while let Ok(first) = rx.recv() {
+    loop {
+        // Idle: still forget history past the window, so the memory a burst of commits used for
+        // conflict checks is given back without waiting for the next commit.
+        let first = match rx.recv_timeout(PRUNE_WHEN_IDLE) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                history.prune(Instant::now());
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         while group.len() < core.options.max_group {
             match rx.try_recv() {
