@@ -291,7 +291,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    kfdb_broker::alloc::purge_freed_memory_promptly();
+    if let Err(e) = kfdb_broker::alloc::spawn_memory_purger(Duration::from_secs(5)) {
+        eprintln!("kfdb: could not start the memory purger thread: {e}");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KFDB_LOG")
