@@ -237,11 +237,18 @@ fn encode<R: Encodable>(
     version: i16,
     response: &R,
 ) -> Result<BytesMut, HandleError> {
-    let mut out = BytesMut::with_capacity(256);
-    out.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = key.response_header_version(version);
+    // Sized up front: a Fetch response carries megabytes of records, and growing the buffer by
+    // doubling would copy them several times over (and fault in every intermediate buffer).
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + response.compute_size(version)?))
+        .unwrap_or(256);
+    let mut out = BytesMut::with_capacity(4 + size);
+    out.put_i32(0);
     header
-        .encode(&mut out, key.response_header_version(version))
+        .encode(&mut out, header_version)
         .map_err(|e| HandleError::Encode(key, version, e.to_string()))?;
     response
         .encode(&mut out, version)
