@@ -103,7 +103,7 @@ pub const PRODUCER_FENCED: i16 = 90;
 /// DescribeTransactions of an unknown transactional id.
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
-/// Kafka error codes answered for data-model errors since the process started, by code + 1
+/// Kafka error codes answered since the process started (data-model errors and group answers), by code + 1
 /// (UNKNOWN_SERVER_ERROR is -1); read by the metrics endpoint.
 static ANSWERED: [std::sync::atomic::AtomicU64; 160] =
     [const { std::sync::atomic::AtomicU64::new(0) }; 160];
@@ -118,17 +118,24 @@ pub fn answered_counts() -> Vec<(i16, u64)> {
         .collect()
 }
 
-/// The Kafka error code for a data-model error (counted for the metrics). Exhaustive on purpose:
-/// a new `LogError` variant must be given a code here.
-pub fn from_log_error(e: &LogError) -> i16 {
-    let code = code_of(e);
-    if let Some(n) = usize::try_from(i32::from(code) + 1)
-        .ok()
-        .and_then(|i| ANSWERED.get(i))
+/// Count `code` as answered (for the metrics; 0 is not an error and not counted) and return it.
+/// Used where a code does not come from [`from_log_error`]: the group state machines' answers and
+/// the group handlers' own checks.
+pub fn answered(code: i16) -> i16 {
+    if code != NONE
+        && let Some(n) = usize::try_from(i32::from(code) + 1)
+            .ok()
+            .and_then(|i| ANSWERED.get(i))
     {
         n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     code
+}
+
+/// The Kafka error code for a data-model error (counted for the metrics). Exhaustive on purpose:
+/// a new `LogError` variant must be given a code here.
+pub fn from_log_error(e: &LogError) -> i16 {
+    answered(code_of(e))
 }
 
 fn code_of(e: &LogError) -> i16 {

@@ -88,8 +88,8 @@ impl Metrics {
         let errors = prometheus::IntGaugeVec::new(
             Opts::new(
                 "kfdb_errors_total",
-                "Kafka error codes answered for data-model errors (store, topics, offsets, producers, \
-                 transactions), by code; group-protocol codes of the coordinator are not counted",
+                "Kafka error codes answered, by code: data-model errors (store, topics, offsets, \
+                 producers, transactions) and the group coordinator's answers",
             ),
             &["code"],
         )

@@ -268,6 +268,16 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
     let r: kafka_protocol::messages::ListOffsetsResponse =
         call(&mut s, ApiKey::ListOffsets, 7, &unknown).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 3);
+    // A group answer: Heartbeat for a group that does not exist.
+    let hb = kafka_protocol::messages::HeartbeatRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(
+            StrBytes::from_static_str("no-such-group"),
+        ))
+        .with_member_id(StrBytes::from_static_str("m"))
+        .with_generation_id(1);
+    let r: kafka_protocol::messages::HeartbeatResponse =
+        call(&mut s, ApiKey::Heartbeat, 4, &hb).await;
+    assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
     // A store commit: creating a topic.
     let created = broker
         .log
@@ -295,6 +305,15 @@ async fn metrics_count_requests_bytes_and_protocol_faults() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(unknown_topic_errors >= 1, "{text}");
+    let unknown_member_errors: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kfdb_errors_total{code=\"25\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        unknown_member_errors >= 1,
+        "group answers are counted: {text}"
+    );
     assert!(
         text.contains("kfdb_requests_total{api=\"ApiVersions\"} 3"),
         "{text}"

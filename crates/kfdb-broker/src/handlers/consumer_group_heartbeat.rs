@@ -21,7 +21,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
     let fail = |code: i16, message: &str| {
         Some(
             ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(code)
+                .with_error_code(error_code::answered(code))
                 .with_error_message(Some(s(message)))
                 .with_member_epoch(-1),
         )
@@ -123,7 +123,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
     });
     Some(
         ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(reply.error)
+            .with_error_code(error_code::answered(reply.error))
             .with_error_message(reply.message.map(s))
             .with_member_id(Some(s(reply.member_id)))
             .with_member_epoch(reply.member_epoch)

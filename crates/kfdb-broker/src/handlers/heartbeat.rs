@@ -11,16 +11,19 @@ pub type Request = HeartbeatRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatResponse> {
     if req.group_id.is_empty() {
-        return Some(HeartbeatResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+        return Some(
+            HeartbeatResponse::default()
+                .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
     }
     let code = match ctx.broker.groups.existing(&req.group_id).await {
-        Ok(None) => error_code::UNKNOWN_MEMBER_ID,
-        Ok(Some(group)) => group.lock().await.heartbeat(
+        Ok(None) => error_code::answered(error_code::UNKNOWN_MEMBER_ID),
+        Ok(Some(group)) => error_code::answered(group.lock().await.heartbeat(
             &req.member_id,
             req.group_instance_id.as_deref(),
             req.generation_id,
             Instant::now(),
-        ),
+        )),
         Err(e) => error_code::for_group(&e),
     };
     Some(HeartbeatResponse::default().with_error_code(code))

@@ -26,13 +26,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     if req.group_id.is_empty() {
         return Some(error(
-            error_code::INVALID_GROUP_ID,
+            error_code::answered(error_code::INVALID_GROUP_ID),
             req.member_id.to_string(),
         ));
     }
     if session < cfg.min_session_timeout || session > cfg.max_session_timeout {
         return Some(error(
-            error_code::INVALID_SESSION_TIMEOUT,
+            error_code::answered(error_code::INVALID_SESSION_TIMEOUT),
             req.member_id.to_string(),
         ));
     }
@@ -40,7 +40,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
         && !cg.lock().await.members.is_empty()
     {
         return Some(error(
-            error_code::INCONSISTENT_GROUP_PROTOCOL,
+            error_code::answered(error_code::INCONSISTENT_GROUP_PROTOCOL),
             req.member_id.to_string(),
         ));
     }
@@ -85,7 +85,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
         Ok(r) => r,
         Err(_) => {
             return Some(error(
-                error_code::UNKNOWN_MEMBER_ID,
+                error_code::answered(error_code::UNKNOWN_MEMBER_ID),
                 req.member_id.to_string(),
             ));
         }
@@ -103,7 +103,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
         .collect();
     Some(
         JoinGroupResponse::default()
-            .with_error_code(r.error)
+            .with_error_code(error_code::answered(r.error))
             .with_generation_id(r.generation)
             .with_protocol_type(if v >= 7 { r.protocol_type.map(s) } else { None })
             .with_protocol_name(if v >= 7 {

@@ -14,7 +14,10 @@ pub type Request = LeaveGroupRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResponse> {
     if req.group_id.is_empty() {
-        return Some(LeaveGroupResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+        return Some(
+            LeaveGroupResponse::default()
+                .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
     }
     let coordinator = &ctx.broker.groups;
     let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
@@ -50,7 +53,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
     };
     if ctx.version < 3 {
         return Some(
-            LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0)),
+            LeaveGroupResponse::default()
+                .with_error_code(error_code::answered(codes.first().copied().unwrap_or(0))),
         );
     }
     let members = req
@@ -61,7 +65,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
             MemberResponse::default()
                 .with_member_id(m.member_id)
                 .with_group_instance_id(m.group_instance_id)
-                .with_error_code(code)
+                .with_error_code(error_code::answered(code))
         })
         .collect();
     Some(LeaveGroupResponse::default().with_members(members))

@@ -12,14 +12,18 @@ pub type Request = SyncGroupRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupResponse> {
     if req.group_id.is_empty() {
-        return Some(SyncGroupResponse::default().with_error_code(error_code::INVALID_GROUP_ID));
+        return Some(
+            SyncGroupResponse::default()
+                .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
     }
     let coordinator = &ctx.broker.groups;
     let group = match coordinator.existing(&req.group_id).await {
         Ok(Some(g)) => g,
         Ok(None) => {
             return Some(
-                SyncGroupResponse::default().with_error_code(error_code::UNKNOWN_MEMBER_ID),
+                SyncGroupResponse::default()
+                    .with_error_code(error_code::answered(error_code::UNKNOWN_MEMBER_ID)),
             );
         }
         Err(e) => {
@@ -48,12 +52,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
         Ok(r) => r,
         Err(_) => {
             return Some(
-                SyncGroupResponse::default().with_error_code(error_code::UNKNOWN_MEMBER_ID),
+                SyncGroupResponse::default()
+                    .with_error_code(error_code::answered(error_code::UNKNOWN_MEMBER_ID)),
             );
         }
     };
     let resp = SyncGroupResponse::default()
-        .with_error_code(r.error)
+        .with_error_code(error_code::answered(r.error))
         .with_assignment(r.assignment);
     Some(if ctx.version >= 5 {
         resp.with_protocol_type(r.protocol_type.map(s))
