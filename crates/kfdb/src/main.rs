@@ -61,6 +61,10 @@ pub(crate) struct StoreArgs {
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
     #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
     commit_latency_ms: u64,
+    /// Block cache of the embedded store in bytes (blocks of keys and small values; record data
+    /// is served from the hot-segment cache).
+    #[arg(long, env = "KFDB_STORE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    store_cache_bytes: u64,
 }
 
 #[derive(Parser)]
@@ -169,6 +173,7 @@ fn open_store(args: &StoreArgs) -> Result<Database, String> {
         Store::Embedded => {
             let options = EmbeddedOptions {
                 commit_latency: Duration::from_millis(args.commit_latency_ms),
+                cache_bytes: args.store_cache_bytes,
                 ..EmbeddedOptions::default()
             };
             Database::open_embedded(&args.data_dir, options)
