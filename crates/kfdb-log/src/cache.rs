@@ -6,8 +6,9 @@
 //! anything the store does not. Each cached partition covers a contiguous range of offsets
 //! `[first cached batch, next offset)` plus the partition's log start; a fetch inside that range is
 //! served here, anything older goes to the store. Memory is bounded by `limit` bytes: the least
-//! recently used partitions are dropped first, and a single partition larger than the limit keeps
-//! only its newest batches. Retention, DeleteRecords and topic deletion update or drop entries.
+//! recently used partition gives up its oldest batches first (and is dropped once it has none), so
+//! partitions being tailed keep their newest batches, and a single partition larger than the limit
+//! keeps only its newest batches. Retention, DeleteRecords and topic deletion update or drop entries.
 //!
 //! With one broker per partition (today's ownership rule) the writer is the only one advancing a
 //! partition, which is what keeps the cached high watermark exact.
@@ -155,25 +156,29 @@ impl HotCache {
                 .iter()
                 .filter(|(k, _)| **k != keep)
                 .min_by_key(|(_, p)| p.last_used)
-                .map(|(k, _)| *k);
-            match coldest {
-                Some(k) => {
-                    if let Some(p) = g.parts.remove(&k) {
-                        g.total -= p.bytes;
-                    }
-                }
-                None => {
-                    // Only the partition being written is left: drop its oldest batches.
-                    let Some(p) = g.parts.get_mut(&keep) else {
-                        return;
-                    };
-                    let Some(old) = p.batches.pop_front() else {
-                        return;
-                    };
-                    p.bytes -= old.bytes.len();
-                    p.first_offset = old.last_offset + 1;
-                    g.total -= old.bytes.len();
-                }
+                .map(|(k, _)| *k)
+                .unwrap_or(keep);
+            let Some(p) = g.parts.get_mut(&coldest) else {
+                return;
+            };
+            // The coldest partition gives up its oldest batches, as many as needed; its newest
+            // ones stay for its tailing readers. Emptied, it is dropped (other than the one being
+            // written: it keeps its watermarks).
+            let mut freed = 0;
+            while g.total - freed > self.limit {
+                let Some(old) = p.batches.pop_front() else {
+                    break;
+                };
+                freed += old.bytes.len();
+                p.first_offset = old.last_offset + 1;
+            }
+            p.bytes -= freed;
+            let emptied = p.batches.is_empty();
+            g.total -= freed;
+            if emptied && coldest != keep {
+                g.parts.remove(&coldest);
+            } else if freed == 0 {
+                return;
             }
         }
     }
@@ -349,6 +354,21 @@ mod tests {
             assert_eq!(r.records[0], ((offset / 3) % 251) as u8, "offset {offset}");
         }
         assert_eq!(c.read(k, 2990, 1 << 20).unwrap().records.len(), 4 * 4);
+    }
+
+    #[test]
+    fn a_colder_partition_keeps_its_newest_batches() {
+        let c = HotCache::new(100);
+        let (a, b2) = ((1, 0), (2, 0));
+        c.appended(a, vec![(0, 0, b(20)), (1, 1, b(20)), (2, 2, b(20))], 0, 3, 3);
+        c.appended(b2, vec![(0, 0, b(30))], 0, 1, 1);
+        // 90 cached; 30 more for b2 makes 120: `a`, the colder, gives up only its oldest batch.
+        c.appended(b2, vec![(1, 1, b(30))], 0, 2, 2);
+        assert!(c.stats().bytes <= 100);
+        assert_eq!(c.read(a, 0, 10), Err(Miss::Store), "oldest batch evicted");
+        assert_eq!(c.read(a, 1, 1000).unwrap().records.len(), 40, "newest kept");
+        assert_eq!(c.read(b2, 0, 1000).unwrap().records.len(), 60);
+        assert_eq!(c.stats().partitions, 2);
     }
 
     #[test]
