@@ -169,6 +169,8 @@ pub fn raw_engine(
 }
 
 pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
+/// Memtable size of the keyspace holding `META_VERSION_KEY`.
+const META_MEMTABLE_BYTES: u64 = 1024 * 1024;
 
 fn io_error(context: &str, e: impl std::fmt::Display) -> KvError {
     KvError::new(KvError::IO_ERROR, format!("{context}: {e}"))
@@ -180,7 +182,12 @@ impl EmbeddedDatabase {
         std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
         let (db, data) = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
         let meta = db
-            .keyspace("kv_meta", fjall::KeyspaceCreateOptions::default)
+            // One key, rewritten by every commit group: each rewrite is a memtable entry until
+            // the memtable is flushed, so a small memtable keeps that memory small (fjall's
+            // default of 64 MiB would hold ~600k dead versions of it).
+            .keyspace("kv_meta", || {
+                fjall::KeyspaceCreateOptions::default().max_memtable_size(META_MEMTABLE_BYTES)
+            })
             .map_err(|e| io_error("open keyspace", e))?;
         let version = match meta
             .get(META_VERSION_KEY)
