@@ -360,7 +360,13 @@ mod tests {
     fn a_colder_partition_keeps_its_newest_batches() {
         let c = HotCache::new(100);
         let (a, b2) = ((1, 0), (2, 0));
-        c.appended(a, vec![(0, 0, b(20)), (1, 1, b(20)), (2, 2, b(20))], 0, 3, 3);
+        c.appended(
+            a,
+            vec![(0, 0, b(20)), (1, 1, b(20)), (2, 2, b(20))],
+            0,
+            3,
+            3,
+        );
         c.appended(b2, vec![(0, 0, b(30))], 0, 1, 1);
         // 90 cached; 30 more for b2 makes 120: `a`, the colder, gives up only its oldest batch.
         c.appended(b2, vec![(1, 1, b(30))], 0, 2, 2);
