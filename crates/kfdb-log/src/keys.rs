@@ -132,6 +132,12 @@ pub(crate) fn producer_state(tid: i64, p: i32, pid: i64) -> Vec<u8> {
     root().pack(&("part", tid, p, "producer", pid))
 }
 
+/// Per-partition metadata of every partition (state, owner, producers, open and aborted
+/// transactions): what the producer-expiry sweep walks.
+pub(crate) fn partition_metadata() -> Subspace {
+    root().subspace(&"part")
+}
+
 /// Every producer's state in one partition.
 pub(crate) fn producer_states(tid: i64, p: i32) -> Subspace {
     root().subspace(&("part", tid, p, "producer"))

@@ -56,6 +56,13 @@ pub struct LogConfig {
     pub max_append_txn_bytes: usize,
     /// `producer.id.expiration.ms`: idempotent-producer state older than this is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often expired producer states are deleted.
+    pub producer_expiry_interval: Duration,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction open and no
+    /// change for this long is deleted.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub txn_id_expiry_interval: Duration,
     /// Bytes of recent record batches kept in memory for tailing fetches (0 turns it off).
     pub hot_cache_bytes: usize,
     /// `log.retention.check.interval.ms`.
@@ -77,6 +84,9 @@ impl Default for LogConfig {
             default_replication_factor: 1,
             max_append_txn_bytes: 4 * 1024 * 1024,
             producer_id_expiration_ms: 86_400_000,
+            producer_expiry_interval: Duration::from_secs(600),
+            transactional_id_expiration_ms: 604_800_000,
+            txn_id_expiry_interval: Duration::from_secs(3600),
             hot_cache_bytes: 256 * 1024 * 1024,
             retention_check_interval: Duration::from_secs(300),
             transaction_max_timeout_ms: 900_000,

@@ -5,6 +5,10 @@
 //! producer id, its epoch and the sequence ranges of its last five batches (Kafka keeps five), in a
 //! key written by the same transaction as the append: a retried batch is recognised and answered
 //! with its original offset, even across a broker crash, and nothing can be appended twice.
+//!
+//! A state idle for longer than `producer.id.expiration.ms` is ignored by appends at once and its
+//! key deleted by a periodic sweep ([`Log::run_producer_expiry`]) unless the producer has a
+//! transaction open in that partition.
 
 use crate::batch::Batch;
 use crate::error::{LogError, LogResult};
@@ -12,9 +16,12 @@ use crate::{Log, keys};
 use kfdb_kv::KvError;
 use kfdb_kv::tuple::{pack, unpack};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Producer ids reserved per store transaction.
 pub const PID_BLOCK: i64 = 1_000;
+/// Rows of partition metadata the producer-expiry sweep reads per store transaction.
+const EXPIRY_ROWS: usize = 1_000;
 /// Batches remembered per producer and partition for duplicate detection.
 const REMEMBERED: usize = 5;
 const V1: i64 = 1;
@@ -223,6 +230,83 @@ impl Log {
                 Ok(out)
             })
             .await
+    }
+
+    /// Delete the states of producers idle for longer than `producer.id.expiration.ms` (and with
+    /// no transaction open in that partition), walking every partition's metadata in store
+    /// transactions of `EXPIRY_ROWS` rows. The append path already ignores such states; this
+    /// gives their keys back. Returns how many were deleted.
+    pub async fn expire_producer_states(&self) -> LogResult<usize> {
+        let expiration = self.config.producer_id_expiration_ms;
+        let space = keys::partition_metadata();
+        let (begin, end) = space.range();
+        let (mut from, mut deleted) = (begin, 0);
+        loop {
+            let (n, next) = self
+                .db
+                .run(|tx, _| {
+                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
+                    async move {
+                        let now = crate::now_ms();
+                        // A snapshot scan: appends writing other producers' states do not
+                        // conflict with the sweep; each key it deletes is read again below.
+                        let rows = tx
+                            .get_range(
+                                &kfdb_kv::RangeOption::new(from, end).limit(EXPIRY_ROWS),
+                                true,
+                            )
+                            .await?;
+                        let mut n = 0;
+                        for kv in &rows.kvs {
+                            let Ok((tid, partition, kind, pid)) =
+                                space.unpack::<(i64, i32, String, i64)>(&kv.key)
+                            else {
+                                continue; // state, owner: other shapes
+                            };
+                            if kind != "producer" {
+                                continue;
+                            }
+                            let Some(v) = tx.get(&kv.key, false).await? else {
+                                continue;
+                            };
+                            let state = ProducerState::decode(&v)?;
+                            if now - state.last_ms > expiration
+                                && crate::append::read_open(&tx, tid, partition, pid)
+                                    .await?
+                                    .is_none()
+                            {
+                                tx.clear(&kv.key);
+                                n += 1;
+                            }
+                        }
+                        let next = match (rows.more, rows.kvs.last()) {
+                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
+                            _ => None,
+                        };
+                        Ok::<_, LogError>((n, next))
+                    }
+                })
+                .await?;
+            deleted += n;
+            match next {
+                Some(k) => from = k,
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    /// Run [`Log::expire_producer_states`] every `producer.id.expiration.check.interval.ms`.
+    pub async fn run_producer_expiry(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.producer_expiry_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.expire_producer_states().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired idle producer states"),
+                Err(e) => tracing::warn!(error = %e, "producer expiry sweep failed"),
+            }
+        }
     }
 
     /// A fresh producer id, from this broker's reserved block (reserving a new block when empty).

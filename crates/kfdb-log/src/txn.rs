@@ -13,6 +13,9 @@
 //! epoch is aborted first, with markers carrying the new epoch, so the old producer's late batches
 //! are refused in every partition it wrote to. Transactions older than their timeout are aborted
 //! the same way by [`Log::run_txn_expiry`].
+//!
+//! Ids idle longer than `transactional.id.expiration.ms` with no transaction open are deleted by
+//! [`Log::run_txn_id_expiry`].
 
 use crate::error::{LogError, LogResult};
 use crate::groups::CommittedOffset;
@@ -750,6 +753,83 @@ impl Log {
             tick.tick().await;
             if let Err(e) = self.abort_expired_transactions().await {
                 tracing::warn!(error = %e, "transaction timeout sweep failed");
+            }
+        }
+    }
+
+    /// Delete transactional ids with no transaction open (`Empty`, `CompleteCommit`,
+    /// `CompleteAbort`) whose state has not changed for `transactional.id.expiration.ms`, with the
+    /// mapping from their producer id. A producer coming back with such an id starts afresh (a new
+    /// producer id), as with Kafka. Walks the ids in store transactions of `EXPIRED_PER_ROUND`
+    /// rows; returns how many were deleted.
+    pub async fn expire_transactional_ids(&self) -> LogResult<usize> {
+        let expiration = self.config.transactional_id_expiration_ms;
+        let space = keys::txn_states();
+        let (begin, end) = space.range();
+        let (mut from, mut deleted) = (begin, 0);
+        loop {
+            let (n, next) = self
+                .db
+                .run(|tx, _| {
+                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
+                    async move {
+                        let now = now_ms();
+                        let rows = tx
+                            .get_range(&RangeOption::new(from, end).limit(EXPIRED_PER_ROUND), true)
+                            .await?;
+                        let mut n = 0;
+                        for kv in &rows.kvs {
+                            let id: String = space
+                                .unpack(&kv.key)
+                                .map_err(|e| corrupt("transaction state key", e))?;
+                            // Read again with a conflict: an InitProducerId or AddPartitions
+                            // racing the sweep makes one of them retry.
+                            let Some(state) = read_state(&tx, &id, false).await? else {
+                                continue;
+                            };
+                            let idle = matches!(
+                                state.status,
+                                TxnStatus::Empty
+                                    | TxnStatus::CompleteCommit
+                                    | TxnStatus::CompleteAbort
+                            ) && now - state.last_ms > expiration;
+                            if idle {
+                                tx.clear(&kv.key);
+                                let pid_key = keys::txn_pid(state.producer_id);
+                                if tx.get(&pid_key, false).await?.as_deref() == Some(id.as_bytes())
+                                {
+                                    tx.clear(&pid_key);
+                                }
+                                n += 1;
+                            }
+                        }
+                        let next = match (rows.more, rows.kvs.last()) {
+                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
+                            _ => None,
+                        };
+                        Ok::<_, LogError>((n, next))
+                    }
+                })
+                .await?;
+            deleted += n;
+            match next {
+                Some(k) => from = k,
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    /// Run [`Log::expire_transactional_ids`] every
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub async fn run_txn_id_expiry(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.txn_id_expiry_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.expire_transactional_ids().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired idle transactional ids"),
+                Err(e) => tracing::warn!(error = %e, "transactional id expiry sweep failed"),
             }
         }
     }

@@ -400,3 +400,83 @@ async fn a_retried_kip360_bump_gets_the_same_answer() {
         Err(LogError::ProducerFenced)
     );
 }
+
+#[tokio::test]
+async fn idle_producers_and_transactional_ids_expire_but_open_transactions_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_with(
+        dir.path(),
+        LogConfig {
+            producer_id_expiration_ms: 50,
+            transactional_id_expiration_ms: 50,
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    let t = topic(&log, "expiring", 2, &[]).await;
+    // An idempotent producer in partition 0; a transactional one that commits ("done") and one
+    // that stays open ("open"), both in partition 1.
+    let idem_pid = log.allocate_producer_id().await.unwrap();
+    log.append(&t, 0, idem(&[b"i"], idem_pid, 0, 0))
+        .await
+        .unwrap();
+    let (done, de) = log
+        .init_transactional_producer("done", 60_000, None)
+        .await
+        .unwrap();
+    log.add_to_transaction("done", done, de, TxnAddition::Partitions(&[(t.id, 1)]))
+        .await
+        .unwrap();
+    log.append(&t, 1, txn(&[b"d"], done, de, 0)).await.unwrap();
+    log.end_transaction("done", done, de, true).await.unwrap();
+    let (open_pid, oe) = log
+        .init_transactional_producer("open", 60_000, None)
+        .await
+        .unwrap();
+    log.add_to_transaction("open", open_pid, oe, TxnAddition::Partitions(&[(t.id, 1)]))
+        .await
+        .unwrap();
+    log.append(&t, 1, txn(&[b"o"], open_pid, oe, 0))
+        .await
+        .unwrap();
+
+    // Nothing is idle long enough yet.
+    assert_eq!(log.expire_producer_states().await.unwrap(), 0);
+    assert_eq!(log.expire_transactional_ids().await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+
+    // The idempotent producer's and "done"'s states go; "open"'s stays (its transaction is open).
+    assert_eq!(log.expire_producer_states().await.unwrap(), 2);
+    assert_eq!(log.expire_producer_states().await.unwrap(), 0);
+    assert!(log.active_producers(&t, 0).await.unwrap().is_empty());
+    let in_1: Vec<i64> = log
+        .active_producers(&t, 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.producer_id)
+        .collect();
+    assert_eq!(in_1, vec![open_pid]);
+
+    // "done" is forgotten, "open" is not.
+    assert_eq!(log.expire_transactional_ids().await.unwrap(), 1);
+    let ids: Vec<String> = log
+        .list_transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, vec!["open".to_string()]);
+    assert!(log.describe_transaction("done").await.unwrap().is_none());
+    // A producer coming back under the expired id starts afresh; the open one still commits.
+    let (again, _) = log
+        .init_transactional_producer("done", 60_000, None)
+        .await
+        .unwrap();
+    assert_ne!(again, done);
+    log.end_transaction("open", open_pid, oe, true)
+        .await
+        .unwrap();
+    assert_eq!(log.last_stable_offset(&t, 1).await.unwrap(), 4);
+}

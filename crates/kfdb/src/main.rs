@@ -114,6 +114,34 @@ struct ServeArgs {
         default_value_t = 10_000
     )]
     transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// transactional.id.expiration.ms: transactional ids idle this long are deleted.
+    #[arg(
+        long,
+        env = "KFDB_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    transactional_id_expiration_ms: i64,
+    /// transaction.remove.expired.transaction.cleanup.interval.ms
+    #[arg(
+        long,
+        env = "KFDB_TRANSACTION_REMOVE_EXPIRED_TRANSACTION_CLEANUP_INTERVAL_MS",
+        default_value_t = 3_600_000
+    )]
+    transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// producer.id.expiration.ms: idempotent-producer state idle this long is forgotten.
+    #[arg(
+        long,
+        env = "KFDB_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000
+    )]
+    producer_id_expiration_ms: i64,
+    /// producer.id.expiration.check.interval.ms
+    #[arg(
+        long,
+        env = "KFDB_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    producer_id_expiration_check_interval_ms: u64,
     /// group.initial.rebalance.delay.ms: how long a new group waits for more members.
     #[arg(
         long,
@@ -234,6 +262,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 args.transaction_abort_timed_out_transaction_cleanup_interval_ms
                     .max(1),
             ),
+            transactional_id_expiration_ms: args.transactional_id_expiration_ms,
+            txn_id_expiry_interval: Duration::from_millis(
+                args.transaction_remove_expired_transaction_cleanup_interval_ms
+                    .max(1),
+            ),
+            producer_id_expiration_ms: args.producer_id_expiration_ms,
+            producer_expiry_interval: Duration::from_millis(
+                args.producer_id_expiration_check_interval_ms.max(1),
+            ),
             ..LogConfig::default()
         },
     )
@@ -241,6 +278,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .map_err(|e| format!("opening the data model: {e}"))?;
     let retention = tokio::spawn(log.clone().run_retention());
     let txn_expiry = tokio::spawn(log.clone().run_txn_expiry());
+    let txn_id_expiry = tokio::spawn(log.clone().run_txn_id_expiry());
+    let producer_expiry = tokio::spawn(log.clone().run_producer_expiry());
     let broker = Broker::new(
         log.clone(),
         BrokerConfig {
@@ -288,6 +327,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("serving: {e}"))?;
     retention.abort();
     txn_expiry.abort();
+    txn_id_expiry.abort();
+    producer_expiry.abort();
     if let Some(m) = metrics {
         m.abort();
     }
