@@ -32,6 +32,8 @@ use std::sync::Arc;
 pub const MARKERS_PER_TXN: usize = 500;
 /// Expired transactions aborted per sweep round.
 const EXPIRED_PER_ROUND: usize = 100;
+/// Transactional ids read per store transaction by ListTransactions.
+const LIST_PAGE: usize = 1_000;
 const V1: i64 = 1;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> LogError {
@@ -851,21 +853,44 @@ impl Log {
 
     /// ListTransactions: every transactional id and its state.
     pub async fn list_transactions(&self) -> LogResult<Vec<(String, TxnState)>> {
-        self.db
-            .run(|tx, _| async move {
-                let space = keys::txn_states();
-                let (b, e) = space.range();
-                let rows = tx.get_range_all(RangeOption::new(b, e), true).await?;
-                rows.iter()
-                    .map(|kv| {
-                        let id: String = space
-                            .unpack(&kv.key)
-                            .map_err(|e| corrupt("transaction state key", e))?;
-                        Ok((id, TxnState::decode(&kv.value)?))
-                    })
-                    .collect()
-            })
-            .await
+        // Page by page, one store transaction each: millions of ids would not fit FoundationDB's
+        // 5 s and 10 MB limits in one.
+        let space = keys::txn_states();
+        let (mut from, end) = space.range();
+        let mut out = Vec::new();
+        loop {
+            let (page, next) = self
+                .db
+                .run(|tx, _| {
+                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
+                    async move {
+                        let rows = tx
+                            .get_range(&RangeOption::new(from, end).limit(LIST_PAGE), true)
+                            .await?;
+                        let page = rows
+                            .kvs
+                            .iter()
+                            .map(|kv| {
+                                let id: String = space
+                                    .unpack(&kv.key)
+                                    .map_err(|e| corrupt("transaction state key", e))?;
+                                Ok((id, TxnState::decode(&kv.value)?))
+                            })
+                            .collect::<LogResult<Vec<_>>>()?;
+                        let next = match (rows.more, rows.kvs.last()) {
+                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
+                            _ => None,
+                        };
+                        Ok::<_, LogError>((page, next))
+                    }
+                })
+                .await?;
+            out.extend(page);
+            match next {
+                Some(k) => from = k,
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Partitions of `group` with transactional offsets not yet committed or aborted.

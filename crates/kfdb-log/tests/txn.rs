@@ -480,3 +480,24 @@ async fn idle_producers_and_transactional_ids_expire_but_open_transactions_stay(
         .unwrap();
     assert_eq!(log.last_stable_offset(&t, 1).await.unwrap(), 4);
 }
+
+#[tokio::test]
+async fn list_transactions_pages_through_every_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let n = 1_005; // more than one page of 1,000
+    for i in 0..n {
+        log.init_transactional_producer(&format!("id-{i:04}"), 60_000, None)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = log
+        .list_transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let want: Vec<String> = (0..n).map(|i| format!("id-{i:04}")).collect();
+    assert_eq!(ids, want);
+}
