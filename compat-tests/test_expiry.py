@@ -16,6 +16,7 @@ kfdb runs with both expirations at 2 s and both sweeps every 300 ms.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from ckhelpers import create_topic, produce, wait_for
 from kafka.admin import KafkaAdminClient
@@ -38,6 +39,26 @@ KFDB_ARGS = [
 EXPIRY_WAIT_S = 30.0  # bound of the wait for the sweeps (never asserted as a timing)
 
 
+@contextmanager
+def kafka_python_admin(bootstrap: str):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT * 1000)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def begin_with_record(bootstrap: str, txn_id: str, topic: str, partition: int, value: bytes, **extra):
+    """A new transactional producer for ``txn_id`` with an open transaction holding one record."""
+    producer = txn_producer(bootstrap, txn_id, **extra)
+    producer.init_transactions(TIMEOUT)
+    producer.begin_transaction()
+    reports = produce_txn(producer, topic, [(partition, value)])
+    assert producer.flush(TIMEOUT) == 0
+    check_reports(reports, 1, f"{txn_id}'s record")
+    return producer
+
+
 def listed_ids(admin: KafkaAdminClient) -> set[str]:
     return {t.transactional_id for ts in admin.list_transactions().values() for t in ts}
 
@@ -52,24 +73,12 @@ def test_idle_producers_and_transactional_ids_expire(bootstrap, topic_name):
     create_topic(bootstrap, topic, partitions=2)
     done_id, open_id = topic_name("done"), topic_name("open")
 
-    done = txn_producer(bootstrap, done_id)
-    done.init_transactions(TIMEOUT)
-    done.begin_transaction()
-    reports = produce_txn(done, topic, [(0, b"done-1")])
-    assert done.flush(TIMEOUT) == 0
-    check_reports(reports, 1, "first transaction")
-    done.commit_transaction(TIMEOUT)
+    begin_with_record(bootstrap, done_id, topic, 0, b"done-1").commit_transaction(TIMEOUT)
     produce(bootstrap, topic, [{"value": b"idempotent", "partition": 1}], **{"enable.idempotence": True})
 
-    still_open = txn_producer(bootstrap, open_id, **{"transaction.timeout.ms": 60000})
-    still_open.init_transactions(TIMEOUT)
-    still_open.begin_transaction()
-    reports = produce_txn(still_open, topic, [(0, b"open-1")])
-    assert still_open.flush(TIMEOUT) == 0
-    check_reports(reports, 1, "open transaction")
+    still_open = begin_with_record(bootstrap, open_id, topic, 0, b"open-1", **{"transaction.timeout.ms": 60000})
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT * 1000)
-    try:
+    with kafka_python_admin(bootstrap) as admin:
         assert {done_id, open_id} <= listed_ids(admin)
         done_pid = admin.describe_transactions([done_id])[done_id].producer_id
         open_pid = admin.describe_transactions([open_id])[open_id].producer_id
@@ -91,24 +100,13 @@ def test_idle_producers_and_transactional_ids_expire(bootstrap, topic_name):
             pass
         assert open_id in listed_ids(admin), "an open transaction's id is kept"
         assert admin.describe_transactions([open_id])[open_id].state.value == "Ongoing"
-    finally:
-        admin.close()
 
     still_open.commit_transaction(TIMEOUT)
-    again = txn_producer(bootstrap, done_id)
-    again.init_transactions(TIMEOUT)
-    again.begin_transaction()
-    reports = produce_txn(again, topic, [(1, b"done-2")])
-    assert again.flush(TIMEOUT) == 0
-    check_reports(reports, 1, "transaction under the expired id")
-    again.commit_transaction(TIMEOUT)
+    begin_with_record(bootstrap, done_id, topic, 1, b"done-2").commit_transaction(TIMEOUT)
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT * 1000)
-    try:
+    with kafka_python_admin(bootstrap) as admin:
         new_pid = admin.describe_transactions([done_id])[done_id].producer_id
-        assert new_pid != done_pid, "a producer under an expired id gets a new producer id"
-    finally:
-        admin.close()
+    assert new_pid != done_pid, "a producer under an expired id gets a new producer id"
 
     read = read_to_end(bootstrap, topic, [0, 1], "read_committed")
     values = by_partition((p, o, v) for p, o, v, _ in read["msgs"])

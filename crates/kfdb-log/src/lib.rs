@@ -27,6 +27,7 @@ mod retention;
 mod topics;
 mod txn;
 mod values;
+mod walk;
 
 pub use append::AppendResult;
 pub use error::{LogError, LogResult};

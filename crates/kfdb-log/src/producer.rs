@@ -240,59 +240,40 @@ impl Log {
         let expiration = self.config.producer_id_expiration_ms;
         let space = keys::partition_metadata();
         let (begin, end) = space.range();
-        let (mut from, mut deleted) = (begin, 0);
-        loop {
-            let (n, next) = self
-                .db
-                .run(|tx, _| {
-                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
-                    async move {
-                        let now = crate::now_ms();
-                        // A snapshot scan: appends writing other producers' states do not
-                        // conflict with the sweep; each key it deletes is read again below.
-                        let rows = tx
-                            .get_range(
-                                &kfdb_kv::RangeOption::new(from, end).limit(EXPIRY_ROWS),
-                                true,
-                            )
-                            .await?;
-                        let mut n = 0;
-                        for kv in &rows.kvs {
-                            let Ok((tid, partition, kind, pid)) =
-                                space.unpack::<(i64, i32, String, i64)>(&kv.key)
-                            else {
-                                continue; // state, owner: other shapes
-                            };
-                            if kind != "producer" {
-                                continue;
-                            }
-                            let Some(v) = tx.get(&kv.key, false).await? else {
-                                continue;
-                            };
-                            let state = ProducerState::decode(&v)?;
-                            if now - state.last_ms > expiration
-                                && crate::append::read_open(&tx, tid, partition, pid)
-                                    .await?
-                                    .is_none()
-                            {
-                                tx.clear(&kv.key);
-                                n += 1;
-                            }
-                        }
-                        let next = match (rows.more, rows.kvs.last()) {
-                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
-                            _ => None,
-                        };
-                        Ok::<_, LogError>((n, next))
+        let deleted = crate::walk::walk_pages(&self.db, begin, end, EXPIRY_ROWS, |tx, rows| {
+            let space = space.clone();
+            async move {
+                let now = crate::now_ms();
+                let mut n = 0;
+                for kv in &rows {
+                    let Ok((tid, partition, kind, pid)) =
+                        space.unpack::<(i64, i32, String, i64)>(&kv.key)
+                    else {
+                        continue; // state, owner: other shapes
+                    };
+                    if kind != "producer" {
+                        continue;
                     }
-                })
-                .await?;
-            deleted += n;
-            match next {
-                Some(k) => from = k,
-                None => return Ok(deleted),
+                    // Read again with a conflict: an append of this producer racing the sweep
+                    // makes one of them retry.
+                    let Some(v) = tx.get(&kv.key, false).await? else {
+                        continue;
+                    };
+                    let state = ProducerState::decode(&v)?;
+                    if now - state.last_ms > expiration
+                        && crate::append::read_open(&tx, tid, partition, pid)
+                            .await?
+                            .is_none()
+                    {
+                        tx.clear(&kv.key);
+                        n += 1;
+                    }
+                }
+                Ok(n)
             }
-        }
+        })
+        .await?;
+        Ok(deleted.into_iter().sum())
     }
 
     /// Run [`Log::expire_producer_states`] every `producer.id.expiration.check.interval.ms`.

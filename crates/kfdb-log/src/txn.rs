@@ -21,6 +21,7 @@ use crate::error::{LogError, LogResult};
 use crate::groups::CommittedOffset;
 use crate::markers::{Marker, write_marker};
 use crate::values::TopicMeta;
+use crate::walk::walk_pages;
 use crate::{Log, keys, now_ms};
 use futures::future::try_join_all;
 use kfdb_kv::tuple::{pack, unpack};
@@ -768,57 +769,38 @@ impl Log {
         let expiration = self.config.transactional_id_expiration_ms;
         let space = keys::txn_states();
         let (begin, end) = space.range();
-        let (mut from, mut deleted) = (begin, 0);
-        loop {
-            let (n, next) = self
-                .db
-                .run(|tx, _| {
-                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
-                    async move {
-                        let now = now_ms();
-                        let rows = tx
-                            .get_range(&RangeOption::new(from, end).limit(EXPIRED_PER_ROUND), true)
-                            .await?;
-                        let mut n = 0;
-                        for kv in &rows.kvs {
-                            let id: String = space
-                                .unpack(&kv.key)
-                                .map_err(|e| corrupt("transaction state key", e))?;
-                            // Read again with a conflict: an InitProducerId or AddPartitions
-                            // racing the sweep makes one of them retry.
-                            let Some(state) = read_state(&tx, &id, false).await? else {
-                                continue;
-                            };
-                            let idle = matches!(
-                                state.status,
-                                TxnStatus::Empty
-                                    | TxnStatus::CompleteCommit
-                                    | TxnStatus::CompleteAbort
-                            ) && now - state.last_ms > expiration;
-                            if idle {
-                                tx.clear(&kv.key);
-                                let pid_key = keys::txn_pid(state.producer_id);
-                                if tx.get(&pid_key, false).await?.as_deref() == Some(id.as_bytes())
-                                {
-                                    tx.clear(&pid_key);
-                                }
-                                n += 1;
-                            }
+        let deleted = walk_pages(&self.db, begin, end, EXPIRED_PER_ROUND, |tx, rows| {
+            let space = space.clone();
+            async move {
+                let now = now_ms();
+                let mut n = 0;
+                for kv in &rows {
+                    let id: String = space
+                        .unpack(&kv.key)
+                        .map_err(|e| corrupt("transaction state key", e))?;
+                    // Read again with a conflict: an InitProducerId or AddPartitions racing
+                    // the sweep makes one of them retry.
+                    let Some(state) = read_state(&tx, &id, false).await? else {
+                        continue;
+                    };
+                    let idle = matches!(
+                        state.status,
+                        TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+                    ) && now - state.last_ms > expiration;
+                    if idle {
+                        tx.clear(&kv.key);
+                        let pid_key = keys::txn_pid(state.producer_id);
+                        if tx.get(&pid_key, false).await?.as_deref() == Some(id.as_bytes()) {
+                            tx.clear(&pid_key);
                         }
-                        let next = match (rows.more, rows.kvs.last()) {
-                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
-                            _ => None,
-                        };
-                        Ok::<_, LogError>((n, next))
+                        n += 1;
                     }
-                })
-                .await?;
-            deleted += n;
-            match next {
-                Some(k) => from = k,
-                None => return Ok(deleted),
+                }
+                Ok(n)
             }
-        }
+        })
+        .await?;
+        Ok(deleted.into_iter().sum())
     }
 
     /// Run [`Log::expire_transactional_ids`] every
@@ -853,44 +835,24 @@ impl Log {
 
     /// ListTransactions: every transactional id and its state.
     pub async fn list_transactions(&self) -> LogResult<Vec<(String, TxnState)>> {
-        // Page by page, one store transaction each: millions of ids would not fit FoundationDB's
-        // 5 s and 10 MB limits in one.
+        // Page by page: millions of ids would not fit FoundationDB's limits in one transaction.
         let space = keys::txn_states();
-        let (mut from, end) = space.range();
-        let mut out = Vec::new();
-        loop {
-            let (page, next) = self
-                .db
-                .run(|tx, _| {
-                    let (from, end, space) = (from.clone(), end.clone(), space.clone());
-                    async move {
-                        let rows = tx
-                            .get_range(&RangeOption::new(from, end).limit(LIST_PAGE), true)
-                            .await?;
-                        let page = rows
-                            .kvs
-                            .iter()
-                            .map(|kv| {
-                                let id: String = space
-                                    .unpack(&kv.key)
-                                    .map_err(|e| corrupt("transaction state key", e))?;
-                                Ok((id, TxnState::decode(&kv.value)?))
-                            })
-                            .collect::<LogResult<Vec<_>>>()?;
-                        let next = match (rows.more, rows.kvs.last()) {
-                            (true, Some(last)) => Some(kfdb_kv::key_after(&last.key)),
-                            _ => None,
-                        };
-                        Ok::<_, LogError>((page, next))
-                    }
-                })
-                .await?;
-            out.extend(page);
-            match next {
-                Some(k) => from = k,
-                None => return Ok(out),
+        let (begin, end) = space.range();
+        let pages = walk_pages(&self.db, begin, end, LIST_PAGE, |_, rows| {
+            let space = space.clone();
+            async move {
+                rows.iter()
+                    .map(|kv| {
+                        let id: String = space
+                            .unpack(&kv.key)
+                            .map_err(|e| corrupt("transaction state key", e))?;
+                        Ok((id, TxnState::decode(&kv.value)?))
+                    })
+                    .collect::<LogResult<Vec<_>>>()
             }
-        }
+        })
+        .await?;
+        Ok(pages.into_iter().flatten().collect())
     }
 
     /// Partitions of `group` with transactional offsets not yet committed or aborted.

@@ -6,6 +6,28 @@ use common::*;
 
 use kfdb_log::{Isolation, LogConfig, LogError, TxnAddition, TxnStatus, committed};
 
+/// Start a transaction for `id` (a new producer) and write one record of it to `partition`.
+async fn open_with_record(
+    log: &std::sync::Arc<kfdb_log::Log>,
+    id: &str,
+    timeout_ms: i32,
+    t: &std::sync::Arc<kfdb_log::TopicMeta>,
+    partition: i32,
+    value: &[u8],
+) -> (i64, i16) {
+    let (pid, e) = log
+        .init_transactional_producer(id, timeout_ms, None)
+        .await
+        .unwrap();
+    log.add_to_transaction(id, pid, e, TxnAddition::Partitions(&[(t.id, partition)]))
+        .await
+        .unwrap();
+    log.append(t, partition, txn(&[value], pid, e, 0))
+        .await
+        .unwrap();
+    (pid, e)
+}
+
 /// Records and control markers of a read: (offset, value or "<commit>"/"<abort>").
 fn read_all(bytes: bytes::Bytes) -> Vec<(i64, String)> {
     let mut b = bytes;
@@ -264,14 +286,7 @@ async fn expired_transactions_are_aborted_and_their_producer_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
     let t = topic(&log, "slow", 1, &[]).await;
-    let (pid, e) = log
-        .init_transactional_producer("slow", 50, None)
-        .await
-        .unwrap();
-    log.add_to_transaction("slow", pid, e, TxnAddition::Partitions(&[(t.id, 0)]))
-        .await
-        .unwrap();
-    log.append(&t, 0, txn(&[b"x"], pid, e, 0)).await.unwrap();
+    let (pid, e) = open_with_record(&log, "slow", 50, &t, 0, b"x").await;
     assert_eq!(log.abort_expired_transactions().await.unwrap(), 0);
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     assert_eq!(log.abort_expired_transactions().await.unwrap(), 1);
@@ -420,25 +435,9 @@ async fn idle_producers_and_transactional_ids_expire_but_open_transactions_stay(
     log.append(&t, 0, idem(&[b"i"], idem_pid, 0, 0))
         .await
         .unwrap();
-    let (done, de) = log
-        .init_transactional_producer("done", 60_000, None)
-        .await
-        .unwrap();
-    log.add_to_transaction("done", done, de, TxnAddition::Partitions(&[(t.id, 1)]))
-        .await
-        .unwrap();
-    log.append(&t, 1, txn(&[b"d"], done, de, 0)).await.unwrap();
+    let (done, de) = open_with_record(&log, "done", 60_000, &t, 1, b"d").await;
     log.end_transaction("done", done, de, true).await.unwrap();
-    let (open_pid, oe) = log
-        .init_transactional_producer("open", 60_000, None)
-        .await
-        .unwrap();
-    log.add_to_transaction("open", open_pid, oe, TxnAddition::Partitions(&[(t.id, 1)]))
-        .await
-        .unwrap();
-    log.append(&t, 1, txn(&[b"o"], open_pid, oe, 0))
-        .await
-        .unwrap();
+    let (open_pid, oe) = open_with_record(&log, "open", 60_000, &t, 1, b"o").await;
 
     // Nothing is idle long enough yet.
     assert_eq!(log.expire_producer_states().await.unwrap(), 0);
