@@ -274,9 +274,9 @@ def test_group_split_leave_kill_restart(kfdb, topic_name):
             f"survivors consumed {sorted(survivors_on_child_parts - must_get)[:20]} that the killed member had "
             f"committed (resume offsets {resume}), or missed {sorted(must_get - survivors_on_child_parts)[:20]}"
         )
-        assert child_consumed - ledger.positions() == {
-            (p, o) for p, o in child_consumed if o < resume[p]
-        }, "what the child consumed and committed must not be consumed again; the rest must be"
+        assert child_consumed - ledger.positions() == {(p, o) for p, o in child_consumed if o < resume[p]}, (
+            "what the child consumed and committed must not be consumed again; the rest must be"
+        )
         # The whole run: nothing lost; in-process members never consumed anything twice.
         assert expected == ledger.positions() | child_consumed
         in_process_expected = expected - {(p, o) for p, o in child_consumed if o < resume[p]}
@@ -330,6 +330,41 @@ def test_cooperative_sticky_incremental_rebalance(kfdb, topic_name):
         assert c1.committed() == {p: 150 for p in ALL}
     finally:
         for m in (c1, c2):
+            if m is not None:
+                m.close()
+
+
+def test_static_member_rejoins_a_stable_group_without_a_rebalance(kfdb, topic_name):
+    """KIP-345: a consumer with group.instance.id that restarts within its session (librdkafka
+    sends no LeaveGroup for static members) gets its old partitions back; the other member sees no
+    rebalance at all and everything is consumed exactly once."""
+    topic, group = topic_name(), topic_name("group")
+    create_topic(kfdb.bootstrap, topic, partitions=PARTITIONS)
+    ledger = Ledger()
+    a = Member("a", kfdb.bootstrap, group, topic, ledger, **{"group.instance.id": "static-a"})
+    b = Member("b", kfdb.bootstrap, group, topic, ledger, **{"group.instance.id": "static-b"})
+    b2 = None
+    try:
+        pump([a, b], lambda: split_evenly([a, b]), "a stable split between a and b")
+        expected = positions_of(produce(kfdb.bootstrap, topic, msgs("before", 120)))
+        pump([a, b], lambda: ledger.seen_all(expected), "a and b to consume the first batch")
+        b_partitions, a_events = b.assignment(), list(a.events)
+
+        b.close()  # a static member: no LeaveGroup
+        b2 = Member("b2", kfdb.bootstrap, group, topic, ledger, **{"group.instance.id": "static-b"})
+        pump([a, b2], lambda: b2.assignment() == b_partitions, "the restarted static member to get its partitions")
+        expected |= positions_of(produce(kfdb.bootstrap, topic, msgs("after", 120)))
+        pump([a, b2], lambda: ledger.seen_all(expected), "a and the restarted b to consume the second batch")
+        # A few heartbeat intervals more: a rebalance would reach a through its heartbeat.
+        deadline = time.monotonic() + 3 * HEARTBEAT_INTERVAL_MS / 1000
+        while time.monotonic() < deadline:
+            for m in (a, b2):
+                m.step()
+        assert a.events == a_events, f"the other member saw a rebalance: {a.events}"
+        assert b2.events == [("assign", sorted(b_partitions))], b2.events
+        ledger.check_exactly_once(expected, "static member restart")
+    finally:
+        for m in (a, b, b2):
             if m is not None:
                 m.close()
 

@@ -69,6 +69,9 @@ pub struct JoinResponse {
     pub leader: String,
     pub member_id: String,
     pub members: Vec<JoinedMember>,
+    /// JoinGroup v9 (KIP-814): the leader is told not to compute a new assignment (a static
+    /// leader that came back while the group stayed stable).
+    pub skip_assignment: bool,
 }
 
 impl JoinResponse {
@@ -81,6 +84,7 @@ impl JoinResponse {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -314,6 +318,8 @@ impl Group {
                 return Persist::No;
             }
         }
+        // The protocols of the static member this join replaces, if it replaces one.
+        let mut replaced_static: Option<Vec<(String, Bytes)>> = None;
         let member_id = if req.member_id.is_empty() {
             match &req.instance_id {
                 Some(inst) => {
@@ -333,6 +339,7 @@ impl Group {
                             self.leader = Some(new_id.clone());
                         }
                         m.id = new_id.clone();
+                        replaced_static = Some(m.protocols.clone());
                         self.members.insert(new_id.clone(), m);
                     }
                     new_id
@@ -377,6 +384,7 @@ impl Group {
                 join_waiter: None,
                 sync_waiter: None,
             });
+        let same_protocols = replaced_static.as_ref() == Some(&req.protocols);
         member.protocols = req.protocols;
         member.session_timeout = req.session_timeout;
         member.rebalance_timeout = req.rebalance_timeout;
@@ -387,6 +395,9 @@ impl Group {
         }
         if self.protocol_type.is_none() || self.members.len() == 1 {
             self.protocol_type = Some(req.protocol_type);
+        }
+        if same_protocols && self.state == State::Stable {
+            return self.static_member_returns(&member_id);
         }
         match self.state {
             State::PreparingRebalance => {
@@ -401,6 +412,52 @@ impl Group {
             _ => self.prepare_rebalance(now),
         }
         self.maybe_complete_join(now)
+    }
+
+    /// KIP-345: a static member that rejoins (new member id, same instance id) while the group is
+    /// stable, with the same protocols and metadata as before, takes its old place and
+    /// assignment at the current generation: no rebalance. A returning leader gets the members
+    /// with `skip_assignment` (KIP-814); its SyncGroup in the stable group returns its assignment,
+    /// so older leaders that do assign change nothing either.
+    fn static_member_returns(&mut self, member_id: &str) -> Persist {
+        let leader = self.leader.clone().unwrap_or_default();
+        let is_leader = leader == member_id;
+        let members = if is_leader {
+            self.joined_members()
+        } else {
+            Vec::new()
+        };
+        let response = JoinResponse {
+            error: ec::NONE,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader,
+            member_id: member_id.to_string(),
+            members,
+            skip_assignment: is_leader,
+        };
+        if let Some(w) = self
+            .members
+            .get_mut(member_id)
+            .and_then(|m| m.join_waiter.take())
+        {
+            let _ = w.send(response);
+        }
+        // The member id changed: the stored membership must say so.
+        Persist::Yes
+    }
+
+    /// Every member as the leader's JoinGroup response lists them.
+    fn joined_members(&self) -> Vec<JoinedMember> {
+        self.members
+            .values()
+            .map(|m| JoinedMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                metadata: m.metadata(self.protocol.as_deref()),
+            })
+            .collect()
     }
 
     fn max_rebalance_timeout(&self) -> Duration {
@@ -458,15 +515,7 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         let leader = self.leader.clone().unwrap_or_default();
-        let everyone: Vec<JoinedMember> = self
-            .members
-            .values()
-            .map(|m| JoinedMember {
-                member_id: m.id.clone(),
-                instance_id: m.instance_id.clone(),
-                metadata: m.metadata(self.protocol.as_deref()),
-            })
-            .collect();
+        let everyone = self.joined_members();
         for m in self.members.values_mut() {
             m.last_seen = now;
             if let Some(w) = m.join_waiter.take() {
@@ -482,6 +531,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
         }
@@ -885,6 +935,114 @@ mod tests {
             g.heartbeat(&first.member_id, Some("inst-1"), second.generation, t0),
             ec::FENCED_INSTANCE_ID
         );
+    }
+
+    /// Two static members join a group with a 100 ms initial delay and sync (generation 1,
+    /// Stable); returns (leader, follower) as their JoinGroup answers.
+    fn stable_static_pair(g: &mut Group, t0: Instant) -> (JoinResponse, JoinResponse) {
+        let mut a = req("", "a");
+        a.instance_id = Some("inst-a".into());
+        let mut b = req("", "b");
+        b.instance_id = Some("inst-b".into());
+        let (ja, jb) = (join(g, a, t0), join(g, b, t0));
+        let _ = g.tick(t0 + Duration::from_millis(150)); // past the initial delay
+        let (ra, rb) = (ja.blocking_recv_now(), jb.blocking_recv_now());
+        let (leader, follower) = if ra.leader == ra.member_id {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        let (ftx, _frx) = oneshot::channel();
+        let _ = g.sync(&follower.member_id, None, 1, None, None, vec![], t0, ftx);
+        let (ltx, _lrx) = oneshot::channel();
+        let given = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"for-leader")),
+            (
+                follower.member_id.clone(),
+                Bytes::from_static(b"for-follower"),
+            ),
+        ];
+        let _ = g.sync(&leader.member_id, None, 1, None, None, given, t0, ltx);
+        assert_eq!(g.state, State::Stable);
+        (leader, follower)
+    }
+
+    fn rejoin(g: &mut Group, instance: &str, client: &str, t0: Instant) -> JoinResponse {
+        let mut r = req("", client);
+        r.instance_id = Some(instance.into());
+        join(g, r, t0).blocking_recv_now()
+    }
+
+    #[test]
+    fn a_static_follower_rejoining_a_stable_group_keeps_its_assignment_without_a_rebalance() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::from_millis(100));
+        let (leader, follower) = stable_static_pair(&mut g, t0);
+        let inst = instance_of(&follower);
+        let back = rejoin(&mut g, inst, "again", t0);
+        assert_eq!(back.error, ec::NONE);
+        assert_eq!(back.generation, 1, "no new generation");
+        assert_ne!(back.member_id, follower.member_id);
+        assert!(back.members.is_empty() && !back.skip_assignment);
+        assert_eq!(g.state, State::Stable, "no rebalance");
+        let (tx, mut rx) = oneshot::channel();
+        let _ = g.sync(&back.member_id, Some(inst), 1, None, None, vec![], t0, tx);
+        assert_eq!(
+            rx.try_recv().unwrap().assignment,
+            Bytes::from_static(b"for-follower")
+        );
+        assert_eq!(
+            g.heartbeat(&follower.member_id, Some(inst), 1, t0),
+            ec::FENCED_INSTANCE_ID,
+            "the old member id is fenced"
+        );
+        assert_eq!(g.heartbeat(&leader.member_id, None, 1, t0), ec::NONE);
+    }
+
+    #[test]
+    fn a_static_leader_rejoining_a_stable_group_is_told_to_skip_assignment() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::from_millis(100));
+        let (leader, _follower) = stable_static_pair(&mut g, t0);
+        let inst = instance_of(&leader);
+        let back = rejoin(&mut g, inst, "again", t0);
+        assert_eq!((back.error, back.generation), (ec::NONE, 1));
+        assert_eq!(
+            back.leader, back.member_id,
+            "still the leader, under its new id"
+        );
+        assert!(back.skip_assignment);
+        assert_eq!(back.members.len(), 2);
+        assert_eq!(g.state, State::Stable);
+        // Assignments it sends anyway change nothing in a stable group.
+        let (tx, mut rx) = oneshot::channel();
+        let _ = g.sync(&back.member_id, Some(inst), 1, None, None, vec![], t0, tx);
+        assert_eq!(
+            rx.try_recv().unwrap().assignment,
+            Bytes::from_static(b"for-leader")
+        );
+    }
+
+    #[test]
+    fn a_static_member_rejoining_with_another_subscription_triggers_a_rebalance() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::from_millis(100));
+        let (_leader, follower) = stable_static_pair(&mut g, t0);
+        let inst = instance_of(&follower);
+        let mut r = req("", "again");
+        r.instance_id = Some(inst.into());
+        r.protocols = vec![("range".into(), Bytes::from_static(b"another subscription"))];
+        let _pending = join(&mut g, r, t0);
+        assert_eq!(g.state, State::PreparingRebalance);
+    }
+
+    /// The instance id of a member of `stable_static_pair` (clients "a" and "b").
+    fn instance_of(r: &JoinResponse) -> &'static str {
+        if r.member_id.starts_with("a-") {
+            "inst-a"
+        } else {
+            "inst-b"
+        }
     }
 
     trait Now {

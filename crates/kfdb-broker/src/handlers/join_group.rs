@@ -113,6 +113,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
             })
             .with_leader(s(r.leader))
             .with_member_id(s(r.member_id))
+            .with_skip_assignment(v >= 9 && r.skip_assignment)
             .with_members(members),
     )
 }
