@@ -104,7 +104,7 @@ impl Connection {
                             self.write(answer).await?;
                         }
                     }
-                    match handlers::handle(&self.broker, body).await {
+                    match handlers::handle(&self.broker, self.peer, body).await {
                         Ok(Answer::Later(answer)) => pending.push_back(answer),
                         Ok(Answer::Now(response)) => self.write(Ok(response)).await?,
                         Err(e) => self.write(Err(e)).await?,

@@ -691,3 +691,47 @@ async fn shutdown_answers_a_long_poll_at_once() {
     assert_eq!(r.responses[0].partitions[0].error_code, 0);
     assert_eq!(r.responses[0].partitions[0].high_watermark, 0);
 }
+
+#[tokio::test]
+async fn group_members_are_described_with_the_clients_own_address() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{
+        DescribeGroupsRequest, DescribeGroupsResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
+    };
+    let (addr, _dir, _stop, _broker) = start_with(BrokerConfig {
+        group: kfdb_broker::group::GroupConfig {
+            initial_rebalance_delay: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .await;
+    // Connect from another loopback address than the broker's.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let group = GroupId(StrBytes::from_static_str("addressed"));
+    let join = JoinGroupRequest::default()
+        .with_group_id(group.clone())
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_group_instance_id(Some(StrBytes::from_static_str("inst")))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"m")),
+        ]);
+    let joined: JoinGroupResponse = call(&mut s, ApiKey::JoinGroup, 5, &join).await;
+    assert_eq!(joined.error_code, 0);
+    let described: DescribeGroupsResponse = call(
+        &mut s,
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![group]),
+    )
+    .await;
+    let members = &described.groups[0].members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].client_host.as_str(), "/127.0.0.2");
+}

@@ -78,6 +78,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        client_host: ctx.client_host(),
         rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
         subscribed: req
             .subscribed_topic_names

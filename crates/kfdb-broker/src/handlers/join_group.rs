@@ -64,7 +64,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
-        client_host: "/127.0.0.1".into(),
+        client_host: ctx.client_host(),
         session_timeout: session,
         rebalance_timeout: rebalance,
         protocol_type: req.protocol_type.to_string(),

@@ -91,6 +91,15 @@ pub struct RequestCtx<'a> {
     pub version: i16,
     /// The request header.
     pub header: &'a RequestHeader,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+}
+
+impl RequestCtx<'_> {
+    /// The client's host as Kafka reports it in group descriptions (`/` + IP address).
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
 }
 
 /// Why a request could not be answered; the connection is closed.
@@ -264,7 +273,11 @@ pub fn is_produce(frame: &[u8]) -> bool {
 }
 
 /// Answer one request frame (header and body).
-pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Answer, HandleError> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    mut frame: Bytes,
+) -> Result<Answer, HandleError> {
     if frame.len() < 8 {
         return Err(HandleError::TooShort);
     }
@@ -286,6 +299,7 @@ pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Answer, Ha
         broker,
         version,
         header: &header,
+        peer,
     };
     let started = std::time::Instant::now();
     let result = dispatch(&ctx, key, &mut frame).await;
