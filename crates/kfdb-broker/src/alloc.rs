@@ -57,6 +57,16 @@ unsafe impl GlobalAlloc for GuardedAlloc {
         unsafe { MiMalloc.alloc(layout) }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() >= LARGE && page_aligned(&layout) {
+            // SAFETY: an anonymous mapping is zero-filled by the kernel, page by page as touched;
+            // writing zeros here would commit the whole mapping.
+            return unsafe { self.alloc(layout) };
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { MiMalloc.alloc_zeroed(layout) }
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if layout.size() >= LARGE && page_aligned(&layout) {
             // SAFETY: `ptr` came from the mmap above with this size.

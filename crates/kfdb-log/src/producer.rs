@@ -251,11 +251,13 @@ impl Log {
                     else {
                         continue; // state, owner: other shapes
                     };
-                    if kind != "producer" {
+                    if kind != "producer"
+                        || now - ProducerState::decode(&kv.value)?.last_ms <= expiration
+                    {
                         continue;
                     }
-                    // Read again with a conflict: an append of this producer racing the sweep
-                    // makes one of them retry.
+                    // A candidate: read it again with a conflict, so that an append of this
+                    // producer racing the sweep makes one of them retry (and only then).
                     let Some(v) = tx.get(&kv.key, false).await? else {
                         continue;
                     };

@@ -39,11 +39,12 @@ pub struct EmbeddedOptions {
     /// frequent pauses: at 8 MiB the p99 of a 20 MB/s produce load was ~4x lower than at fjall's
     /// default 64 MiB, at about the same throughput (docs/benchmarks.md).
     pub memtable_bytes: u64,
-    /// fjall's flush and compaction threads. One by default: with two, fjall's first worker
+    /// fjall's flush and compaction threads. Two by default. With two, fjall's first worker
     /// hands compaction jobs back to the queue for the second in a busy loop while the second
     /// compacts (~20 % of kfdb's CPU when creating a million topics; 47k instead of 39k
-    /// topics/s with one). Record values live in blob files, so compactions are short and a
-    /// flush does not wait long behind one.
+    /// topics/s with one), but one is not safe: a worker rotating a memtable does a blocking send
+    /// into its own bounded queue, which commits can fill while it is busy, and with a single
+    /// worker nothing would drain it.
     pub background_threads: usize,
     /// Most transactions resolved and made durable together by one fsync.
     pub max_group: usize,
@@ -59,7 +60,7 @@ impl Default for EmbeddedOptions {
             commit_latency: Duration::ZERO,
             cache_bytes: 64 * 1024 * 1024,
             memtable_bytes: 8 * 1024 * 1024,
-            background_threads: 1,
+            background_threads: 2,
             max_group: 1024,
             max_watches: crate::types::MAX_WATCHES,
             fsync: true,
@@ -169,8 +170,6 @@ pub fn raw_engine(
 }
 
 pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
-/// Memtable size of the keyspace holding `META_VERSION_KEY`.
-const META_MEMTABLE_BYTES: u64 = 1024 * 1024;
 
 fn io_error(context: &str, e: impl std::fmt::Display) -> KvError {
     KvError::new(KvError::IO_ERROR, format!("{context}: {e}"))
@@ -182,12 +181,7 @@ impl EmbeddedDatabase {
         std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
         let (db, data) = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
         let meta = db
-            // One key, rewritten by every commit group: each rewrite is a memtable entry until
-            // the memtable is flushed, so a small memtable keeps that memory small (fjall's
-            // default of 64 MiB would hold ~600k dead versions of it).
-            .keyspace("kv_meta", || {
-                fjall::KeyspaceCreateOptions::default().max_memtable_size(META_MEMTABLE_BYTES)
-            })
+            .keyspace("kv_meta", fjall::KeyspaceCreateOptions::default)
             .map_err(|e| io_error("open keyspace", e))?;
         let version = match meta
             .get(META_VERSION_KEY)
