@@ -213,6 +213,30 @@ fn new_cluster_id() -> String {
     out
 }
 
+/// Run `pass` every `interval` (the first one interval from now) until the task is dropped: the
+/// loop of the background sweeps. A pass that did something is logged as `done` (when given) with
+/// its count; a failed one as `failed`, and the next one runs on schedule.
+pub(crate) async fn run_every<F, Fut>(
+    interval: Duration,
+    done: Option<&'static str>,
+    failed: &'static str,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = LogResult<usize>>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match (pass().await, done) {
+            (Ok(n), Some(done)) if n > 0 => tracing::info!(count = n, "{done}"),
+            (Ok(_), _) => {}
+            (Err(e), _) => tracing::warn!(error = %e, "{failed}"),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -280,16 +280,14 @@ impl Log {
 
     /// Run [`Log::expire_producer_states`] every `producer.id.expiration.check.interval.ms`.
     pub async fn run_producer_expiry(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.producer_expiry_interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            match self.expire_producer_states().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired idle producer states"),
-                Err(e) => tracing::warn!(error = %e, "producer expiry sweep failed"),
-            }
-        }
+        let every = self.config.producer_expiry_interval;
+        crate::run_every(
+            every,
+            Some("expired idle producer states"),
+            "producer expiry sweep failed",
+            || self.expire_producer_states(),
+        )
+        .await
     }
 
     /// A fresh producer id, from this broker's reserved block (reserving a new block when empty).

@@ -141,16 +141,14 @@ impl Log {
 
     /// Run retention every `retention_check_interval` until the task is dropped.
     pub async fn run_retention(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.retention_check_interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            match self.retention_pass().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(batches = n, "retention deleted batches"),
-                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
-            }
-        }
+        let every = self.config.retention_check_interval;
+        crate::run_every(
+            every,
+            Some("retention deleted batches"),
+            "retention pass failed",
+            || self.retention_pass(),
+        )
+        .await
     }
 }
 

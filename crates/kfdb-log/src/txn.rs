@@ -750,14 +750,12 @@ impl Log {
 
     /// Sweep for timed-out transactions every `txn_expiry_interval` until the task is dropped.
     pub async fn run_txn_expiry(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.txn_expiry_interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = self.abort_expired_transactions().await {
-                tracing::warn!(error = %e, "transaction timeout sweep failed");
-            }
-        }
+        let every = self.config.txn_expiry_interval;
+        // Each abort is logged by the sweep itself.
+        crate::run_every(every, None, "transaction timeout sweep failed", || {
+            self.abort_expired_transactions()
+        })
+        .await
     }
 
     /// Delete transactional ids with no transaction open (`Empty`, `CompleteCommit`,
@@ -806,16 +804,14 @@ impl Log {
     /// Run [`Log::expire_transactional_ids`] every
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub async fn run_txn_id_expiry(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.txn_id_expiry_interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            match self.expire_transactional_ids().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired idle transactional ids"),
-                Err(e) => tracing::warn!(error = %e, "transactional id expiry sweep failed"),
-            }
-        }
+        let every = self.config.txn_id_expiry_interval;
+        crate::run_every(
+            every,
+            Some("expired idle transactional ids"),
+            "transactional id expiry sweep failed",
+            || self.expire_transactional_ids(),
+        )
+        .await
     }
 
     /// DescribeTransactions: the state and the partitions of the open transaction.
