@@ -1,7 +1,6 @@
 //! Kafka error codes, and the one mapping from data-model errors to them.
 
-use kfdb_kv::KvError;
-use kfdb_log::LogError;
+use kfdb_log::{LogError, StoreFault};
 
 /// No error.
 pub const NONE: i16 = 0;
@@ -140,7 +139,10 @@ pub fn from_log_error(e: &LogError) -> i16 {
 
 fn code_of(e: &LogError) -> i16 {
     match e {
-        LogError::Kv(kv) => from_kv_error(kv),
+        LogError::Store(_) => match e.store_fault() {
+            Some(fault) => from_store_fault(fault),
+            None => UNKNOWN_SERVER_ERROR,
+        },
         LogError::UnknownTopic | LogError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         LogError::TopicExists => TOPIC_ALREADY_EXISTS,
         LogError::InvalidTopic(_) => INVALID_TOPIC_EXCEPTION,
@@ -163,6 +165,8 @@ fn code_of(e: &LogError) -> i16 {
         LogError::TransactionalIdNotFound => TRANSACTIONAL_ID_NOT_FOUND,
         LogError::InvalidRequest(_) => INVALID_REQUEST,
         LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
+        // Whether it took effect is unknown: the client retries, as after a timeout.
+        LogError::Abandoned(_) => REQUEST_TIMED_OUT,
     }
 }
 
@@ -190,15 +194,13 @@ fn for_coordinator(e: &LogError) -> i16 {
     }
 }
 
-/// Store errors: timeouts become `REQUEST_TIMED_OUT`, other retryable ones `KAFKA_STORAGE_ERROR`
-/// (clients retry both), the rest `UNKNOWN_SERVER_ERROR`.
-pub fn from_kv_error(e: &KvError) -> i16 {
-    if e.code() == KvError::TRANSACTION_TIMED_OUT {
-        REQUEST_TIMED_OUT
-    } else if e.is_retryable() || e.code() == KvError::IO_ERROR {
-        KAFKA_STORAGE_ERROR
-    } else {
-        UNKNOWN_SERVER_ERROR
+/// Store failures: a timeout becomes `REQUEST_TIMED_OUT`, an unavailable store
+/// `KAFKA_STORAGE_ERROR` (clients retry both), a refused request `UNKNOWN_SERVER_ERROR`.
+pub fn from_store_fault(fault: StoreFault) -> i16 {
+    match fault {
+        StoreFault::TimedOut => REQUEST_TIMED_OUT,
+        StoreFault::Unavailable => KAFKA_STORAGE_ERROR,
+        StoreFault::Refused => UNKNOWN_SERVER_ERROR,
     }
 }
 
@@ -215,18 +217,12 @@ mod tests {
             (LogError::CorruptMessage("x".into()), CORRUPT_MESSAGE),
             (LogError::MessageTooLarge("x".into()), MESSAGE_TOO_LARGE),
             (LogError::InvalidConfig("x".into()), INVALID_CONFIG),
-            (
-                LogError::Kv(KvError::new(KvError::NOT_COMMITTED, "")),
-                KAFKA_STORAGE_ERROR,
-            ),
-            (
-                LogError::Kv(KvError::new(KvError::TRANSACTION_TIMED_OUT, "")),
-                REQUEST_TIMED_OUT,
-            ),
-            (
-                LogError::Kv(KvError::new(KvError::KEY_TOO_LARGE, "")),
-                UNKNOWN_SERVER_ERROR,
-            ),
+            // FoundationDB codes: not_committed, io_error, transaction_timed_out, key_too_large.
+            (LogError::store_failure(1020, ""), KAFKA_STORAGE_ERROR),
+            (LogError::store_failure(1510, ""), KAFKA_STORAGE_ERROR),
+            (LogError::store_failure(1031, ""), REQUEST_TIMED_OUT),
+            (LogError::store_failure(2102, ""), UNKNOWN_SERVER_ERROR),
+            (LogError::Abandoned("x".into()), REQUEST_TIMED_OUT),
         ];
         for (e, code) in table {
             assert_eq!(from_log_error(&e), code, "{e}");

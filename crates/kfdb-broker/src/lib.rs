@@ -5,7 +5,6 @@
 //! calling kfdb-log, and building its response. Handlers never build store keys and never see the
 //! socket. `error_code` maps data-model errors to Kafka error codes in one place.
 
-pub mod alloc;
 mod connection;
 pub mod error_code;
 mod frame;
@@ -70,7 +69,7 @@ impl Broker {
     /// A broker over `log`.
     pub fn new(log: Arc<Log>, config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let groups = group::Coordinator::new(log.clone(), config.group.clone());
-        let metrics = metrics::Metrics::new(log.db())?;
+        let metrics = metrics::Metrics::new(&log)?;
         Ok(Arc::new(Self {
             log,
             config,

@@ -50,8 +50,9 @@ fn fail(e: prometheus::Error) -> std::io::Error {
 }
 
 impl Metrics {
-    /// A fresh set of metrics in their own registry, including `db`'s commit-latency histogram.
-    pub fn new(db: &kfdb_kv::Database) -> std::io::Result<Arc<Self>> {
+    /// A fresh set of metrics in their own registry, including the store's commit-latency
+    /// histogram.
+    pub fn new(log: &Log) -> std::io::Result<Arc<Self>> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("kfdb_requests_total", "Kafka requests handled, by API"),
@@ -164,7 +165,7 @@ impl Metrics {
             Box::new(m.watched_partitions.clone()),
             Box::new(m.cached_topics.clone()),
             Box::new(m.errors.clone()),
-            Box::new(db.commit_seconds().clone()),
+            Box::new(log.store_commit_seconds()),
         ];
         for c in collectors {
             m.registry.register(c).map_err(fail)?;
@@ -174,27 +175,28 @@ impl Metrics {
 
     /// The text exposition of every metric, with the store's counters read now.
     pub fn render(&self, log: &Log) -> Vec<u8> {
-        let db = log.db();
-        let c = log.cache_stats();
+        let c = log.tails().cache_stats();
         self.cache_hits.set(c.hits as i64);
         self.cache_misses.set(c.misses as i64);
         self.cache_bytes.set(c.bytes as i64);
         self.cache_partitions.set(c.partitions as i64);
-        self.active_partitions.set(log.active_writers() as i64);
-        self.watched_partitions.set(log.watched_partitions() as i64);
-        self.cached_topics.set(log.cached_topics() as i64);
+        self.active_partitions.set(log.writers().active() as i64);
+        self.watched_partitions.set(log.tails().watched() as i64);
+        self.cached_topics.set(log.topics().cached() as i64);
         for (code, n) in crate::error_code::answered_counts() {
             self.errors
                 .with_label_values(&[code.to_string().as_str()])
                 .set(n as i64);
         }
-        if let Some(e) = db.as_embedded() {
-            let s = e.stats();
-            self.store_commits.set(s.commits as i64);
-            self.store_conflicts.set(s.conflicts as i64);
-            self.store_fsyncs.set(s.fsyncs as i64);
+        let store = log.store_stats();
+        if let (Some(commits), Some(conflicts), Some(fsyncs)) =
+            (store.commits, store.conflicts, store.fsyncs)
+        {
+            self.store_commits.set(commits as i64);
+            self.store_conflicts.set(conflicts as i64);
+            self.store_fsyncs.set(fsyncs as i64);
         }
-        self.store_retries.set(db.retries() as i64);
+        self.store_retries.set(store.retries as i64);
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding metrics failed");

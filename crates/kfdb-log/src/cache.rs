@@ -13,9 +13,21 @@
 //! With one broker per partition (today's ownership rule) the writer is the only one advancing a
 //! partition, which is what keeps the cached high watermark exact.
 
+use crate::ids::PartitionId;
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+
+/// A batch just written to a partition, as the cache takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBatch {
+    /// Offset of its first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// The batch as stored.
+    pub bytes: Bytes,
+}
 
 struct Cached {
     last_offset: i64,
@@ -35,7 +47,7 @@ struct Part {
 
 #[derive(Default)]
 struct Inner {
-    parts: HashMap<(i64, i32), Part>,
+    parts: HashMap<PartitionId, Part>,
     total: usize,
     clock: u64,
     hits: u64,
@@ -99,12 +111,12 @@ impl HotCache {
         }
     }
 
-    /// The writer committed `batches` (each `(base, last, bytes)`, in offset order); the partition
+    /// The writer committed `batches` (in offset order); the partition
     /// now has `log_start`, `next_offset` and `last_stable`.
     pub fn appended(
         &self,
-        key: (i64, i32),
-        batches: Vec<(i64, i64, Bytes)>,
+        key: PartitionId,
+        batches: Vec<NewBatch>,
         log_start: i64,
         next_offset: i64,
         last_stable: i64,
@@ -115,7 +127,10 @@ impl HotCache {
         let mut g = self.lock();
         g.clock += 1;
         let clock = g.clock;
-        let first_new = batches.first().map(|b| b.0).unwrap_or(next_offset);
+        let first_new = batches
+            .first()
+            .map(|b| b.base_offset)
+            .unwrap_or(next_offset);
         let (mut added, mut removed) = (0usize, 0usize);
         let part = g.parts.entry(key).or_insert_with(|| Part {
             batches: VecDeque::new(),
@@ -133,12 +148,12 @@ impl HotCache {
             part.bytes = 0;
             part.first_offset = first_new;
         }
-        for (_, last, bytes) in batches {
-            added += bytes.len();
-            part.bytes += bytes.len();
+        for b in batches {
+            added += b.bytes.len();
+            part.bytes += b.bytes.len();
             part.batches.push_back(Cached {
-                last_offset: last,
-                bytes,
+                last_offset: b.last_offset,
+                bytes: b.bytes,
             });
         }
         part.log_start = log_start;
@@ -149,7 +164,7 @@ impl HotCache {
         self.evict(&mut g, key);
     }
 
-    fn evict(&self, g: &mut Inner, keep: (i64, i32)) {
+    fn evict(&self, g: &mut Inner, keep: PartitionId) {
         if g.total <= self.limit {
             return;
         }
@@ -190,7 +205,12 @@ impl HotCache {
     }
 
     /// Whole batches from `offset`, about `max_bytes` (the first batch always whole).
-    pub fn read(&self, key: (i64, i32), offset: i64, max_bytes: usize) -> Result<CachedRead, Miss> {
+    pub fn read(
+        &self,
+        key: PartitionId,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<CachedRead, Miss> {
         let mut g = self.lock();
         g.clock += 1;
         let clock = g.clock;
@@ -239,7 +259,7 @@ impl HotCache {
     }
 
     /// The log start moved to `log_start` (retention, DeleteRecords): drop batches below it.
-    pub fn truncated(&self, key: (i64, i32), log_start: i64) {
+    pub fn truncated(&self, key: PartitionId, log_start: i64) {
         let mut g = self.lock();
         let mut freed = 0;
         if let Some(p) = g.parts.get_mut(&key) {
@@ -257,7 +277,7 @@ impl HotCache {
     }
 
     /// Forget one partition (its offsets may have moved without this cache seeing it).
-    pub fn forget(&self, key: (i64, i32)) {
+    pub fn forget(&self, key: PartitionId) {
         let mut g = self.lock();
         if let Some(p) = g.parts.remove(&key) {
             g.total -= p.bytes;
@@ -268,11 +288,11 @@ impl HotCache {
     pub fn drop_topic(&self, tid: i64) {
         let mut g = self.lock();
         let mut freed = 0;
-        g.parts.retain(|(t, _), p| {
-            if *t == tid {
+        g.parts.retain(|k, p| {
+            if k.tid == tid {
                 freed += p.bytes;
             }
-            *t != tid
+            k.tid != tid
         });
         g.total -= freed;
     }
@@ -297,26 +317,41 @@ mod tests {
         Bytes::from(vec![n as u8; n])
     }
 
+    fn k(tid: i64, partition: i32) -> PartitionId {
+        PartitionId::new(tid, partition)
+    }
+
+    fn new(batches: Vec<(i64, i64, Bytes)>) -> Vec<NewBatch> {
+        batches
+            .into_iter()
+            .map(|(base_offset, last_offset, bytes)| NewBatch {
+                base_offset,
+                last_offset,
+                bytes,
+            })
+            .collect()
+    }
+
     #[test]
     fn serves_the_tail_and_misses_below_it() {
         let c = HotCache::new(1 << 20);
-        let k = (1, 0);
-        assert_eq!(c.read(k, 0, 100), Err(Miss::Store));
-        c.appended(k, vec![(10, 11, b(10)), (12, 12, b(20))], 0, 13, 13);
-        let r = c.read(k, 11, 1).unwrap();
+        let p = k(1, 0);
+        assert_eq!(c.read(p, 0, 100), Err(Miss::Store));
+        c.appended(p, new(vec![(10, 11, b(10)), (12, 12, b(20))]), 0, 13, 13);
+        let r = c.read(p, 11, 1).unwrap();
         assert_eq!(r.records.len(), 10, "first batch whole, budget reached");
         assert_eq!(r.high_watermark, 13);
-        assert_eq!(c.read(k, 10, 1000).unwrap().records.len(), 30);
+        assert_eq!(c.read(p, 10, 1000).unwrap().records.len(), 30);
         assert_eq!(
-            c.read(k, 13, 1000).unwrap().records.len(),
+            c.read(p, 13, 1000).unwrap().records.len(),
             0,
             "tail: nothing new, no store read"
         );
-        assert_eq!(c.read(k, 5, 1000), Err(Miss::Store), "older than cached");
-        assert_eq!(c.read(k, 14, 1000), Err(Miss::OutOfRange));
-        c.truncated(k, 12);
-        assert_eq!(c.read(k, 11, 1000), Err(Miss::OutOfRange));
-        assert_eq!(c.read(k, 12, 1000).unwrap().records.len(), 20);
+        assert_eq!(c.read(p, 5, 1000), Err(Miss::Store), "older than cached");
+        assert_eq!(c.read(p, 14, 1000), Err(Miss::OutOfRange));
+        c.truncated(p, 12);
+        assert_eq!(c.read(p, 11, 1000), Err(Miss::OutOfRange));
+        assert_eq!(c.read(p, 12, 1000).unwrap().records.len(), 20);
         let s = c.stats();
         assert_eq!((s.bytes, s.partitions), (20, 1));
         c.drop_topic(1);
@@ -326,57 +361,57 @@ mod tests {
     #[test]
     fn bounded_by_evicting_cold_partitions_first() {
         let c = HotCache::new(100);
-        c.appended((1, 0), vec![(0, 0, b(60))], 0, 1, 1);
-        c.appended((2, 0), vec![(0, 0, b(30))], 0, 1, 1);
-        let _ = c.read((2, 0), 0, 10);
-        c.appended((3, 0), vec![(0, 0, b(50))], 0, 1, 1);
+        c.appended(k(1, 0), new(vec![(0, 0, b(60))]), 0, 1, 1);
+        c.appended(k(2, 0), new(vec![(0, 0, b(30))]), 0, 1, 1);
+        let _ = c.read(k(2, 0), 0, 10);
+        c.appended(k(3, 0), new(vec![(0, 0, b(50))]), 0, 1, 1);
         assert_eq!(
-            c.read((1, 0), 0, 10),
+            c.read(k(1, 0), 0, 10),
             Err(Miss::Store),
             "coldest partition went first"
         );
-        assert!(c.read((2, 0), 0, 10).is_ok());
+        assert!(c.read(k(2, 0), 0, 10).is_ok());
         assert!(c.stats().bytes <= 100);
         // One partition bigger than the limit keeps only its newest batches.
-        c.appended((3, 0), vec![(1, 1, b(90)), (2, 2, b(90))], 0, 3, 3);
+        c.appended(k(3, 0), new(vec![(1, 1, b(90)), (2, 2, b(90))]), 0, 3, 3);
         assert!(c.stats().bytes <= 100);
-        assert_eq!(c.read((3, 0), 1, 10), Err(Miss::Store));
-        assert_eq!(c.read((3, 0), 2, 10).unwrap().records.len(), 90);
+        assert_eq!(c.read(k(3, 0), 1, 10), Err(Miss::Store));
+        assert_eq!(c.read(k(3, 0), 2, 10).unwrap().records.len(), 90);
     }
 
     #[test]
     fn finds_the_batch_holding_any_offset_among_many() {
         let c = HotCache::new(1 << 20);
-        let k = (1, 0);
+        let p = k(1, 0);
         // 1,000 batches of 3 records each: offsets 0..3000, batch i covers 3i..=3i+2 and its
         // bytes are all `i % 251` so the first byte names the batch.
         let batches = (0..1000)
             .map(|i: i64| (3 * i, 3 * i + 2, Bytes::from(vec![(i % 251) as u8; 4])))
             .collect();
-        c.appended(k, batches, 0, 3000, 3000);
+        c.appended(p, new(batches), 0, 3000, 3000);
         for offset in [0, 1, 2, 3, 1499, 1500, 2997, 2999] {
-            let r = c.read(k, offset, 1).unwrap();
+            let r = c.read(p, offset, 1).unwrap();
             assert_eq!(r.records.len(), 4, "one whole batch for offset {offset}");
             assert_eq!(r.records[0], ((offset / 3) % 251) as u8, "offset {offset}");
         }
-        assert_eq!(c.read(k, 2990, 1 << 20).unwrap().records.len(), 4 * 4);
+        assert_eq!(c.read(p, 2990, 1 << 20).unwrap().records.len(), 4 * 4);
     }
 
     #[test]
     fn a_colder_partition_keeps_its_newest_batches() {
         // Limit 112: eviction frees down to 105 (1/16 below the limit).
         let c = HotCache::new(112);
-        let (a, b2) = ((1, 0), (2, 0));
+        let (a, b2) = (k(1, 0), k(2, 0));
         c.appended(
             a,
-            vec![(0, 0, b(20)), (1, 1, b(20)), (2, 2, b(20))],
+            new(vec![(0, 0, b(20)), (1, 1, b(20)), (2, 2, b(20))]),
             0,
             3,
             3,
         );
-        c.appended(b2, vec![(0, 0, b(30))], 0, 1, 1);
+        c.appended(b2, new(vec![(0, 0, b(30))]), 0, 1, 1);
         // 90 cached; 30 more for b2 makes 120: `a`, the colder, gives up only its oldest batch.
-        c.appended(b2, vec![(1, 1, b(30))], 0, 2, 2);
+        c.appended(b2, new(vec![(1, 1, b(30))]), 0, 2, 2);
         assert_eq!(c.stats().bytes, 100);
         assert_eq!(c.read(a, 0, 10), Err(Miss::Store), "oldest batch evicted");
         assert_eq!(c.read(a, 1, 1000).unwrap().records.len(), 40, "newest kept");
@@ -387,10 +422,10 @@ mod tests {
     #[test]
     fn a_gap_restarts_the_cached_range() {
         let c = HotCache::new(1000);
-        c.appended((1, 0), vec![(0, 0, b(10))], 0, 1, 1);
-        c.appended((1, 0), vec![(5, 5, b(10))], 0, 6, 6);
-        assert_eq!(c.read((1, 0), 0, 100), Err(Miss::Store));
-        assert_eq!(c.read((1, 0), 5, 100).unwrap().records.len(), 10);
+        c.appended(k(1, 0), new(vec![(0, 0, b(10))]), 0, 1, 1);
+        c.appended(k(1, 0), new(vec![(5, 5, b(10))]), 0, 6, 6);
+        assert_eq!(c.read(k(1, 0), 0, 100), Err(Miss::Store));
+        assert_eq!(c.read(k(1, 0), 5, 100).unwrap().records.len(), 10);
         assert_eq!(c.stats().bytes, 10);
     }
 }

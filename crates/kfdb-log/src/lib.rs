@@ -1,44 +1,72 @@
 //! # kfdb-log: the data model
 //!
-//! Topics, partition logs and offsets, written once over kfdb-kv transactions so they run on the
-//! embedded store and on FoundationDB alike. This crate owns the key layout (`keys.rs`, the only
-//! place that builds keys) and the value formats (`values.rs`); it knows nothing of sockets or of
-//! the Kafka wire format beyond record-batch headers.
+//! Topics, partition logs, offsets, groups and transactions, written once over kfdb-kv
+//! transactions so they run on the embedded store and on FoundationDB alike. This crate owns the
+//! key layout (`keys.rs`, the only place that builds and parses keys) and the value formats
+//! (`values.rs`, the only place that encodes values); it knows nothing of sockets or of the Kafka
+//! wire format beyond record-batch headers.
 //!
-//! - `topics`: create/delete/describe topics, partitions and configs; a bounded cache of metadata.
-//! - `append`: the partition owner's writer: concurrent appends to one partition are grouped into
-//!   one store transaction, one commit in flight per partition, offsets assigned densely.
-//! - `read`: fetch reads (whole batches, one range read) and offset lookups.
-//! - `retention`: time and size retention, DeleteRecords.
-//! - `producer`: idempotent producers (ids, sequence checks); `txn`: the transaction coordinator's
-//!   state and operations; `markers`: commit/abort markers, last stable offset, aborted index.
+//! [`Log`] is the facade the broker holds; it opens the components and hands them out. Each
+//! component owns one thing, and they depend on each other in one direction only:
+//!
+//! - `catalog::TopicCatalog`: topics (create, look up, list, alter, delete) and their cache.
+//! - `writer::PartitionWriters` (with `append.rs`): appends, grouped per partition, one commit in
+//!   flight per partition, offsets assigned densely.
+//! - `reader::PartitionReader`: fetches and offset lookups.
+//! - `retention::Retention`: time and size retention, DeleteRecords.
+//! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
+//! - `groups::GroupStore`: committed offsets and stored group membership.
+//! - `txn::TxnCoordinator` (with `markers.rs`): the transaction coordinator.
+//! - `sweeps`: the background loops over retention, transactions and producers.
+//! - `tails::Tails`: what this broker holds in memory about partition tails (hot cache,
+//!   watermark channels), shared by the writers, the reader and retention.
+//!
+//! Below them: `partition.rs` (what one store transaction can do to a partition), `owner.rs`
+//! (ownership keys), `producer.rs` (sequence rules), `batch.rs`, `config.rs`, `cache.rs`,
+//! `walk.rs`, `keys.rs`, `values.rs`, `ids.rs`, `error.rs`, `clock.rs`.
 
 mod append;
 pub mod batch;
 pub mod cache;
+mod catalog;
+mod clock;
 pub mod config;
 mod error;
 mod groups;
-pub mod keys;
+mod ids;
+mod keys;
 mod markers;
-pub mod producer;
-mod read;
+mod owner;
+mod partition;
+mod producer;
+mod producers;
+mod reader;
 mod retention;
-mod topics;
+mod sweeps;
+mod tails;
 mod txn;
 mod values;
 mod walk;
+mod writer;
 
-pub use append::AppendResult;
-pub use error::{LogError, LogResult};
-pub use groups::{CommittedOffset, GroupRecord, MemberRecord, committed};
-pub use read::{FetchResult, Isolation, OffsetLookup};
-pub use topics::{AlterOp, NewTopic, TopicId};
-pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnState, TxnStatus};
-pub use values::{BatchInfo, Owner, PartitionState, TopicMeta};
+pub use catalog::{AlterOp, NewTopic, TopicCatalog, TopicId, validate_topic_name};
+pub use clock::now_ms;
+pub use error::{LogError, LogResult, StoreFault};
+pub use groups::{GroupStore, committed};
+pub use ids::PartitionId;
+pub use producers::{ActiveProducer, PID_BLOCK, ProducerStates};
+pub use reader::{FetchResult, Isolation, OffsetLookup, PartitionReader};
+pub use retention::Retention;
+pub use sweeps::Sweeps;
+pub use tails::Tails;
+pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnCoordinator};
+pub use values::{
+    BatchInfo, CommittedOffset, GroupRecord, MemberRecord, Owner, PartitionState, TopicMeta,
+    TxnState, TxnStatus,
+};
+pub use writer::{AppendResult, PartitionWriters};
 
-use dashmap::DashMap;
-use kfdb_kv::{Database, KvError};
+use kfdb_kv::Database;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,20 +125,34 @@ impl Default for LogConfig {
     }
 }
 
-/// The data model over one database. Share it as `Arc<Log>`.
+/// Counters of the store underneath, for the broker's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Which backend: `"embedded"` or `"fdb"`.
+    pub backend: &'static str,
+    /// Transactions retried by the retry loop (conflicts, too old, unknown results).
+    pub retries: u64,
+    /// Embedded store only: transactions committed, conflicts, fsyncs.
+    pub commits: Option<u64>,
+    /// See `commits`.
+    pub conflicts: Option<u64>,
+    /// See `commits`.
+    pub fsyncs: Option<u64>,
+}
+
+/// The data model over one database: the facade the broker holds. Share it as `Arc<Log>`.
 pub struct Log {
     db: Database,
     config: LogConfig,
     cluster_id: String,
-    topics: topics::TopicCache,
-    writers: DashMap<(i64, i32), Arc<append::PartitionWriter>>,
-    /// High watermark announcements: an append publishes its partition's new next offset so that
-    /// waiting fetches wake up without polling.
-    watermarks: DashMap<(i64, i32), tokio::sync::watch::Sender<i64>>,
-    /// Newest batches of the partitions this broker writes.
-    cache: cache::HotCache,
-    /// This broker's reserved producer ids: `[next, end)`.
-    pid_block: std::sync::Mutex<(i64, i64)>,
+    tails: Arc<Tails>,
+    topics: Arc<TopicCatalog>,
+    writers: Arc<PartitionWriters>,
+    reader: PartitionReader,
+    retention: Arc<Retention>,
+    producers: Arc<ProducerStates>,
+    groups: GroupStore,
+    txns: Arc<TxnCoordinator>,
 }
 
 impl Log {
@@ -120,29 +162,61 @@ impl Log {
             .run(|tx, _| async move {
                 let key = keys::cluster_id();
                 if let Some(v) = tx.get(&key, false).await? {
-                    return Ok(String::from_utf8_lossy(&v).into_owned());
+                    return Ok(values::decode_cluster_id(&v));
                 }
                 let id = new_cluster_id();
-                tx.set(&key, id.as_bytes());
-                Ok::<_, KvError>(id)
+                tx.set(&key, &values::encode_cluster_id(&id));
+                Ok::<_, LogError>(id)
             })
             .await?;
-        let cache = cache::HotCache::new(config.hot_cache_bytes);
+        let tails = Arc::new(Tails::new(config.hot_cache_bytes));
+        let topics = Arc::new(TopicCatalog::new(
+            db.clone(),
+            catalog::TopicDefaults {
+                auto_create: config.auto_create_topics,
+                num_partitions: config.num_partitions,
+                replication_factor: config.default_replication_factor,
+            },
+        ));
+        let writers = Arc::new(PartitionWriters::new(
+            db.clone(),
+            writer::WriterSettings {
+                node: config.node_id,
+                max_txn_bytes: config.max_append_txn_bytes,
+                producer_expiration_ms: config.producer_id_expiration_ms,
+            },
+            tails.clone(),
+        ));
+        let producers = Arc::new(ProducerStates::new(
+            db.clone(),
+            config.producer_id_expiration_ms,
+        ));
+        let txns = Arc::new(TxnCoordinator::new(
+            db.clone(),
+            txn::TxnSettings {
+                node: config.node_id,
+                max_timeout_ms: config.transaction_max_timeout_ms,
+                id_expiration_ms: config.transactional_id_expiration_ms,
+                markers_per_txn: config.markers_per_txn,
+            },
+            topics.clone(),
+            writers.clone(),
+            producers.clone(),
+            tails.clone(),
+        ));
         Ok(Arc::new(Self {
+            reader: PartitionReader::new(db.clone(), tails.clone()),
+            retention: Arc::new(Retention::new(db.clone(), tails.clone(), topics.clone())),
+            groups: GroupStore::new(db.clone(), config.node_id),
             db,
             config,
             cluster_id,
-            topics: topics::TopicCache::default(),
-            writers: DashMap::new(),
-            watermarks: DashMap::new(),
-            pid_block: std::sync::Mutex::new((0, 0)),
-            cache,
+            tails,
+            topics,
+            writers,
+            producers,
+            txns,
         }))
-    }
-
-    /// The database underneath.
-    pub fn db(&self) -> &Database {
-        &self.db
     }
 
     /// Settings in force.
@@ -155,41 +229,85 @@ impl Log {
         &self.cluster_id
     }
 
-    /// A receiver that changes whenever the partition's high watermark advances.
-    pub fn watch_watermark(&self, tid: i64, partition: i32) -> tokio::sync::watch::Receiver<i64> {
-        self.watermarks
-            .entry((tid, partition))
-            .or_insert_with(|| tokio::sync::watch::channel(-1).0)
-            .subscribe()
+    /// Topics.
+    pub fn topics(&self) -> &TopicCatalog {
+        &self.topics
     }
 
-    /// A fetch stopped watching the partition: forget its channel if no one else watches, so
-    /// partitions nobody long-polls cost no memory.
-    pub fn unwatch_watermark(&self, tid: i64, partition: i32) {
-        self.watermarks
-            .remove_if(&(tid, partition), |_, s| s.receiver_count() == 0);
+    /// Appends.
+    pub fn writers(&self) -> &Arc<PartitionWriters> {
+        &self.writers
     }
 
-    /// Partitions with a watermark channel (fetches long-polling them).
-    pub fn watched_partitions(&self) -> usize {
-        self.watermarks.len()
+    /// Fetches and offset lookups.
+    pub fn reader(&self) -> &PartitionReader {
+        &self.reader
     }
 
-    fn announce(&self, tid: i64, partition: i32, next_offset: i64) {
-        if let Some(s) = self.watermarks.get(&(tid, partition)) {
-            s.send_replace(next_offset);
+    /// Retention and DeleteRecords.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    /// Producer ids and producer states.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Committed offsets and stored groups.
+    pub fn groups(&self) -> &GroupStore {
+        &self.groups
+    }
+
+    /// The transaction coordinator.
+    pub fn txns(&self) -> &TxnCoordinator {
+        &self.txns
+    }
+
+    /// Partition tails in memory: watermark channels and the hot cache's counters.
+    pub fn tails(&self) -> &Tails {
+        &self.tails
+    }
+
+    /// Delete a topic and all its data, and forget what this broker holds for it in memory.
+    pub async fn delete_topic(&self, id: TopicId<'_>) -> LogResult<Arc<TopicMeta>> {
+        let meta = self.topics.delete(id).await?;
+        self.tails.drop_topic(meta.id);
+        self.writers.forget_topic(meta.id);
+        Ok(meta)
+    }
+
+    /// Start the background sweeps (retention, transaction timeouts, transactional-id and
+    /// producer-state expiry) on the current runtime; they stop when the result is dropped.
+    pub fn start_sweeps(&self) -> Sweeps {
+        sweeps::spawn(
+            sweeps::SweepIntervals {
+                retention: self.config.retention_check_interval,
+                txn_timeouts: self.config.txn_expiry_interval,
+                txn_id_expiry: self.config.txn_id_expiry_interval,
+                producer_expiry: self.config.producer_expiry_interval,
+            },
+            self.retention.clone(),
+            self.txns.clone(),
+            self.producers.clone(),
+        )
+    }
+
+    /// The store's counters.
+    pub fn store_stats(&self) -> StoreStats {
+        let embedded = self.db.as_embedded().map(|e| e.stats());
+        StoreStats {
+            backend: self.db.backend_name(),
+            retries: self.db.retries(),
+            commits: embedded.map(|s| s.commits),
+            conflicts: embedded.map(|s| s.conflicts),
+            fsyncs: embedded.map(|s| s.fsyncs),
         }
     }
 
-    /// Hot-segment cache counters.
-    pub fn cache_stats(&self) -> cache::CacheStats {
-        self.cache.stats()
-    }
-
-    fn forget_topic(&self, tid: i64) {
-        self.cache.drop_topic(tid);
-        self.writers.retain(|(t, _), _| *t != tid);
-        self.watermarks.retain(|(t, _), _| *t != tid);
+    /// The histogram of store commit latencies, for the broker's metrics registry.
+    pub fn store_commit_seconds(&self) -> prometheus::Histogram {
+        self.db.commit_seconds().clone()
     }
 }
 
@@ -211,38 +329,6 @@ fn new_cluster_id() -> String {
         out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
     }
     out
-}
-
-/// Run `pass` every `interval` (the first one interval from now) until the task is dropped: the
-/// loop of the background sweeps. A pass that did something is logged as `done` (when given) with
-/// its count; a failed one as `failed`, and the next one runs on schedule.
-pub(crate) async fn run_every<F, Fut>(
-    interval: Duration,
-    done: Option<&'static str>,
-    failed: &'static str,
-    mut pass: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = LogResult<usize>>,
-{
-    let mut tick = tokio::time::interval(interval);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match (pass().await, done) {
-            (Ok(n), Some(done)) if n > 0 => tracing::info!(count = n, "{done}"),
-            (Ok(_), _) => {}
-            (Err(e), _) => tracing::warn!(error = %e, "{failed}"),
-        }
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

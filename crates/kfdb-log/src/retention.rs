@@ -1,13 +1,22 @@
 //! Retention and DeleteRecords: whole batches leave the log from its start, and the log start
 //! offset advances. Time retention drops leading batches whose newest record is older than
 //! `retention.ms`; size retention drops leading batches while the rest still holds at least
-//! `retention.bytes` (both per partition, as in Kafka). A background task applies them every
+//! `retention.bytes` (both per partition, as in Kafka). `sweeps.rs` runs a pass every
 //! `log.retention.check.interval.ms`.
+//!
+//! Each store transaction examines at most `RETENTION_BATCH` batch-index rows and deletes with
+//! range clears, so a large drop never builds one huge transaction.
 
+use crate::catalog::TopicCatalog;
+use crate::clock::now_ms;
 use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
+use crate::ids::PartitionId;
+use crate::keys;
+use crate::partition;
+use crate::tails::Tails;
 use crate::values::{BatchInfo, PartitionState, TopicMeta};
-use crate::{Log, keys, now_ms, read};
+use kfdb_kv::{Database, Transaction};
 use std::sync::Arc;
 
 /// Batch index rows examined per retention transaction.
@@ -15,22 +24,34 @@ const RETENTION_BATCH: usize = 1_000;
 /// Topics listed per page while sweeping.
 const TOPIC_PAGE: usize = 1_000;
 
-impl Log {
+/// See the module documentation.
+pub struct Retention {
+    db: Database,
+    tails: Arc<Tails>,
+    topics: Arc<TopicCatalog>,
+}
+
+impl Retention {
+    pub(crate) fn new(db: Database, tails: Arc<Tails>, topics: Arc<TopicCatalog>) -> Self {
+        Self { db, tails, topics }
+    }
+
     /// Kafka DeleteRecords: move the log start to `offset` (-1: the high watermark), deleting the
-    /// batches entirely below it. Returns the new log start (low watermark).
+    /// batches entirely below it. Returns the new log start (low watermark). Idempotent: a retry
+    /// after commit_unknown_result finds the log start already there.
     pub async fn delete_records(
         &self,
         topic: &TopicMeta,
         partition: i32,
         offset: i64,
     ) -> LogResult<i64> {
-        if partition < 0 || partition >= topic.partitions {
-            return Err(LogError::UnknownPartition);
-        }
-        let tid = topic.id;
-        self.db
+        let p = topic
+            .partition(partition)
+            .ok_or(LogError::UnknownPartition)?;
+        let start = self
+            .db
             .run(|tx, _| async move {
-                let mut state = read::partition_state(&tx, tid, partition, false).await?;
+                let mut state = partition::read_state(&tx, p, false).await?;
                 let target = if offset == -1 {
                     state.next_offset
                 } else {
@@ -42,50 +63,40 @@ impl Log {
                 if target <= state.log_start {
                     return Ok(state.log_start);
                 }
-                let infos = self
-                    .batch_infos(&tx, tid, partition, RETENTION_BATCH)
-                    .await?;
+                let infos = partition::batch_infos(&tx, p, RETENTION_BATCH).await?;
                 let doomed: Vec<BatchInfo> = infos
                     .into_iter()
                     .take_while(|b| b.last_offset < target)
                     .collect();
-                drop_batches(&tx, tid, partition, &doomed, &mut state);
+                drop_batches(&tx, p, &doomed, &mut state);
                 state.log_start = target;
-                tx.set(&keys::partition_state(tid, partition), &state.encode());
+                partition::write_state(&tx, p, &state);
                 Ok(target)
             })
-            .await
-            .inspect(|start| self.cache.truncated((tid, partition), *start))
+            .await?;
+        self.tails.truncated(p, start);
+        Ok(start)
     }
 
     /// Apply time and size retention to one partition; returns how many batches were deleted.
-    pub async fn enforce_retention(
-        &self,
-        topic: &TopicMeta,
-        partition: i32,
-        now: i64,
-    ) -> LogResult<usize> {
+    pub async fn enforce(&self, topic: &TopicMeta, partition: i32, now: i64) -> LogResult<usize> {
+        let Some(p) = topic.partition(partition) else {
+            return Err(LogError::UnknownPartition);
+        };
         let cfg = EffectiveConfig::new(&topic.configs);
         let (retention_ms, retention_bytes) = (cfg.retention_ms(), cfg.retention_bytes());
         if !cfg.deletes() || (retention_ms < 0 && retention_bytes < 0) {
             return Ok(0);
         }
-        let tid = topic.id;
         let mut total = 0;
         loop {
-            let deleted = self
+            let (deleted, start) = self
                 .db
                 .run(|tx, _| async move {
-                    let Some(v) = tx
-                        .get(&keys::partition_state(tid, partition), false)
-                        .await?
-                    else {
+                    let Some(mut state) = partition::read_stored_state(&tx, p, false).await? else {
                         return Ok::<_, LogError>((0, 0));
                     };
-                    let mut state = PartitionState::decode(&v)?;
-                    let infos = self
-                        .batch_infos(&tx, tid, partition, RETENTION_BATCH)
-                        .await?;
+                    let infos = partition::batch_infos(&tx, p, RETENTION_BATCH).await?;
                     let mut remaining = state.bytes;
                     let mut doomed = Vec::new();
                     for b in infos {
@@ -102,17 +113,14 @@ impl Log {
                         return Ok((0, state.log_start));
                     }
                     let n = doomed.len();
-                    drop_batches(&tx, tid, partition, &doomed, &mut state);
-                    tx.set(&keys::partition_state(tid, partition), &state.encode());
+                    drop_batches(&tx, p, &doomed, &mut state);
+                    partition::write_state(&tx, p, &state);
                     Ok((n, state.log_start))
                 })
-                .await
-                .map(|(n, start)| {
-                    if n > 0 {
-                        self.cache.truncated((tid, partition), start);
-                    }
-                    n
-                })?;
+                .await?;
+            if deleted > 0 {
+                self.tails.truncated(p, start);
+            }
             total += deleted;
             if deleted < RETENTION_BATCH {
                 return Ok(total);
@@ -120,16 +128,16 @@ impl Log {
         }
     }
 
-    /// One pass of retention over every topic.
-    pub async fn retention_pass(&self) -> LogResult<usize> {
+    /// One pass of retention over every topic; returns how many batches were deleted.
+    pub async fn pass(&self) -> LogResult<usize> {
         let now = now_ms();
         let mut after: Option<String> = None;
         let mut deleted = 0;
         loop {
-            let page = self.list_topics(after.as_deref(), TOPIC_PAGE).await?;
+            let page = self.topics.list(after.as_deref(), TOPIC_PAGE).await?;
             for topic in &page {
                 for p in 0..topic.partitions {
-                    deleted += self.enforce_retention(topic, p, now).await?;
+                    deleted += self.enforce(topic, p, now).await?;
                 }
             }
             match page.last() {
@@ -138,53 +146,27 @@ impl Log {
             }
         }
     }
-
-    /// Run retention every `retention_check_interval` until the task is dropped.
-    pub async fn run_retention(self: Arc<Self>) {
-        let every = self.config.retention_check_interval;
-        crate::run_every(
-            every,
-            Some("retention deleted batches"),
-            "retention pass failed",
-            || self.retention_pass(),
-        )
-        .await
-    }
 }
 
 /// Delete leading batches `doomed` (in offset order) and advance `state`.
 fn drop_batches(
-    tx: &kfdb_kv::Transaction,
-    tid: i64,
-    partition: i32,
+    tx: &Transaction,
+    p: PartitionId,
     doomed: &[BatchInfo],
     state: &mut PartitionState,
 ) {
     let Some(last) = doomed.last() else { return };
-    let (log_begin, _) = keys::log_space(tid, partition).range();
-    tx.clear_range(
-        &log_begin,
-        &keys::log_from(tid, partition, last.last_offset + 1),
-    );
-    let (idx_begin, _) = keys::batch_index_space(tid, partition).range();
-    tx.clear_range(
-        &idx_begin,
-        &keys::batch_index(tid, partition, last.last_offset + 1),
-    );
+    let end = last.last_offset + 1;
+    let (log_begin, _) = keys::log_range(p);
+    tx.clear_range(&log_begin, &keys::log_from(p, end));
+    let (idx_begin, _) = keys::batch_index_range(p);
+    tx.clear_range(&idx_begin, &keys::batch_index(p, end));
     // Aborted transactions whose marker left the log no longer matter to any fetch.
-    let (aborted_begin, _) = keys::aborted_txns(tid, partition).range();
-    tx.clear_range(
-        &aborted_begin,
-        &keys::aborted_txn(tid, partition, last.last_offset + 1),
-    );
+    let (aborted_begin, _) = keys::aborted_txns(p);
+    tx.clear_range(&aborted_begin, &keys::aborted_txn(p, end));
     for b in doomed {
-        tx.clear(&keys::time_index(
-            tid,
-            partition,
-            b.max_timestamp,
-            b.last_offset,
-        ));
+        tx.clear(&keys::time_index(p, b.max_timestamp, b.last_offset));
         state.bytes -= b.size;
     }
-    state.log_start = state.log_start.max(last.last_offset + 1);
+    state.log_start = state.log_start.max(end);
 }

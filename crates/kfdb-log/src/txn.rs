@@ -1,31 +1,40 @@
-//! The transaction coordinator's state: one `TxnState` per transactional id, the partitions and
-//! groups of its open transaction, its pending transactional offsets, and the operations Kafka's
+//! The transaction coordinator: one `TxnState` per transactional id, the partitions and groups of
+//! its open transaction, its pending transactional offsets, and the operations Kafka's
 //! transaction APIs perform on them, each one store transaction.
 //!
-//! Ending a transaction writes a commit or abort marker into every partition of it, moves (commit)
-//! or drops (abort) its pending offsets, and records the outcome, all in **one** store transaction
-//! when the transaction spans at most `markers_per_txn` partitions (default `MARKERS_PER_TXN`): its outputs and its consumed
-//! offsets become visible together or not at all. Bigger transactions first record the decision
-//! (`PrepareCommit`/`PrepareAbort`, durable), then write markers in chunks, then complete; a crash in
-//! between is finished by the next InitProducerId for that id or by the timeout sweeper.
+//! Ending a transaction writes a commit or abort marker into every partition of it (`markers.rs`),
+//! moves (commit) or drops (abort) its pending offsets, and records the outcome, all in **one**
+//! store transaction when the transaction spans at most `markers_per_txn` partitions (default
+//! `MARKERS_PER_TXN`): its outputs and its consumed offsets become visible together or not at all.
+//! Bigger transactions first record the decision (`PrepareCommit`/`PrepareAbort`, durable), then
+//! write markers in chunks, then complete; a crash in between is finished by the next
+//! InitProducerId for that id or by the timeout sweep.
 //!
 //! Fencing: InitProducerId for a transactional id bumps its epoch. An open transaction of the old
 //! epoch is aborted first, with markers carrying the new epoch, so the old producer's late batches
 //! are refused in every partition it wrote to. Transactions older than their timeout are aborted
-//! the same way by [`Log::run_txn_expiry`].
+//! the same way by [`TxnCoordinator::abort_expired`]; ids idle longer than
+//! `transactional.id.expiration.ms` with no transaction open are deleted by
+//! [`TxnCoordinator::expire_ids`].
 //!
-//! Ids idle longer than `transactional.id.expiration.ms` with no transaction open are deleted by
-//! [`Log::run_txn_id_expiry`].
+//! After `commit_unknown_result`, every step that is not idempotent recognises the state its own
+//! earlier attempt wrote (a created id by its producer id, a bump or an end by the exact state it
+//! wrote), so a retried request does not bump an epoch twice or report a landed end as a race.
 
+use crate::catalog::TopicCatalog;
+use crate::clock::now_ms;
 use crate::error::{LogError, LogResult};
-use crate::groups::CommittedOffset;
-use crate::markers::{Marker, write_marker};
-use crate::values::TopicMeta;
+use crate::groups::claim_group;
+use crate::ids::PartitionId;
+use crate::keys;
+use crate::markers::{Landed, Marker, write_marker};
+use crate::producers::ProducerStates;
+use crate::tails::Tails;
+use crate::values::{self, CommittedOffset, TopicMeta, TxnPartition, TxnState, TxnStatus};
 use crate::walk::walk_pages;
-use crate::{Log, keys, now_ms};
+use crate::writer::PartitionWriters;
 use futures::future::try_join_all;
-use kfdb_kv::tuple::{pack, unpack};
-use kfdb_kv::{RangeOption, Transaction};
+use kfdb_kv::{Database, RangeOption, Transaction};
 use std::sync::Arc;
 
 /// Partitions whose markers are written in one store transaction (each costs a few hundred bytes
@@ -35,166 +44,42 @@ pub const MARKERS_PER_TXN: usize = 500;
 const EXPIRED_PER_ROUND: usize = 100;
 /// Transactional ids read per store transaction by ListTransactions.
 const LIST_PAGE: usize = 1_000;
-const V1: i64 = 1;
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> LogError {
-    LogError::Corrupt(format!("{what}: {e}"))
-}
-
-/// Where a transactional id's transaction stands (Kafka's coordinator states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxnStatus {
-    /// No transaction open.
-    Empty,
-    /// Partitions or offsets were added.
-    Ongoing,
-    /// Commit decided, markers being written.
-    PrepareCommit,
-    /// Abort decided, markers being written.
-    PrepareAbort,
-    /// Last transaction committed.
-    CompleteCommit,
-    /// Last transaction aborted.
-    CompleteAbort,
-}
-
-impl TxnStatus {
-    const ALL: [TxnStatus; 6] = [
-        TxnStatus::Empty,
-        TxnStatus::Ongoing,
-        TxnStatus::PrepareCommit,
-        TxnStatus::PrepareAbort,
-        TxnStatus::CompleteCommit,
-        TxnStatus::CompleteAbort,
-    ];
-
-    /// Kafka's name for the state (DescribeTransactions, ListTransactions filters).
-    pub fn name(self) -> &'static str {
-        match self {
-            TxnStatus::Empty => "Empty",
-            TxnStatus::Ongoing => "Ongoing",
-            TxnStatus::PrepareCommit => "PrepareCommit",
-            TxnStatus::PrepareAbort => "PrepareAbort",
-            TxnStatus::CompleteCommit => "CompleteCommit",
-            TxnStatus::CompleteAbort => "CompleteAbort",
-        }
-    }
-
-    /// The state named `name`, if Kafka has one by that name that kfdb uses.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    fn code(self) -> i64 {
-        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) as i64
-    }
-
-    fn from_code(c: i64) -> LogResult<Self> {
-        usize::try_from(c)
-            .ok()
-            .and_then(|i| Self::ALL.get(i).copied())
-            .ok_or_else(|| corrupt("transaction state", format!("status {c}")))
-    }
-
-    fn prepared(self) -> bool {
-        matches!(self, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
-    }
-}
-
-/// A transactional id's coordinator state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnState {
-    /// The producer id serving this transactional id.
-    pub producer_id: i64,
-    /// Its current epoch.
-    pub producer_epoch: i16,
-    /// `transaction.timeout.ms` the producer asked for.
-    pub timeout_ms: i32,
-    /// Where the transaction stands.
-    pub status: TxnStatus,
-    /// When the open transaction started (ms), -1 when none is open.
-    pub start_ms: i64,
-    /// Last change (ms).
-    pub last_ms: i64,
-    /// The producer id and epoch an InitProducerId bumped from (KIP-360), so that a retry of that
-    /// call gets the same answer; -1 when the last bump was not asked for by the producer itself.
-    pub prev_producer_id: i64,
-    /// See `prev_producer_id`.
-    pub prev_epoch: i16,
-}
-
-type StateTupleV1 = (i64, i64, i64, i64, i64, i64, i64);
-type StateTuple = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
-const V2: i64 = 2;
-
-impl TxnState {
-    fn encode(&self) -> Vec<u8> {
-        let t: StateTuple = (
-            V2,
-            self.producer_id,
-            i64::from(self.producer_epoch),
-            i64::from(self.timeout_ms),
-            self.status.code(),
-            self.start_ms,
-            self.last_ms,
-            self.prev_producer_id,
-            i64::from(self.prev_epoch),
-        );
-        pack(&t)
-    }
-
-    /// Decodes format 2 and format 1 (without the previous producer id and epoch).
-    fn decode(b: &[u8]) -> LogResult<Self> {
-        let t: StateTuple = match unpack::<StateTuple>(b) {
-            Ok(t) => t,
-            Err(e) => {
-                let (v, a, b1, c, d, e1, f): StateTupleV1 =
-                    unpack(b).map_err(|_| corrupt("transaction state", e))?;
-                if v != V1 {
-                    return Err(corrupt("transaction state", format!("format version {v}")));
-                }
-                (V2, a, b1, c, d, e1, f, -1, -1)
-            }
-        };
-        let (v, producer_id, epoch, timeout, status, start_ms, last_ms, prev_pid, prev_epoch) = t;
-        if v != V2 {
-            return Err(corrupt("transaction state", format!("format version {v}")));
-        }
-        Ok(Self {
-            producer_id,
-            producer_epoch: epoch as i16,
-            timeout_ms: timeout as i32,
-            status: TxnStatus::from_code(status)?,
-            start_ms,
-            last_ms,
-            prev_producer_id: prev_pid,
-            prev_epoch: prev_epoch as i16,
-        })
-    }
-
-    fn check_producer(&self, producer_id: i64, epoch: i16) -> LogResult<()> {
-        if self.producer_id != producer_id {
-            return Err(LogError::InvalidProducerIdMapping);
-        }
-        if self.producer_epoch != epoch {
-            return Err(LogError::ProducerFenced);
-        }
-        Ok(())
-    }
-
-    fn deadline_key(&self, id: &str) -> Option<Vec<u8>> {
-        (self.start_ms >= 0)
-            .then(|| keys::txn_deadline(self.start_ms + i64::from(self.timeout_ms), id))
-    }
-}
 
 /// What a producer adds to its transaction.
 #[derive(Debug, Clone, Copy)]
 pub enum TxnAddition<'a> {
-    /// Partitions it will produce to (topic id, partition).
-    Partitions(&'a [(i64, i32)]),
+    /// Partitions it will produce to.
+    Partitions(&'a [PartitionId]),
     /// A group whose offsets it will commit (AddOffsetsToTxn).
     Group(&'a str),
+}
+
+/// Settings of the coordinator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnSettings {
+    /// The node id this broker writes markers as.
+    pub node: i32,
+    /// `transaction.max.timeout.ms`.
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`.
+    pub id_expiration_ms: i64,
+    /// Partitions whose markers share one store transaction.
+    pub markers_per_txn: usize,
+}
+
+fn check_producer(state: &TxnState, producer_id: i64, epoch: i16) -> LogResult<()> {
+    if state.producer_id != producer_id {
+        return Err(LogError::InvalidProducerIdMapping);
+    }
+    if state.producer_epoch != epoch {
+        return Err(LogError::ProducerFenced);
+    }
+    Ok(())
+}
+
+fn deadline_key(state: &TxnState, id: &str) -> Option<Vec<u8>> {
+    (state.start_ms >= 0)
+        .then(|| keys::txn_deadline(state.start_ms + i64::from(state.timeout_ms), id))
 }
 
 async fn read_state(tx: &Transaction, id: &str, snapshot: bool) -> LogResult<Option<TxnState>> {
@@ -215,68 +100,16 @@ async fn read_for_producer(
     let state = read_state(tx, id, snapshot)
         .await?
         .ok_or(LogError::InvalidProducerIdMapping)?;
-    state.check_producer(producer_id, epoch)?;
+    check_producer(&state, producer_id, epoch)?;
     Ok(state)
 }
 
-async fn read_parts(tx: &Transaction, id: &str, snapshot: bool) -> LogResult<Vec<(i64, i32)>> {
-    let space = keys::txn_partitions(id);
-    let (b, e) = space.range();
+async fn read_parts(tx: &Transaction, id: &str, snapshot: bool) -> LogResult<Vec<PartitionId>> {
+    let (b, e) = keys::txn_partitions(id);
     let rows = tx.get_range_all(RangeOption::new(b, e), snapshot).await?;
     rows.iter()
-        .map(|kv| {
-            space
-                .unpack::<(i64, i32)>(&kv.key)
-                .map_err(|e| corrupt("transaction partition", e))
-        })
+        .map(|kv| keys::parse_txn_partition(id, &kv.key))
         .collect()
-}
-
-/// For a transactional batch opening `producer_id`'s transaction in a partition: the coordinator
-/// must have added the partition to that producer's transaction, at this epoch.
-pub(crate) async fn check_in_transaction(
-    tx: &Transaction,
-    producer_id: i64,
-    epoch: i16,
-    tid: i64,
-    partition: i32,
-) -> LogResult<()> {
-    let not_added = || {
-        LogError::InvalidTxnState(format!(
-            "partition {partition} was not added to producer {producer_id}'s transaction"
-        ))
-    };
-    let Some(id) = tx.get(&keys::txn_pid(producer_id), true).await? else {
-        return Err(LogError::InvalidTxnState(format!(
-            "producer {producer_id} has no transactional id"
-        )));
-    };
-    let id = String::from_utf8_lossy(&id).into_owned();
-    let Some(v) = tx
-        .get(&keys::txn_partition(&id, tid, partition), false)
-        .await?
-    else {
-        return Err(not_added());
-    };
-    let (pid, added_epoch): (i64, i64) =
-        unpack(&v).map_err(|e| corrupt("transaction partition", e))?;
-    if pid != producer_id {
-        return Err(not_added());
-    }
-    match i64::from(epoch).cmp(&added_epoch) {
-        std::cmp::Ordering::Less => Err(LogError::InvalidProducerEpoch),
-        std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Greater => Err(not_added()),
-    }
-}
-
-impl Log {
-    /// The stored state of a transactional id (a snapshot read in its own transaction).
-    async fn stored_txn_state(&self, id: &str) -> LogResult<Option<TxnState>> {
-        self.db
-            .run(|tx, _| async move { read_state(&tx, id, true).await })
-            .await
-    }
 }
 
 /// Why a round of an operation has to start over: the state changed under it.
@@ -284,43 +117,108 @@ fn raced() -> LogError {
     LogError::ConcurrentTransactions
 }
 
-impl Log {
+/// Turn a raced round into "try again" for the caller's loop.
+fn retry(e: LogError) -> LogResult<()> {
+    match e {
+        LogError::ConcurrentTransactions => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Move the transaction's pending offsets into their groups (commit) or drop them (abort).
+async fn settle_offsets(tx: &Transaction, id: &str, commit: bool, node: i32) -> LogResult<()> {
+    let (b, e) = keys::txn_offsets(id);
+    let rows = tx.get_range_all(RangeOption::new(b, e), false).await?;
+    let mut claimed: Vec<String> = Vec::new();
+    for kv in rows.iter() {
+        let (group, p) = keys::parse_txn_offset(id, &kv.key)?;
+        tx.clear(&keys::group_pending(&group, p, id));
+        if commit {
+            if !claimed.contains(&group) {
+                claim_group(tx, &group, node).await?;
+                tx.set(&keys::group_index(&group), b"");
+                claimed.push(group.clone());
+            }
+            tx.set(&keys::group_offset(&group, p), &kv.value);
+        }
+    }
+    Ok(())
+}
+
+/// See the module documentation.
+pub struct TxnCoordinator {
+    db: Database,
+    settings: TxnSettings,
+    topics: Arc<TopicCatalog>,
+    writers: Arc<PartitionWriters>,
+    producers: Arc<ProducerStates>,
+    tails: Arc<Tails>,
+}
+
+impl TxnCoordinator {
+    pub(crate) fn new(
+        db: Database,
+        settings: TxnSettings,
+        topics: Arc<TopicCatalog>,
+        writers: Arc<PartitionWriters>,
+        producers: Arc<ProducerStates>,
+        tails: Arc<Tails>,
+    ) -> Self {
+        Self {
+            db,
+            settings,
+            topics,
+            writers,
+            producers,
+            tails,
+        }
+    }
+
+    /// The stored state of a transactional id (a snapshot read in its own transaction).
+    async fn stored_state(&self, id: &str) -> LogResult<Option<TxnState>> {
+        self.db
+            .run(|tx, _| async move { read_state(&tx, id, true).await })
+            .await
+    }
+
     /// InitProducerId for a transactional id: a producer id and a new epoch, fencing every older
     /// producer of that id (an open transaction of theirs is aborted first). `expected` is the
     /// producer id and epoch the client believes current (KIP-360), if it sent one.
-    pub async fn init_transactional_producer(
-        self: &Arc<Self>,
+    pub async fn init_producer(
+        &self,
         id: &str,
         timeout_ms: i32,
         mut expected: Option<(i64, i16)>,
     ) -> LogResult<(i64, i16)> {
         // The producer's own (id, epoch) once checked: recorded with the bump for its retries.
         let mut bumped_from: Option<(i64, i16)> = None;
-        if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
+        if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
             return Err(LogError::InvalidTransactionTimeout(timeout_ms));
         }
         for _ in 0..8 {
-            let current = self.stored_txn_state(id).await?;
+            let current = self.stored_state(id).await?;
             let Some(seen) = current else {
-                let pid = self.allocate_producer_id().await?;
+                let pid = self.producers.allocate_id().await?;
+                let state = TxnState {
+                    producer_id: pid,
+                    producer_epoch: 0,
+                    timeout_ms,
+                    status: TxnStatus::Empty,
+                    start_ms: -1,
+                    last_ms: now_ms(),
+                    prev_producer_id: -1,
+                    prev_epoch: -1,
+                };
+                let state = &state;
                 let created = self
                     .db
-                    .run(|tx, _| async move {
-                        if read_state(&tx, id, false).await?.is_some() {
-                            return Ok::<_, LogError>(false);
+                    .run(|tx, maybe_committed| async move {
+                        if let Some(now) = read_state(&tx, id, false).await? {
+                            // Ours if an earlier attempt of this very write landed.
+                            return Ok::<_, LogError>(maybe_committed.0 && now == *state);
                         }
-                        let state = TxnState {
-                            producer_id: pid,
-                            producer_epoch: 0,
-                            timeout_ms,
-                            status: TxnStatus::Empty,
-                            start_ms: -1,
-                            last_ms: now_ms(),
-                            prev_producer_id: -1,
-                            prev_epoch: -1,
-                        };
                         tx.set(&keys::txn_state(id), &state.encode());
-                        tx.set(&keys::txn_pid(pid), id.as_bytes());
+                        tx.set(&keys::txn_pid(pid), &values::encode_transactional_id(id));
                         Ok(true)
                     })
                     .await?;
@@ -354,33 +252,37 @@ impl Log {
                 _ => {}
             }
             let (pid, epoch) = if seen.producer_epoch >= i16::MAX - 1 {
-                (self.allocate_producer_id().await?, 0)
+                (self.producers.allocate_id().await?, 0)
             } else {
                 (seen.producer_id, seen.producer_epoch + 1)
             };
-            let seen = &seen;
+            let (prev_producer_id, prev_epoch) = bumped_from.unwrap_or((-1, -1));
+            let bumped_state = TxnState {
+                producer_id: pid,
+                producer_epoch: epoch,
+                timeout_ms,
+                status: TxnStatus::Empty,
+                start_ms: -1,
+                last_ms: now_ms(),
+                prev_producer_id,
+                prev_epoch,
+            };
+            let (seen, bumped_ref) = (&seen, &bumped_state);
             let bumped = self
                 .db
-                .run(|tx, _| async move {
-                    if read_state(&tx, id, false).await?.as_ref() != Some(seen) {
-                        return Ok::<_, LogError>(false);
+                .run(|tx, maybe_committed| async move {
+                    let now = read_state(&tx, id, false).await?;
+                    if maybe_committed.0 && now.as_ref() == Some(bumped_ref) {
+                        return Ok::<_, LogError>(true);
+                    }
+                    if now.as_ref() != Some(seen) {
+                        return Ok(false);
                     }
                     if pid != seen.producer_id {
                         tx.clear(&keys::txn_pid(seen.producer_id));
-                        tx.set(&keys::txn_pid(pid), id.as_bytes());
+                        tx.set(&keys::txn_pid(pid), &values::encode_transactional_id(id));
                     }
-                    let (prev_producer_id, prev_epoch) = bumped_from.unwrap_or((-1, -1));
-                    let state = TxnState {
-                        producer_id: pid,
-                        producer_epoch: epoch,
-                        timeout_ms,
-                        status: TxnStatus::Empty,
-                        start_ms: -1,
-                        last_ms: now_ms(),
-                        prev_producer_id,
-                        prev_epoch,
-                    };
-                    tx.set(&keys::txn_state(id), &state.encode());
+                    tx.set(&keys::txn_state(id), &bumped_ref.encode());
                     Ok(true)
                 })
                 .await?;
@@ -392,8 +294,8 @@ impl Log {
     }
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: add to the producer's transaction, opening one if
-    /// none is open.
-    pub async fn add_to_transaction(
+    /// none is open. Idempotent.
+    pub async fn add(
         &self,
         id: &str,
         producer_id: i64,
@@ -408,9 +310,9 @@ impl Log {
                 }
                 match addition {
                     TxnAddition::Partitions(parts) => {
-                        let value = pack(&(producer_id, i64::from(epoch)));
-                        for (tid, p) in parts {
-                            tx.set(&keys::txn_partition(id, *tid, *p), &value);
+                        let value = TxnPartition { producer_id, epoch }.encode();
+                        for p in parts {
+                            tx.set(&keys::txn_partition(id, *p), &value);
                         }
                     }
                     TxnAddition::Group(group) => tx.set(&keys::txn_group(id, group), b""),
@@ -423,7 +325,7 @@ impl Log {
                         last_ms: now,
                         ..state
                     };
-                    if let Some(k) = open.deadline_key(id) {
+                    if let Some(k) = deadline_key(&open, id) {
                         tx.set(&k, b"");
                     }
                     tx.set(&keys::txn_state(id), &open.encode());
@@ -435,20 +337,22 @@ impl Log {
 
     /// AddPartitionsToTxn with `verify_only` (v4+): whether each partition is in the producer's
     /// open transaction.
-    pub async fn partitions_in_transaction(
+    pub async fn contains(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
-        parts: &[(i64, i32)],
+        parts: &[PartitionId],
     ) -> LogResult<Vec<bool>> {
         self.db
             .run(|tx, _| async move {
                 read_for_producer(&tx, id, producer_id, epoch, true).await?;
                 let tx = &tx;
-                let found = try_join_all(parts.iter().map(|(tid, p)| async move {
-                    tx.get(&keys::txn_partition(id, *tid, *p), true).await
-                }))
+                let found = try_join_all(
+                    parts
+                        .iter()
+                        .map(|p| async move { tx.get(&keys::txn_partition(id, *p), true).await }),
+                )
                 .await?;
                 Ok(found.into_iter().map(|v| v.is_some()).collect())
             })
@@ -457,13 +361,14 @@ impl Log {
 
     /// TxnOffsetCommit: offsets that become the group's committed offsets if the transaction
     /// commits. Until it ends, OffsetFetch with `require_stable` reports them as unstable.
-    pub async fn commit_transactional_offsets(
+    /// Idempotent.
+    pub async fn commit_offsets(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         group: &str,
-        offsets: &[(i64, i32, CommittedOffset)],
+        offsets: &[(PartitionId, CommittedOffset)],
     ) -> LogResult<()> {
         self.db
             .run(|tx, _| async move {
@@ -478,9 +383,9 @@ impl Log {
                     }
                 }
                 tx.set(&keys::txn_group(id, group), b"");
-                for (tid, p, o) in offsets {
-                    tx.set(&keys::txn_offset(id, group, *tid, *p), &o.encode());
-                    tx.set(&keys::group_pending(group, *tid, *p, id), b"");
+                for (p, o) in offsets {
+                    tx.set(&keys::txn_offset(id, group, *p), &o.encode());
+                    tx.set(&keys::group_pending(group, *p, id), b"");
                 }
                 Ok(())
             })
@@ -489,19 +394,13 @@ impl Log {
 
     /// EndTxn: commit or abort the producer's open transaction. Ending one that already ended the
     /// same way is a success (a retried EndTxn); the other way is INVALID_TXN_STATE.
-    pub async fn end_transaction(
-        self: &Arc<Self>,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-    ) -> LogResult<()> {
+    pub async fn end(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> LogResult<()> {
         for _ in 0..8 {
             let state = self
-                .stored_txn_state(id)
+                .stored_state(id)
                 .await?
                 .ok_or(LogError::InvalidProducerIdMapping)?;
-            state.check_producer(producer_id, epoch)?;
+            check_producer(&state, producer_id, epoch)?;
             let done = if commit {
                 TxnStatus::CompleteCommit
             } else {
@@ -535,13 +434,7 @@ impl Log {
     /// End the transaction `seen` (Ongoing, or Prepare* to finish one): markers, offsets, final
     /// state. `fence` aborts with the epoch bumped. `ConcurrentTransactions` when the state
     /// changed since `seen`.
-    async fn finish(
-        self: &Arc<Self>,
-        id: &str,
-        seen: &TxnState,
-        commit: bool,
-        fence: bool,
-    ) -> LogResult<()> {
+    async fn finish(&self, id: &str, seen: &TxnState, commit: bool, fence: bool) -> LogResult<()> {
         let ongoing = seen.status == TxnStatus::Ongoing;
         let marker = Marker {
             producer_id: seen.producer_id,
@@ -557,23 +450,25 @@ impl Log {
             .db
             .run(|tx, _| async move { read_parts(&tx, id, true).await })
             .await?;
-        let mut targets: Vec<(Arc<TopicMeta>, i32)> = Vec::with_capacity(parts.len());
-        for (tid, p) in &parts {
+        let mut targets: Vec<(Arc<TopicMeta>, PartitionId)> = Vec::with_capacity(parts.len());
+        for p in &parts {
             // A deleted topic needs no marker; its key goes with the transaction's.
-            if let Some(t) = self.topic_by_id(*tid).await? {
+            if let Some(t) = self.topics.get_by_tid(p.tid).await? {
                 targets.push((t, *p));
             }
         }
-        targets.sort_by_key(|(t, p)| (t.id, *p));
+        targets.sort_by_key(|(_, p)| *p);
         // Writers are taken in one global order, so two coordinators' ends cannot deadlock.
         let mut grants = Vec::with_capacity(targets.len());
         for (t, p) in &targets {
-            grants.push(self.acquire_writer(t, *p).await);
+            grants.push(self.writers.acquire(t, *p).await);
         }
-        let chunks: Vec<&[(Arc<TopicMeta>, i32)]> = if targets.is_empty() {
+        let chunks: Vec<&[(Arc<TopicMeta>, PartitionId)]> = if targets.is_empty() {
             vec![&[]]
         } else {
-            targets.chunks(self.config.markers_per_txn.max(1)).collect()
+            targets
+                .chunks(self.settings.markers_per_txn.max(1))
+                .collect()
         };
         let mut expect = seen.clone();
         if chunks.len() > 1 && ongoing {
@@ -621,50 +516,63 @@ impl Log {
             last_ms: marker.now,
             ..seen.clone()
         };
-        let node = self.config.node_id;
+        let node = self.settings.node;
         let one_shot = chunks.len() == 1 && ongoing;
         let last_chunk = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
             let (expect, complete, parts) = (&expect, &complete, &parts);
             let landed = self
                 .db
-                .run(|tx, _| async move {
-                    if read_state(&tx, id, false).await?.as_ref() != Some(expect) {
-                        return Ok::<_, LogError>(None);
+                .run(|tx, maybe_committed| async move {
+                    let now = read_state(&tx, id, false).await?;
+                    if now.as_ref() != Some(expect) {
+                        // After commit_unknown_result the end may be ours: it wrote `complete`.
+                        let ours =
+                            maybe_committed.0 && i == last_chunk && now.as_ref() == Some(complete);
+                        return Ok::<_, LogError>(if ours {
+                            Outcome::LandedUnseen
+                        } else {
+                            Outcome::Raced
+                        });
                     }
                     if one_shot && read_parts(&tx, id, false).await? != *parts {
-                        return Ok(None);
+                        return Ok(Outcome::Raced);
                     }
                     let tx = &tx;
-                    let written = try_join_all(chunk.iter().map(|(t, p)| async move {
-                        let key = keys::txn_partition(id, t.id, *p);
+                    let written = try_join_all(chunk.iter().map(|(_, p)| async move {
+                        let key = keys::txn_partition(id, *p);
                         if tx.get(&key, false).await?.is_none() {
                             // Done by an earlier round of a chunked end.
                             return Ok::<_, LogError>(None);
                         }
                         tx.clear(&key);
-                        write_marker(tx, node, t.id, *p, marker).await
+                        write_marker(tx, node, *p, marker).await
                     }))
                     .await?;
                     if i == last_chunk {
                         settle_offsets(tx, id, commit, node).await?;
-                        let (b, e) = keys::txn_space(id).range();
+                        let (b, e) = keys::txn_all(id);
                         tx.clear_range(&b, &e);
-                        if let Some(k) = expect.deadline_key(id) {
+                        if let Some(k) = deadline_key(expect, id) {
                             tx.clear(&k);
                         }
                         tx.set(&keys::txn_state(id), &complete.encode());
                     }
-                    Ok(Some(written.into_iter().flatten().collect::<Vec<_>>()))
+                    Ok(Outcome::Landed(written.into_iter().flatten().collect()))
                 })
                 .await;
             match landed {
-                Ok(Some(l)) => self.markers_landed(l),
+                Ok(Outcome::Landed(l)) => self.landed(l),
+                Ok(Outcome::LandedUnseen) => {
+                    for (_, p) in chunk {
+                        self.tails.unsure(*p, None);
+                    }
+                }
                 other => {
                     // The markers may have landed without this broker knowing (commit_unknown_result,
                     // then a raced or failed retry): the cache must not keep the old offsets.
-                    for (t, p) in chunk {
-                        self.cache.forget((t.id, *p));
+                    for (_, p) in chunk {
+                        self.tails.unsure(*p, None);
                     }
                     return Err(other.err().unwrap_or_else(raced));
                 }
@@ -682,33 +590,34 @@ impl Log {
         Ok(())
     }
 
+    /// Markers committed: feed the hot cache and wake fetches waiting on these partitions.
+    fn landed(&self, landed: Vec<Landed>) {
+        for l in landed {
+            self.tails.appended(l.partition, vec![l.batch], &l.state);
+        }
+    }
+
     /// Abort transactions open longer than their timeout (fencing their producers) and finish
     /// decided ones left half-written. Returns how many were ended.
-    pub async fn abort_expired_transactions(self: &Arc<Self>) -> LogResult<usize> {
+    pub async fn abort_expired(&self) -> LogResult<usize> {
         let now = now_ms();
         let due = self
             .db
             .run(|tx, _| async move {
-                let space = keys::txn_deadlines();
-                let (b, _) = space.range();
-                let end = keys::txn_deadline(now, "");
+                let (b, end) = keys::txn_deadlines_before(now);
                 let rows = tx
                     .get_range(&RangeOption::new(b, end).limit(EXPIRED_PER_ROUND), true)
                     .await?;
                 rows.kvs
                     .iter()
-                    .map(|kv| {
-                        space
-                            .unpack::<(i64, String)>(&kv.key)
-                            .map_err(|e| corrupt("transaction deadline", e))
-                    })
+                    .map(|kv| keys::parse_txn_deadline(&kv.key))
                     .collect::<LogResult<Vec<_>>>()
             })
             .await?;
         let mut ended = 0;
         for (deadline, id) in due {
             let id = id.as_str();
-            let state = self.stored_txn_state(id).await?;
+            let state = self.stored_state(id).await?;
             let result = match state {
                 Some(s)
                     if s.status == TxnStatus::Ongoing
@@ -748,77 +657,49 @@ impl Log {
         Ok(ended)
     }
 
-    /// Sweep for timed-out transactions every `txn_expiry_interval` until the task is dropped.
-    pub async fn run_txn_expiry(self: Arc<Self>) {
-        let every = self.config.txn_expiry_interval;
-        // Each abort is logged by the sweep itself.
-        crate::run_every(every, None, "transaction timeout sweep failed", || {
-            self.abort_expired_transactions()
-        })
-        .await
-    }
-
     /// Delete transactional ids with no transaction open (`Empty`, `CompleteCommit`,
     /// `CompleteAbort`) whose state has not changed for `transactional.id.expiration.ms`, with the
     /// mapping from their producer id. A producer coming back with such an id starts afresh (a new
     /// producer id), as with Kafka. Walks the ids in store transactions of `EXPIRED_PER_ROUND`
     /// rows; returns how many were deleted.
-    pub async fn expire_transactional_ids(&self) -> LogResult<usize> {
-        let expiration = self.config.transactional_id_expiration_ms;
-        let space = keys::txn_states();
-        let (begin, end) = space.range();
-        let deleted = walk_pages(&self.db, begin, end, EXPIRED_PER_ROUND, |tx, rows| {
-            let space = space.clone();
-            async move {
+    pub async fn expire_ids(&self) -> LogResult<usize> {
+        let expiration = self.settings.id_expiration_ms;
+        let (begin, end) = keys::txn_states();
+        let deleted = walk_pages(
+            &self.db,
+            begin,
+            end,
+            EXPIRED_PER_ROUND,
+            |tx, rows| async move {
                 let now = now_ms();
                 let mut n = 0;
                 for kv in &rows {
-                    let id: String = space
-                        .unpack(&kv.key)
-                        .map_err(|e| corrupt("transaction state key", e))?;
-                    // Read again with a conflict: an InitProducerId or AddPartitions racing
-                    // the sweep makes one of them retry.
+                    let id = keys::parse_txn_state(&kv.key)?;
+                    // Read again with a conflict: an InitProducerId or AddPartitions racing the sweep
+                    // makes one of them retry.
                     let Some(state) = read_state(&tx, &id, false).await? else {
                         continue;
                     };
-                    let idle = matches!(
-                        state.status,
-                        TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
-                    ) && now - state.last_ms > expiration;
-                    if idle {
+                    if state.status.idle() && now - state.last_ms > expiration {
                         tx.clear(&kv.key);
                         let pid_key = keys::txn_pid(state.producer_id);
-                        if tx.get(&pid_key, false).await?.as_deref() == Some(id.as_bytes()) {
+                        if let Some(owner) = tx.get(&pid_key, false).await?
+                            && values::decode_transactional_id(&owner) == id
+                        {
                             tx.clear(&pid_key);
                         }
                         n += 1;
                     }
                 }
                 Ok(n)
-            }
-        })
+            },
+        )
         .await?;
         Ok(deleted.into_iter().sum())
     }
 
-    /// Run [`Log::expire_transactional_ids`] every
-    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
-    pub async fn run_txn_id_expiry(self: Arc<Self>) {
-        let every = self.config.txn_id_expiry_interval;
-        crate::run_every(
-            every,
-            Some("expired idle transactional ids"),
-            "transactional id expiry sweep failed",
-            || self.expire_transactional_ids(),
-        )
-        .await
-    }
-
     /// DescribeTransactions: the state and the partitions of the open transaction.
-    pub async fn describe_transaction(
-        &self,
-        id: &str,
-    ) -> LogResult<Option<(TxnState, Vec<(i64, i32)>)>> {
+    pub async fn describe(&self, id: &str) -> LogResult<Option<(TxnState, Vec<PartitionId>)>> {
         self.db
             .run(|tx, _| async move {
                 let Some(state) = read_state(&tx, id, true).await? else {
@@ -830,104 +711,30 @@ impl Log {
     }
 
     /// ListTransactions: every transactional id and its state.
-    pub async fn list_transactions(&self) -> LogResult<Vec<(String, TxnState)>> {
+    pub async fn list(&self) -> LogResult<Vec<(String, TxnState)>> {
         // Page by page: millions of ids would not fit FoundationDB's limits in one transaction.
-        let space = keys::txn_states();
-        let (begin, end) = space.range();
-        let pages = walk_pages(&self.db, begin, end, LIST_PAGE, |_, rows| {
-            let space = space.clone();
-            async move {
-                rows.iter()
-                    .map(|kv| {
-                        let id: String = space
-                            .unpack(&kv.key)
-                            .map_err(|e| corrupt("transaction state key", e))?;
-                        Ok((id, TxnState::decode(&kv.value)?))
-                    })
-                    .collect::<LogResult<Vec<_>>>()
-            }
+        let (begin, end) = keys::txn_states();
+        let pages = walk_pages(&self.db, begin, end, LIST_PAGE, |_, rows| async move {
+            rows.iter()
+                .map(|kv| {
+                    Ok((
+                        keys::parse_txn_state(&kv.key)?,
+                        TxnState::decode(&kv.value)?,
+                    ))
+                })
+                .collect::<LogResult<Vec<_>>>()
         })
         .await?;
         Ok(pages.into_iter().flatten().collect())
     }
-
-    /// Partitions of `group` with transactional offsets not yet committed or aborted.
-    pub async fn unstable_offsets(&self, group: &str) -> LogResult<Vec<(i64, i32)>> {
-        self.db
-            .run(|tx, _| async move {
-                let space = keys::group_pendings(group);
-                let (b, e) = space.range();
-                let rows = tx.get_range_all(RangeOption::new(b, e), true).await?;
-                rows.iter()
-                    .map(|kv| {
-                        space
-                            .unpack::<(i64, i32, String)>(&kv.key)
-                            .map(|(tid, p, _)| (tid, p))
-                            .map_err(|e| corrupt("pending offset", e))
-                    })
-                    .collect()
-            })
-            .await
-    }
 }
 
-/// Turn a raced round into "try again" for the caller's loop.
-fn retry(e: LogError) -> LogResult<()> {
-    match e {
-        LogError::ConcurrentTransactions => Ok(()),
-        other => Err(other),
-    }
-}
-
-/// Move the transaction's pending offsets into their groups (commit) or drop them (abort).
-async fn settle_offsets(tx: &Transaction, id: &str, commit: bool, node: i32) -> LogResult<()> {
-    let space = keys::txn_offsets(id);
-    let (b, e) = space.range();
-    let rows = tx.get_range_all(RangeOption::new(b, e), false).await?;
-    let mut claimed: Vec<String> = Vec::new();
-    for kv in rows.iter() {
-        let (group, tid, p): (String, i64, i32) = space
-            .unpack(&kv.key)
-            .map_err(|e| corrupt("transactional offset", e))?;
-        tx.clear(&keys::group_pending(&group, tid, p, id));
-        if commit {
-            if !claimed.contains(&group) {
-                crate::append::claim_owner(tx, &keys::group_owner(&group), node).await?;
-                tx.set(&keys::group_index(&group), b"");
-                claimed.push(group.clone());
-            }
-            tx.set(&keys::group_offset(&group, tid, p), &kv.value);
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_round_trips_and_names_match_kafka() {
-        let s = TxnState {
-            producer_id: 7,
-            producer_epoch: 3,
-            timeout_ms: 60_000,
-            status: TxnStatus::PrepareAbort,
-            start_ms: 100,
-            last_ms: 200,
-            prev_producer_id: 7,
-            prev_epoch: 2,
-        };
-        assert_eq!(TxnState::decode(&s.encode()).unwrap(), s);
-        for st in TxnStatus::ALL {
-            assert_eq!(TxnStatus::from_name(st.name()), Some(st));
-            assert_eq!(TxnStatus::from_code(st.code()).unwrap(), st);
-        }
-        assert!(TxnStatus::from_code(99).is_err());
-        assert_eq!(s.check_producer(7, 2), Err(LogError::ProducerFenced));
-        assert_eq!(
-            s.check_producer(8, 3),
-            Err(LogError::InvalidProducerIdMapping)
-        );
-    }
+/// What one round of writing markers found.
+enum Outcome {
+    /// Written now: the markers, for the tails.
+    Landed(Vec<Landed>),
+    /// Written by an earlier attempt whose commit was reported unknown.
+    LandedUnseen,
+    /// The state changed under the round.
+    Raced,
 }

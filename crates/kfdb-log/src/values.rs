@@ -1,14 +1,157 @@
-//! Stored values of the data model and their encodings. Every value is a FoundationDB tuple whose
-//! first element is a format version, so formats can evolve without a migration.
+//! Stored values of the data model and their encodings: the only place that encodes or decodes a
+//! value. Every value is a FoundationDB tuple whose first element is its format version (record
+//! chunks: a version byte), so formats can evolve without a migration: a decoder reads every
+//! version ever written. Values that had no version tag before this was the rule (topic ids,
+//! counters, open and aborted transactions, a transaction's partitions, a producer id's
+//! transactional id, the cluster id) are now written with one and still read without.
+//!
+//! Keys whose value is empty (`()` in `keys.rs`) carry nothing but their presence.
 
 use crate::error::{LogError, LogResult};
-use kfdb_kv::tuple::{Uuid, pack, unpack};
+use bytes::Bytes;
+use kfdb_kv::tuple::{TuplePack, TupleUnpack, Uuid, pack, unpack};
+use std::collections::VecDeque;
 
 const V1: i64 = 1;
+const V2: i64 = 2;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> LogError {
-    LogError::Corrupt(format!("{what}: {e}"))
+    LogError::corrupt(what, e)
 }
+
+/// Check a decoded format version.
+fn expect_version(what: &str, got: i64, want: i64) -> LogResult<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(corrupt(what, format!("format version {got}")))
+    }
+}
+
+/// Decode `(V1, value)`, or a value written before versions as the bare `legacy` tuple.
+fn versioned_or_legacy<'de, T>(what: &str, bytes: &'de [u8]) -> LogResult<T>
+where
+    T: TupleUnpack<'de>,
+{
+    match unpack::<(i64, T)>(bytes) {
+        Ok((v, value)) => expect_version(what, v, V1).map(|()| value),
+        Err(e) => unpack::<T>(bytes).map_err(|_| corrupt(what, e)),
+    }
+}
+
+fn versioned<T: TuplePack>(value: T) -> Vec<u8> {
+    pack(&(V1, value))
+}
+
+// ---- small values ----------------------------------------------------------------------------
+
+/// The cluster id value.
+pub(crate) fn encode_cluster_id(id: &str) -> Vec<u8> {
+    versioned(id)
+}
+
+/// The cluster id; before versions it was stored as bare UTF-8.
+pub(crate) fn decode_cluster_id(bytes: &[u8]) -> String {
+    match unpack::<(i64, String)>(bytes) {
+        Ok((V1, id)) => id,
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// A topic's internal id, as the name and uuid index entries hold it.
+pub(crate) fn encode_topic_id(tid: i64) -> Vec<u8> {
+    versioned(tid)
+}
+
+pub(crate) fn decode_topic_id(bytes: &[u8]) -> LogResult<i64> {
+    versioned_or_legacy("topic id", bytes)
+}
+
+/// A counter (the end of the reserved topic-id or producer-id blocks).
+pub(crate) fn encode_counter(n: i64) -> Vec<u8> {
+    versioned(n)
+}
+
+pub(crate) fn decode_counter(what: &str, bytes: &[u8]) -> LogResult<i64> {
+    versioned_or_legacy(what, bytes)
+}
+
+/// The transactional id a producer id belongs to.
+pub(crate) fn encode_transactional_id(id: &str) -> Vec<u8> {
+    versioned(id)
+}
+
+/// A producer id's transactional id; before versions it was stored as bare UTF-8.
+pub(crate) fn decode_transactional_id(bytes: &[u8]) -> String {
+    match unpack::<(i64, String)>(bytes) {
+        Ok((V1, id)) => id,
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The first offset of a producer's open transaction in a partition.
+pub(crate) fn encode_open_txn(first_offset: i64) -> Vec<u8> {
+    versioned(first_offset)
+}
+
+pub(crate) fn decode_open_txn(bytes: &[u8]) -> LogResult<i64> {
+    versioned_or_legacy("open transaction", bytes)
+}
+
+// ---- record batches --------------------------------------------------------------------------
+
+/// First byte of every stored chunk value (format version).
+const CHUNK_FORMAT: u8 = 1;
+
+/// A stored chunk of a record batch.
+pub(crate) fn encode_chunk(chunk: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(chunk.len() + 1);
+    value.push(CHUNK_FORMAT);
+    value.extend_from_slice(chunk);
+    value
+}
+
+/// The batch bytes of a stored chunk.
+pub(crate) fn decode_chunk(value: &[u8]) -> LogResult<&[u8]> {
+    match value.split_first() {
+        Some((&CHUNK_FORMAT, rest)) => Ok(rest),
+        Some((v, _)) => Err(corrupt("record chunk", format!("format {v}"))),
+        None => Err(corrupt("record chunk", "empty")),
+    }
+}
+
+/// What retention and offset lookups need to know about a stored batch, without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// First offset of the batch.
+    pub base_offset: i64,
+    /// Last offset of the batch.
+    pub last_offset: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Size of the batch in bytes.
+    pub size: i64,
+}
+
+impl BatchInfo {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        pack(&(V1, self.base_offset, self.max_timestamp, self.size))
+    }
+
+    pub(crate) fn decode(last_offset: i64, bytes: &[u8]) -> LogResult<Self> {
+        let (v, base_offset, max_timestamp, size): (i64, i64, i64, i64) =
+            unpack(bytes).map_err(|e| corrupt("batch index", e))?;
+        expect_version("batch index", v, V1)?;
+        Ok(Self {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            size,
+        })
+    }
+}
+
+// ---- topics and partitions -------------------------------------------------------------------
 
 /// A topic's identity and settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +191,7 @@ impl TopicMeta {
     pub(crate) fn decode(id: i64, bytes: &[u8]) -> LogResult<Self> {
         let (v, name, uuid, partitions, rf, configs, created_ms): TopicTuple =
             unpack(bytes).map_err(|e| corrupt("topic meta", e))?;
-        if v != V1 {
-            return Err(corrupt("topic meta", format!("format version {v}")));
-        }
+        expect_version("topic meta", v, V1)?;
         let uuid = Uuid::from_slice(&uuid).map_err(|e| corrupt("topic uuid", e))?;
         Ok(Self {
             id,
@@ -69,6 +210,13 @@ impl TopicMeta {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Partition `partition` of this topic, if the topic has it.
+    pub fn partition(&self, partition: i32) -> Option<crate::ids::PartitionId> {
+        (0..self.partitions)
+            .contains(&partition)
+            .then_some(crate::ids::PartitionId::new(self.id, partition))
     }
 }
 
@@ -105,7 +253,6 @@ impl Default for PartitionState {
 
 type StateTupleV1 = (i64, i64, i64, i64, i64, i64);
 type StateTuple = (i64, i64, i64, i64, i64, i64, i64);
-const V2: i64 = 2;
 
 impl PartitionState {
     /// Kafka's last stable offset: below it every transaction is decided (committed or aborted);
@@ -139,15 +286,11 @@ impl PartitionState {
                 Err(e) => {
                     let (v, a, b, c, d, e1): StateTupleV1 =
                         unpack(bytes).map_err(|_| corrupt("partition state", e))?;
-                    if v != V1 {
-                        return Err(corrupt("partition state", format!("format version {v}")));
-                    }
+                    expect_version("partition state", v, V1)?;
                     (V2, a, b, c, d, e1, -1)
                 }
             };
-        if v != V2 {
-            return Err(corrupt("partition state", format!("format version {v}")));
-        }
+        expect_version("partition state", v, V2)?;
         Ok(Self {
             log_start,
             next_offset,
@@ -159,7 +302,8 @@ impl PartitionState {
     }
 }
 
-/// Who appends to a partition: the broker node and its ownership epoch (Kafka's leader epoch).
+/// Who appends to a partition or coordinates a group: the broker node and its ownership epoch
+/// (for a partition, Kafka's leader epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     /// Node id of the owning broker.
@@ -174,11 +318,8 @@ impl Owner {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
-        let (v, node, epoch): (i64, i64, i64) =
-            unpack(bytes).map_err(|e| corrupt("partition owner", e))?;
-        if v != V1 {
-            return Err(corrupt("partition owner", format!("format version {v}")));
-        }
+        let (v, node, epoch): (i64, i64, i64) = unpack(bytes).map_err(|e| corrupt("owner", e))?;
+        expect_version("owner", v, V1)?;
         Ok(Self {
             node: node as i32,
             epoch: epoch as i32,
@@ -186,35 +327,423 @@ impl Owner {
     }
 }
 
-/// What retention and offset lookups need to know about a stored batch, without reading it.
+// ---- idempotent producers and the partition side of transactions ------------------------------
+
+/// A batch already appended: its sequence range and where it landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchInfo {
-    /// First offset of the batch.
+pub struct SeqEntry {
+    /// Sequence of its first record.
+    pub first_seq: i32,
+    /// Sequence of its last record.
+    pub last_seq: i32,
+    /// Offset of its first record.
     pub base_offset: i64,
-    /// Last offset of the batch.
-    pub last_offset: i64,
-    /// Largest timestamp in the batch.
-    pub max_timestamp: i64,
-    /// Size of the batch in bytes.
-    pub size: i64,
 }
 
-impl BatchInfo {
+/// One producer's state in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    /// The producer's epoch in this partition.
+    pub epoch: i16,
+    /// Its last few batches, oldest first (for duplicate detection).
+    pub batches: VecDeque<SeqEntry>,
+    /// Last append (ms), for `producer.id.expiration.ms`.
+    pub last_ms: i64,
+}
+
+type ProducerTuple = (i64, i64, i64, Vec<(i64, i64, i64)>);
+
+impl ProducerState {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        pack(&(V1, self.base_offset, self.max_timestamp, self.size))
+        let t: ProducerTuple = (
+            V1,
+            i64::from(self.epoch),
+            self.last_ms,
+            self.batches
+                .iter()
+                .map(|b| (i64::from(b.first_seq), i64::from(b.last_seq), b.base_offset))
+                .collect(),
+        );
+        pack(&t)
     }
 
-    pub(crate) fn decode(last_offset: i64, bytes: &[u8]) -> LogResult<Self> {
-        let (v, base_offset, max_timestamp, size): (i64, i64, i64, i64) =
-            unpack(bytes).map_err(|e| corrupt("batch index", e))?;
-        if v != V1 {
-            return Err(corrupt("batch index", format!("format version {v}")));
-        }
+    pub(crate) fn decode(b: &[u8]) -> LogResult<Self> {
+        let (v, epoch, last_ms, batches): ProducerTuple =
+            unpack(b).map_err(|e| corrupt("producer state", e))?;
+        expect_version("producer state", v, V1)?;
         Ok(Self {
-            base_offset,
-            last_offset,
-            max_timestamp,
-            size,
+            epoch: epoch as i16,
+            last_ms,
+            batches: batches
+                .into_iter()
+                .map(|(f, l, o)| SeqEntry {
+                    first_seq: f as i32,
+                    last_seq: l as i32,
+                    base_offset: o,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An aborted transaction in a partition's aborted-transaction index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first record in the partition.
+    pub first_offset: i64,
+    /// The partition's last stable offset right after the abort marker: a fetch's scan of the
+    /// index stops at the first entry past what it read.
+    pub last_stable: i64,
+}
+
+impl AbortedTxn {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        pack(&(V1, self.producer_id, self.first_offset, self.last_stable))
+    }
+
+    /// Format 1, or the unversioned `(pid, first, stable)` written before.
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        let (producer_id, first_offset, last_stable): (i64, i64, i64) =
+            match unpack::<(i64, i64, i64, i64)>(bytes) {
+                Ok((v, a, b, c)) => {
+                    expect_version("aborted transaction", v, V1)?;
+                    (a, b, c)
+                }
+                Err(e) => unpack(bytes).map_err(|_| corrupt("aborted transaction", e))?,
+            };
+        Ok(Self {
+            producer_id,
+            first_offset,
+            last_stable,
+        })
+    }
+}
+
+// ---- the transaction coordinator --------------------------------------------------------------
+
+/// Where a transactional id's transaction stands (Kafka's coordinator states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// No transaction open.
+    Empty,
+    /// Partitions or offsets were added.
+    Ongoing,
+    /// Commit decided, markers being written.
+    PrepareCommit,
+    /// Abort decided, markers being written.
+    PrepareAbort,
+    /// Last transaction committed.
+    CompleteCommit,
+    /// Last transaction aborted.
+    CompleteAbort,
+}
+
+impl TxnStatus {
+    const ALL: [TxnStatus; 6] = [
+        TxnStatus::Empty,
+        TxnStatus::Ongoing,
+        TxnStatus::PrepareCommit,
+        TxnStatus::PrepareAbort,
+        TxnStatus::CompleteCommit,
+        TxnStatus::CompleteAbort,
+    ];
+
+    /// Kafka's name for the state (DescribeTransactions, ListTransactions filters).
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnStatus::Empty => "Empty",
+            TxnStatus::Ongoing => "Ongoing",
+            TxnStatus::PrepareCommit => "PrepareCommit",
+            TxnStatus::PrepareAbort => "PrepareAbort",
+            TxnStatus::CompleteCommit => "CompleteCommit",
+            TxnStatus::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    /// The state named `name`, if Kafka has one by that name that kfdb uses.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn code(self) -> i64 {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) as i64
+    }
+
+    fn from_code(c: i64) -> LogResult<Self> {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+            .ok_or_else(|| corrupt("transaction state", format!("status {c}")))
+    }
+
+    /// A decision taken, markers still being written.
+    pub fn prepared(self) -> bool {
+        matches!(self, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
+    }
+
+    /// No transaction open or being ended.
+    pub fn idle(self) -> bool {
+        matches!(
+            self,
+            TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+        )
+    }
+}
+
+/// A transactional id's coordinator state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnState {
+    /// The producer id serving this transactional id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// `transaction.timeout.ms` the producer asked for.
+    pub timeout_ms: i32,
+    /// Where the transaction stands.
+    pub status: TxnStatus,
+    /// When the open transaction started (ms), -1 when none is open.
+    pub start_ms: i64,
+    /// Last change (ms).
+    pub last_ms: i64,
+    /// The producer id and epoch an InitProducerId bumped from (KIP-360), so that a retry of that
+    /// call gets the same answer; -1 when the last bump was not asked for by the producer itself.
+    pub prev_producer_id: i64,
+    /// See `prev_producer_id`.
+    pub prev_epoch: i16,
+}
+
+type TxnTupleV1 = (i64, i64, i64, i64, i64, i64, i64);
+type TxnTuple = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+impl TxnState {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let t: TxnTuple = (
+            V2,
+            self.producer_id,
+            i64::from(self.producer_epoch),
+            i64::from(self.timeout_ms),
+            self.status.code(),
+            self.start_ms,
+            self.last_ms,
+            self.prev_producer_id,
+            i64::from(self.prev_epoch),
+        );
+        pack(&t)
+    }
+
+    /// Decodes format 2 and format 1 (without the previous producer id and epoch).
+    pub(crate) fn decode(b: &[u8]) -> LogResult<Self> {
+        let t: TxnTuple = match unpack::<TxnTuple>(b) {
+            Ok(t) => t,
+            Err(e) => {
+                let (v, a, b1, c, d, e1, f): TxnTupleV1 =
+                    unpack(b).map_err(|_| corrupt("transaction state", e))?;
+                expect_version("transaction state", v, V1)?;
+                (V2, a, b1, c, d, e1, f, -1, -1)
+            }
+        };
+        let (v, producer_id, epoch, timeout, status, start_ms, last_ms, prev_pid, prev_epoch) = t;
+        expect_version("transaction state", v, V2)?;
+        Ok(Self {
+            producer_id,
+            producer_epoch: epoch as i16,
+            timeout_ms: timeout as i32,
+            status: TxnStatus::from_code(status)?,
+            start_ms,
+            last_ms,
+            prev_producer_id: prev_pid,
+            prev_epoch: prev_epoch as i16,
+        })
+    }
+}
+
+/// A partition added to a transactional id's open transaction: by which producer, at which epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TxnPartition {
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
+impl TxnPartition {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        pack(&(V1, self.producer_id, i64::from(self.epoch)))
+    }
+
+    /// Format 1, or the unversioned `(pid, epoch)` written before.
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        let (producer_id, epoch): (i64, i64) = match unpack::<(i64, i64, i64)>(bytes) {
+            Ok((v, pid, epoch)) => {
+                expect_version("transaction partition", v, V1)?;
+                (pid, epoch)
+            }
+            Err(e) => unpack(bytes).map_err(|_| corrupt("transaction partition", e))?,
+        };
+        Ok(Self {
+            producer_id,
+            epoch: epoch as i16,
+        })
+    }
+}
+
+// ---- consumer groups ----------------------------------------------------------------------------
+
+/// A committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, -1 if unknown.
+    pub leader_epoch: i32,
+    /// The client's metadata string.
+    pub metadata: String,
+    /// When it was committed (ms).
+    pub commit_ms: i64,
+}
+
+type OffsetTuple = (i64, i64, i64, String, i64);
+
+impl CommittedOffset {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let t: OffsetTuple = (
+            V1,
+            self.offset,
+            i64::from(self.leader_epoch),
+            self.metadata.clone(),
+            self.commit_ms,
+        );
+        pack(&t)
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> LogResult<Self> {
+        let (v, offset, leader_epoch, metadata, commit_ms): OffsetTuple =
+            unpack(b).map_err(|e| corrupt("committed offset", e))?;
+        expect_version("committed offset", v, V1)?;
+        Ok(Self {
+            offset,
+            leader_epoch: leader_epoch as i32,
+            metadata,
+            commit_ms,
+        })
+    }
+}
+
+/// A group member as persisted after a rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Member id.
+    pub member_id: String,
+    /// Static membership id (`group.instance.id`).
+    pub instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Session timeout (ms).
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout (ms).
+    pub rebalance_timeout_ms: i32,
+    /// The member's metadata for the chosen protocol (its subscription).
+    pub metadata: Bytes,
+    /// The assignment the leader gave it.
+    pub assignment: Bytes,
+}
+
+type MemberTuple = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+impl MemberRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let t: MemberTuple = (
+            V1,
+            self.member_id.clone(),
+            self.instance_id.clone(),
+            self.client_id.clone(),
+            self.client_host.clone(),
+            i64::from(self.session_timeout_ms),
+            i64::from(self.rebalance_timeout_ms),
+            self.metadata.to_vec(),
+            self.assignment.to_vec(),
+        );
+        pack(&t)
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> LogResult<Self> {
+        let (
+            v,
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            session,
+            rebalance,
+            metadata,
+            assignment,
+        ): MemberTuple = unpack(b).map_err(|e| corrupt("group member", e))?;
+        expect_version("group member", v, V1)?;
+        Ok(Self {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms: session as i32,
+            rebalance_timeout_ms: rebalance as i32,
+            metadata: Bytes::from(metadata),
+            assignment: Bytes::from(assignment),
+        })
+    }
+}
+
+/// A group's last stable state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupRecord {
+    /// Generation of the last completed rebalance.
+    pub generation: i32,
+    /// `consumer` for consumer groups (any string for other clients of the protocol).
+    pub protocol_type: Option<String>,
+    /// The chosen assignor (e.g. `range`).
+    pub protocol: Option<String>,
+    /// Leader member id.
+    pub leader: Option<String>,
+    /// Members with their assignments (stored under their own keys).
+    pub members: Vec<MemberRecord>,
+}
+
+type GroupTuple = (i64, i64, Option<String>, Option<String>, Option<String>);
+
+impl GroupRecord {
+    /// The group's own value (its members are stored apart, one key each).
+    pub(crate) fn encode_meta(&self) -> Vec<u8> {
+        let t: GroupTuple = (
+            V1,
+            i64::from(self.generation),
+            self.protocol_type.clone(),
+            self.protocol.clone(),
+            self.leader.clone(),
+        );
+        pack(&t)
+    }
+
+    /// The group's own value, with `members` read from their keys.
+    pub(crate) fn decode_meta(b: &[u8], members: Vec<MemberRecord>) -> LogResult<Self> {
+        let (v, generation, protocol_type, protocol, leader): GroupTuple =
+            unpack(b).map_err(|e| corrupt("group", e))?;
+        expect_version("group", v, V1)?;
+        Ok(Self {
+            generation: generation as i32,
+            protocol_type,
+            protocol,
+            leader,
+            members,
         })
     }
 }
@@ -236,6 +765,8 @@ mod tests {
         };
         assert_eq!(TopicMeta::decode(42, &t.encode()).unwrap(), t);
         assert_eq!(t.config("retention.ms"), Some("1000"));
+        assert_eq!(t.partition(2), Some(crate::ids::PartitionId::new(42, 2)));
+        assert_eq!(t.partition(3), None);
         let s = PartitionState {
             log_start: 3,
             next_offset: 10,
@@ -246,15 +777,6 @@ mod tests {
         };
         assert_eq!(PartitionState::decode(&s.encode()).unwrap(), s);
         assert_eq!(s.last_stable(), 4);
-        let v1 = pack(&(V1, 3i64, 10i64, 77i64, 9i64, 1000i64));
-        assert_eq!(
-            PartitionState::decode(&v1).unwrap(),
-            PartitionState {
-                first_open: -1,
-                ..s
-            },
-            "format 1 still reads, with no open transaction"
-        );
         let o = Owner { node: 1, epoch: 2 };
         assert_eq!(Owner::decode(&o.encode()).unwrap(), o);
         let b = BatchInfo {
@@ -264,11 +786,125 @@ mod tests {
             size: 100,
         };
         assert_eq!(BatchInfo::decode(4, &b.encode()).unwrap(), b);
+        let p = ProducerState {
+            epoch: 3,
+            batches: VecDeque::from([SeqEntry {
+                first_seq: 0,
+                last_seq: 4,
+                base_offset: 10,
+            }]),
+            last_ms: 9,
+        };
+        assert_eq!(ProducerState::decode(&p.encode()).unwrap(), p);
+        let a = AbortedTxn {
+            producer_id: 7,
+            first_offset: 3,
+            last_stable: 12,
+        };
+        assert_eq!(AbortedTxn::decode(&a.encode()).unwrap(), a);
+        let tp = TxnPartition {
+            producer_id: 7,
+            epoch: 2,
+        };
+        assert_eq!(TxnPartition::decode(&tp.encode()).unwrap(), tp);
+        let ts = TxnState {
+            producer_id: 7,
+            producer_epoch: 3,
+            timeout_ms: 60_000,
+            status: TxnStatus::PrepareAbort,
+            start_ms: 100,
+            last_ms: 200,
+            prev_producer_id: 7,
+            prev_epoch: 2,
+        };
+        assert_eq!(TxnState::decode(&ts.encode()).unwrap(), ts);
+        for st in TxnStatus::ALL {
+            assert_eq!(TxnStatus::from_name(st.name()), Some(st));
+            assert_eq!(TxnStatus::from_code(st.code()).unwrap(), st);
+        }
+        assert!(TxnStatus::from_code(99).is_err());
+        let c = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_ms: 1,
+        };
+        assert_eq!(CommittedOffset::decode(&c.encode()).unwrap(), c);
+        let m = MemberRecord {
+            member_id: "m-1".into(),
+            instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 300_000,
+            metadata: Bytes::from_static(b"sub"),
+            assignment: Bytes::from_static(b"asg"),
+        };
+        assert_eq!(MemberRecord::decode(&m.encode()).unwrap(), m);
+        let g = GroupRecord {
+            generation: 4,
+            protocol_type: Some("consumer".into()),
+            protocol: Some("range".into()),
+            leader: Some("m-1".into()),
+            members: vec![m.clone()],
+        };
+        assert_eq!(
+            GroupRecord::decode_meta(&g.encode_meta(), vec![m]).unwrap(),
+            g
+        );
+        assert_eq!(decode_topic_id(&encode_topic_id(9)).unwrap(), 9);
+        assert_eq!(decode_counter("c", &encode_counter(1000)).unwrap(), 1000);
+        assert_eq!(decode_open_txn(&encode_open_txn(17)).unwrap(), 17);
+        assert_eq!(decode_cluster_id(&encode_cluster_id("abc")), "abc");
+        assert_eq!(decode_transactional_id(&encode_transactional_id("t")), "t");
+        assert_eq!(decode_chunk(&encode_chunk(b"xyz")).unwrap(), b"xyz");
+    }
+
+    /// Values written before they carried a version still read (stores of earlier kfdb versions).
+    #[test]
+    fn unversioned_values_of_earlier_stores_still_read() {
+        assert_eq!(decode_topic_id(&pack(&9i64)).unwrap(), 9);
+        assert_eq!(decode_counter("c", &pack(&1000i64)).unwrap(), 1000);
+        assert_eq!(decode_open_txn(&pack(&17i64)).unwrap(), 17);
+        assert_eq!(
+            decode_cluster_id(b"AAAAAAAAAAAAAAAAAAAAAA"),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(decode_transactional_id(b"my-txn"), "my-txn");
+        assert_eq!(
+            AbortedTxn::decode(&pack(&(7i64, 3i64, 12i64))).unwrap(),
+            AbortedTxn {
+                producer_id: 7,
+                first_offset: 3,
+                last_stable: 12
+            }
+        );
+        assert_eq!(
+            TxnPartition::decode(&pack(&(7i64, 2i64))).unwrap(),
+            TxnPartition {
+                producer_id: 7,
+                epoch: 2
+            }
+        );
+        let v1 = pack(&(V1, 3i64, 10i64, 77i64, 9i64, 1000i64));
+        assert_eq!(
+            PartitionState::decode(&v1).unwrap().first_open,
+            -1,
+            "partition state format 1 reads with no open transaction"
+        );
+        let txn_v1 = pack(&(V1, 7i64, 3i64, 60_000i64, 1i64, 100i64, 200i64));
+        assert_eq!(TxnState::decode(&txn_v1).unwrap().prev_producer_id, -1);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(PartitionState::decode(b"\xff\x00garbage").is_err());
         assert!(TopicMeta::decode(1, b"").is_err());
+        assert!(decode_topic_id(b"\x02nope\x00").is_err());
+        assert!(decode_chunk(b"").is_err());
+        assert!(decode_chunk(b"\x09abc").is_err());
+        assert!(AbortedTxn::decode(b"\x15").is_err());
+        // A future format version is reported, not misread.
+        assert!(decode_topic_id(&pack(&(2i64, 9i64))).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use kafka_protocol::records::Compression;
-use kfdb_log::{LogConfig, LogError, NewTopic, TopicId, batch};
+use kfdb_log::{LogConfig, LogError, NewTopic, PartitionId, TopicId, batch};
 use std::collections::BTreeSet;
 
 mod common;
@@ -13,10 +13,10 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_dense_offsets_even_through_conflicts() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path()).await;
+    let (log, db) = open_with_store(dir.path(), LogConfig::default()).await;
     let t = topic(&log, "dense", 2, &[]).await;
     // Every fifth commit conflicts at first: the writer's retry must not skip or repeat offsets.
-    log.db().as_embedded().unwrap().inject_conflicts(10);
+    db.as_embedded().unwrap().inject_conflicts(10);
     let mut tasks = Vec::new();
     for i in 0..40u32 {
         let (log, t) = (log.clone(), t.clone());
@@ -24,6 +24,7 @@ async fn concurrent_appends_get_dense_offsets_even_through_conflicts() {
             let v1 = format!("m{i}-a");
             let v2 = format!("m{i}-b");
             let r = log
+                .writers()
                 .append(
                     &t,
                     (i % 2) as i32,
@@ -57,7 +58,11 @@ async fn concurrent_appends_get_dense_offsets_even_through_conflicts() {
             assert_eq!(all[*base as usize].1, format!("m{i}-a").into_bytes());
             assert_eq!(all[*base as usize + 1].1, format!("m{i}-b").into_bytes());
         }
-        let state = log.partition_state(t.id, p).await.unwrap();
+        let state = log
+            .reader()
+            .partition_state(PartitionId::new(t.id, p))
+            .await
+            .unwrap();
         assert_eq!((state.log_start, state.next_offset), (0, 40));
     }
 }
@@ -70,13 +75,13 @@ async fn big_batches_are_chunked_and_come_back_identical() {
     let big: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
     let raw = records(&[&big, b"small"], &[5, 6], Compression::None);
     let stored = batch::parse_batches(&raw).unwrap();
-    log.append(&t, 0, stored).await.unwrap();
-    let first = log.fetch(&t, 0, 0, 1).await.unwrap();
+    log.writers().append(&t, 0, stored).await.unwrap();
+    let first = log.reader().fetch(&t, 0, 0, 1).await.unwrap();
     assert!(
         first.records.len() > 400_000,
         "the first batch is whole even above max_bytes"
     );
-    let f = log.fetch(&t, 0, 0, 1 << 20).await.unwrap();
+    let f = log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap();
     assert_eq!(
         mask(&f.records),
         mask(&raw),
@@ -95,19 +100,27 @@ async fn restart_keeps_bytes_and_offsets() {
         let t = topic(&log, "durable", 1, &[]).await;
         for i in 0..5 {
             let v = format!("v{i}");
-            log.append(&t, 0, batch_of(&[v.as_bytes()], i))
+            log.writers()
+                .append(&t, 0, batch_of(&[v.as_bytes()], i))
                 .await
                 .unwrap();
         }
-        (t.id, log.fetch(&t, 0, 0, 1 << 20).await.unwrap().records)
+        (
+            t.id,
+            log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap().records,
+        )
     };
     let log = open(dir.path()).await;
-    let t = log.topic("durable").await.unwrap().unwrap();
+    let t = log.topics().get("durable").await.unwrap().unwrap();
     assert_eq!(t.id, tid);
-    let after = log.fetch(&t, 0, 0, 1 << 20).await.unwrap();
+    let after = log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap();
     assert_eq!(after.records, before);
     assert_eq!(after.high_watermark, 5);
-    let r = log.append(&t, 0, batch_of(&[b"next"], 9)).await.unwrap();
+    let r = log
+        .writers()
+        .append(&t, 0, batch_of(&[b"next"], 9))
+        .await
+        .unwrap();
     assert_eq!(r.base_offset, 5);
 }
 
@@ -117,16 +130,21 @@ async fn list_offsets_by_time_and_extremes() {
     let log = open(dir.path()).await;
     let t = topic(&log, "times", 1, &[]).await;
     // Timestamps: batch 0: 100,101  batch 1: 300,301  batch 2: 200 (older than the max so far).
-    log.append(&t, 0, batch_of(&[b"a", b"b"], 100))
+    log.writers()
+        .append(&t, 0, batch_of(&[b"a", b"b"], 100))
         .await
         .unwrap();
-    log.append(&t, 0, batch_of(&[b"c", b"d"], 300))
+    log.writers()
+        .append(&t, 0, batch_of(&[b"c", b"d"], 300))
         .await
         .unwrap();
-    log.append(&t, 0, batch_of(&[b"e"], 200)).await.unwrap();
+    log.writers()
+        .append(&t, 0, batch_of(&[b"e"], 200))
+        .await
+        .unwrap();
     let at = |ts: i64| {
         let (log, t) = (log.clone(), t.clone());
-        async move { log.lookup_offset(&t, 0, ts).await.unwrap() }
+        async move { log.reader().lookup_offset(&t, 0, ts).await.unwrap() }
     };
     assert_eq!(at(-2).await.offset, 0);
     assert_eq!(at(-1).await.offset, 5);
@@ -144,27 +162,36 @@ async fn delete_records_and_retention_advance_the_log_start() {
     let log = open(dir.path()).await;
     let t = topic(&log, "ret", 1, &[("retention.ms", "1000")]).await;
     let now = kfdb_log::now_ms();
-    log.append(&t, 0, batch_of(&[b"old1", b"old2"], now - 10_000))
+    log.writers()
+        .append(&t, 0, batch_of(&[b"old1", b"old2"], now - 10_000))
         .await
         .unwrap();
-    log.append(&t, 0, batch_of(&[b"old3"], now - 9_000))
+    log.writers()
+        .append(&t, 0, batch_of(&[b"old3"], now - 9_000))
         .await
         .unwrap();
-    log.append(&t, 0, batch_of(&[b"new"], now)).await.unwrap();
+    log.writers()
+        .append(&t, 0, batch_of(&[b"new"], now))
+        .await
+        .unwrap();
     // DeleteRecords to the middle of the first batch: log start moves, the batch stays.
-    assert_eq!(log.delete_records(&t, 0, 1).await.unwrap(), 1);
+    assert_eq!(log.retention().delete_records(&t, 0, 1).await.unwrap(), 1);
     assert_eq!(
-        log.fetch(&t, 0, 0, 100).await.unwrap_err(),
+        log.reader().fetch(&t, 0, 0, 100).await.unwrap_err(),
         LogError::OffsetOutOfRange
     );
     assert_eq!(fetch_all(&log, &t, 0, 1).await.first().unwrap().1, b"old2");
     // Retention drops the two old batches whole.
-    assert_eq!(log.retention_pass().await.unwrap(), 2);
-    let state = log.partition_state(t.id, 0).await.unwrap();
+    assert_eq!(log.retention().pass().await.unwrap(), 2);
+    let state = log
+        .reader()
+        .partition_state(PartitionId::new(t.id, 0))
+        .await
+        .unwrap();
     assert_eq!((state.log_start, state.next_offset), (3, 4));
     assert_eq!(fetch_all(&log, &t, 0, 3).await, vec![(3, b"new".to_vec())]);
-    assert!(log.delete_records(&t, 0, 99).await.is_err());
-    assert_eq!(log.delete_records(&t, 0, -1).await.unwrap(), 4);
+    assert!(log.retention().delete_records(&t, 0, 99).await.is_err());
+    assert_eq!(log.retention().delete_records(&t, 0, -1).await.unwrap(), 4);
 }
 
 #[tokio::test]
@@ -180,12 +207,17 @@ async fn size_retention_keeps_at_least_retention_bytes() {
     )
     .await;
     for i in 0..10 {
-        log.append(&t, 0, batch_of(&[&[i as u8; 100]], now))
+        log.writers()
+            .append(&t, 0, batch_of(&[&[i as u8; 100]], now))
             .await
             .unwrap();
     }
-    log.retention_pass().await.unwrap();
-    let state = log.partition_state(t.id, 0).await.unwrap();
+    log.retention().pass().await.unwrap();
+    let state = log
+        .reader()
+        .partition_state(PartitionId::new(t.id, 0))
+        .await
+        .unwrap();
     assert!(state.bytes >= 200, "kept {} bytes", state.bytes);
     assert!(state.log_start > 0 && state.log_start < 10);
     assert_eq!(
@@ -199,9 +231,13 @@ async fn topics_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
     let t = topic(&log, "life", 2, &[]).await;
-    log.append(&t, 1, batch_of(&[b"x"], 1)).await.unwrap();
+    log.writers()
+        .append(&t, 1, batch_of(&[b"x"], 1))
+        .await
+        .unwrap();
     let again = log
-        .create_topics(
+        .topics()
+        .create(
             vec![NewTopic {
                 name: "life".into(),
                 partitions: 1,
@@ -213,31 +249,48 @@ async fn topics_lifecycle() {
         .await;
     assert_eq!(again[0].as_ref().unwrap_err(), &LogError::TopicExists);
     assert!(matches!(
-        log.append(&t, 2, batch_of(&[b"x"], 1)).await,
+        log.writers().append(&t, 2, batch_of(&[b"x"], 1)).await,
         Err(LogError::UnknownPartition)
     ));
-    let grown = log.create_partitions("life", 3, false).await.unwrap();
+    let grown = log
+        .topics()
+        .create_partitions("life", 3, false)
+        .await
+        .unwrap();
     assert_eq!(grown.partitions, 3);
-    log.append(&grown, 2, batch_of(&[b"x"], 1)).await.unwrap();
+    log.writers()
+        .append(&grown, 2, batch_of(&[b"x"], 1))
+        .await
+        .unwrap();
     assert_eq!(
-        log.topic_by_uuid(t.uuid).await.unwrap().unwrap().name,
+        log.topics()
+            .get_by_uuid(t.uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
         "life"
     );
     log.delete_topic(TopicId::Name("life")).await.unwrap();
-    assert!(log.topic("life").await.unwrap().is_none());
+    assert!(log.topics().get("life").await.unwrap().is_none());
     assert!(matches!(
-        log.append(&grown, 0, batch_of(&[b"x"], 1)).await,
+        log.writers().append(&grown, 0, batch_of(&[b"x"], 1)).await,
         Err(LogError::UnknownTopic)
     ));
     let fresh = topic(&log, "life", 1, &[]).await;
     assert_ne!(fresh.id, t.id);
     assert_ne!(fresh.uuid, t.uuid);
     assert_eq!(
-        log.fetch(&fresh, 0, 0, 100).await.unwrap().high_watermark,
+        log.reader()
+            .fetch(&fresh, 0, 0, 100)
+            .await
+            .unwrap()
+            .high_watermark,
         0
     );
     let names: BTreeSet<String> = log
-        .list_topics(None, 10)
+        .topics()
+        .list(None, 10)
         .await
         .unwrap()
         .iter()
@@ -260,28 +313,35 @@ async fn idle_topics_are_not_cached_and_the_cache_is_bounded() {
         })
         .collect();
     assert!(
-        log.create_topics(specs, false)
+        log.topics()
+            .create(specs, false)
             .await
             .iter()
             .all(|r| r.is_ok())
     );
     assert_eq!(
-        log.cached_topics(),
+        log.topics().cached(),
         0,
         "creating topics caches none of them"
     );
     assert_eq!(
-        log.topic("idle-00007").await.unwrap().unwrap().name,
+        log.topics().get("idle-00007").await.unwrap().unwrap().name,
         "idle-00007"
     );
-    assert_eq!(log.cached_topics(), 1, "a topic in use is cached");
+    assert_eq!(log.topics().cached(), 1, "a topic in use is cached");
     for i in 0..n {
-        assert!(log.topic(&format!("idle-{i:05}")).await.unwrap().is_some());
+        assert!(
+            log.topics()
+                .get(&format!("idle-{i:05}"))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
     assert!(
-        log.cached_topics() <= 10_000,
+        log.topics().cached() <= 10_000,
         "bounded: {}",
-        log.cached_topics()
+        log.topics().cached()
     );
 }
 
@@ -292,11 +352,12 @@ async fn bad_input_is_rejected_with_domain_errors() {
     let t = topic(&log, "small", 1, &[("max.message.bytes", "100")]).await;
     let big = batch_of(&[&[0u8; 200]], 1);
     assert!(matches!(
-        log.append(&t, 0, big).await,
+        log.writers().append(&t, 0, big).await,
         Err(LogError::MessageTooLarge(_))
     ));
     let bad = log
-        .create_topics(
+        .topics()
+        .create(
             vec![NewTopic {
                 name: "bad name".into(),
                 partitions: 1,
@@ -308,7 +369,8 @@ async fn bad_input_is_rejected_with_domain_errors() {
         .await;
     assert!(matches!(bad[0], Err(LogError::InvalidTopic(_))));
     let bad_cfg = log
-        .alter_topic_configs(
+        .topics()
+        .alter_configs(
             "small",
             &[kfdb_log::AlterOp::Set("retention.ms".into(), "x".into())],
             false,
@@ -331,10 +393,15 @@ async fn compressed_batches_pass_through_untouched() {
     ] {
         let raw = records(&[b"one", b"two"], &[1, 2], c);
         let r = log
+            .writers()
             .append(&t, 0, batch::parse_batches(&raw).unwrap())
             .await
             .unwrap();
-        let f = log.fetch(&t, 0, r.base_offset, 1 << 20).await.unwrap();
+        let f = log
+            .reader()
+            .fetch(&t, 0, r.base_offset, 1 << 20)
+            .await
+            .unwrap();
         assert_eq!(mask(&f.records), mask(&raw), "{c:?}");
         let recs = decode(f.records);
         assert_eq!(recs[1], (r.base_offset + 1, b"two".to_vec()));
@@ -346,30 +413,46 @@ async fn idempotent_producers_never_duplicate_or_skip() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
     let t = topic(&log, "idem", 1, &[]).await;
-    let pid = log.allocate_producer_id().await.unwrap();
-    let other = log.allocate_producer_id().await.unwrap();
+    let pid = log.producers().allocate_id().await.unwrap();
+    let other = log.producers().allocate_id().await.unwrap();
     assert_ne!(pid, other, "fresh ids");
     let first = log
+        .writers()
         .append(&t, 0, idem(&[b"a", b"b", b"c"], pid, 0, 0))
         .await
         .unwrap();
     assert_eq!(first.base_offset, 0);
     // A retry of the same batch is answered with its original offset and appends nothing.
     let retry = log
+        .writers()
         .append(&t, 0, idem(&[b"a", b"b", b"c"], pid, 0, 0))
         .await
         .unwrap();
     assert_eq!(retry.base_offset, 0);
-    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 3);
-    let next = log.append(&t, 0, idem(&[b"d"], pid, 0, 3)).await.unwrap();
+    assert_eq!(
+        log.reader()
+            .partition_state(PartitionId::new(t.id, 0))
+            .await
+            .unwrap()
+            .next_offset,
+        3
+    );
+    let next = log
+        .writers()
+        .append(&t, 0, idem(&[b"d"], pid, 0, 3))
+        .await
+        .unwrap();
     assert_eq!(next.base_offset, 3);
     assert!(matches!(
-        log.append(&t, 0, idem(&[b"gap"], pid, 0, 9)).await,
+        log.writers()
+            .append(&t, 0, idem(&[b"gap"], pid, 0, 9))
+            .await,
         Err(LogError::OutOfOrderSequence(_))
     ));
     // A producer the partition does not know (new, or expired) may start at any sequence.
     assert_eq!(
-        log.append(&t, 0, idem(&[b"x"], other, 0, 5))
+        log.writers()
+            .append(&t, 0, idem(&[b"x"], other, 0, 5))
             .await
             .unwrap()
             .base_offset,
@@ -377,14 +460,16 @@ async fn idempotent_producers_never_duplicate_or_skip() {
     );
     // A new epoch starts at sequence 0 and fences the old one.
     assert_eq!(
-        log.append(&t, 0, idem(&[b"e"], pid, 1, 0))
+        log.writers()
+            .append(&t, 0, idem(&[b"e"], pid, 1, 0))
             .await
             .unwrap()
             .base_offset,
         5
     );
     assert_eq!(
-        log.append(&t, 0, idem(&[b"late"], pid, 0, 4))
+        log.writers()
+            .append(&t, 0, idem(&[b"late"], pid, 0, 4))
             .await
             .unwrap_err(),
         LogError::InvalidProducerEpoch
@@ -408,30 +493,40 @@ async fn idempotent_producers_never_duplicate_or_skip() {
     // State survives a restart: the retry of the last batch is still recognised.
     drop(log);
     let log = open(dir.path()).await;
-    let t = log.topic("idem").await.unwrap().unwrap();
+    let t = log.topics().get("idem").await.unwrap().unwrap();
     assert_eq!(
-        log.append(&t, 0, idem(&[b"e"], pid, 1, 0))
+        log.writers()
+            .append(&t, 0, idem(&[b"e"], pid, 1, 0))
             .await
             .unwrap()
             .base_offset,
         5
     );
-    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 6);
+    assert_eq!(
+        log.reader()
+            .partition_state(PartitionId::new(t.id, 0))
+            .await
+            .unwrap()
+            .next_offset,
+        6
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_retries_under_conflicts_stay_dense() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path()).await;
+    let (log, db) = open_with_store(dir.path(), LogConfig::default()).await;
     let t = topic(&log, "idem-conflicts", 1, &[]).await;
-    let pid = log.allocate_producer_id().await.unwrap();
-    log.db().as_embedded().unwrap().inject_conflicts(7);
+    let pid = log.producers().allocate_id().await.unwrap();
+    db.as_embedded().unwrap().inject_conflicts(7);
     // Each batch is sent twice concurrently (a client retry racing its original).
     for seq in 0..20 {
         let v = format!("m{seq}");
         let (a, b) = tokio::join!(
-            log.append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
-            log.append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
+            log.writers()
+                .append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
+            log.writers()
+                .append(&t, 0, idem(&[v.as_bytes()], pid, 0, seq)),
         );
         assert_eq!(a.unwrap().base_offset, i64::from(seq));
         assert_eq!(b.unwrap().base_offset, i64::from(seq));
@@ -456,24 +551,26 @@ async fn the_hot_cache_answers_exactly_what_the_store_does() {
     let t = topic(&log, "cached", 2, &[]).await;
     for i in 0..40u8 {
         let v = vec![i; 50 + usize::from(i) * 7];
-        log.append(&t, i32::from(i % 2), batch_of(&[&v, b"x"], i64::from(i)))
+        log.writers()
+            .append(&t, i32::from(i % 2), batch_of(&[&v, b"x"], i64::from(i)))
             .await
             .unwrap();
     }
-    log.delete_records(&t, 1, 10).await.unwrap();
+    log.retention().delete_records(&t, 1, 10).await.unwrap();
     let mut cached = Vec::new();
     for p in 0..2 {
         for offset in [0, 5, 10, 31, 38, 39, 40, 41] {
             for max in [1, 100, 1_000, 100_000] {
                 cached.push(
-                    log.fetch(&t, p, offset, max)
+                    log.reader()
+                        .fetch(&t, p, offset, max)
                         .await
                         .map(|f| (f.records, f.high_watermark, f.log_start_offset)),
                 );
             }
         }
     }
-    let stats = log.cache_stats();
+    let stats = log.tails().cache_stats();
     assert!(
         stats.hits > 0 && stats.misses > 0,
         "both paths exercised: {stats:?}"
@@ -488,13 +585,14 @@ async fn the_hot_cache_answers_exactly_what_the_store_does() {
         },
     )
     .await;
-    let t = uncached.topic("cached").await.unwrap().unwrap();
+    let t = uncached.topics().get("cached").await.unwrap().unwrap();
     let mut stored = Vec::new();
     for p in 0..2 {
         for offset in [0, 5, 10, 31, 38, 39, 40, 41] {
             for max in [1, 100, 1_000, 100_000] {
                 stored.push(
                     uncached
+                        .reader()
                         .fetch(&t, p, offset, max)
                         .await
                         .map(|f| (f.records, f.high_watermark, f.log_start_offset)),
@@ -503,7 +601,7 @@ async fn the_hot_cache_answers_exactly_what_the_store_does() {
         }
     }
     assert_eq!(cached, stored);
-    assert_eq!(uncached.cache_stats().hits, 0);
+    assert_eq!(uncached.tails().cache_stats().hits, 0);
 }
 
 #[tokio::test]
@@ -511,7 +609,7 @@ async fn one_request_may_carry_several_batches_of_one_producer() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
     let t = topic(&log, "multi", 1, &[]).await;
-    let pid = log.allocate_producer_id().await.unwrap();
+    let pid = log.producers().allocate_id().await.unwrap();
     let mut raw = BytesMut::new();
     raw.extend_from_slice(&producer_records(
         &[b"a", b"b"],
@@ -528,22 +626,38 @@ async fn one_request_may_carry_several_batches_of_one_producer() {
     let batches = batch::parse_batches(&raw.freeze()).unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(
-        log.append(&t, 0, batches.clone())
+        log.writers()
+            .append(&t, 0, batches.clone())
             .await
             .unwrap()
             .base_offset,
         0
     );
     // The same request again is a duplicate as a whole.
-    assert_eq!(log.append(&t, 0, batches).await.unwrap().base_offset, 0);
     assert_eq!(
-        log.append(&t, 0, idem(&[b"e"], pid, 0, 4))
+        log.writers()
+            .append(&t, 0, batches)
+            .await
+            .unwrap()
+            .base_offset,
+        0
+    );
+    assert_eq!(
+        log.writers()
+            .append(&t, 0, idem(&[b"e"], pid, 0, 4))
             .await
             .unwrap()
             .base_offset,
         4
     );
-    assert_eq!(log.partition_state(t.id, 0).await.unwrap().next_offset, 5);
+    assert_eq!(
+        log.reader()
+            .partition_state(PartitionId::new(t.id, 0))
+            .await
+            .unwrap()
+            .next_offset,
+        5
+    );
 }
 
 #[tokio::test]
@@ -552,26 +666,33 @@ async fn idle_partitions_keep_no_writer_or_watch_in_memory() {
     let log = open(dir.path()).await;
     let t = topic(&log, "many", 50, &[]).await;
     for p in 0..50 {
-        let rx = log.watch_watermark(t.id, p);
-        log.append(&t, p, batch_of(&[b"v"], 1)).await.unwrap();
+        let rx = log.tails().watch(PartitionId::new(t.id, p));
+        log.writers()
+            .append(&t, p, batch_of(&[b"v"], 1))
+            .await
+            .unwrap();
         drop(rx);
-        log.unwatch_watermark(t.id, p);
+        log.tails().unwatch(PartitionId::new(t.id, p));
     }
-    assert_eq!(log.watched_partitions(), 0);
+    assert_eq!(log.tails().watched(), 0);
     // A writer retires right after answering its last append.
     for _ in 0..1_000 {
-        if log.active_writers() == 0 {
+        if log.writers().active() == 0 {
             break;
         }
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     assert_eq!(
-        log.active_writers(),
+        log.writers().active(),
         0,
         "writers of idle partitions retired"
     );
     // And a partition written again gets a new one that works.
-    let r = log.append(&t, 3, batch_of(&[b"w"], 2)).await.unwrap();
+    let r = log
+        .writers()
+        .append(&t, 3, batch_of(&[b"w"], 2))
+        .await
+        .unwrap();
     assert_eq!(r.base_offset, 1);
 }

@@ -3,6 +3,7 @@
 //! `kfdb serve` runs on the embedded store in `--data-dir` by default; built with `--features fdb`
 //! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
 
+mod alloc;
 mod topic;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -14,9 +15,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Hostile length prefixes must not abort the process (see `kfdb_broker::alloc`).
+/// Hostile length prefixes must not abort the process (see `alloc.rs`).
 #[global_allocator]
-static ALLOC: kfdb_broker::alloc::GuardedAlloc = kfdb_broker::alloc::GuardedAlloc;
+static ALLOC: alloc::GuardedAlloc = alloc::GuardedAlloc;
 
 #[derive(Parser)]
 #[command(
@@ -276,10 +277,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("opening the data model: {e}"))?;
-    let retention = tokio::spawn(log.clone().run_retention());
-    let txn_expiry = tokio::spawn(log.clone().run_txn_expiry());
-    let txn_id_expiry = tokio::spawn(log.clone().run_txn_id_expiry());
-    let producer_expiry = tokio::spawn(log.clone().run_producer_expiry());
+    let sweeps = log.start_sweeps();
     let broker = Broker::new(
         log.clone(),
         BrokerConfig {
@@ -318,17 +316,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(
         listen = %args.listen,
         advertised = %advertised,
-        store = log.db().backend_name(),
+        store = log.store_stats().backend,
         cluster_id = log.cluster_id(),
         "kfdb serving"
     );
     kfdb_broker::serve(listener, broker, shutdown_signal())
         .await
         .map_err(|e| format!("serving: {e}"))?;
-    retention.abort();
-    txn_expiry.abort();
-    txn_id_expiry.abort();
-    producer_expiry.abort();
+    drop(sweeps);
     if let Some(m) = metrics {
         m.abort();
     }
@@ -337,7 +332,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    if let Err(e) = kfdb_broker::alloc::spawn_memory_purger(Duration::from_secs(5)) {
+    if let Err(e) = alloc::spawn_memory_purger(Duration::from_secs(5)) {
         eprintln!("kfdb: could not start the memory purger thread: {e}");
     }
     tracing_subscriber::fmt()

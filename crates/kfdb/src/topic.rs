@@ -77,7 +77,8 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
     match args.command {
         TopicCommand::List { after, limit } => {
             let page = log
-                .list_topics(after.as_deref(), limit.max(1))
+                .topics()
+                .list(after.as_deref(), limit.max(1))
                 .await
                 .map_err(|e| e.to_string())?;
             for t in &page {
@@ -100,7 +101,7 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
                 replication_factor: -1,
                 configs,
             };
-            let created = log.create_topics(vec![spec], false).await.pop();
+            let created = log.topics().create(vec![spec], false).await.pop();
             match created {
                 Some(Ok(meta)) => print!("{}", describe(&meta)),
                 Some(Err(e)) => return Err(format!("{name}: {e}")),
@@ -109,14 +110,16 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
         }
         TopicCommand::Describe { name } => {
             let meta = log
-                .topic(&name)
+                .topics()
+                .get(&name)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("{name}: no such topic"))?;
             print!("{}", describe(&meta));
             for p in 0..meta.partitions {
                 let s = log
-                    .partition_state(meta.id, p)
+                    .reader()
+                    .partition_state(kfdb_log::PartitionId::new(meta.id, p))
                     .await
                     .map_err(|e| e.to_string())?;
                 println!(

@@ -78,7 +78,7 @@ impl Coordinator {
         if let Some(g) = self.live().get(id) {
             return Ok(g.clone());
         }
-        let record = self.log.load_group(id).await?;
+        let record = self.log.groups().load(id).await?;
         let group = match record {
             Some(r) => Group::restore(id, self.config.initial_rebalance_delay, r, Instant::now()),
             None => Group::new(id, self.config.initial_rebalance_delay),
@@ -96,7 +96,7 @@ impl Coordinator {
         if let Some(g) = self.loaded(id) {
             return Ok(Some(g));
         }
-        if !self.log.group_exists(id).await? {
+        if !self.log.groups().exists(id).await? {
             return Ok(None);
         }
         self.group(id).await.map(Some)
@@ -179,7 +179,7 @@ impl Coordinator {
     /// Write the group to the store if the state machine asked for it.
     pub async fn persist(&self, group: &Group, persist: Persist) {
         if persist == Persist::Yes
-            && let Err(e) = self.log.store_group(&group.id, &group.record()).await
+            && let Err(e) = self.log.groups().store(&group.id, &group.record()).await
         {
             tracing::warn!(group = %group.id, error = %e, "storing group state failed");
         }

@@ -20,7 +20,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AddOffsetsToTx
         match ctx
             .broker
             .log
-            .add_to_transaction(
+            .txns()
+            .add(
                 &req.transactional_id,
                 req.producer_id.0,
                 req.producer_epoch,

@@ -2,7 +2,8 @@
 //! them (v0-3, one transaction per request, as clients send it), or, in the batched v4+ form,
 //! several transactions per request, optionally only verifying membership (`verify_only`).
 //! A request naming an unknown partition adds nothing: that partition gets
-//! UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as in Kafka.
+//! UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as in Kafka (a store
+//! failure while looking a topic up is answered as the store failure, never as unknown).
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
@@ -11,7 +12,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
-use kfdb_log::TxnAddition;
+use kfdb_log::{PartitionId, TxnAddition};
 
 pub const KEY: ApiKey = ApiKey::AddPartitionsToTxn;
 pub const VERSIONS: Versions = Versions::new(0, 5);
@@ -20,8 +21,8 @@ pub type Request = AddPartitionsToTxnRequest;
 /// First version told PRODUCER_FENCED instead of INVALID_PRODUCER_EPOCH (KIP-588).
 const FENCED_FROM: i16 = 2;
 
-/// A requested partition and, when it exists, its (topic id, partition).
-type Resolved = (i32, Option<(i64, i32)>);
+/// A requested partition and its store identity, or the error code it is answered with.
+type Resolved = (i32, Result<PartitionId, i16>);
 
 async fn add(
     ctx: &RequestCtx<'_>,
@@ -32,38 +33,44 @@ async fn add(
     verify_only: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let log = &ctx.broker.log;
+    // Per partition: its store identity, or the error code it gets if it cannot be added (an
+    // unknown topic or partition; a store failure looking the topic up, which is not "unknown").
     let mut resolved: Vec<Vec<Resolved>> = Vec::with_capacity(topics.len());
     for t in topics {
-        let meta = log.topic(&t.name).await.ok().flatten();
+        let meta = log.topics().get(&t.name).await;
         resolved.push(
             t.partitions
                 .iter()
                 .map(|&p| {
-                    let found = meta
-                        .as_ref()
-                        .filter(|m| p >= 0 && p < m.partitions)
-                        .map(|m| (m.id, p));
+                    let found = match &meta {
+                        Ok(m) => m
+                            .as_ref()
+                            .and_then(|m| m.partition(p))
+                            .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                        Err(e) => Err(error_code::for_txn(e, ctx.version, FENCED_FROM)),
+                    };
                     (p, found)
                 })
                 .collect(),
         );
     }
-    let wanted: Vec<(i64, i32)> = resolved.iter().flatten().filter_map(|(_, k)| *k).collect();
+    let wanted: Vec<PartitionId> = resolved
+        .iter()
+        .flatten()
+        .filter_map(|(_, k)| k.ok())
+        .collect();
     let all_known = wanted.len() == resolved.iter().map(Vec::len).sum::<usize>();
     let codes: Vec<i16> = if !all_known {
         resolved
             .iter()
             .flatten()
             .map(|(_, k)| match k {
-                Some(_) => error_code::OPERATION_NOT_ATTEMPTED,
-                None => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                Ok(_) => error_code::OPERATION_NOT_ATTEMPTED,
+                Err(code) => *code,
             })
             .collect()
     } else if verify_only {
-        match log
-            .partitions_in_transaction(id, producer_id, epoch, &wanted)
-            .await
-        {
+        match log.txns().contains(id, producer_id, epoch, &wanted).await {
             Ok(found) => found
                 .into_iter()
                 .map(|ok| {
@@ -78,7 +85,8 @@ async fn add(
         }
     } else {
         let code = match log
-            .add_to_transaction(id, producer_id, epoch, TxnAddition::Partitions(&wanted))
+            .txns()
+            .add(id, producer_id, epoch, TxnAddition::Partitions(&wanted))
             .await
         {
             Ok(()) => error_code::NONE,

@@ -31,7 +31,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AlterConfigsRe
                 .collect();
             ctx.broker
                 .log
-                .alter_topic_configs(&r.resource_name, &ops, true, req.validate_only)
+                .topics()
+                .alter_configs(&r.resource_name, &ops, true, req.validate_only)
                 .await
                 .map_err(|e| (error_code::from_log_error(&e), e.to_string()))
         };

@@ -3,7 +3,7 @@
 //! to store, so both answer per partition the same way.
 
 use crate::error_code;
-use kfdb_log::{CommittedOffset, Log, committed};
+use kfdb_log::{CommittedOffset, Log, PartitionId, committed};
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA: usize = 4096;
@@ -20,8 +20,8 @@ pub(crate) struct Requested {
 pub(crate) struct Plan {
     /// Per requested topic, in order: (partition, code); NONE means "stored if the store agrees".
     pub codes: Vec<Vec<(i32, i16)>>,
-    /// (topic id, partition, offset) for every partition whose code is NONE.
-    pub to_store: Vec<(i64, i32, CommittedOffset)>,
+    /// The offset of every partition whose code is NONE.
+    pub to_store: Vec<(PartitionId, CommittedOffset)>,
 }
 
 impl Plan {
@@ -64,10 +64,16 @@ pub(crate) async fn plan(log: &Log, group_code: i16, topics: Vec<(&str, Vec<Requ
     let mut codes = Vec::with_capacity(topics.len());
     let mut to_store = Vec::new();
     for (name, partitions) in topics {
+        // The topic, or the code its partitions get: unknown, or the store failure that kept it
+        // from being looked up (never reported as unknown).
         let meta = if group_code == error_code::NONE {
-            log.topic(name).await.ok().flatten()
+            match log.topics().get(name).await {
+                Ok(Some(m)) => Ok(m),
+                Ok(None) => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(e) => Err(error_code::for_group(&e)),
+            }
         } else {
-            None
+            Err(group_code)
         };
         let mut topic_codes = Vec::with_capacity(partitions.len());
         for p in partitions {
@@ -78,15 +84,14 @@ pub(crate) async fn plan(log: &Log, group_code: i16, topics: Vec<(&str, Vec<Requ
                 error_code::OFFSET_METADATA_TOO_LARGE
             } else {
                 match &meta {
-                    Some(m) if p.partition >= 0 && p.partition < m.partitions => {
-                        to_store.push((
-                            m.id,
-                            p.partition,
-                            committed(p.offset, p.leader_epoch, metadata),
-                        ));
-                        error_code::NONE
-                    }
-                    _ => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    Ok(m) => match m.partition(p.partition) {
+                        Some(id) => {
+                            to_store.push((id, committed(p.offset, p.leader_epoch, metadata)));
+                            error_code::NONE
+                        }
+                        None => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    },
+                    Err(code) => *code,
                 }
             };
             topic_codes.push((p.partition, code));

@@ -23,7 +23,7 @@ async fn assignment(ctx: &RequestCtx<'_>, set: &BTreeSet<Tp>) -> Assignment {
     }
     let mut out = Vec::new();
     for (t, ps) in by_topic {
-        let name = match ctx.broker.log.topic_by_uuid(t).await {
+        let name = match ctx.broker.log.topics().get_by_uuid(t).await {
             Ok(Some(m)) => m.name.clone(),
             _ => String::new(),
         };

@@ -57,7 +57,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
     }
     let mut topics = BTreeMap::new();
     for name in names {
-        if let Ok(Some(t)) = log.topic(&name).await {
+        if let Ok(Some(t)) = log.topics().get(&name).await {
             topics.insert(
                 name,
                 TopicInfo {

@@ -27,6 +27,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
         } else {
             ctx.broker
                 .log
+                .topics()
                 .create_partitions(&t.name, t.count, req.validate_only)
                 .await
                 .map_err(|e| (error_code::from_log_error(&e), e.to_string()))

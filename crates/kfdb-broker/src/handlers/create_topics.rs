@@ -65,7 +65,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
     let mut created = ctx
         .broker
         .log
-        .create_topics(to_create, req.validate_only)
+        .topics()
+        .create(to_create, req.validate_only)
         .await
         .into_iter();
     let mut results = Vec::with_capacity(specs.len());

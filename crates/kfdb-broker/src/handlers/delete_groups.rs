@@ -14,9 +14,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsRe
     let log = &ctx.broker.log;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let exists =
-            coordinator.loaded(&id).is_some() || log.group_exists(&id).await.unwrap_or(false);
-        let code = if !exists {
+        let exists = if coordinator.loaded(&id).is_some() {
+            Ok(true)
+        } else {
+            log.groups().exists(&id).await
+        };
+        let code = if let Err(e) = &exists {
+            error_code::for_group(e)
+        } else if exists == Ok(false) {
             error_code::GROUP_ID_NOT_FOUND
         } else {
             match coordinator.group(&id).await {
@@ -30,7 +35,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsRe
                     if !g.members.is_empty() || consumer_members {
                         error_code::NON_EMPTY_GROUP
                     } else {
-                        match log.delete_group(&id).await {
+                        match log.groups().delete(&id).await {
                             Ok(()) => {
                                 // Requests that already hold this group must not park a waiter
                                 // in it once it is forgotten.

@@ -16,11 +16,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteRecordsR
     let log = &ctx.broker.log;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = log.topic(&t.name).await;
+        let meta = log.topics().get(&t.name).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let result = match &meta {
-                Ok(Some(m)) => log.delete_records(m, p.partition_index, p.offset).await,
+                Ok(Some(m)) => {
+                    log.retention()
+                        .delete_records(m, p.partition_index, p.offset)
+                        .await
+                }
                 Ok(None) => Err(LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),
             };

@@ -25,7 +25,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         let reported = match r.resource_type {
-            RESOURCE_TOPIC => match broker.log.topic(&r.resource_name).await {
+            RESOURCE_TOPIC => match broker.log.topics().get(&r.resource_name).await {
                 Ok(Some(meta)) => Ok(topic_configs::topic(&meta)),
                 Ok(None) => Err((
                     error_code::UNKNOWN_TOPIC_OR_PARTITION,

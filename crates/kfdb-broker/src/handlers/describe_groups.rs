@@ -18,7 +18,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeGroups
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
         let exists = coordinator.loaded(&id).is_some()
-            || ctx.broker.log.group_exists(&id).await.unwrap_or(false);
+            || match ctx.broker.log.groups().exists(&id).await {
+                Ok(e) => e,
+                Err(e) => {
+                    out.push(base.with_error_code(error_code::for_group(&e)));
+                    continue;
+                }
+            };
         if !exists {
             out.push(if ctx.version >= 6 {
                 base.with_error_code(error_code::GROUP_ID_NOT_FOUND)

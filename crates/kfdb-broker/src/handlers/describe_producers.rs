@@ -19,11 +19,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeProduc
     let log = &ctx.broker.log;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = log.topic(&t.name).await;
+        let meta = log.topics().get(&t.name).await;
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for p in t.partition_indexes {
             let found = match &meta {
-                Ok(Some(m)) => log.active_producers(m, p).await,
+                Ok(Some(m)) => log.producers().active(m, p).await,
                 Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),
             };

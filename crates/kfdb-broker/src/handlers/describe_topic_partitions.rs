@@ -1,6 +1,8 @@
 //! DescribeTopicPartitions (key 75, KIP-966): topics and their partitions, at most
 //! `response_partition_limit` partitions per response, continued with a cursor. Named topics are
-//! described in name order; an empty topic list describes every topic.
+//! described in name order; an empty topic list describes every topic. A topic the store could
+//! not look up (or a listing that failed) is answered with the store failure's code, never as
+//! unknown.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
@@ -10,7 +12,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
-use kfdb_log::TopicMeta;
+use kfdb_log::{LogResult, TopicMeta};
 use std::sync::Arc;
 
 pub const KEY: ApiKey = ApiKey::DescribeTopicPartitions;
@@ -39,32 +41,42 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTopicP
     let mut out: Vec<DescribeTopicPartitionsResponseTopic> = Vec::new();
     let mut budget = limit;
     let mut next_cursor = None;
-    let mut candidates: Vec<(String, Option<Arc<TopicMeta>>)> = Vec::new();
+    let mut candidates: Vec<(String, LogResult<Option<Arc<TopicMeta>>>)> = Vec::new();
     if names.is_empty() {
         if let Some(t) = &start_topic {
-            candidates.push((t.clone(), log.topic(t).await.ok().flatten()));
+            candidates.push((t.clone(), log.topics().get(t).await));
         }
-        match log.list_topics(start_topic.as_deref(), limit + 1).await {
-            Ok(list) => candidates.extend(list.into_iter().map(|m| (m.name.clone(), Some(m)))),
-            Err(e) => tracing::warn!(error = %e, "listing topics failed"),
+        match log.topics().list(start_topic.as_deref(), limit + 1).await {
+            Ok(list) => candidates.extend(list.into_iter().map(|m| (m.name.clone(), Ok(Some(m))))),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing topics failed");
+                candidates.push((start_topic.clone().unwrap_or_default(), Err(e)));
+            }
         }
     } else {
         for n in names {
             if start_topic.as_ref().is_some_and(|s| &n < s) {
                 continue;
             }
-            let meta = log.topic(&n).await.ok().flatten();
+            let meta = log.topics().get(&n).await;
             candidates.push((n, meta));
         }
     }
     for (name, meta) in candidates {
-        let Some(meta) = meta else {
-            out.push(
-                DescribeTopicPartitionsResponseTopic::default()
-                    .with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                    .with_name(Some(TopicName(s(name)))),
-            );
-            continue;
+        let meta = match meta {
+            Ok(Some(m)) => m,
+            other => {
+                let code = match other {
+                    Err(e) => error_code::from_log_error(&e),
+                    Ok(_) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                };
+                out.push(
+                    DescribeTopicPartitionsResponseTopic::default()
+                        .with_error_code(code)
+                        .with_name(Some(TopicName(s(name)))),
+                );
+                continue;
+            }
         };
         let first = if Some(&name) == start_topic.as_ref() {
             start_partition

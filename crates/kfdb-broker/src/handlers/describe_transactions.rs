@@ -21,13 +21,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTransa
             .with_transactional_id(id.clone())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        states.push(match log.describe_transaction(&id).await {
+        states.push(match log.txns().describe(&id).await {
             Ok(Some((s, parts))) => {
                 let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for (tid, p) in parts {
-                    if let Ok(Some(t)) = log.topic_by_id(tid).await {
-                        by_topic.entry(t.name.clone()).or_default().push(p);
+                let mut failed = None;
+                for p in parts {
+                    match log.topics().get_by_tid(p.tid).await {
+                        Ok(Some(t)) => by_topic
+                            .entry(t.name.clone())
+                            .or_default()
+                            .push(p.partition),
+                        // A deleted topic is no longer part of anything.
+                        Ok(None) => {}
+                        Err(e) => failed = Some(e),
                     }
+                }
+                if let Some(e) = failed {
+                    states.push(base.with_error_code(error_code::for_group(&e)));
+                    continue;
                 }
                 base.with_transaction_state(super::s(s.status.name()))
                     .with_transaction_timeout_ms(s.timeout_ms)

@@ -18,7 +18,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<EndTxnResponse
     let code = match ctx
         .broker
         .log
-        .end_transaction(
+        .txns()
+        .end(
             &req.transactional_id,
             req.producer_id.0,
             req.producer_epoch,

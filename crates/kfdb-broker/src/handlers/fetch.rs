@@ -6,18 +6,27 @@
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells clients to
 //! send full fetch requests.
 //!
+//! The partitions of one request are read concurrently (`PARALLEL_READS` at a time), each
+//! up to its own limit, then laid out in request order within the request's budget: whole
+//! batches, the first partition with data always getting at least one (as Kafka does), later
+//! ones cut at a batch boundary once the budget runs out.
+//!
+//! A topic the store could not look up is answered with the store failure's code (retriable),
+//! never as unknown.
+//!
 //! read_committed fetches (isolation level 1) see records below the last stable offset only, with
 //! the aborted transactions among them listed so the consumer drops those records; a long poll
 //! wakes when a transaction marker moves the last stable offset.
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
+use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
-use kfdb_log::{Isolation, LogError, TopicMeta};
+use kfdb_log::{FetchResult, Isolation, Log, LogError, LogResult, PartitionId, TopicMeta};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,25 +37,37 @@ pub type Request = FetchRequest;
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Partitions of one request read at the same time.
+const PARALLEL_READS: usize = 16;
 
 struct Wanted {
     topic_index: usize,
-    topic: Option<Arc<TopicMeta>>,
+    /// The topic, or the error code every partition of it gets.
+    topic: Result<Arc<TopicMeta>, i16>,
     partition: i32,
     offset: i64,
     max_bytes: usize,
 }
 
-/// Releases a fetch's watermark subscriptions (see `Log::unwatch_watermark`).
+impl Wanted {
+    fn partition_id(&self) -> Option<PartitionId> {
+        self.topic
+            .as_ref()
+            .ok()
+            .and_then(|t| t.partition(self.partition))
+    }
+}
+
+/// Releases a fetch's watermark subscriptions (see `Tails::unwatch`).
 struct Unwatch<'a> {
-    log: &'a kfdb_log::Log,
-    keys: Vec<(i64, i32)>,
+    log: &'a Log,
+    keys: Vec<PartitionId>,
 }
 
 impl Drop for Unwatch<'_> {
     fn drop(&mut self) {
-        for (tid, p) in &self.keys {
-            self.log.unwatch_watermark(*tid, *p);
+        for p in &self.keys {
+            self.log.tails().unwatch(*p);
         }
     }
 }
@@ -61,16 +82,65 @@ fn partition_error(partition: i32, code: i16) -> PartitionData {
         .with_preferred_read_replica(BrokerId(-1))
 }
 
+/// The whole batches at the start of `records` that fit in `budget` bytes.
+fn batches_within(records: Bytes, budget: usize) -> Bytes {
+    let mut end = 0;
+    while end + 12 <= records.len() {
+        let len = i32::from_be_bytes([
+            records[end + 8],
+            records[end + 9],
+            records[end + 10],
+            records[end + 11],
+        ]);
+        let next = end + 12 + len.max(0) as usize;
+        if next > budget || next > records.len() {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
+}
+
+/// Read one wanted partition, up to its own limit and the request's; `None` when its topic is
+/// unknown or could not be looked up.
+async fn read_one(
+    log: &Log,
+    w: &Wanted,
+    request_max: usize,
+    isolation: Isolation,
+) -> Option<LogResult<FetchResult>> {
+    let topic = w.topic.as_ref().ok()?;
+    let max = w.max_bytes.min(request_max).max(1);
+    Some(
+        log.reader()
+            .fetch_isolated(topic, w.partition, w.offset, max, isolation)
+            .await,
+    )
+}
+
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse> {
     let log = &ctx.broker.log;
     let by_id = ctx.version >= 13;
+    let missing = if by_id {
+        error_code::UNKNOWN_TOPIC_ID
+    } else {
+        error_code::UNKNOWN_TOPIC_OR_PARTITION
+    };
     let mut wanted = Vec::new();
     let mut topics_out: Vec<FetchableTopicResponse> = Vec::new();
     for (i, t) in req.topics.iter().enumerate() {
         let meta = if by_id {
-            log.topic_by_uuid(t.topic_id).await.ok().flatten()
+            log.topics().get_by_uuid(t.topic_id).await
         } else {
-            log.topic(&t.topic).await.ok().flatten()
+            log.topics().get(&t.topic).await
+        };
+        let topic = match meta {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(missing),
+            Err(e) => {
+                tracing::warn!(topic = %t.topic.as_str(), error = %e, "fetch: topic lookup failed");
+                Err(error_code::from_log_error(&e))
+            }
         };
         topics_out.push(
             FetchableTopicResponse::default()
@@ -80,21 +150,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         for p in &t.partitions {
             wanted.push(Wanted {
                 topic_index: i,
-                topic: meta.clone(),
+                topic: topic.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
             });
         }
     }
-    let missing = if by_id {
-        error_code::UNKNOWN_TOPIC_ID
-    } else {
-        error_code::UNKNOWN_TOPIC_OR_PARTITION
-    };
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let request_max = req.max_bytes.max(0) as usize;
     let mut stopping = ctx.broker.stopping.subscribe();
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted
@@ -105,46 +171,45 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     // (declared before the receivers, so it runs after they are gone).
     let _unwatch = Unwatch {
         log,
-        keys: wanted
-            .iter()
-            .filter_map(|w| w.topic.as_ref().map(|t| (t.id, w.partition)))
-            .collect(),
+        keys: wanted.iter().filter_map(Wanted::partition_id).collect(),
     };
     // Subscribe before the first read so an append between read and wait is not missed.
     let mut watches: Vec<watch::Receiver<i64>> = wanted
         .iter()
-        .filter_map(|w| {
-            w.topic
-                .as_ref()
-                .map(|t| log.watch_watermark(t.id, w.partition))
-        })
+        .filter_map(Wanted::partition_id)
+        .map(|p| log.tails().watch(p))
         .collect();
     for w in &mut watches {
         w.borrow_and_update();
     }
     loop {
-        let mut budget = req.max_bytes.max(0) as usize;
+        // Read every partition at once (bounded), each up to its own limit and the request's.
+        let mut reads = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(PARALLEL_READS) {
+            let round = chunk
+                .iter()
+                .map(|w| read_one(log, w, request_max, isolation));
+            reads.extend(futures::future::join_all(round).await);
+        }
+        let mut budget = request_max;
         let mut total = 0usize;
         let mut results = Vec::with_capacity(wanted.len());
         let mut any_error = false;
-        for w in &wanted {
-            let Some(topic) = &w.topic else {
-                results.push(partition_error(w.partition, missing));
+        for (w, r) in wanted.iter().zip(reads) {
+            let Some(r) = r else {
+                // Not read: the topic is unknown or could not be looked up.
+                let code = w.topic.as_ref().err().copied().unwrap_or(missing);
+                results.push(partition_error(w.partition, code));
                 any_error = true;
                 continue;
             };
-            // Until some partition returned data, each may return at least one batch; after that
-            // the request's remaining budget applies (0: offsets only, no records).
-            let max = if total == 0 {
-                w.max_bytes.max(1)
-            } else {
-                w.max_bytes.min(budget)
-            };
-            let r = log
-                .fetch_isolated(topic, w.partition, w.offset, max, isolation)
-                .await;
             results.push(match r {
-                Ok(f) => {
+                Ok(mut f) => {
+                    // Until some partition returned data, each may return at least one batch;
+                    // after that the request's remaining budget applies (0: offsets only).
+                    if total > 0 && f.records.len() > budget {
+                        f.records = batches_within(f.records, budget);
+                    }
                     total += f.records.len();
                     budget = budget.saturating_sub(f.records.len());
                     PartitionData::default()
@@ -160,14 +225,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                                 })
                                 .collect()
                         }))
-                        .with_log_start_offset(if ctx.version >= 5 { f.log_start_offset } else { -1 })
+                        .with_log_start_offset(if ctx.version >= 5 {
+                            f.log_start_offset
+                        } else {
+                            -1
+                        })
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(f.records))
                 }
                 Err(e) => {
                     any_error = true;
                     if !matches!(e, LogError::OffsetOutOfRange) {
-                        tracing::debug!(topic = %topic.name, partition = w.partition, error = %e, "fetch failed");
+                        tracing::debug!(partition = w.partition, error = %e, "fetch failed");
                     }
                     partition_error(w.partition, error_code::from_log_error(&e))
                 }
@@ -200,5 +269,28 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         if let Ok((true, index)) = woke {
             watches.swap_remove(index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches_within;
+    use bytes::Bytes;
+
+    fn batch(len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 12 + len];
+        b[8..12].copy_from_slice(&(len as i32).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn budget_cuts_at_batch_boundaries() {
+        let mut all = batch(100);
+        all.extend(batch(50));
+        let all = Bytes::from(all);
+        assert_eq!(batches_within(all.clone(), 200).len(), 174);
+        assert_eq!(batches_within(all.clone(), 173).len(), 112);
+        assert_eq!(batches_within(all.clone(), 111).len(), 0);
+        assert_eq!(batches_within(all, 0).len(), 0);
     }
 }

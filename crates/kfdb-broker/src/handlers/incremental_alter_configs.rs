@@ -53,7 +53,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<IncrementalAlt
                 Ok(ops) => ctx
                     .broker
                     .log
-                    .alter_topic_configs(&r.resource_name, &ops, false, req.validate_only)
+                    .topics()
+                    .alter_configs(&r.resource_name, &ops, false, req.validate_only)
                     .await
                     .map(|_| ()),
                 Err(e) => Err(e),

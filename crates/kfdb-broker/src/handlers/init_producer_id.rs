@@ -27,7 +27,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerId
         Some(id) => {
             let expected = (ctx.version >= 3 && req.producer_id.0 >= 0)
                 .then_some((req.producer_id.0, req.producer_epoch));
-            log.init_transactional_producer(id, req.transaction_timeout_ms, expected)
+            log.txns()
+                .init_producer(id, req.transaction_timeout_ms, expected)
                 .await
                 .map_err(|e| {
                     tracing::debug!(transactional_id = %id.0, error = %e, "InitProducerId refused");
@@ -37,7 +38,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerId
         // An idempotent producer (re)initialising always gets a fresh id at epoch 0: its sequence
         // state starts over, which is what an epoch bump achieves for it too.
         None => log
-            .allocate_producer_id()
+            .producers()
+            .allocate_id()
             .await
             .map(|id| (id, 0))
             .map_err(|e| error_code::from_log_error(&e)),

@@ -19,7 +19,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResp
     ids.extend(coordinator.consumer_group_ids());
     let mut after: Option<String> = None;
     loop {
-        match ctx.broker.log.list_groups(after.as_deref(), PAGE).await {
+        match ctx.broker.log.groups().list(after.as_deref(), PAGE).await {
             Ok(page) => {
                 let full = page.len() == PAGE;
                 after = page.last().cloned();

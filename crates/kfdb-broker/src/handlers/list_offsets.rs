@@ -17,7 +17,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
     let log = &ctx.broker.log;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = log.topic(&t.name).await;
+        let meta = log.topics().get(&t.name).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = ListOffsetsPartitionResponse::default()
@@ -27,6 +27,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                 .with_leader_epoch(-1);
             let result = match &meta {
                 Ok(Some(m)) if p.timestamp == -1 && req.isolation_level == 1 => log
+                    .reader()
                     .last_stable_offset(m, p.partition_index)
                     .await
                     .map(|offset| kfdb_log::OffsetLookup {
@@ -38,8 +39,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                 {
                     // read_committed: a lookup by time finds nothing at or past the last stable
                     // offset (earliest is the log start at any isolation level).
-                    match log.lookup_offset(m, p.partition_index, p.timestamp).await {
+                    match log
+                        .reader()
+                        .lookup_offset(m, p.partition_index, p.timestamp)
+                        .await
+                    {
                         Ok(found) if found.offset >= 0 => log
+                            .reader()
                             .last_stable_offset(m, p.partition_index)
                             .await
                             .map(|lso| {
@@ -55,7 +61,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                         other => other,
                     }
                 }
-                Ok(Some(m)) => log.lookup_offset(m, p.partition_index, p.timestamp).await,
+                Ok(Some(m)) => {
+                    log.reader()
+                        .lookup_offset(m, p.partition_index, p.timestamp)
+                        .await
+                }
                 Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),
             };

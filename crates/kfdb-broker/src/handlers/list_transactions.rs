@@ -24,7 +24,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListTransactio
         }
     }
     let now = now_ms();
-    let all = match ctx.broker.log.list_transactions().await {
+    let all = match ctx.broker.log.txns().list().await {
         Ok(all) => all,
         Err(e) => {
             return Some(

@@ -69,7 +69,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
     if all {
         let mut after: Option<String> = None;
         loop {
-            match log.list_topics(after.as_deref(), PAGE).await {
+            match log.topics().list(after.as_deref(), PAGE).await {
                 Ok(page) => {
                     topics.extend(page.iter().map(|t| topic_entry(broker, ctx.version, t)));
                     if topics.len() >= broker.config.metadata_max_topics {
@@ -95,9 +95,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
         let auto_create = ctx.version < 4 || req.allow_auto_topic_creation;
         for t in req.topics.iter().flatten() {
             let found: Result<Option<Arc<TopicMeta>>, LogError> = match &t.name {
-                Some(name) if auto_create => log.topic_or_create(name).await,
-                Some(name) => log.topic(name).await,
-                None => log.topic_by_uuid(t.topic_id).await,
+                Some(name) if auto_create => log.topics().get_or_create(name).await,
+                Some(name) => log.topics().get(name).await,
+                None => log.topics().get_by_uuid(t.topic_id).await,
             };
             let name = t.name.as_ref().map(|n| n.to_string());
             topics.push(match found {

@@ -59,7 +59,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     let store_code = if to_store.is_empty() {
         error_code::NONE
     } else {
-        match log.commit_offsets(&req.group_id, &to_store).await {
+        match log.groups().commit_offsets(&req.group_id, &to_store).await {
             Ok(()) => error_code::NONE,
             Err(e) => error_code::for_group(&e),
         }

@@ -17,7 +17,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteRe
     let coordinator = &ctx.broker.groups;
     let log = &ctx.broker.log;
     let exists = coordinator.loaded(&req.group_id).is_some()
-        || log.group_exists(&req.group_id).await.unwrap_or(false);
+        || match log.groups().exists(&req.group_id).await {
+            Ok(e) => e,
+            Err(e) => {
+                return Some(
+                    OffsetDeleteResponse::default().with_error_code(error_code::for_group(&e)),
+                );
+            }
+        };
     if !exists {
         return Some(
             OffsetDeleteResponse::default().with_error_code(error_code::GROUP_ID_NOT_FOUND),
@@ -37,24 +44,32 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteRe
     };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = log.topic(&t.name).await.ok().flatten();
+        // The topic, or the code its partitions get (a store failure is not "unknown").
+        let meta = match log.topics().get(&t.name).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+            Err(e) => Err(error_code::for_group(&e)),
+        };
         let mut keys = Vec::new();
         let mut partitions = Vec::new();
         for p in &t.partitions {
             let code = match (&meta, busy) {
                 (_, true) => error_code::GROUP_SUBSCRIBED_TO_TOPIC,
-                (Some(m), false) => {
-                    keys.push((m.id, p.partition_index));
-                    error_code::NONE
-                }
-                (None, false) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                (Ok(m), false) => match m.partition(p.partition_index) {
+                    Some(id) => {
+                        keys.push(id);
+                        error_code::NONE
+                    }
+                    None => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                },
+                (Err(code), false) => *code,
             };
             partitions.push((p.partition_index, code));
         }
         let store = if keys.is_empty() {
             error_code::NONE
         } else {
-            match log.delete_offsets(&req.group_id, &keys).await {
+            match log.groups().delete_offsets(&req.group_id, &keys).await {
                 Ok(()) => error_code::NONE,
                 Err(e) => error_code::for_group(&e),
             }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use kfdb_log::{CommittedOffset, Log, LogError};
+use kfdb_log::{CommittedOffset, Log, LogError, PartitionId};
 use std::collections::BTreeMap;
 
 pub const KEY: ApiKey = ApiKey::OffsetFetch;
@@ -27,7 +27,7 @@ async fn lookup(
     require_stable: bool,
 ) -> Result<Found, LogError> {
     let unstable = if require_stable {
-        log.unstable_offsets(group).await?
+        log.groups().unstable_offsets(group).await?
     } else {
         Vec::new()
     };
@@ -36,36 +36,39 @@ async fn lookup(
         Some(list) => {
             for (name, partitions) in list {
                 let entry = found.entry(name.clone()).or_default();
-                let Some(meta) = log.topic(&name).await? else {
+                let Some(meta) = log.topics().get(&name).await? else {
                     for p in partitions {
                         entry.insert(p, Ok(None));
                     }
                     continue;
                 };
-                let keys: Vec<(i64, i32)> = partitions.iter().map(|p| (meta.id, *p)).collect();
-                let got = log.fetch_offsets(group, Some(&keys)).await?;
-                for p in partitions {
-                    if unstable.contains(&(meta.id, p)) {
-                        entry.insert(p, Err(error_code::UNSTABLE_OFFSET_COMMIT));
+                let keys: Vec<PartitionId> = partitions
+                    .iter()
+                    .map(|p| PartitionId::new(meta.id, *p))
+                    .collect();
+                let got = log.groups().fetch_offsets(group, Some(&keys)).await?;
+                for id in keys {
+                    if unstable.contains(&id) {
+                        entry.insert(id.partition, Err(error_code::UNSTABLE_OFFSET_COMMIT));
                         continue;
                     }
-                    let o = got
-                        .iter()
-                        .find(|(_, q, _)| *q == p)
-                        .map(|(_, _, o)| o.clone());
-                    entry.insert(p, Ok(o));
+                    let o = got.iter().find(|(q, _)| *q == id).map(|(_, o)| o.clone());
+                    entry.insert(id.partition, Ok(o));
                 }
             }
         }
         None => {
-            for (tid, p, o) in log.fetch_offsets(group, None).await? {
-                if let Some(meta) = log.topic_by_id(tid).await? {
-                    let value = if unstable.contains(&(tid, p)) {
+            for (id, o) in log.groups().fetch_offsets(group, None).await? {
+                if let Some(meta) = log.topics().get_by_tid(id.tid).await? {
+                    let value = if unstable.contains(&id) {
                         Err(error_code::UNSTABLE_OFFSET_COMMIT)
                     } else {
                         Ok(Some(o))
                     };
-                    found.entry(meta.name.clone()).or_default().insert(p, value);
+                    found
+                        .entry(meta.name.clone())
+                        .or_default()
+                        .insert(id.partition, value);
                 }
             }
         }

@@ -71,9 +71,9 @@ pub async fn begin(
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let found = if version >= 13 {
-            log.topic_by_uuid(topic.topic_id).await
+            log.topics().get_by_uuid(topic.topic_id).await
         } else {
-            log.topic(&topic.name).await
+            log.topics().get(&topic.name).await
         };
         let missing_code = if version >= 13 {
             error_code::UNKNOWN_TOPIC_ID
@@ -99,7 +99,7 @@ pub async fn begin(
                 let queued = match p.records.as_ref().map(batch::parse_batches) {
                     None => Err(LogError::CorruptMessage("no records".into())),
                     Some(Err(e)) => Err(e),
-                    Some(Ok(batches)) => log.enqueue_append(meta, index, batches),
+                    Some(Ok(batches)) => log.writers().enqueue(meta, index, batches),
                 };
                 match queued {
                     Ok(fut) => Outcome::Queued(index, Box::pin(fut)),

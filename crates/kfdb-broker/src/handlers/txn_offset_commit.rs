@@ -47,7 +47,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
         error_code::NONE
     } else {
         match log
-            .commit_transactional_offsets(
+            .txns()
+            .commit_offsets(
                 &req.transactional_id,
                 req.producer_id.0,
                 req.producer_epoch,

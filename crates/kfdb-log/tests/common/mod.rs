@@ -88,8 +88,13 @@ pub async fn open(dir: &std::path::Path) -> Arc<Log> {
 }
 
 pub async fn open_with(dir: &std::path::Path, config: LogConfig) -> Arc<Log> {
+    open_with_store(dir, config).await.0
+}
+
+/// A Log and the store under it (for tests that inject faults into the store).
+pub async fn open_with_store(dir: &std::path::Path, config: LogConfig) -> (Arc<Log>, Database) {
     let db = Database::open_embedded(dir, EmbeddedOptions::default()).unwrap();
-    Log::open(db, config).await.unwrap()
+    (Log::open(db.clone(), config).await.unwrap(), db)
 }
 
 pub async fn topic(
@@ -107,7 +112,8 @@ pub async fn topic(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     };
-    log.create_topics(vec![spec], false)
+    log.topics()
+        .create(vec![spec], false)
         .await
         .pop()
         .unwrap()
@@ -141,7 +147,7 @@ pub async fn fetch_all(log: &Log, t: &TopicMeta, p: i32, from: i64) -> Vec<(i64,
     let mut out = Vec::new();
     let mut offset = from;
     loop {
-        let f = log.fetch(t, p, offset, 64 * 1024).await.unwrap();
+        let f = log.reader().fetch(t, p, offset, 64 * 1024).await.unwrap();
         if f.records.is_empty() {
             return out;
         }

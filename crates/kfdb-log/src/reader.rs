@@ -1,4 +1,4 @@
-//! Reads: fetching record batches and looking up offsets.
+//! The partition reader: fetching record batches and looking up offsets.
 //!
 //! A fetch is one forward range read from `("log", tid, p, offset)`: batches are keyed by their last
 //! offset, so the first row is the batch holding `offset`. Whole batches are returned; the first
@@ -9,15 +9,17 @@
 //! transactional batches, lists the aborted transactions that overlap it (from the partition's
 //! aborted-transaction index), so the consumer can drop their records.
 
+use crate::cache::Miss;
 use crate::error::{LogError, LogResult};
-use crate::values::{BatchInfo, PartitionState, TopicMeta};
-use crate::{Log, keys};
+use crate::ids::PartitionId;
+use crate::keys;
+use crate::partition;
+use crate::tails::Tails;
+use crate::values::{self, AbortedTxn, PartitionState, TopicMeta};
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
-use kfdb_kv::{RangeOption, Transaction};
-
-/// First byte of every stored chunk value (format version).
-pub(crate) const CHUNK_FORMAT: u8 = 1;
+use kfdb_kv::{Database, RangeOption, Transaction};
+use std::sync::Arc;
 
 /// What a fetch of one partition returns.
 #[derive(Debug, Clone, Default)]
@@ -52,68 +54,55 @@ pub struct OffsetLookup {
     pub timestamp: i64,
 }
 
-/// A partition's state (the default before its first append). Writers read it with
-/// `snapshot = false` so concurrent changes conflict; readers with `true`.
-pub(crate) async fn partition_state(
-    tx: &Transaction,
-    tid: i64,
-    partition: i32,
-    snapshot: bool,
-) -> LogResult<PartitionState> {
-    match tx
-        .get(&keys::partition_state(tid, partition), snapshot)
-        .await?
-    {
-        Some(v) => PartitionState::decode(&v),
-        None => Ok(PartitionState::default()),
-    }
-}
-
 /// Read whole batches starting with the one holding `offset`, until `max_bytes` is reached at a
 /// batch boundary (the first batch always whole), or `max_batches` batches.
 async fn read_batches(
     tx: &Transaction,
-    tid: i64,
-    partition: i32,
+    p: PartitionId,
     offset: i64,
     max_bytes: usize,
 ) -> LogResult<Bytes> {
-    let space = keys::log_space(tid, partition);
-    let (_, end) = space.range();
-    let range = RangeOption::new(keys::log_from(tid, partition, offset), end)
+    let (_, end) = keys::log_range(p);
+    let range = RangeOption::new(keys::log_from(p, offset), end)
         .target_bytes(max_bytes.clamp(1, 16 * 1024 * 1024));
     let mut stream = Box::pin(tx.get_ranges(range, true));
     let mut out = BytesMut::new();
     let mut current: Option<i64> = None;
     while let Some(rows) = stream.try_next().await? {
         for kv in rows {
-            let (last, _chunk): (i64, i32) = space
-                .unpack(&kv.key)
-                .map_err(|e| LogError::Corrupt(format!("log key: {e}")))?;
+            let (last, _chunk) = keys::parse_log_chunk(p, &kv.key)?;
             if current != Some(last) {
                 if current.is_some() && out.len() >= max_bytes {
                     return Ok(out.freeze());
                 }
                 current = Some(last);
             }
-            match kv.value.first() {
-                Some(&CHUNK_FORMAT) => out.extend_from_slice(&kv.value[1..]),
-                _ => {
-                    return Err(LogError::Corrupt(format!(
-                        "chunk of batch {last}: unknown format"
-                    )));
-                }
-            }
+            out.extend_from_slice(values::decode_chunk(&kv.value)?);
         }
     }
     Ok(out.freeze())
 }
 
-impl Log {
+/// See the module documentation.
+pub struct PartitionReader {
+    db: Database,
+    tails: Arc<Tails>,
+}
+
+const NOT_FOUND: OffsetLookup = OffsetLookup {
+    offset: -1,
+    timestamp: -1,
+};
+
+impl PartitionReader {
+    pub(crate) fn new(db: Database, tails: Arc<Tails>) -> Self {
+        Self { db, tails }
+    }
+
     /// Partition offsets without reading data.
-    pub async fn partition_state(&self, tid: i64, partition: i32) -> LogResult<PartitionState> {
+    pub async fn partition_state(&self, p: PartitionId) -> LogResult<PartitionState> {
         self.db
-            .run(|tx, _| async move { partition_state(&tx, tid, partition, true).await })
+            .run(|tx, _| async move { partition::read_state(&tx, p, true).await })
             .await
     }
 
@@ -144,13 +133,15 @@ impl Log {
         max_bytes: usize,
         isolation: Isolation,
     ) -> LogResult<FetchResult> {
-        let mut result = self.fetch_all(topic, partition, offset, max_bytes).await?;
+        let p = topic
+            .partition(partition)
+            .ok_or(LogError::UnknownPartition)?;
+        let mut result = self.fetch_all(p, offset, max_bytes).await?;
         if isolation == Isolation::ReadCommitted {
             let stable = crate::batch::stable_prefix(&result.records, result.last_stable_offset);
             result.records = stable.records;
             result.aborted = Some(if stable.transactional {
-                self.aborted_between(topic.id, partition, offset, stable.last_offset)
-                    .await?
+                self.aborted_between(p, offset, stable.last_offset).await?
             } else {
                 Vec::new()
             });
@@ -164,30 +155,25 @@ impl Log {
     /// started after `to`.
     async fn aborted_between(
         &self,
-        tid: i64,
-        partition: i32,
+        p: PartitionId,
         from: i64,
         to: i64,
     ) -> LogResult<Vec<(i64, i64)>> {
         self.db
             .run(|tx, _| async move {
-                let space = keys::aborted_txns(tid, partition);
-                let (_, end) = space.range();
+                let (_, end) = keys::aborted_txns(p);
                 // Unlimited, but bounded: an entry that does not end the scan has its marker
                 // below its stable offset <= `to`, i.e. inside the fetched range.
-                let range = RangeOption::new(keys::aborted_txn(tid, partition, from), end);
+                let range = RangeOption::new(keys::aborted_txn(p, from), end);
                 let mut stream = Box::pin(tx.get_ranges(range, true));
                 let mut out = Vec::new();
                 while let Some(rows) = stream.try_next().await? {
                     for kv in rows {
-                        let (pid, first, stable): (i64, i64, i64) =
-                            kfdb_kv::tuple::unpack(&kv.value).map_err(|e| {
-                                LogError::Corrupt(format!("aborted transaction: {e}"))
-                            })?;
-                        if first <= to {
-                            out.push((pid, first));
+                        let a = AbortedTxn::decode(&kv.value)?;
+                        if a.first_offset <= to {
+                            out.push((a.producer_id, a.first_offset));
                         }
-                        if stable > to {
+                        if a.last_stable > to {
                             return Ok(out);
                         }
                     }
@@ -199,27 +185,19 @@ impl Log {
 
     /// The last stable offset of a partition (ListOffsets latest under read_committed).
     pub async fn last_stable_offset(&self, topic: &TopicMeta, partition: i32) -> LogResult<i64> {
-        if partition < 0 || partition >= topic.partitions {
-            return Err(LogError::UnknownPartition);
-        }
-        Ok(self
-            .partition_state(topic.id, partition)
-            .await?
-            .last_stable())
+        let p = topic
+            .partition(partition)
+            .ok_or(LogError::UnknownPartition)?;
+        Ok(self.partition_state(p).await?.last_stable())
     }
 
     async fn fetch_all(
         &self,
-        topic: &TopicMeta,
-        partition: i32,
+        p: PartitionId,
         offset: i64,
         max_bytes: usize,
     ) -> LogResult<FetchResult> {
-        if partition < 0 || partition >= topic.partitions {
-            return Err(LogError::UnknownPartition);
-        }
-        let tid = topic.id;
-        match self.cache.read((tid, partition), offset, max_bytes.max(1)) {
+        match self.tails.cache().read(p, offset, max_bytes.max(1)) {
             Ok(hit) => {
                 return Ok(FetchResult {
                     records: if max_bytes == 0 {
@@ -233,12 +211,12 @@ impl Log {
                     aborted: None,
                 });
             }
-            Err(crate::cache::Miss::OutOfRange) => return Err(LogError::OffsetOutOfRange),
-            Err(crate::cache::Miss::Store) => {}
+            Err(Miss::OutOfRange) => return Err(LogError::OffsetOutOfRange),
+            Err(Miss::Store) => {}
         }
         self.db
             .run(|tx, _| async move {
-                let state = partition_state(&tx, tid, partition, true).await?;
+                let state = partition::read_state(&tx, p, true).await?;
                 let mut result = FetchResult {
                     records: Bytes::new(),
                     high_watermark: state.next_offset,
@@ -250,7 +228,7 @@ impl Log {
                     return Err(LogError::OffsetOutOfRange);
                 }
                 if offset < state.next_offset && max_bytes > 0 {
-                    result.records = read_batches(&tx, tid, partition, offset, max_bytes).await?;
+                    result.records = read_batches(&tx, p, offset, max_bytes).await?;
                 }
                 Ok(result)
             })
@@ -265,13 +243,12 @@ impl Log {
         partition: i32,
         timestamp: i64,
     ) -> LogResult<OffsetLookup> {
-        if partition < 0 || partition >= topic.partitions {
-            return Err(LogError::UnknownPartition);
-        }
-        let tid = topic.id;
+        let p = topic
+            .partition(partition)
+            .ok_or(LogError::UnknownPartition)?;
         self.db
             .run(|tx, _| async move {
-                let state = partition_state(&tx, tid, partition, true).await?;
+                let state = partition::read_state(&tx, p, true).await?;
                 match timestamp {
                     -2 | -4 => Ok(OffsetLookup {
                         offset: state.log_start,
@@ -283,75 +260,35 @@ impl Log {
                     }),
                     -3 => {
                         if state.max_timestamp_offset < state.log_start {
-                            return Ok(OffsetLookup {
-                                offset: -1,
-                                timestamp: -1,
-                            });
+                            return Ok(NOT_FOUND);
                         }
-                        let target = state.max_timestamp;
                         let found = first_at_or_after(
                             &tx,
-                            tid,
-                            partition,
+                            p,
                             state.max_timestamp_offset,
-                            target,
+                            state.max_timestamp,
                         )
                         .await?;
-                        Ok(found.unwrap_or(OffsetLookup {
-                            offset: -1,
-                            timestamp: -1,
-                        }))
+                        Ok(found.unwrap_or(NOT_FOUND))
                     }
                     t if t >= 0 => {
-                        let (b, e) = keys::time_index_space(tid, partition).range();
-                        let from = keys::time_index(tid, partition, t, 0);
+                        let (b, e) = keys::time_index_range(p);
+                        let from = keys::time_index(p, t, 0);
                         let rows = tx
                             .get_range(&RangeOption::new(from.max(b), e).limit(1), true)
                             .await?;
                         let Some(row) = rows.kvs.first() else {
-                            return Ok(OffsetLookup {
-                                offset: -1,
-                                timestamp: -1,
-                            });
+                            return Ok(NOT_FOUND);
                         };
-                        let (_, last): (i64, i64) = keys::time_index_space(tid, partition)
-                            .unpack(&row.key)
-                            .map_err(|e| LogError::Corrupt(format!("time index: {e}")))?;
+                        let (_, last) = keys::parse_time_index(p, &row.key)?;
                         let last = last.max(state.log_start);
-                        let found = first_at_or_after(&tx, tid, partition, last, t).await?;
-                        Ok(found.unwrap_or(OffsetLookup {
-                            offset: -1,
-                            timestamp: -1,
-                        }))
+                        let found = first_at_or_after(&tx, p, last, t).await?;
+                        Ok(found.unwrap_or(NOT_FOUND))
                     }
                     _ => Err(LogError::InvalidRequest(format!("timestamp {timestamp}"))),
                 }
             })
             .await
-    }
-
-    /// The stored batch index of a partition from `from_offset` on, in order (for retention).
-    pub(crate) async fn batch_infos(
-        &self,
-        tx: &Transaction,
-        tid: i64,
-        partition: i32,
-        limit: usize,
-    ) -> LogResult<Vec<BatchInfo>> {
-        let space = keys::batch_index_space(tid, partition);
-        let (b, e) = space.range();
-        let rows = tx
-            .get_range(&RangeOption::new(b, e).limit(limit), false)
-            .await?;
-        rows.kvs
-            .iter()
-            .map(|kv| {
-                let last: i64 = space
-                    .unpack(&kv.key)
-                    .map_err(|e| LogError::Corrupt(format!("batch index key: {e}")))?;
-                BatchInfo::decode(last, &kv.value)
-            })
-            .collect()
     }
 }
 
@@ -359,12 +296,11 @@ impl Log {
 /// timestamp is at least `target`.
 async fn first_at_or_after(
     tx: &Transaction,
-    tid: i64,
-    partition: i32,
+    p: PartitionId,
     offset: i64,
     target: i64,
 ) -> LogResult<Option<OffsetLookup>> {
-    let mut bytes = read_batches(tx, tid, partition, offset, 1).await?;
+    let mut bytes = read_batches(tx, p, offset, 1).await?;
     if bytes.is_empty() {
         return Ok(None);
     }

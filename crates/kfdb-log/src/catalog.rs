@@ -1,24 +1,36 @@
-//! Topics: names, ids, partition counts and config overrides, and a bounded cache of them.
+//! The topic catalog: names, ids, partition counts and config overrides, and a bounded cache of
+//! them.
 //!
 //! A topic is created with three keys (name → id, uuid → id, id → metadata) and nothing per
 //! partition: partition state appears on the first append, so an idle topic costs three keys.
-//! Topic ids come from one counter read and written once per CreateTopics transaction (up to
-//! `CREATE_CHUNK` topics each), so the counter is not a hot key.
+//!
+//! Topic ids come from blocks of `ID_BLOCK` ids that each broker reserves for itself in a small
+//! transaction of its own, so no key is written by every CreateTopics: the shared counter is
+//! written once per `ID_BLOCK` topics a broker creates. Ids are unique, not dense.
+//!
+//! Every change that is not idempotent recognises its own earlier attempt after a
+//! `commit_unknown_result` (a created topic by the topic id it was given, a deletion by the
+//! topic being gone, an update by the metadata it wrote), so a retried request never answers
+//! TOPIC_ALREADY_EXISTS for the topic it just created.
 
+use crate::clock::now_ms;
+use crate::config;
 use crate::error::{LogError, LogResult};
-use crate::values::TopicMeta;
-use crate::{Log, config, keys, now_ms};
+use crate::keys;
+use crate::values::{self, TopicMeta};
 use dashmap::DashMap;
 use futures::future::try_join_all;
-use kfdb_kv::tuple::{Uuid, pack, unpack};
-use kfdb_kv::{RangeOption, Transaction};
+use kfdb_kv::tuple::Uuid;
+use kfdb_kv::{Database, RangeOption, Transaction};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Topics created per store transaction.
 const CREATE_CHUNK: usize = 500;
 /// Cached topics before the cache is emptied (bounded memory at any topic count: a few MB).
 const CACHE_LIMIT: usize = 10_000;
+/// Topic ids a broker reserves at a time.
+const ID_BLOCK: i64 = 10_000;
 
 /// A topic to create.
 #[derive(Debug, Clone)]
@@ -56,8 +68,19 @@ pub enum AlterOp {
     Subtract(String, String),
 }
 
+/// Defaults the catalog applies to new topics (Kafka's broker configs).
+#[derive(Debug, Clone)]
+pub(crate) struct TopicDefaults {
+    /// `auto.create.topics.enable`.
+    pub auto_create: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub replication_factor: i16,
+}
+
 #[derive(Default)]
-pub(crate) struct TopicCache {
+struct TopicCache {
     by_name: DashMap<String, Arc<TopicMeta>>,
     by_uuid: DashMap<Uuid, Arc<TopicMeta>>,
 }
@@ -109,66 +132,119 @@ pub fn validate_topic_name(name: &str) -> LogResult<()> {
     Ok(())
 }
 
-fn decode_tid(v: &[u8]) -> LogResult<i64> {
-    unpack::<i64>(v).map_err(|e| LogError::Corrupt(format!("topic id: {e}")))
-}
-
-async fn read_meta(tx: &Transaction, tid: i64, snapshot: bool) -> LogResult<Option<TopicMeta>> {
+/// A topic's metadata by internal id.
+pub(crate) async fn read_meta(
+    tx: &Transaction,
+    tid: i64,
+    snapshot: bool,
+) -> LogResult<Option<TopicMeta>> {
     match tx.get(&keys::topic_meta(tid), snapshot).await? {
         Some(v) => Ok(Some(TopicMeta::decode(tid, &v)?)),
         None => Ok(None),
     }
 }
 
+/// A topic's metadata by name.
 pub(crate) async fn meta_by_name(
     tx: &Transaction,
     name: &str,
     snapshot: bool,
 ) -> LogResult<Option<TopicMeta>> {
     match tx.get(&keys::topic_name(name), snapshot).await? {
-        Some(v) => read_meta(tx, decode_tid(&v)?, snapshot).await,
+        Some(v) => read_meta(tx, values::decode_topic_id(&v)?, snapshot).await,
         None => Ok(None),
     }
 }
 
-fn check_new_topic(log: &Log, t: &NewTopic) -> LogResult<NewTopic> {
-    validate_topic_name(&t.name)?;
-    let partitions = if t.partitions == -1 {
-        log.config.num_partitions
-    } else {
-        t.partitions
-    };
-    if partitions < 1 {
-        return Err(LogError::InvalidPartitions(format!(
-            "{partitions}: must be at least 1"
-        )));
-    }
-    let rf = if t.replication_factor == -1 {
-        log.config.default_replication_factor
-    } else {
-        t.replication_factor
-    };
-    if rf < 1 {
-        return Err(LogError::InvalidReplicationFactor(format!(
-            "{rf}: must be at least 1"
-        )));
-    }
-    let mut configs = Vec::new();
-    for (k, v) in &t.configs {
-        configs.push((k.clone(), config::validate(k, v)?));
-    }
-    Ok(NewTopic {
-        name: t.name.clone(),
-        partitions,
-        replication_factor: rf,
-        configs,
-    })
+/// See the module documentation.
+pub struct TopicCatalog {
+    db: Database,
+    defaults: TopicDefaults,
+    cache: TopicCache,
+    /// This broker's reserved topic ids: `[next, end)`.
+    ids: Mutex<(i64, i64)>,
 }
 
-impl Log {
+impl TopicCatalog {
+    pub(crate) fn new(db: Database, defaults: TopicDefaults) -> Self {
+        Self {
+            db,
+            defaults,
+            cache: TopicCache::default(),
+            ids: Mutex::new((0, 0)),
+        }
+    }
+
+    fn check_new_topic(&self, t: &NewTopic) -> LogResult<NewTopic> {
+        validate_topic_name(&t.name)?;
+        let partitions = if t.partitions == -1 {
+            self.defaults.num_partitions
+        } else {
+            t.partitions
+        };
+        if partitions < 1 {
+            return Err(LogError::InvalidPartitions(format!(
+                "{partitions}: must be at least 1"
+            )));
+        }
+        let rf = if t.replication_factor == -1 {
+            self.defaults.replication_factor
+        } else {
+            t.replication_factor
+        };
+        if rf < 1 {
+            return Err(LogError::InvalidReplicationFactor(format!(
+                "{rf}: must be at least 1"
+            )));
+        }
+        let mut configs = Vec::new();
+        for (k, v) in &t.configs {
+            configs.push((k.clone(), config::validate(k, v)?));
+        }
+        Ok(NewTopic {
+            name: t.name.clone(),
+            partitions,
+            replication_factor: rf,
+            configs,
+        })
+    }
+
+    /// `n` fresh topic ids from this broker's block, reserving blocks as needed.
+    async fn take_ids(&self, n: usize) -> LogResult<Vec<i64>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            {
+                let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+                while out.len() < n && ids.0 < ids.1 {
+                    out.push(ids.0);
+                    ids.0 += 1;
+                }
+            }
+            if out.len() == n {
+                break;
+            }
+            let want = ID_BLOCK.max((n - out.len()) as i64);
+            let (start, end) = self
+                .db
+                .run(|tx, _| async move {
+                    let key = keys::topic_id_block();
+                    let last = match tx.get(&key, false).await? {
+                        Some(v) => values::decode_counter("topic id block", &v)?,
+                        None => 0,
+                    };
+                    tx.set(&key, &values::encode_counter(last + want));
+                    Ok::<_, LogError>((last + 1, last + want + 1))
+                })
+                .await?;
+            // A block reserved twice after commit_unknown_result only skips ids; ids stay unique.
+            *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = (start, end);
+        }
+        Ok(out)
+    }
+
     /// Create topics; one result per requested topic, in order. With `validate_only` nothing is
     /// written but every check (including "already exists") runs.
-    pub async fn create_topics(
+    pub async fn create(
         &self,
         topics: Vec<NewTopic>,
         validate_only: bool,
@@ -184,55 +260,39 @@ impl Log {
                 ))));
                 continue;
             }
-            match check_new_topic(self, t) {
+            match self.check_new_topic(t) {
                 Ok(t) => valid.push((i, t)),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
+        let now = now_ms();
         for chunk in valid.chunks(CREATE_CHUNK) {
-            let outcome = self
-                .db
-                .run(|tx, _| async move {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    let name_keys: Vec<Vec<u8>> = chunk
+            // Ids and uuids are chosen before the store transaction, so that a retry of it writes
+            // (and recognises) exactly what the first attempt did.
+            let ids = if validate_only {
+                Ok(vec![-1; chunk.len()])
+            } else {
+                self.take_ids(chunk.len()).await
+            };
+            let outcome = match ids {
+                Ok(ids) => {
+                    let metas: Vec<TopicMeta> = chunk
                         .iter()
-                        .map(|(_, t)| keys::topic_name(&t.name))
-                        .collect();
-                    let exists = try_join_all(name_keys.iter().map(|k| tx.get(k, false))).await?;
-                    let seq_key = keys::topic_seq();
-                    let mut seq = match tx.get(&seq_key, false).await? {
-                        Some(v) => decode_tid(&v)?,
-                        None => 0,
-                    };
-                    let now = now_ms();
-                    for ((_, t), existing) in chunk.iter().zip(exists) {
-                        if existing.is_some() {
-                            out.push(Err(LogError::TopicExists));
-                            continue;
-                        }
-                        seq += 1;
-                        let meta = TopicMeta {
-                            id: seq,
+                        .zip(ids)
+                        .map(|((_, t), id)| TopicMeta {
+                            id,
                             name: t.name.clone(),
                             uuid: Uuid::new_v4(),
                             partitions: t.partitions,
                             replication_factor: t.replication_factor,
                             configs: t.configs.clone(),
                             created_ms: now,
-                        };
-                        if !validate_only {
-                            tx.set(&keys::topic_name(&meta.name), &pack(&meta.id));
-                            tx.set(&keys::topic_uuid(meta.uuid), &pack(&meta.id));
-                            tx.set(&keys::topic_meta(meta.id), &meta.encode());
-                        }
-                        out.push(Ok(meta));
-                    }
-                    if !validate_only {
-                        tx.set(&seq_key, &pack(&seq));
-                    }
-                    Ok::<_, LogError>(out)
-                })
-                .await;
+                        })
+                        .collect();
+                    self.create_chunk(&metas, validate_only).await
+                }
+                Err(e) => Err(e),
+            };
             match outcome {
                 Ok(metas) => {
                     // Not cached: a topic costs memory only once it is used (most of a million
@@ -254,38 +314,79 @@ impl Log {
             .collect()
     }
 
+    /// One store transaction creating `metas` (or only checking, with `validate_only`).
+    async fn create_chunk(
+        &self,
+        metas: &[TopicMeta],
+        validate_only: bool,
+    ) -> LogResult<Vec<LogResult<TopicMeta>>> {
+        self.db
+            .run(|tx, maybe_committed| async move {
+                let name_keys: Vec<Vec<u8>> =
+                    metas.iter().map(|t| keys::topic_name(&t.name)).collect();
+                let exists = try_join_all(name_keys.iter().map(|k| tx.get(k, false))).await?;
+                let mut out = Vec::with_capacity(metas.len());
+                for (meta, existing) in metas.iter().zip(exists) {
+                    if let Some(v) = existing {
+                        // After commit_unknown_result the topic may be the one we created.
+                        let ours = maybe_committed.0
+                            && values::decode_topic_id(&v)? == meta.id
+                            && read_meta(&tx, meta.id, false)
+                                .await?
+                                .is_some_and(|m| m.uuid == meta.uuid);
+                        out.push(if ours {
+                            Ok(meta.clone())
+                        } else {
+                            Err(LogError::TopicExists)
+                        });
+                        continue;
+                    }
+                    if !validate_only {
+                        tx.set(
+                            &keys::topic_name(&meta.name),
+                            &values::encode_topic_id(meta.id),
+                        );
+                        tx.set(
+                            &keys::topic_uuid(meta.uuid),
+                            &values::encode_topic_id(meta.id),
+                        );
+                        tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                    }
+                    out.push(Ok(meta.clone()));
+                }
+                Ok::<_, LogError>(out)
+            })
+            .await
+    }
+
     /// Topics held in the metadata cache (at most `CACHE_LIMIT`; created topics are not cached
     /// until they are looked up).
-    pub fn cached_topics(&self) -> usize {
-        self.topics.len()
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// A topic by name (from the cache when present).
-    pub async fn topic(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
-        if let Some(t) = self.topics.get(name) {
+    pub async fn get(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.cache.get(name) {
             return Ok(Some(t));
         }
-        let name_owned = name.to_string();
         let found = self
             .db
-            .run(|tx, _| {
-                let name = name_owned.clone();
-                async move { meta_by_name(&tx, &name, true).await }
-            })
+            .run(|tx, _| async move { meta_by_name(&tx, name, true).await })
             .await?;
         Ok(found.map(|m| {
             let m = Arc::new(m);
-            self.topics.put(m.clone());
+            self.cache.put(m.clone());
             m
         }))
     }
 
     /// A topic by name, creating it with defaults when missing and `auto.create.topics.enable`.
-    pub async fn topic_or_create(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
-        if let Some(t) = self.topic(name).await? {
+    pub async fn get_or_create(&self, name: &str) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.get(name).await? {
             return Ok(Some(t));
         }
-        if !self.config.auto_create_topics {
+        if !self.defaults.auto_create {
             return Ok(None);
         }
         let spec = NewTopic {
@@ -294,7 +395,7 @@ impl Log {
             replication_factor: -1,
             configs: Vec::new(),
         };
-        match self.create_topics(vec![spec], false).await.pop() {
+        match self.create(vec![spec], false).await.pop() {
             Some(Ok(t)) => {
                 tracing::info!(
                     topic = name,
@@ -303,41 +404,53 @@ impl Log {
                 );
                 Ok(Some(t))
             }
-            Some(Err(LogError::TopicExists)) => self.topic(name).await,
+            Some(Err(LogError::TopicExists)) => self.get(name).await,
             Some(Err(e)) => Err(e),
             None => Ok(None),
         }
     }
 
-    /// A topic by its id (from the cache when present).
-    pub async fn topic_by_uuid(&self, uuid: Uuid) -> LogResult<Option<Arc<TopicMeta>>> {
-        if let Some(t) = self.topics.get_uuid(&uuid) {
+    /// A topic by its Kafka topic id (from the cache when present).
+    pub async fn get_by_uuid(&self, uuid: Uuid) -> LogResult<Option<Arc<TopicMeta>>> {
+        if let Some(t) = self.cache.get_uuid(&uuid) {
             return Ok(Some(t));
         }
         let found = self
             .db
             .run(|tx, _| async move {
                 match tx.get(&keys::topic_uuid(uuid), true).await? {
-                    Some(v) => read_meta(&tx, decode_tid(&v)?, true).await,
+                    Some(v) => read_meta(&tx, values::decode_topic_id(&v)?, true).await,
                     None => Ok(None),
                 }
             })
             .await?;
         Ok(found.map(|m| {
             let m = Arc::new(m);
-            self.topics.put(m.clone());
+            self.cache.put(m.clone());
             m
         }))
     }
 
+    /// A topic by name or by Kafka topic id.
+    pub async fn lookup(&self, id: TopicId<'_>) -> LogResult<Option<Arc<TopicMeta>>> {
+        match id {
+            TopicId::Name(n) => self.get(n).await,
+            TopicId::Uuid(u) => self.get_by_uuid(u).await,
+        }
+    }
+
+    /// A topic by its internal id (for naming committed offsets and transaction partitions).
+    pub async fn get_by_tid(&self, tid: i64) -> LogResult<Option<Arc<TopicMeta>>> {
+        let found = self
+            .db
+            .run(|tx, _| async move { read_meta(&tx, tid, true).await })
+            .await?;
+        Ok(found.map(Arc::new))
+    }
+
     /// Up to `limit` topics in name order, starting after `after` (pagination).
-    pub async fn list_topics(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> LogResult<Vec<Arc<TopicMeta>>> {
-        let space = keys::topic_names();
-        let (begin, end) = space.range();
+    pub async fn list(&self, after: Option<&str>, limit: usize) -> LogResult<Vec<Arc<TopicMeta>>> {
+        let (begin, end) = keys::topic_names();
         let begin = match after {
             Some(name) => kfdb_kv::key_after(&keys::topic_name(name)),
             None => begin,
@@ -353,7 +466,7 @@ impl Log {
                     let tids = rows
                         .kvs
                         .iter()
-                        .map(|kv| decode_tid(&kv.value))
+                        .map(|kv| values::decode_topic_id(&kv.value))
                         .collect::<LogResult<Vec<i64>>>()?;
                     let metas =
                         try_join_all(tids.iter().map(|tid| read_meta(&tx, *tid, true))).await?;
@@ -364,61 +477,67 @@ impl Log {
         Ok(metas.into_iter().map(Arc::new).collect())
     }
 
-    /// Delete a topic and all its data.
-    pub async fn delete_topic(&self, id: TopicId<'_>) -> LogResult<Arc<TopicMeta>> {
-        let meta = match id {
-            TopicId::Name(n) => self.topic(n).await?,
-            TopicId::Uuid(u) => self.topic_by_uuid(u).await?,
-        }
-        .ok_or(LogError::UnknownTopic)?;
+    /// Delete a topic's metadata and all its data. The caller drops what this broker holds in
+    /// memory for it (`Log::delete_topic`).
+    pub(crate) async fn delete(&self, id: TopicId<'_>) -> LogResult<Arc<TopicMeta>> {
+        let meta = self.lookup(id).await?.ok_or(LogError::UnknownTopic)?;
         let tid = meta.id;
+        let meta_ref = &meta;
         self.db
-            .run(|tx, _| {
-                let name = meta.name.clone();
-                let uuid = meta.uuid;
-                async move {
-                    if read_meta(&tx, tid, false).await?.is_none() {
-                        return Err(LogError::UnknownTopic);
-                    }
-                    tx.clear(&keys::topic_name(&name));
-                    tx.clear(&keys::topic_uuid(uuid));
-                    tx.clear(&keys::topic_meta(tid));
-                    for kind in ["part", "log", "bidx", "tidx"] {
-                        let (b, e) = keys::topic_space(kind, tid).range();
-                        tx.clear_range(&b, &e);
-                    }
-                    Ok(())
+            .run(|tx, maybe_committed| async move {
+                if read_meta(&tx, tid, false).await?.is_none() {
+                    // Gone: deleted by our own earlier attempt, or by someone else.
+                    return if maybe_committed.0 {
+                        Ok(())
+                    } else {
+                        Err(LogError::UnknownTopic)
+                    };
                 }
+                tx.clear(&keys::topic_name(&meta_ref.name));
+                tx.clear(&keys::topic_uuid(meta_ref.uuid));
+                tx.clear(&keys::topic_meta(tid));
+                for (b, e) in keys::topic_data(tid) {
+                    tx.clear_range(&b, &e);
+                }
+                Ok(())
             })
             .await?;
-        self.topics.remove(&meta);
-        self.forget_topic(tid);
+        self.cache.remove(&meta);
         Ok(meta)
     }
 
-    async fn update_topic(
+    /// Change a topic's metadata in one store transaction. After commit_unknown_result, finding
+    /// the metadata this change wrote means it landed.
+    async fn update(
         &self,
         name: &str,
         change: impl Fn(&mut TopicMeta) -> LogResult<()>,
         validate_only: bool,
     ) -> LogResult<Arc<TopicMeta>> {
         let change = &change;
+        let written: Mutex<Option<TopicMeta>> = Mutex::new(None);
+        let written = &written;
         let updated = self
             .db
-            .run(|tx, _| async move {
+            .run(|tx, maybe_committed| async move {
                 let mut meta = meta_by_name(&tx, name, false)
                     .await?
                     .ok_or(LogError::UnknownTopic)?;
+                let landed = written.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if maybe_committed.0 && landed.as_ref() == Some(&meta) {
+                    return Ok(meta);
+                }
                 change(&mut meta)?;
                 if !validate_only {
                     tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                    *written.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
                 }
                 Ok::<_, LogError>(meta)
             })
             .await?;
         let updated = Arc::new(updated);
         if !validate_only {
-            self.topics.put(updated.clone());
+            self.cache.put(updated.clone());
         }
         Ok(updated)
     }
@@ -430,7 +549,7 @@ impl Log {
         count: i32,
         validate_only: bool,
     ) -> LogResult<Arc<TopicMeta>> {
-        self.update_topic(
+        self.update(
             name,
             |m| {
                 if count <= m.partitions {
@@ -449,14 +568,14 @@ impl Log {
 
     /// Change a topic's config overrides. `replace`: the ops are the complete new set of
     /// overrides (AlterConfigs); otherwise they apply on top (IncrementalAlterConfigs).
-    pub async fn alter_topic_configs(
+    pub async fn alter_configs(
         &self,
         name: &str,
         ops: &[AlterOp],
         replace: bool,
         validate_only: bool,
     ) -> LogResult<Arc<TopicMeta>> {
-        self.update_topic(
+        self.update(
             name,
             |m| {
                 let mut configs = if replace {

@@ -13,7 +13,8 @@
 //! size do not occur in kfdb (requests are capped at 100 MiB); if one did, it would work the same
 //! way, with memory committed as it is written.
 //!
-//! Install it in a binary with `#[global_allocator] static A: GuardedAlloc = GuardedAlloc;`.
+//! The `kfdb` binary installs it as its global allocator (`main.rs`); libraries do not choose the
+//! process's allocator.
 //!
 //! Why mimalloc underneath rather than glibc's malloc: creating topics by the thousand spent ~38 %
 //! of kfdb's CPU in glibc's malloc and free (bin consolidation), and glibc kept freed memory in
@@ -98,8 +99,21 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     }
 }
 
-/// mimalloc's `mi_option_purge_delay` (index 15 of `mi_option_e` in both its v2 and v3 headers).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// mimalloc's `mi_option_purge_delay`, read from the header mimalloc was built with (`build.rs`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    parse_option(env!("KFDB_MI_OPTION_PURGE_DELAY"));
+
+/// A small decimal number at compile time.
+const fn parse_option(s: &str) -> libmimalloc_sys::mi_option_t {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while i < b.len() {
+        n = n * 10 + (b[i] - b'0') as libmimalloc_sys::mi_option_t;
+        i += 1;
+    }
+    n
+}
 
 /// How long mimalloc keeps freed memory for reuse before purging it (its v3 default is 1 s).
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
@@ -133,6 +147,12 @@ pub fn spawn_memory_purger(every: std::time::Duration) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_mimallocs() {
+        // Index 15 in mimalloc 2.x and 3.x; read from the header at build time.
+        assert_eq!(MI_OPTION_PURGE_DELAY, 15);
+    }
 
     #[test]
     fn huge_allocations_are_lazy_and_usable() {

@@ -1,0 +1,232 @@
+//! What one store transaction can do to one partition: the primitives that appends, transaction
+//! markers and retention are built from. Each takes the transaction it runs in; none commits.
+//!
+//! - `begin_write`: the prelude of every transaction that writes a partition's log — check the
+//!   topic still exists, claim the partition for this broker (`owner.rs`), read its state, all as
+//!   conflicting reads.
+//! - `write_batch`: a batch's chunks, its index row and, when it raises the partition's maximum
+//!   timestamp, a time-index row; the state advances.
+//! - producer states, open transactions, and the coordinator's record of which partitions a
+//!   producer added to its transaction.
+//!
+//! Writers read with `snapshot = false` so that concurrent changes conflict; readers with `true`.
+
+use crate::batch::Batch;
+use crate::cache::NewBatch;
+use crate::error::{LogError, LogResult};
+use crate::ids::PartitionId;
+use crate::keys;
+use crate::owner;
+use crate::values::{
+    self, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition, decode_open_txn,
+};
+use bytes::Bytes;
+use kfdb_kv::{RangeOption, Transaction};
+
+/// A partition's state (the default before its first append).
+pub(crate) async fn read_state(
+    tx: &Transaction,
+    p: PartitionId,
+    snapshot: bool,
+) -> LogResult<PartitionState> {
+    match tx.get(&keys::partition_state(p), snapshot).await? {
+        Some(v) => PartitionState::decode(&v),
+        None => Ok(PartitionState::default()),
+    }
+}
+
+/// A partition's state, `None` when it has never been written (or its topic is gone).
+pub(crate) async fn read_stored_state(
+    tx: &Transaction,
+    p: PartitionId,
+    snapshot: bool,
+) -> LogResult<Option<PartitionState>> {
+    match tx.get(&keys::partition_state(p), snapshot).await? {
+        Some(v) => PartitionState::decode(&v).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn write_state(tx: &Transaction, p: PartitionId, state: &PartitionState) {
+    tx.set(&keys::partition_state(p), &state.encode());
+}
+
+/// The prelude of every transaction that writes a partition's log: check the topic still exists
+/// (`None` if not), claim the partition for `node` (logging a takeover), and read its state, all
+/// as conflicting reads.
+pub(crate) async fn begin_write(
+    tx: &Transaction,
+    p: PartitionId,
+    node: i32,
+) -> LogResult<Option<(Owner, PartitionState)>> {
+    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
+        return Ok(None);
+    }
+    let (owner, displaced) = owner::claim(tx, &keys::partition_owner(p), node).await?;
+    if let Some(o) = displaced {
+        tracing::warn!(
+            partition = %p,
+            from = o.node,
+            to = node,
+            epoch = owner.epoch,
+            "taking over partition"
+        );
+    }
+    let state = read_state(tx, p, false).await?;
+    Ok(Some((owner, state)))
+}
+
+/// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it
+/// raises the partition's max timestamp; advance `state`. Returns the batch as stored.
+pub(crate) fn write_batch(
+    tx: &Transaction,
+    p: PartitionId,
+    epoch: i32,
+    batch: &Batch,
+    append_time: Option<i64>,
+    state: &mut PartitionState,
+) -> NewBatch {
+    let base = state.next_offset;
+    let last = base + i64::from(batch.last_offset_delta);
+    let bytes: Bytes = batch.stamped(base, epoch, append_time);
+    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
+        tx.set(
+            &keys::log_chunk(p, last, i as i32),
+            &values::encode_chunk(chunk),
+        );
+    }
+    let max_ts = batch.stored_max_timestamp(append_time);
+    let info = BatchInfo {
+        base_offset: base,
+        last_offset: last,
+        max_timestamp: max_ts,
+        size: bytes.len() as i64,
+    };
+    tx.set(&keys::batch_index(p, last), &info.encode());
+    if max_ts > state.max_timestamp {
+        tx.set(&keys::time_index(p, max_ts, last), b"");
+        state.max_timestamp = max_ts;
+        state.max_timestamp_offset = last;
+    }
+    state.next_offset = last + 1;
+    state.bytes += bytes.len() as i64;
+    NewBatch {
+        base_offset: base,
+        last_offset: last,
+        bytes,
+    }
+}
+
+/// The first `limit` rows of a partition's batch index, in offset order, read as conflicting
+/// reads (retention deletes what it read).
+pub(crate) async fn batch_infos(
+    tx: &Transaction,
+    p: PartitionId,
+    limit: usize,
+) -> LogResult<Vec<BatchInfo>> {
+    let (b, e) = keys::batch_index_range(p);
+    let rows = tx
+        .get_range(&RangeOption::new(b, e).limit(limit), false)
+        .await?;
+    rows.kvs
+        .iter()
+        .map(|kv| BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value))
+        .collect()
+}
+
+// ---- idempotent producers -------------------------------------------------------------------
+
+/// A producer's state in the partition, if stored.
+pub(crate) async fn read_producer(
+    tx: &Transaction,
+    p: PartitionId,
+    pid: i64,
+    snapshot: bool,
+) -> LogResult<Option<ProducerState>> {
+    match tx.get(&keys::producer_state(p, pid), snapshot).await? {
+        Some(v) => ProducerState::decode(&v).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn write_producer(tx: &Transaction, p: PartitionId, pid: i64, state: &ProducerState) {
+    tx.set(&keys::producer_state(p, pid), &state.encode());
+}
+
+// ---- open transactions in the partition -----------------------------------------------------
+
+/// The first offset of `pid`'s open transaction in the partition, if one is open.
+pub(crate) async fn read_open(
+    tx: &Transaction,
+    p: PartitionId,
+    pid: i64,
+) -> LogResult<Option<i64>> {
+    match tx.get(&keys::open_txn(p, pid), false).await? {
+        Some(v) => decode_open_txn(&v).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn write_open(tx: &Transaction, p: PartitionId, pid: i64, first_offset: i64) {
+    tx.set(
+        &keys::open_txn(p, pid),
+        &values::encode_open_txn(first_offset),
+    );
+}
+
+pub(crate) fn clear_open(tx: &Transaction, p: PartitionId, pid: i64) {
+    tx.clear(&keys::open_txn(p, pid));
+}
+
+/// The first offset of the oldest transaction open in the partition other than `except`'s, -1
+/// when none.
+pub(crate) async fn oldest_open(tx: &Transaction, p: PartitionId, except: i64) -> LogResult<i64> {
+    let (b, e) = keys::open_txns(p);
+    let rows = tx.get_range_all(RangeOption::new(b, e), false).await?;
+    let mut oldest = -1;
+    for kv in rows.iter() {
+        if keys::parse_open_txn(p, &kv.key)? == except {
+            continue;
+        }
+        let first = decode_open_txn(&kv.value)?;
+        if oldest < 0 || first < oldest {
+            oldest = first;
+        }
+    }
+    Ok(oldest)
+}
+
+/// For a transactional batch opening `producer_id`'s transaction in a partition: the coordinator
+/// must have added the partition to that producer's transaction, at this epoch. A fenced or
+/// timed-out producer therefore cannot leave a transaction open that no marker will ever close.
+pub(crate) async fn check_added_to_txn(
+    tx: &Transaction,
+    producer_id: i64,
+    epoch: i16,
+    p: PartitionId,
+) -> LogResult<()> {
+    let not_added = || {
+        LogError::InvalidTxnState(format!(
+            "partition {} was not added to producer {producer_id}'s transaction",
+            p.partition
+        ))
+    };
+    let Some(id) = tx.get(&keys::txn_pid(producer_id), true).await? else {
+        return Err(LogError::InvalidTxnState(format!(
+            "producer {producer_id} has no transactional id"
+        )));
+    };
+    let id = values::decode_transactional_id(&id);
+    let Some(v) = tx.get(&keys::txn_partition(&id, p), false).await? else {
+        return Err(not_added());
+    };
+    let added = TxnPartition::decode(&v)?;
+    if added.producer_id != producer_id {
+        return Err(not_added());
+    }
+    match epoch.cmp(&added.epoch) {
+        std::cmp::Ordering::Less => Err(LogError::InvalidProducerEpoch),
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err(not_added()),
+    }
+}

@@ -1,0 +1,111 @@
+//! The background sweeps, each a loop on its own interval: retention
+//! (`log.retention.check.interval.ms`), transaction timeouts
+//! (`transaction.abort.timed.out.transaction.cleanup.interval.ms`), transactional-id expiry
+//! (`transaction.remove.expired.transaction.cleanup.interval.ms`) and producer-state expiry
+//! (`producer.id.expiration.check.interval.ms`). A pass that did something is logged with its
+//! count; a failed pass is logged and the next one runs on schedule.
+
+use crate::error::LogResult;
+use crate::producers::ProducerStates;
+use crate::retention::Retention;
+use crate::txn::TxnCoordinator;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often each sweep runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepIntervals {
+    pub retention: Duration,
+    pub txn_timeouts: Duration,
+    pub txn_id_expiry: Duration,
+    pub producer_expiry: Duration,
+}
+
+/// The running sweeps; dropping this stops them.
+pub struct Sweeps {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Sweeps {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start every sweep on the current tokio runtime.
+pub(crate) fn spawn(
+    every: SweepIntervals,
+    retention: Arc<Retention>,
+    txns: Arc<TxnCoordinator>,
+    producers: Arc<ProducerStates>,
+) -> Sweeps {
+    let txns2 = txns.clone();
+    let tasks = vec![
+        tokio::spawn(run_every(
+            every.retention,
+            Some("retention deleted batches"),
+            "retention pass failed",
+            move || {
+                let r = retention.clone();
+                async move { r.pass().await }
+            },
+        )),
+        // Each timed-out transaction is logged by the sweep itself.
+        tokio::spawn(run_every(
+            every.txn_timeouts,
+            None,
+            "transaction timeout sweep failed",
+            move || {
+                let t = txns.clone();
+                async move { t.abort_expired().await }
+            },
+        )),
+        tokio::spawn(run_every(
+            every.txn_id_expiry,
+            Some("expired idle transactional ids"),
+            "transactional id expiry sweep failed",
+            move || {
+                let t = txns2.clone();
+                async move { t.expire_ids().await }
+            },
+        )),
+        tokio::spawn(run_every(
+            every.producer_expiry,
+            Some("expired idle producer states"),
+            "producer expiry sweep failed",
+            move || {
+                let p = producers.clone();
+                async move { p.expire().await }
+            },
+        )),
+    ];
+    Sweeps { tasks }
+}
+
+/// Run `pass` every `interval` (the first one interval from now) until the task is dropped. A
+/// pass that did something is logged as `done` (when given) with its count; a failed one as
+/// `failed`, and the next one runs on schedule.
+async fn run_every<F, Fut>(
+    interval: Duration,
+    done: Option<&'static str>,
+    failed: &'static str,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = LogResult<usize>>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match (pass().await, done) {
+            (Ok(n), Some(done)) if n > 0 => tracing::info!(count = n, "{done}"),
+            (Ok(_), _) => {}
+            (Err(e), _) => tracing::warn!(error = %e, "{failed}"),
+        }
+    }
+}
