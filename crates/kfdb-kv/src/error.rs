@@ -3,15 +3,32 @@
 //! Every backend reports failures as a FoundationDB error code, so the retry loop and every layer above
 //! decide "retry or give up" the same way on the embedded store and on FoundationDB. Codes and their
 //! retry classes follow FoundationDB's `error_definitions.h` (`fdb_error_predicate`).
+//!
+//! A `KvError` keeps what caused it (the fjall or I/O error, the `FdbError`) as its `source`, so a
+//! log line that prints the error chain says which file, syscall or cluster call failed.
 
-use std::fmt;
+use std::error::Error;
+use std::sync::Arc;
 
-/// A FoundationDB error code with a human-readable context.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A FoundationDB error code with a human-readable context and, when it came from below, its
+/// cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{name} ({code}){sep}{context}", name = name_of(*.code), sep = if .context.is_empty() { "" } else { ": " })]
 pub struct KvError {
     code: i32,
     context: String,
+    #[source]
+    source: Option<Arc<dyn Error + Send + Sync>>,
 }
+
+/// Two errors are the same error when their code and context are; the cause is not compared.
+impl PartialEq for KvError {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.context == other.context
+    }
+}
+
+impl Eq for KvError {}
 
 impl KvError {
     /// The transaction's reads are older than the 5 s MVCC window.
@@ -58,6 +75,20 @@ impl KvError {
         Self {
             code,
             context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An error with `code`, a context string and the error that caused it.
+    pub fn caused_by(
+        code: i32,
+        context: impl Into<String>,
+        source: impl Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            code,
+            context: context.into(),
+            source: Some(Arc::new(source)),
         }
     }
 
@@ -68,28 +99,7 @@ impl KvError {
 
     /// FoundationDB's name for the code, for logs.
     pub fn name(&self) -> &'static str {
-        match self.code {
-            Self::TRANSACTION_TOO_OLD => "transaction_too_old",
-            Self::FUTURE_VERSION => "future_version",
-            Self::NOT_COMMITTED => "not_committed",
-            Self::COMMIT_UNKNOWN_RESULT => "commit_unknown_result",
-            Self::TRANSACTION_CANCELLED => "transaction_cancelled",
-            Self::TRANSACTION_TIMED_OUT => "transaction_timed_out",
-            Self::TOO_MANY_WATCHES => "too_many_watches",
-            Self::ACCESSED_UNREADABLE => "accessed_unreadable",
-            Self::PROXY_MEMORY_LIMIT_EXCEEDED => "proxy_memory_limit_exceeded",
-            Self::OPERATION_CANCELLED => "operation_cancelled",
-            Self::IO_ERROR => "io_error",
-            Self::CLIENT_INVALID_OPERATION => "client_invalid_operation",
-            Self::KEY_OUTSIDE_LEGAL_RANGE => "key_outside_legal_range",
-            Self::INVERTED_RANGE => "inverted_range",
-            Self::NO_COMMIT_VERSION => "no_commit_version",
-            Self::TRANSACTION_TOO_LARGE => "transaction_too_large",
-            Self::KEY_TOO_LARGE => "key_too_large",
-            Self::VALUE_TOO_LARGE => "value_too_large",
-            Self::INTERNAL_ERROR => "internal_error",
-            _ => "unknown_error",
-        }
+        name_of(self.code)
     }
 
     /// FoundationDB's `retryable` predicate: running the transaction again may succeed.
@@ -121,17 +131,31 @@ impl KvError {
     }
 }
 
-impl fmt::Display for KvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name(), self.code)?;
-        if !self.context.is_empty() {
-            write!(f, ": {}", self.context)?;
-        }
-        Ok(())
+/// FoundationDB's name for an error code.
+fn name_of(code: i32) -> &'static str {
+    match code {
+        KvError::TRANSACTION_TOO_OLD => "transaction_too_old",
+        KvError::FUTURE_VERSION => "future_version",
+        KvError::NOT_COMMITTED => "not_committed",
+        KvError::COMMIT_UNKNOWN_RESULT => "commit_unknown_result",
+        KvError::TRANSACTION_CANCELLED => "transaction_cancelled",
+        KvError::TRANSACTION_TIMED_OUT => "transaction_timed_out",
+        KvError::TOO_MANY_WATCHES => "too_many_watches",
+        KvError::ACCESSED_UNREADABLE => "accessed_unreadable",
+        KvError::PROXY_MEMORY_LIMIT_EXCEEDED => "proxy_memory_limit_exceeded",
+        KvError::OPERATION_CANCELLED => "operation_cancelled",
+        KvError::IO_ERROR => "io_error",
+        KvError::CLIENT_INVALID_OPERATION => "client_invalid_operation",
+        KvError::KEY_OUTSIDE_LEGAL_RANGE => "key_outside_legal_range",
+        KvError::INVERTED_RANGE => "inverted_range",
+        KvError::NO_COMMIT_VERSION => "no_commit_version",
+        KvError::TRANSACTION_TOO_LARGE => "transaction_too_large",
+        KvError::KEY_TOO_LARGE => "key_too_large",
+        KvError::VALUE_TOO_LARGE => "value_too_large",
+        KvError::INTERNAL_ERROR => "internal_error",
+        _ => "unknown_error",
     }
 }
-
-impl std::error::Error for KvError {}
 
 /// An error a transaction closure can return: either a storage error (maybe retryable) or one of the
 /// caller's own domain errors (never retried). [`crate::Database::run`] asks this to decide.
@@ -176,5 +200,19 @@ mod tests {
     fn display_names_the_code() {
         let e = KvError::new(KvError::KEY_TOO_LARGE, "10001 bytes");
         assert_eq!(e.to_string(), "key_too_large (2102): 10001 bytes");
+        assert_eq!(
+            KvError::new(KvError::NOT_COMMITTED, "").to_string(),
+            "not_committed (1020)"
+        );
+    }
+
+    #[test]
+    fn the_cause_is_kept_as_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+        let e = KvError::caused_by(KvError::IO_ERROR, "fsync of the journal", io);
+        assert_eq!(e.to_string(), "io_error (1510): fsync of the journal");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "no space left on device");
+        assert_eq!(e, KvError::new(KvError::IO_ERROR, "fsync of the journal"));
     }
 }

@@ -38,7 +38,7 @@ static NETWORK: OnceLock<Result<NetworkAutoStop, KvError>> = OnceLock::new();
 
 /// Our error for a FoundationDB error: the same code, FoundationDB's message as context.
 fn kv_error(e: FdbError) -> KvError {
-    KvError::new(e.code(), e.message())
+    KvError::caused_by(e.code(), e.message(), e)
 }
 
 /// Select the API version and start the network thread, once per process.

@@ -143,10 +143,142 @@ all_backends!(
     illegal_keys_and_ranges,
     retry_loop_stops_on_fatal_errors,
     read_only_commit,
+    large_range_clears,
+    commit_unknown_result_is_retried_as_maybe_committed,
 );
 
 mod cases {
     use super::*;
+
+    /// A clear over thousands of keys (the embedded store makes it a tombstone and deletes the
+    /// keys later): readers after it see nothing of the old keys, readers before it see them all,
+    /// keys written after it (in the same transaction or later) are seen, atomic operations treat
+    /// cleared keys as absent, and watches on cleared keys fire.
+    pub async fn large_range_clears(c: &Ctx) {
+        const N: usize = 3_000;
+        let key = |i: usize| c.k(&format!("big/{i:05}"));
+        for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+            let tx = c.db.create_transaction().unwrap();
+            for &i in chunk {
+                tx.set(&key(i), format!("v{i}").as_bytes());
+            }
+            tx.commit().await.unwrap();
+        }
+        c.put(&[("bigger", "outside"), ("counter", "\x05")]).await;
+        let counter = c.k("big/counter");
+        let tx = c.db.create_transaction().unwrap();
+        tx.atomic_op(&counter, &7u64.to_le_bytes(), MutationType::Add);
+        tx.commit().await.unwrap();
+        // A reader from before the clear.
+        let before = c.db.create_transaction().unwrap();
+        assert!(before.get(&key(1), true).await.unwrap().is_some());
+        let watched = c.db.create_transaction().unwrap();
+        watched.get(&key(7), false).await.unwrap();
+        let watch = watched.watch(&key(7));
+        watched.commit().await.unwrap();
+        let (b, e) = (c.k("big/"), c.k("big0"));
+        let tx = c.db.create_transaction().unwrap();
+        tx.clear_range(&b, &e);
+        tx.set(&key(5), b"again");
+        let inside = tx
+            .get_range_all(RangeOption::new(b.clone(), e.clone()), false)
+            .await
+            .unwrap();
+        assert_eq!(inside.len(), 1, "the same transaction sees its own clear");
+        tx.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), watch)
+            .await
+            .expect("a watch on a cleared key fires")
+            .unwrap();
+        let rows = |reverse: bool| {
+            let (b, e) = (b.clone(), e.clone());
+            let db = c.db.clone();
+            async move {
+                let tx = db.create_transaction().unwrap();
+                tx.get_range_all(RangeOption::new(b, e).reverse(reverse), false)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|kv| (kv.key.to_vec(), kv.value.to_vec()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(rows(false).await, vec![(key(5), b"again".to_vec())]);
+        assert_eq!(rows(true).await, vec![(key(5), b"again".to_vec())]);
+        let tx = c.db.create_transaction().unwrap();
+        assert_eq!(tx.get(&key(1), false).await.unwrap(), None);
+        assert_eq!(tx.get(&counter, false).await.unwrap(), None);
+        assert_eq!(
+            tx.get_key(&KeySelector::first_greater_or_equal(b.clone()), false)
+                .await
+                .unwrap()
+                .to_vec(),
+            key(5)
+        );
+        assert_eq!(c.read("bigger").await.as_deref(), Some(&b"outside"[..]));
+        // The reader from before still sees every old key (its snapshot predates the clear).
+        let old = before
+            .get_range_all(RangeOption::new(b.clone(), e.clone()), true)
+            .await
+            .unwrap();
+        assert_eq!(old.len(), N + 1);
+        // Writes after the clear: a set, an atomic add on a cleared key (starts from nothing).
+        let tx = c.db.create_transaction().unwrap();
+        tx.set(&key(9), b"later");
+        tx.atomic_op(&counter, &1u64.to_le_bytes(), MutationType::Add);
+        tx.commit().await.unwrap();
+        let got = rows(false).await;
+        assert_eq!(
+            got.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            vec![key(5), key(9), counter.clone()]
+        );
+        assert_eq!(got[2].1, 1u64.to_le_bytes().to_vec());
+        // Cleared again, then one more key: only that one.
+        let tx = c.db.create_transaction().unwrap();
+        tx.clear_range(&b, &e);
+        tx.commit().await.unwrap();
+        c.put(&[("big/00002", "last")]).await;
+        // Give a lazy backend time to finish its deletion, then check once more.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(rows(false).await, vec![(key(2), b"last".to_vec())]);
+    }
+
+    /// A commit that fails with commit_unknown_result may have landed; the retry loop retries it
+    /// and tells the closure so (`MaybeCommitted(true)`).
+    pub async fn commit_unknown_result_is_retried_as_maybe_committed(c: &Ctx) {
+        let Some(embedded) = c.db.as_embedded() else {
+            // Only the embedded store can be made to lose an answer on purpose.
+            return;
+        };
+        for landed in [true, false] {
+            let key = c.k(&format!("unknown-{landed}"));
+            embedded.inject_unknown_results(1, landed);
+            let attempts = Arc::new(AtomicUsize::new(0));
+            let seen =
+                c.db.run(|tx, maybe| {
+                    let (key, attempts) = (key.clone(), attempts.clone());
+                    async move {
+                        attempts.fetch_add(1, Ordering::SeqCst);
+                        let before = tx.get(&key, false).await?;
+                        tx.atomic_op(&key, &1u64.to_le_bytes(), MutationType::Add);
+                        Ok::<_, KvError>((maybe.0, before.is_some()))
+                    }
+                })
+                .await
+                .unwrap();
+            assert_eq!(attempts.load(Ordering::SeqCst), 2);
+            assert_eq!(
+                seen,
+                (true, landed),
+                "the retry knows the first attempt may have landed, and finds it did when it did"
+            );
+            let expected = if landed { 2u64 } else { 1u64 };
+            assert_eq!(
+                c.read(&format!("unknown-{landed}")).await.unwrap().to_vec(),
+                expected.to_le_bytes().to_vec()
+            );
+        }
+    }
 
     pub async fn read_your_writes(c: &Ctx) {
         c.put(&[("a", "1"), ("c", "3")]).await;

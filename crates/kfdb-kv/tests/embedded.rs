@@ -145,3 +145,116 @@ async fn commit_latency_delays_the_reply() {
         "the reply came before the configured latency"
     );
 }
+
+async fn fill(db: &Database, prefix: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2_000) {
+        db.run(|tx, _| async move {
+            for i in chunk {
+                tx.set(format!("{prefix}{i:08}").as_bytes(), &[7u8; 100]);
+            }
+            Ok::<_, KvError>(())
+        })
+        .await
+        .unwrap();
+    }
+}
+
+async fn count(db: &Database, begin: &[u8], end: &[u8]) -> usize {
+    let tx = db.create_transaction().unwrap();
+    tx.get_range_all(kfdb_kv::RangeOption::new(begin, end), true)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A large clear is a tombstone at once and its keys are deleted afterwards, step by step.
+#[tokio::test]
+async fn large_clears_are_deleted_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    fill(&db, "t/", 50_000).await;
+    db.run(|tx, _| async move {
+        tx.clear_range(b"t/", b"t0");
+        Ok::<_, KvError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(&db, b"t/", b"t0").await, 0, "hidden at once");
+    let e = db.as_embedded().unwrap().clone();
+    wait_for("the purge", || e.stats().range_tombstones == 0).await;
+    assert_eq!(e.stats().purged_keys, 50_000);
+    assert_eq!(count(&db, b"t/", b"t0").await, 0);
+    // Small clears are still applied inline.
+    fill(&db, "s/", 10).await;
+    db.run(|tx, _| async move {
+        tx.clear_range(b"s/", b"s0");
+        Ok::<_, KvError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(e.stats().range_tombstones, 0);
+    assert_eq!(count(&db, b"s/", b"s0").await, 0);
+}
+
+/// A pending clear survives a restart (the keys stay hidden, later writes stay visible) and its
+/// deletion resumes.
+#[tokio::test]
+async fn a_pending_clear_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    fill(&db, "t/", 40_000).await;
+    db.run(|tx, _| async move {
+        tx.clear_range(b"t/", b"t0");
+        tx.set(b"t/00000007", b"kept");
+        Ok::<_, KvError>(())
+    })
+    .await
+    .unwrap();
+    set(&db, b"t/00000009", b"later").await;
+    drop(db);
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let tx = db.create_transaction().unwrap();
+    let rows = tx
+        .get_range_all(kfdb_kv::RangeOption::new(&b"t/"[..], &b"t0"[..]), true)
+        .await
+        .unwrap();
+    let got: Vec<(Vec<u8>, Vec<u8>)> = rows
+        .iter()
+        .map(|kv| (kv.key.to_vec(), kv.value.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b"t/00000007".to_vec(), b"kept".to_vec()),
+            (b"t/00000009".to_vec(), b"later".to_vec())
+        ]
+    );
+    let e = db.as_embedded().unwrap().clone();
+    wait_for("the purge", || e.stats().range_tombstones == 0).await;
+    assert_eq!(count(&db, b"t/", b"t0").await, 2);
+}
+
+/// An injected commit_unknown_result after the commit landed: the data is there, and the caller
+/// was told the outcome is unknown.
+#[tokio::test]
+async fn injected_unknown_results_land_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    for (landed, key) in [(true, &b"landed"[..]), (false, &b"lost"[..])] {
+        db.as_embedded().unwrap().inject_unknown_results(1, landed);
+        let tx = db.create_transaction().unwrap();
+        tx.set(key, b"v");
+        let err = tx.commit().await.unwrap_err();
+        assert_eq!(err.code(), KvError::COMMIT_UNKNOWN_RESULT);
+        let tx = db.create_transaction().unwrap();
+        assert_eq!(tx.get(key, false).await.unwrap().is_some(), landed);
+    }
+}

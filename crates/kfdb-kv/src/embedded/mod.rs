@@ -7,11 +7,15 @@
 //!   transactions durable with one fsync before anyone is answered (group commit).
 //! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
 //!
+//! - `tombstones`: large range clears, hidden from readers at once and deleted by the pipeline in
+//!   bounded steps, so a big delete costs every other commit nothing.
+//!
 //! Read versions only ever name durable states: the pipeline publishes a new snapshot after its
 //! fsync, so a reader can never see data that a crash could take back.
 
 mod pipeline;
 mod resolver;
+mod tombstones;
 mod transaction;
 mod watches;
 mod writes;
@@ -75,6 +79,8 @@ pub(crate) struct ReadView {
     pub(crate) version: u64,
     pub(crate) snapshot: fjall::Snapshot,
     pub(crate) keyspace: fjall::Keyspace,
+    /// Range clears not yet applied to the keyspace: what they hide is not read.
+    pub(crate) tombstones: tombstones::TombstoneSet,
 }
 
 /// What the pipeline thread and the transactions share.
@@ -87,6 +93,9 @@ pub(crate) struct Core {
     pub(crate) options: EmbeddedOptions,
     /// Commits still to fail with `not_committed`, so callers can exercise their retry paths.
     pub(crate) injected_conflicts: AtomicU32,
+    /// Commits still to fail with `commit_unknown_result`, and whether they land first.
+    pub(crate) injected_unknown: AtomicU32,
+    pub(crate) injected_unknown_landed: AtomicBool,
     /// Set after a failed write or fsync: the store refuses further commits (like fjall itself).
     pub(crate) poisoned: AtomicBool,
     pub(crate) stats: Counters,
@@ -99,6 +108,8 @@ pub(crate) struct Counters {
     pub(crate) conflicts: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
+    pub(crate) range_tombstones: AtomicU64,
+    pub(crate) purged_keys: AtomicU64,
 }
 
 /// A copy of the store's counters, for metrics and tests.
@@ -112,6 +123,10 @@ pub struct EmbeddedStats {
     pub groups: u64,
     /// fsyncs issued (one per group that wrote).
     pub fsyncs: u64,
+    /// Range clears pending as tombstones (not yet fully deleted).
+    pub range_tombstones: u64,
+    /// Keys deleted by tombstone purge steps.
+    pub purged_keys: u64,
 }
 
 impl Core {
@@ -120,6 +135,16 @@ impl Core {
             Ok(v) => v.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The newest value of `key` (not a snapshot read: what a commit applied last), as readers
+    /// see it, i.e. with pending range clears applied.
+    pub(crate) fn head_get(&self, key: &[u8]) -> Result<Option<bytes::Bytes>, fjall::Error> {
+        let value = self.data.get(key)?.map(bytes::Bytes::from);
+        if value.is_some() && self.current_view().tombstones.hides(key, u64::MAX) {
+            return Ok(None);
+        }
+        Ok(value)
     }
 }
 
@@ -171,8 +196,8 @@ pub fn raw_engine(
 
 pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
 
-fn io_error(context: &str, e: impl std::fmt::Display) -> KvError {
-    KvError::new(KvError::IO_ERROR, format!("{context}: {e}"))
+fn io_error(context: &str, e: impl std::error::Error + Send + Sync + 'static) -> KvError {
+    KvError::caused_by(KvError::IO_ERROR, context, e)
 }
 
 impl EmbeddedDatabase {
@@ -198,10 +223,14 @@ impl EmbeddedDatabase {
             }
             None => 0,
         };
+        let pending = tombstones::load(&meta)?;
         let view = ReadView {
             version,
             snapshot: db.snapshot(),
             keyspace: data.clone(),
+            tombstones: tombstones::TombstoneSet(std::sync::Arc::new(
+                pending.iter().map(|(t, _)| t.clone()).collect(),
+            )),
         };
         let core = Arc::new(Core {
             db,
@@ -211,14 +240,19 @@ impl EmbeddedDatabase {
             watches: Mutex::new(watches::WatchRegistry::new(options.max_watches)),
             options,
             injected_conflicts: AtomicU32::new(0),
+            injected_unknown: AtomicU32::new(0),
+            injected_unknown_landed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             stats: Counters::default(),
         });
+        core.stats
+            .range_tombstones
+            .store(pending.len() as u64, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         let pipeline_core = Arc::clone(&core);
         let thread = std::thread::Builder::new()
             .name("kfdb-kv-commit".into())
-            .spawn(move || pipeline::run(pipeline_core, rx))
+            .spawn(move || pipeline::run(pipeline_core, rx, pending))
             .map_err(|e| io_error("spawn commit thread", e))?;
         Ok(Self {
             handle: Arc::new(Handle {
@@ -242,6 +276,15 @@ impl EmbeddedDatabase {
             .store(n, Ordering::SeqCst);
     }
 
+    /// Make the next `n` commits fail with `commit_unknown_result` (1021): after their writes
+    /// became durable (`landed`) or without applying them, as a lost answer from FoundationDB
+    /// would leave either. For tests of the callers' `maybe_committed` handling.
+    pub fn inject_unknown_results(&self, n: u32, landed: bool) {
+        let core = &self.handle.core;
+        core.injected_unknown_landed.store(landed, Ordering::SeqCst);
+        core.injected_unknown.store(n, Ordering::SeqCst);
+    }
+
     /// The newest durable commit version.
     pub fn committed_version(&self) -> i64 {
         self.handle.core.current_view().version as i64
@@ -255,6 +298,8 @@ impl EmbeddedDatabase {
             conflicts: c.conflicts.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
+            purged_keys: c.purged_keys.load(Ordering::Relaxed),
         }
     }
 

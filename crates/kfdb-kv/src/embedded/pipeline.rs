@@ -6,8 +6,15 @@
 //! mutations as one atomic fjall batch and records its writes. Then one fsync makes the whole group
 //! durable, a new read view is published, watches fire, and only then is anyone answered. Many
 //! concurrent committers therefore share one fsync.
+//!
+//! Large range clears become tombstones (`tombstones.rs`); between groups, and continuously while
+//! no commit waits, the pipeline deletes their keys in bounded steps.
 
 use super::resolver::{ConflictHistory, KeyRange};
+use super::tombstones::{
+    self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
+    Tombstone, TombstoneSet, meta_key,
+};
 use super::{Core, META_VERSION_KEY, ReadView};
 use crate::atomic;
 use crate::error::{KvError, KvResult};
@@ -17,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 /// One buffered write, in the order the transaction issued it.
@@ -44,7 +51,9 @@ pub(crate) enum PipelineMsg {
 }
 
 /// How often an idle pipeline prunes its conflict history.
-const PRUNE_WHEN_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+const PRUNE_WHEN_IDLE: Duration = Duration::from_secs(1);
+/// Keys a purge step examines while commits are waiting (more when idle).
+const BUSY_PURGE_STEP_KEYS: usize = 1_024;
 
 /// FoundationDB-like versions: about one million per second, strictly increasing, also across
 /// restarts (the last one is stored with every commit).
@@ -63,56 +72,160 @@ fn versionstamp(version: u64, order: u16) -> [u8; 10] {
     s
 }
 
-pub(crate) fn run(core: Arc<Core>, rx: Receiver<PipelineMsg>) {
+/// A range clear still being deleted, and where its deletion has got to.
+struct Pending {
+    tomb: Arc<Tombstone>,
+    cursor: Vec<u8>,
+}
+
+/// What the pipeline thread keeps besides the store.
+struct Pipeline {
+    core: Arc<Core>,
+    history: ConflictHistory,
+    last_version: u64,
+    /// Pending range clears, oldest first.
+    live: Vec<Pending>,
+    /// Set after a purge step failed: purging stops (the store is poisoned anyway).
+    purge_failed: bool,
+}
+
+pub(crate) fn run(
+    core: Arc<Core>,
+    rx: Receiver<PipelineMsg>,
+    pending: Vec<(Arc<Tombstone>, Vec<u8>)>,
+) {
     let start = core.current_view().version;
-    let mut history = ConflictHistory::new(MAX_TRANSACTION_AGE, start);
-    let mut last_version = start;
+    let mut p = Pipeline {
+        history: ConflictHistory::new(MAX_TRANSACTION_AGE, start),
+        last_version: start,
+        live: pending
+            .into_iter()
+            .map(|(tomb, cursor)| Pending { tomb, cursor })
+            .collect(),
+        purge_failed: false,
+        core,
+    };
     loop {
+        let purging = !p.live.is_empty() && !p.purge_failed;
         // Idle: still forget history past the window, so the memory a burst of commits used for
-        // conflict checks is given back without waiting for the next commit.
-        let first = match rx.recv_timeout(PRUNE_WHEN_IDLE) {
+        // conflict checks is given back without waiting for the next commit; and delete pending
+        // range clears as fast as possible while nothing waits.
+        let wait = if purging {
+            Duration::ZERO
+        } else {
+            PRUNE_WHEN_IDLE
+        };
+        let first = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
-                history.prune(Instant::now());
+                if purging {
+                    p.purge_step(PURGE_STEP_KEYS);
+                } else {
+                    p.history.prune(Instant::now());
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut group = vec![first];
-        while group.len() < core.options.max_group {
+        while group.len() < p.core.options.max_group {
             match rx.try_recv() {
                 Ok(m) => group.push(m),
                 Err(_) => break,
             }
         }
-        let version = next_version(last_version);
+        p.commit_group(group);
+        if !p.live.is_empty() && !p.purge_failed {
+            // Under load, one small step per group: a big delete adds a bounded delay to each
+            // group instead of stalling them all.
+            p.purge_step(BUSY_PURGE_STEP_KEYS);
+        }
+    }
+}
+
+/// How an injected `commit_unknown_result` treats a commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    No,
+    /// Apply it, then answer commit_unknown_result.
+    Landed,
+    /// Do not apply it; answer commit_unknown_result.
+    Lost,
+}
+
+fn unknown_result() -> KvError {
+    KvError::new(
+        KvError::COMMIT_UNKNOWN_RESULT,
+        "injected: commit outcome unknown",
+    )
+}
+
+impl Pipeline {
+    fn take_injected_unknown(&self) -> Unknown {
+        let c = &self.core;
+        if c.injected_unknown
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Unknown::No;
+        }
+        if c.injected_unknown_landed.load(Ordering::SeqCst) {
+            Unknown::Landed
+        } else {
+            Unknown::Lost
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<PipelineMsg>) {
+        let core = self.core.clone();
+        let version = next_version(self.last_version);
         let now = Instant::now();
-        history.prune(now);
+        self.history.prune(now);
         let watching = !lock_watches(&core).is_empty();
         let mut changed: Vec<(Vec<u8>, Option<Bytes>)> = Vec::new();
+        let mut cleared: Vec<ClearedRange> = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
         let mut wrote = false;
+        let mut new_tombstones = false;
         for (order, PipelineMsg::Commit(req)) in group.into_iter().enumerate() {
-            let stamp = versionstamp(version, order as u16);
-            let result = commit_one(&core, &mut history, &req, version, stamp, now).map(
-                |(overlay, writes)| {
-                    history.record(version, now, &writes);
-                    wrote = true;
-                    if watching {
-                        changed.extend(overlay);
-                    }
-                    CommitInfo {
-                        version: version as i64,
-                        versionstamp: Some(stamp),
-                    }
-                },
-            );
+            let order = order as u16;
+            let stamp = versionstamp(version, order);
+            let unknown = self.take_injected_unknown();
+            let result = if unknown == Unknown::Lost {
+                Err(unknown_result())
+            } else {
+                self.commit_one(&req, version, order, stamp, now)
+                    .map(|applied| {
+                        self.history.record(version, now, &applied.writes);
+                        wrote = true;
+                        new_tombstones |= !applied.tombstones.is_empty();
+                        if watching {
+                            for t in &applied.tombstones {
+                                let rewritten: Vec<Vec<u8>> = applied
+                                    .overlay
+                                    .range(t.begin.clone()..t.end.clone())
+                                    .map(|(k, _)| k.clone())
+                                    .collect();
+                                cleared.push((t.begin.clone(), t.end.clone(), rewritten));
+                            }
+                            changed.extend(applied.overlay);
+                        }
+                        CommitInfo {
+                            version: version as i64,
+                            versionstamp: Some(stamp),
+                        }
+                    })
+            };
             match &result {
                 Ok(_) => core.stats.commits.fetch_add(1, Ordering::Relaxed),
                 Err(e) if e.code() == KvError::NOT_COMMITTED => {
                     core.stats.conflicts.fetch_add(1, Ordering::Relaxed)
                 }
                 Err(_) => 0,
+            };
+            let result = match (result, unknown) {
+                (Ok(_), Unknown::Landed) => Err(unknown_result()),
+                (r, _) => r,
             };
             answers.push((req.reply, result));
         }
@@ -128,25 +241,298 @@ pub(crate) fn run(core: Arc<Core>, rx: Receiver<PipelineMsg>) {
             };
             if let Err(e) = durable {
                 tracing::error!(error = %e, "fsync of commit group failed; store is now read-only");
+                let e = Arc::new(e);
                 core.poisoned.store(true, Ordering::SeqCst);
                 for (reply, result) in answers {
-                    let r = result.and(Err(KvError::new(KvError::IO_ERROR, format!("fsync: {e}"))));
+                    let r = result.and(Err(KvError::caused_by(
+                        KvError::IO_ERROR,
+                        "fsync of the commit group",
+                        e.clone(),
+                    )));
                     let _ = reply.send(r);
                 }
-                continue;
+                return;
             }
-            last_version = version;
-            publish(&core, version);
+            self.last_version = version;
+            self.publish();
             if watching {
                 let mut w = lock_watches(&core);
+                for (b, e, rewritten) in &cleared {
+                    w.cleared(b, e, |k| rewritten.iter().any(|r| r.as_slice() == k));
+                }
                 for (k, v) in &changed {
                     w.changed(k, v.as_deref());
                 }
             }
         }
+        if new_tombstones {
+            core.stats
+                .range_tombstones
+                .store(self.live.len() as u64, Ordering::Relaxed);
+        }
         for (reply, result) in answers {
             let _ = reply.send(result);
         }
+    }
+
+    /// Publish a read view at the last durable version: a fresh snapshot and the pending range
+    /// clears.
+    fn publish(&self) {
+        let core = &self.core;
+        let view = ReadView {
+            version: self.last_version,
+            snapshot: core.db.snapshot(),
+            keyspace: core.data.clone(),
+            tombstones: TombstoneSet(Arc::new(self.live.iter().map(|p| p.tomb.clone()).collect())),
+        };
+        match core.read_view.write() {
+            Ok(mut g) => *g = view,
+            Err(p) => *p.into_inner() = view,
+        }
+    }
+
+    /// Whether `key`, as stored now, is hidden by a pending range clear (at the head of the store).
+    fn hidden(&self, key: &[u8]) -> bool {
+        self.live
+            .iter()
+            .any(|p| p.tomb.covers(key) && !p.tomb.keeps(key))
+    }
+
+    /// Resolve and apply one transaction (not yet durable).
+    fn commit_one(
+        &mut self,
+        req: &CommitRequest,
+        version: u64,
+        order: u16,
+        stamp: [u8; 10],
+        now: Instant,
+    ) -> KvResult<Applied> {
+        let core = self.core.clone();
+        if core.poisoned.load(Ordering::SeqCst) {
+            return Err(KvError::new(
+                KvError::IO_ERROR,
+                "store failed earlier; restart kfdb",
+            ));
+        }
+        if let Some((rv, at)) = req.read {
+            if self.history.too_old(rv) || now.duration_since(at) > MAX_TRANSACTION_AGE {
+                return Err(KvError::new(
+                    KvError::TRANSACTION_TOO_OLD,
+                    "read version older than 5 s",
+                ));
+            }
+            if self.history.conflicts(rv, &req.read_conflicts) {
+                return Err(KvError::new(KvError::NOT_COMMITTED, "read conflict"));
+            }
+        }
+        if core
+            .injected_conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(KvError::new(KvError::NOT_COMMITTED, "injected conflict"));
+        }
+        let mut writes = req.write_conflicts.clone();
+        let built = self.build_overlay(&req.mutations, &stamp, version, order, &mut writes)?;
+        let mut batch = core.db.batch();
+        for (k, v) in &built.overlay {
+            match v {
+                Some(v) => batch.insert(&core.data, k.clone(), v.clone()),
+                None => batch.remove(&core.data, k.clone()),
+            }
+        }
+        for t in &built.tombstones {
+            batch.insert(
+                &core.meta,
+                meta_key(TOMB_PREFIX, &t.id, b""),
+                tombstones::encode_range(&t.begin, &t.end),
+            );
+        }
+        // Keys written inside pending clears (older ones and this transaction's own): remembered,
+        // so readers see them and the purge keeps them.
+        let all: Vec<Arc<Tombstone>> = self
+            .live
+            .iter()
+            .map(|p| p.tomb.clone())
+            .chain(built.tombstones.iter().cloned())
+            .collect();
+        if !all.is_empty() {
+            for (k, v) in &built.overlay {
+                if v.is_none() {
+                    continue;
+                }
+                for t in all.iter().filter(|t| t.covers(k)) {
+                    if t.record_rewrite(k, version) {
+                        batch.insert(
+                            &core.meta,
+                            meta_key(REWRITTEN_PREFIX, &t.id, k),
+                            version.to_be_bytes().to_vec(),
+                        );
+                    }
+                }
+            }
+        }
+        batch.insert(&core.meta, META_VERSION_KEY, version.to_be_bytes().to_vec());
+        batch.commit().map_err(|e| {
+            core.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "write to store failed; store is now read-only");
+            KvError::caused_by(KvError::IO_ERROR, "write batch", e)
+        })?;
+        for t in &built.tombstones {
+            tracing::debug!(version, "range clear pending as a tombstone");
+            self.live.push(Pending {
+                tomb: t.clone(),
+                cursor: t.begin.clone(),
+            });
+        }
+        Ok(Applied {
+            overlay: built.overlay,
+            writes,
+            tombstones: built.tombstones,
+        })
+    }
+
+    /// Fold a transaction's mutations, in order, into the final value of each key it touches;
+    /// large range clears become tombstones.
+    fn build_overlay(
+        &self,
+        mutations: &[Mutation],
+        stamp: &[u8; 10],
+        version: u64,
+        order: u16,
+        writes: &mut Vec<KeyRange>,
+    ) -> KvResult<Built> {
+        let core = &self.core;
+        let io = |e: fjall::Error| KvError::caused_by(KvError::IO_ERROR, "read", e);
+        let mut overlay = Overlay::new();
+        let mut new: Vec<Arc<Tombstone>> = Vec::new();
+        for m in mutations {
+            match m {
+                Mutation::Set(k, v) => {
+                    overlay.insert(k.to_vec(), Some(v.clone()));
+                }
+                Mutation::Clear(k) => {
+                    overlay.insert(k.to_vec(), None);
+                }
+                Mutation::ClearRange(b, e) => {
+                    for (_, v) in overlay.range_mut(b.to_vec()..e.to_vec()) {
+                        *v = None;
+                    }
+                    // A small range is cleared key by key now; a large one becomes a tombstone.
+                    let mut stored = Vec::new();
+                    for guard in core.data.range(b.as_ref()..e.as_ref()) {
+                        stored.push(guard.key().map_err(io)?.to_vec());
+                        if stored.len() > INLINE_CLEAR_KEYS {
+                            break;
+                        }
+                    }
+                    if stored.len() <= INLINE_CLEAR_KEYS {
+                        for key in stored {
+                            overlay.entry(key).or_insert(None);
+                        }
+                    } else {
+                        let id = tombstones::tomb_id(version, order, new.len() as u16);
+                        new.push(Arc::new(Tombstone::new(id, b.to_vec(), e.to_vec())));
+                    }
+                }
+                Mutation::Atomic(k, template, MutationType::SetVersionstampedKey) => {
+                    let key = atomic::place_versionstamp(k, stamp)?;
+                    writes.push((key.clone(), key_after(&key)));
+                    overlay.insert(key, Some(template.clone()));
+                }
+                Mutation::Atomic(k, template, MutationType::SetVersionstampedValue) => {
+                    let value = atomic::place_versionstamp(template, stamp)?;
+                    overlay.insert(k.to_vec(), Some(Bytes::from(value)));
+                }
+                Mutation::Atomic(k, param, op) => {
+                    let current = match overlay.get(k.as_ref()) {
+                        Some(v) => v.clone(),
+                        None if new.iter().any(|t| t.covers(k)) || self.hidden(k) => None,
+                        None => core.data.get(k.as_ref()).map_err(io)?.map(Bytes::from),
+                    };
+                    let new_value = atomic::apply(*op, current.as_deref(), param).map(Bytes::from);
+                    overlay.insert(k.to_vec(), new_value);
+                }
+            }
+        }
+        Ok(Built {
+            overlay,
+            tombstones: new,
+        })
+    }
+
+    /// Delete up to `keys` keys of the oldest pending range clear; when it is done, drop it and
+    /// publish a view without it.
+    fn purge_step(&mut self, keys: usize) {
+        match self.try_purge_step(keys) {
+            Ok(true) => {
+                self.live.remove(0);
+                self.core
+                    .stats
+                    .range_tombstones
+                    .store(self.live.len() as u64, Ordering::Relaxed);
+                self.publish();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "deleting a cleared range failed; stopped");
+                self.purge_failed = true;
+            }
+        }
+    }
+
+    /// One step; `Ok(true)` when the oldest clear is fully deleted (and its records removed).
+    fn try_purge_step(&mut self, keys: usize) -> KvResult<bool> {
+        let core = self.core.clone();
+        let io = |e: fjall::Error| KvError::caused_by(KvError::IO_ERROR, "purge cleared range", e);
+        let Some(p) = self.live.first_mut() else {
+            return Ok(false);
+        };
+        let mut batch = core.db.batch();
+        let mut next = None;
+        let mut deleted = 0u64;
+        for (seen, guard) in core
+            .data
+            .range(p.cursor.clone()..p.tomb.end.clone())
+            .enumerate()
+        {
+            let key = guard.key().map_err(io)?;
+            if seen == keys {
+                next = Some(key.to_vec());
+                break;
+            }
+            if !p.tomb.keeps(&key) {
+                batch.remove(&core.data, key.to_vec());
+                deleted += 1;
+            }
+        }
+        let done = next.is_none();
+        match next {
+            Some(cursor) => {
+                batch.insert(
+                    &core.meta,
+                    meta_key(CURSOR_PREFIX, &p.tomb.id, b""),
+                    cursor.clone(),
+                );
+                p.cursor = cursor;
+            }
+            None => {
+                batch.remove(&core.meta, meta_key(TOMB_PREFIX, &p.tomb.id, b""));
+                batch.remove(&core.meta, meta_key(CURSOR_PREFIX, &p.tomb.id, b""));
+                for guard in core
+                    .meta
+                    .prefix(meta_key(REWRITTEN_PREFIX, &p.tomb.id, b""))
+                {
+                    batch.remove(&core.meta, guard.key().map_err(io)?.to_vec());
+                }
+            }
+        }
+        batch.commit().map_err(|e| {
+            core.poisoned.store(true, Ordering::SeqCst);
+            KvError::caused_by(KvError::IO_ERROR, "purge batch", e)
+        })?;
+        core.stats.purged_keys.fetch_add(deleted, Ordering::Relaxed);
+        Ok(done)
     }
 }
 
@@ -157,118 +543,24 @@ fn lock_watches(core: &Core) -> std::sync::MutexGuard<'_, super::watches::WatchR
     }
 }
 
-fn publish(core: &Core, version: u64) {
-    let view = ReadView {
-        version,
-        snapshot: core.db.snapshot(),
-        keyspace: core.data.clone(),
-    };
-    match core.read_view.write() {
-        Ok(mut g) => *g = view,
-        Err(p) => *p.into_inner() = view,
-    }
-}
-
 type Overlay = BTreeMap<Vec<u8>, Option<Bytes>>;
 
-/// Resolve and apply one transaction (not yet durable). Returns the final value of every key it
-/// changed and the ranges it wrote.
-fn commit_one(
-    core: &Core,
-    history: &mut ConflictHistory,
-    req: &CommitRequest,
-    version: u64,
-    stamp: [u8; 10],
-    now: Instant,
-) -> KvResult<(Overlay, Vec<KeyRange>)> {
-    if core.poisoned.load(Ordering::SeqCst) {
-        return Err(KvError::new(
-            KvError::IO_ERROR,
-            "store failed earlier; restart kfdb",
-        ));
-    }
-    if let Some((rv, at)) = req.read {
-        if history.too_old(rv) || now.duration_since(at) > MAX_TRANSACTION_AGE {
-            return Err(KvError::new(
-                KvError::TRANSACTION_TOO_OLD,
-                "read version older than 5 s",
-            ));
-        }
-        if history.conflicts(rv, &req.read_conflicts) {
-            return Err(KvError::new(KvError::NOT_COMMITTED, "read conflict"));
-        }
-    }
-    if core
-        .injected_conflicts
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-    {
-        return Err(KvError::new(KvError::NOT_COMMITTED, "injected conflict"));
-    }
-    let mut writes = req.write_conflicts.clone();
-    let overlay = build_overlay(core, &req.mutations, &stamp, &mut writes)?;
-    let mut batch = core.db.batch();
-    for (k, v) in &overlay {
-        match v {
-            Some(v) => batch.insert(&core.data, k.clone(), v.clone()),
-            None => batch.remove(&core.data, k.clone()),
-        }
-    }
-    batch.insert(&core.meta, META_VERSION_KEY, version.to_be_bytes().to_vec());
-    batch.commit().map_err(|e| {
-        core.poisoned.store(true, Ordering::SeqCst);
-        tracing::error!(error = %e, "write to store failed; store is now read-only");
-        KvError::new(KvError::IO_ERROR, format!("write batch: {e}"))
-    })?;
-    Ok((overlay, writes))
+/// A range cleared by a tombstone, with the keys its transaction wrote again inside it (for the
+/// watches).
+type ClearedRange = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+/// A transaction's mutations folded: the final value of every key it changed, and the large
+/// range clears it made.
+struct Built {
+    overlay: Overlay,
+    tombstones: Vec<Arc<Tombstone>>,
 }
 
-/// Fold a transaction's mutations, in order, into the final value of each key it touches.
-fn build_overlay(
-    core: &Core,
-    mutations: &[Mutation],
-    stamp: &[u8; 10],
-    writes: &mut Vec<KeyRange>,
-) -> KvResult<Overlay> {
-    let io = |e: fjall::Error| KvError::new(KvError::IO_ERROR, format!("read: {e}"));
-    let mut overlay = Overlay::new();
-    for m in mutations {
-        match m {
-            Mutation::Set(k, v) => {
-                overlay.insert(k.to_vec(), Some(v.clone()));
-            }
-            Mutation::Clear(k) => {
-                overlay.insert(k.to_vec(), None);
-            }
-            Mutation::ClearRange(b, e) => {
-                for (_, v) in overlay.range_mut(b.to_vec()..e.to_vec()) {
-                    *v = None;
-                }
-                for guard in core.data.range(b.as_ref()..e.as_ref()) {
-                    let key = guard.key().map_err(io)?;
-                    overlay.entry(key.to_vec()).or_insert(None);
-                }
-            }
-            Mutation::Atomic(k, template, MutationType::SetVersionstampedKey) => {
-                let key = atomic::place_versionstamp(k, stamp)?;
-                writes.push((key.clone(), key_after(&key)));
-                overlay.insert(key, Some(template.clone()));
-            }
-            Mutation::Atomic(k, template, MutationType::SetVersionstampedValue) => {
-                let value = atomic::place_versionstamp(template, stamp)?;
-                overlay.insert(k.to_vec(), Some(Bytes::from(value)));
-            }
-            Mutation::Atomic(k, param, op) => {
-                let current = match overlay.get(k.as_ref()) {
-                    Some(v) => v.clone(),
-                    None => core.data.get(k.as_ref()).map_err(io)?.map(Bytes::from),
-                };
-                let new = atomic::apply(*op, current.as_deref(), param).map(Bytes::from);
-                overlay.insert(k.to_vec(), new);
-            }
-        }
-    }
-    Ok(overlay)
+/// A transaction applied (not yet durable).
+struct Applied {
+    overlay: Overlay,
+    writes: Vec<KeyRange>,
+    tombstones: Vec<Arc<Tombstone>>,
 }
 
 #[cfg(test)]

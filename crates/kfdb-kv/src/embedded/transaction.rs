@@ -7,6 +7,7 @@
 
 use super::pipeline::{CommitRequest, Mutation, PipelineMsg};
 use super::resolver::KeyRange;
+use super::tombstones::Piece;
 use super::watches::WatchSender;
 use super::writes::{StoreRead, WriteMap};
 use super::{EmbeddedDatabase, ReadView};
@@ -53,15 +54,9 @@ pub struct EmbeddedTransaction {
     inner: Arc<Inner>,
 }
 
-impl StoreRead for ReadView {
-    fn get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
-        self.snapshot
-            .get(&self.keyspace, key)
-            .map(|v| v.map(Bytes::from))
-            .map_err(read_error)
-    }
-
-    fn range<'a>(
+impl ReadView {
+    /// The stored rows of `[begin, end)`, ignoring range clears.
+    fn raw_range<'a>(
         &'a self,
         begin: &[u8],
         end: &[u8],
@@ -81,10 +76,64 @@ impl StoreRead for ReadView {
             Box::new(iter.map(row))
         }
     }
+
+    fn raw_get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
+        self.snapshot
+            .get(&self.keyspace, key)
+            .map(|v| v.map(Bytes::from))
+            .map_err(read_error)
+    }
+}
+
+impl StoreRead for ReadView {
+    fn get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
+        let value = self.raw_get(key)?;
+        if value.is_some() && self.tombstones.hides(key, self.version) {
+            return Ok(None);
+        }
+        Ok(value)
+    }
+
+    fn range<'a>(
+        &'a self,
+        begin: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = KvResult<(Bytes, Bytes)>> + 'a> {
+        if self.tombstones.is_empty() {
+            return self.raw_range(begin, end, reverse);
+        }
+        // Around pending range clears: the store's rows outside them, and inside them only the
+        // keys written after the clear (read one by one).
+        let mut pieces = self.tombstones.pieces(begin, end, self.version);
+        if reverse {
+            pieces.reverse();
+        }
+        Box::new(pieces.into_iter().flat_map(
+            move |piece| -> Box<dyn Iterator<Item = KvResult<(Bytes, Bytes)>> + 'a> {
+                match piece {
+                    Piece::Span(b, e) => self.raw_range(&b, &e, reverse),
+                    Piece::Keys(mut keys) => {
+                        if reverse {
+                            keys.reverse();
+                        }
+                        Box::new(
+                            keys.into_iter()
+                                .filter_map(move |k| match self.raw_get(&k) {
+                                    Ok(Some(v)) => Some(Ok((Bytes::from(k), v))),
+                                    Ok(None) => None,
+                                    Err(e) => Some(Err(e)),
+                                }),
+                        )
+                    }
+                }
+            },
+        ))
+    }
 }
 
 fn read_error(e: fjall::Error) -> KvError {
-    KvError::new(KvError::IO_ERROR, format!("read: {e}"))
+    KvError::caused_by(KvError::IO_ERROR, "read", e)
 }
 
 fn check_readable_key(key: &[u8]) -> KvResult<()> {
@@ -597,8 +646,8 @@ impl EmbeddedTransaction {
             Err(p) => p.into_inner(),
         };
         for (key, seen, notify) in watches {
-            let current = match core.data.get(&key) {
-                Ok(v) => v.map(Bytes::from),
+            let current = match core.head_get(&key) {
+                Ok(v) => v,
                 Err(e) => {
                     let _ = notify.send(Err(read_error(e)));
                     continue;

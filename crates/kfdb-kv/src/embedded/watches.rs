@@ -85,6 +85,21 @@ impl WatchRegistry {
         }
     }
 
+    /// A commit cleared `[begin, end)`: fire the watches on keys in it that expected a value,
+    /// except keys the same commit wrote again (`rewritten`: their final value is reported
+    /// through [`WatchRegistry::changed`]).
+    pub(crate) fn cleared(&mut self, begin: &[u8], end: &[u8], rewritten: impl Fn(&[u8]) -> bool) {
+        let keys: Vec<Vec<u8>> = self
+            .by_key
+            .keys()
+            .filter(|k| k.as_slice() >= begin && k.as_slice() < end && !rewritten(k))
+            .cloned()
+            .collect();
+        for k in keys {
+            self.changed(&k, None);
+        }
+    }
+
     fn forget_dropped(&mut self) {
         let mut count = 0;
         self.by_key.retain(|_, list| {
