@@ -127,18 +127,10 @@ async fn init_producer_id_creates_and_bumps_once() {
     for landed in BOTH {
         let (_dir, log, db) = setup().await;
         lose_next_answer(&db, landed);
-        let (pid, epoch) = log
-            .txns()
-            .init_producer("app", 60_000, None)
-            .await
-            .unwrap();
+        let (pid, epoch) = log.txns().init_producer("app", 60_000, None).await.unwrap();
         assert_eq!(epoch, 0, "landed={landed}");
         lose_next_answer(&db, landed);
-        let bumped = log
-            .txns()
-            .init_producer("app", 60_000, None)
-            .await
-            .unwrap();
+        let bumped = log.txns().init_producer("app", 60_000, None).await.unwrap();
         assert_eq!(bumped, (pid, 1), "landed={landed}: one bump");
         let (state, _) = log.txns().describe("app").await.unwrap().unwrap();
         assert_eq!((state.producer_id, state.producer_epoch), (pid, 1));
@@ -150,11 +142,7 @@ async fn ending_a_transaction_writes_one_marker() {
     for landed in BOTH {
         let (_dir, log, db) = setup().await;
         let t = topic(&log, "t", 1, &[]).await;
-        let (pid, e) = log
-            .txns()
-            .init_producer("app", 60_000, None)
-            .await
-            .unwrap();
+        let (pid, e) = log.txns().init_producer("app", 60_000, None).await.unwrap();
         let p = PartitionId::new(t.id, 0);
         lose_next_answer(&db, landed);
         log.txns()
@@ -171,20 +159,17 @@ async fn ending_a_transaction_writes_one_marker() {
             .unwrap();
         lose_next_answer(&db, landed);
         log.txns()
-            .commit_offsets(
-                "app",
-                pid,
-                e,
-                "g",
-                &[(p, committed(1, -1, String::new()))],
-            )
+            .commit_offsets("app", pid, e, "g", &[(p, committed(1, -1, String::new()))])
             .await
             .unwrap();
         lose_next_answer(&db, landed);
         log.txns().end("app", pid, e, true).await.unwrap();
         let offsets = log.groups().fetch_offsets("g", None).await.unwrap();
         assert_eq!(offsets.len(), 1);
-        assert_eq!(offsets[0].1.offset, 1, "the transaction's offset committed with it");
+        assert_eq!(
+            offsets[0].1.offset, 1,
+            "the transaction's offset committed with it"
+        );
         let (state, _) = log.txns().describe("app").await.unwrap().unwrap();
         assert_eq!(state.status, TxnStatus::CompleteCommit);
         let fetched = log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap();
