@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub group: group::GroupConfig,
     /// Most topics a Metadata request for all topics returns (bounds the response's memory).
     pub metadata_max_topics: usize,
+    /// How long a shutdown waits for connections to finish their requests before closing them.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -47,6 +49,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
+            shutdown_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The accept loop: one task per connection, a cap on connections, and a graceful shutdown that
 //! stops accepting, lets every connection finish the request it is on (a long-polling Fetch
-//! answers at once with what it has), and waits for them.
+//! answers at once with what it has), and waits for them — at most `shutdown_timeout`, after which
+//! the connections still open (a client that stopped reading, a request stuck on the store) are
+//! closed. A failing `accept` (out of file descriptors, say) is retried with a growing pause
+//! instead of in a busy loop.
 
 use crate::Broker;
 use crate::connection::Connection;
@@ -9,6 +12,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Duration;
+
+/// The pause after the `failures`-th accept error in a row: 5 ms doubling up to 1 s.
+fn accept_backoff(failures: u32) -> Duration {
+    Duration::from_millis(5u64.saturating_mul(1 << failures.min(8))).min(Duration::from_secs(1))
+}
 
 /// Serve Kafka clients on `listener` until `shutdown` completes, then drain and return.
 pub async fn serve(
@@ -26,6 +35,7 @@ pub async fn serve(
             .run_ticker(tokio::time::Duration::from_millis(200)),
     );
     tokio::pin!(shutdown);
+    let mut accept_failures = 0u32;
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -37,9 +47,19 @@ pub async fn serve(
         let (socket, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok(s) => s,
+                Ok(s) => {
+                    accept_failures = 0;
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    let pause = accept_backoff(accept_failures);
+                    accept_failures = accept_failures.saturating_add(1);
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                    drop(permit);
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                     continue;
                 }
             },
@@ -58,7 +78,33 @@ pub async fn serve(
     );
     let _ = stop_tx.send(true);
     broker.stopping.send_replace(true);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(broker.config.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            timeout_ms = broker.config.shutdown_timeout.as_millis() as u64,
+            "shutdown: closing connections still open after the timeout"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
     ticker.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_back_off_up_to_a_second() {
+        assert_eq!(accept_backoff(0), Duration::from_millis(5));
+        assert_eq!(accept_backoff(1), Duration::from_millis(10));
+        assert_eq!(accept_backoff(7), Duration::from_millis(640));
+        assert_eq!(accept_backoff(8), Duration::from_secs(1));
+        assert_eq!(accept_backoff(u32::MAX), Duration::from_secs(1));
+    }
 }

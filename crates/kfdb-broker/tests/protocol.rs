@@ -299,6 +299,10 @@ async fn call<Req: Encodable, Resp: Decodable>(
 
 /// Transactional records of `(pid, epoch)` starting at sequence `seq`.
 fn txn_records(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    encode_records(values, pid, epoch, seq, true)
+}
+
+fn encode_records(values: &[&str], pid: i64, epoch: i16, seq: i32, transactional: bool) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -306,7 +310,7 @@ fn txn_records(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: true,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -314,7 +318,7 @@ fn txn_records(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
             producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: seq + i as i32,
+            sequence: if seq < 0 { -1 } else { seq + i as i32 },
             timestamp: 1,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
@@ -656,4 +660,76 @@ async fn group_members_are_described_with_the_clients_own_address() {
     let members = &described.groups[0].members;
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].client_host.as_str(), "/127.0.0.2");
+}
+
+/// A client that stops reading its socket cannot hold a shutdown up for longer than
+/// `shutdown_timeout`: its connection is closed then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_a_connection_that_stopped_reading_after_the_timeout() {
+    use kafka_protocol::messages::*;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
+    let log = Log::open(db, LogConfig::default()).await.unwrap();
+    let spec = kfdb_log::NewTopic {
+        name: "big".into(),
+        partitions: 1,
+        replication_factor: 1,
+        configs: vec![],
+    };
+    let t = log
+        .topics()
+        .create(vec![spec], false)
+        .await
+        .remove(0)
+        .unwrap();
+    // 4 MiB of records, so that every Fetch answer is a megabyte.
+    for _ in 0..64 {
+        let records = encode_records(&["x".repeat(64 * 1024).as_str()], -1, -1, -1, false);
+        let batches = kfdb_log::batch::parse_batches(&records).unwrap();
+        log.writers().append(&t, 0, batches).await.unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let broker = Broker::new(
+        log,
+        BrokerConfig {
+            advertised_port: addr.port() as i32,
+            shutdown_timeout: std::time::Duration::from_millis(500),
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kfdb_broker::serve(listener, broker, async {
+        let _ = stop_rx.await;
+    }));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    // Fetches of a megabyte each whose answers are never read: the broker's writes block.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("big")))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let frame = request(ApiKey::Fetch, 12, 1, &fetch);
+    for _ in 0..32 {
+        s.write_all(&frame).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let _ = stop_tx.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("serve returns soon after the shutdown timeout")
+        .unwrap()
+        .unwrap();
+    drop(s);
 }

@@ -187,6 +187,9 @@ struct ServeArgs {
     /// Bytes of recent record batches kept in memory for tailing consumers (0: off).
     #[arg(long, env = "KFDB_HOT_CACHE_BYTES", default_value_t = 268_435_456)]
     hot_cache_bytes: usize,
+    /// On SIGTERM, how long to wait for connections to finish their requests before closing them.
+    #[arg(long, env = "KFDB_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    shutdown_timeout_ms: u64,
 }
 
 fn split_host_port(s: &str) -> Result<(String, i32), String> {
@@ -286,6 +289,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             advertised_port: port,
             max_request_bytes: args.socket_request_max_bytes,
             metadata_max_topics: args.metadata_max_topics.max(1),
+            shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
             group: kfdb_broker::group::GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,
@@ -298,6 +302,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 consumer_heartbeat_interval: Duration::from_millis(
                     args.group_consumer_heartbeat_interval_ms,
                 ),
+                ..kfdb_broker::group::GroupConfig::default()
             },
             ..BrokerConfig::default()
         },

@@ -2,6 +2,10 @@
 //! async mutex, loaded from the store on first use and written back when a rebalance completes or
 //! the group empties. A ticker advances time for every live group (session timeouts, rebalance
 //! deadlines). Offsets go straight to the store (kfdb-log) after the group validates the member.
+//!
+//! A group left without members for `idle_eviction` is dropped from memory by the ticker (its state
+//! is in the store and is loaded again on its next request), so memory follows the groups in use,
+//! not every group ever seen.
 
 pub mod consumer;
 pub mod state;
@@ -27,6 +31,8 @@ pub struct GroupConfig {
     pub consumer_session_timeout: Duration,
     /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
     pub consumer_heartbeat_interval: Duration,
+    /// How long a group without members stays in memory.
+    pub idle_eviction: Duration,
 }
 
 impl Default for GroupConfig {
@@ -37,6 +43,7 @@ impl Default for GroupConfig {
             max_session_timeout: Duration::from_millis(1_800_000),
             consumer_session_timeout: Duration::from_millis(45_000),
             consumer_heartbeat_interval: Duration::from_millis(5_000),
+            idle_eviction: Duration::from_secs(600),
         }
     }
 }
@@ -48,6 +55,8 @@ pub struct Coordinator {
     groups: std::sync::Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     /// KIP-848 groups: membership lives here only; offsets are in the store.
     consumer_groups: std::sync::Mutex<HashMap<String, Arc<Mutex<ConsumerGroup>>>>,
+    /// Since when each loaded group has had no members (for `idle_eviction`).
+    empty_since: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl Coordinator {
@@ -58,6 +67,7 @@ impl Coordinator {
             config,
             groups: std::sync::Mutex::new(HashMap::new()),
             consumer_groups: std::sync::Mutex::new(HashMap::new()),
+            empty_since: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -188,6 +198,7 @@ impl Coordinator {
     /// Advance time for every live group, every `every`, until dropped.
     pub async fn run_ticker(self: Arc<Self>, every: Duration) {
         let mut tick = tokio::time::interval(every);
+        let mut last_eviction = Instant::now();
         loop {
             tick.tick().await;
             let groups: Vec<Arc<Mutex<Group>>> = self.live().values().cloned().collect();
@@ -205,6 +216,112 @@ impl Coordinator {
                     let _ = g.tick(Instant::now());
                 }
             }
+            // Idle groups are looked for every 10 s, not on every tick.
+            if last_eviction.elapsed() >= Duration::from_secs(10) {
+                last_eviction = Instant::now();
+                let evicted = self.evict_idle(last_eviction);
+                if evicted > 0 {
+                    tracing::debug!(count = evicted, "idle groups dropped from memory");
+                }
+            }
         }
+    }
+
+    /// Groups loaded in memory (classic and KIP-848).
+    pub fn loaded_count(&self) -> usize {
+        self.live().len() + self.consumer_live().len()
+    }
+
+    /// Drop from memory the groups that have had no members for `idle_eviction` and that no
+    /// request holds. Returns how many were dropped.
+    pub fn evict_idle(&self, now: Instant) -> usize {
+        let idle = self.config.idle_eviction;
+        let mut since = self.empty_since.lock().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = 0;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        {
+            let mut live = self.live();
+            live.retain(|id, g| {
+                let empty = match g.try_lock() {
+                    Ok(g) => g.members.is_empty() && g.state == state::State::Empty,
+                    Err(_) => false,
+                };
+                if !empty {
+                    return true;
+                }
+                seen.insert(format!("c:{id}"));
+                let first = *since.entry(format!("c:{id}")).or_insert(now);
+                let evict = now.duration_since(first) >= idle && Arc::strong_count(g) == 1;
+                evicted += usize::from(evict);
+                !evict
+            });
+        }
+        {
+            let mut live = self.consumer_live();
+            live.retain(|id, g| {
+                let empty = match g.try_lock() {
+                    Ok(g) => g.members.is_empty(),
+                    Err(_) => false,
+                };
+                if !empty {
+                    return true;
+                }
+                seen.insert(format!("k:{id}"));
+                let first = *since.entry(format!("k:{id}")).or_insert(now);
+                let evict = now.duration_since(first) >= idle && Arc::strong_count(g) == 1;
+                evicted += usize::from(evict);
+                !evict
+            });
+        }
+        // Forget the clocks of groups that are gone or have members again.
+        since.retain(|k, _| seen.contains(k));
+        let (classic, consumer) = (self.live(), self.consumer_live());
+        since.retain(|k, _| match k.split_once(':') {
+            Some(("c", id)) => classic.contains_key(id),
+            Some(("k", id)) => consumer.contains_key(id),
+            _ => false,
+        });
+        evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kfdb_kv::Database;
+    use kfdb_log::LogConfig;
+
+    #[tokio::test]
+    async fn groups_without_members_leave_memory_after_the_idle_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_embedded(dir.path(), Default::default()).unwrap();
+        let log = Log::open(db, LogConfig::default()).await.unwrap();
+        let c = Coordinator::new(
+            log,
+            GroupConfig {
+                idle_eviction: Duration::from_secs(60),
+                ..GroupConfig::default()
+            },
+        );
+        let held = c.group("held").await.unwrap();
+        c.group("idle").await.unwrap();
+        c.consumer_group("idle-848");
+        let t0 = Instant::now();
+        assert_eq!(c.evict_idle(t0), 0, "the idle clock starts");
+        assert_eq!(c.evict_idle(t0 + Duration::from_secs(30)), 0);
+        assert_eq!(
+            c.evict_idle(t0 + Duration::from_secs(61)),
+            2,
+            "both idle groups go; the one a request holds stays"
+        );
+        assert!(c.loaded("idle").is_none());
+        assert!(c.loaded_consumer_group("idle-848").is_none());
+        assert!(c.loaded("held").is_some());
+        drop(held);
+        assert_eq!(c.evict_idle(t0 + Duration::from_secs(62)), 1);
+        assert_eq!(c.loaded_count(), 0);
+        // Loaded again on its next request.
+        assert!(c.group("idle").await.is_ok());
+        assert!(c.loaded("idle").is_some());
     }
 }

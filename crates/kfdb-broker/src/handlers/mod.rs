@@ -325,46 +325,20 @@ pub async fn handle(
     }
 }
 
-/// A stable metric label for an API.
+/// A stable metric label for an API: Kafka's name for it (`ListOffsets`), made once for every
+/// entry of the `handlers!` list, so no second list of names is kept by hand.
 fn api_name(key: ApiKey) -> &'static str {
-    match key {
-        ApiKey::Produce => "Produce",
-        ApiKey::Fetch => "Fetch",
-        ApiKey::ListOffsets => "ListOffsets",
-        ApiKey::Metadata => "Metadata",
-        ApiKey::OffsetCommit => "OffsetCommit",
-        ApiKey::OffsetFetch => "OffsetFetch",
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::JoinGroup => "JoinGroup",
-        ApiKey::Heartbeat => "Heartbeat",
-        ApiKey::LeaveGroup => "LeaveGroup",
-        ApiKey::SyncGroup => "SyncGroup",
-        ApiKey::DescribeGroups => "DescribeGroups",
-        ApiKey::ListGroups => "ListGroups",
-        ApiKey::ApiVersions => "ApiVersions",
-        ApiKey::CreateTopics => "CreateTopics",
-        ApiKey::DeleteTopics => "DeleteTopics",
-        ApiKey::DeleteRecords => "DeleteRecords",
-        ApiKey::InitProducerId => "InitProducerId",
-        ApiKey::DescribeConfigs => "DescribeConfigs",
-        ApiKey::AlterConfigs => "AlterConfigs",
-        ApiKey::CreatePartitions => "CreatePartitions",
-        ApiKey::DeleteGroups => "DeleteGroups",
-        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
-        ApiKey::OffsetDelete => "OffsetDelete",
-        ApiKey::DescribeCluster => "DescribeCluster",
-        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
-        ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
-        ApiKey::ConsumerGroupDescribe => "ConsumerGroupDescribe",
-        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
-        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
-        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
-        ApiKey::EndTxn => "EndTxn",
-        ApiKey::DescribeProducers => "DescribeProducers",
-        ApiKey::DescribeTransactions => "DescribeTransactions",
-        ApiKey::ListTransactions => "ListTransactions",
-        _ => "Other",
-    }
+    static NAMES: std::sync::OnceLock<Vec<(ApiKey, &'static str)>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            APIS.iter()
+                .map(|a| (a.key, &*Box::leak(format!("{:?}", a.key).into_boxed_str())))
+                .collect()
+        })
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, name)| *name)
+        .unwrap_or("Other")
 }
 
 /// A `StrBytes` from a `String`.
@@ -375,6 +349,24 @@ pub(crate) fn s(v: impl Into<String>) -> StrBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_names_are_kafkas_for_every_registered_api() {
+        assert_eq!(api_name(ApiKey::Produce), "Produce");
+        assert_eq!(api_name(ApiKey::ListOffsets), "ListOffsets");
+        assert_eq!(
+            api_name(ApiKey::ConsumerGroupHeartbeat),
+            "ConsumerGroupHeartbeat"
+        );
+        for a in APIS {
+            let name = api_name(a.key);
+            assert!(
+                name.chars().next().is_some_and(char::is_uppercase) && !name.contains('_'),
+                "{name}"
+            );
+        }
+        assert_eq!(api_name(ApiKey::SaslHandshake), "Other", "not served");
+    }
 
     #[test]
     fn registry_has_no_duplicates_and_sane_ranges() {
