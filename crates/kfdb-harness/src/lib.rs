@@ -2,10 +2,11 @@
 //!
 //! [`Options::start`] runs the kfdb binary (`kfdb serve`) on a free `127.0.0.1` port with a fresh
 //! data directory in a temporary directory, its stdout and stderr going to a log file there, and
-//! returns once the port accepts connections. The returned [`Kfdb`] owns the process: dropping it
-//! (also while a panic unwinds) stops kfdb with SIGTERM, SIGKILL if it does not exit in time, and
-//! then removes the directory. [`Kfdb::stop`] does the same early and tells how kfdb exited;
-//! [`Kfdb::problems`] lists its WARN/ERROR lines.
+//! returns once the port accepts connections (if another process takes the port in the meantime,
+//! kfdb is started again on fresh ports). Optionally kfdb's metrics listener gets a free port too.
+//! The returned [`Kfdb`] owns the process: dropping it (also while a panic unwinds) stops kfdb with
+//! SIGTERM, SIGKILL if it does not exit in time, and then removes the directory. [`Kfdb::stop`]
+//! does the same early and tells how kfdb exited; [`Kfdb::problems`] lists its WARN/ERROR lines.
 //!
 //! Shared by the standalone packages `bench/` (kfdb-bench) and `compat-tests/rdkafka/`. Only std
 //! and tempfile: no Kafka client, no async runtime, nothing from kfdb's own crates. What to print

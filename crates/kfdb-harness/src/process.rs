@@ -18,10 +18,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 /// Log lines quoted in the error of a kfdb that exited during start.
 const START_ERROR_LOG_LINES: usize = 20;
+/// Starts tried when kfdb finds its port taken (between `free_port` and kfdb's bind another
+/// process can take it, e.g. as the local port of an outgoing connection).
+const START_ATTEMPTS: usize = 3;
 
 /// How to run `kfdb serve`. The harness always passes `--listen` and `--advertised-listener` (the
 /// free port) and `--data-dir`, and sets `NO_COLOR=1` so the log has plain level names; everything
-/// else kfdb reads from its flags and environment is the caller's (`arg`, `env`, or inherited).
+/// else kfdb reads from its flags and environment is the caller's (`args`, `env`, or inherited),
+/// except `--metrics-listen`, which takes a port of its own ([`Options::metrics_listener`]).
 #[derive(Debug, Clone)]
 pub struct Options {
     bin: PathBuf,
@@ -29,6 +33,7 @@ pub struct Options {
     temp_parent: Option<PathBuf>,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    metrics: bool,
     stop_timeout: Duration,
     log_tail_on_panic: usize,
 }
@@ -43,6 +48,7 @@ impl Options {
             temp_parent: None,
             args: Vec::new(),
             envs: Vec::new(),
+            metrics: false,
             stop_timeout: Duration::from_secs(20),
             log_tail_on_panic: 0,
         }
@@ -78,6 +84,13 @@ impl Options {
         self
     }
 
+    /// Also start kfdb's Prometheus listener (`--metrics-listen`) on a free loopback port; see
+    /// [`Kfdb::metrics_addr`].
+    pub fn metrics_listener(mut self) -> Options {
+        self.metrics = true;
+        self
+    }
+
     /// How long to wait after SIGTERM before SIGKILL.
     pub fn stop_timeout(mut self, timeout: Duration) -> Options {
         self.stop_timeout = timeout;
@@ -92,9 +105,22 @@ impl Options {
     }
 
     /// Start kfdb and wait until its port accepts connections. Errors: the binary does not exist
-    /// (`NotFound`), kfdb exited first (its last log lines in the message), or it did not listen
+    /// (`NotFound`), kfdb exited first (its last log lines in the message; `AddrInUse` if a port
+    /// was taken in all of 3 attempts, each with fresh ports and directory), or it did not listen
     /// within 30 s (`TimedOut`); a started process is stopped again before the error returns.
-    pub fn start(self) -> io::Result<Kfdb> {
+    pub fn start(&self) -> io::Result<Kfdb> {
+        let mut attempt = 1;
+        loop {
+            match self.start_once() {
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < START_ATTEMPTS => {
+                    attempt += 1
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(&self) -> io::Result<Kfdb> {
         if !self.bin.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -110,13 +136,19 @@ impl Options {
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("kfdb.stderr.log");
         let bootstrap = format!("127.0.0.1:{}", free_port());
+        let metrics = self.metrics.then(|| format!("127.0.0.1:{}", free_port()));
         let log = File::create(&log_path)?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg("serve")
             .args(["--listen", &bootstrap])
             .args(["--advertised-listener", &bootstrap])
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(&data_dir);
+        if let Some(m) = &metrics {
+            command.args(["--metrics-listen", m]);
+        }
+        let child = command
             .args(&self.args)
             .env("NO_COLOR", "1")
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
@@ -129,6 +161,7 @@ impl Options {
         let mut kfdb = Kfdb {
             child,
             bootstrap,
+            metrics,
             data_dir,
             log_path,
             stop_timeout: self.stop_timeout,
@@ -146,6 +179,7 @@ impl Options {
 pub struct Kfdb {
     child: Child,
     bootstrap: String,
+    metrics: Option<String>,
     data_dir: PathBuf,
     log_path: PathBuf,
     stop_timeout: Duration,
@@ -175,6 +209,11 @@ impl Kfdb {
     /// `127.0.0.1:<port>`: kfdb's listener, also what it advertises.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// `127.0.0.1:<port>` of kfdb's `/metrics`, if [`Options::metrics_listener`] asked for it.
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.metrics.as_deref()
     }
 
     pub fn pid(&self) -> u32 {
@@ -237,11 +276,20 @@ impl Kfdb {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                return Err(io::Error::other(format!(
-                    "kfdb exited ({status}) before accepting connections on {}; its log:\n{}",
-                    self.bootstrap,
-                    self.log_tail(START_ERROR_LOG_LINES)
-                )));
+                let log = self.log();
+                let kind = if log.contains("Address already in use") {
+                    io::ErrorKind::AddrInUse
+                } else {
+                    io::ErrorKind::Other
+                };
+                return Err(io::Error::new(
+                    kind,
+                    format!(
+                        "kfdb exited ({status}) before accepting connections on {}; its log:\n{}",
+                        self.bootstrap,
+                        log::tail(&log, START_ERROR_LOG_LINES)
+                    ),
+                ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
                 return Ok(());
@@ -278,6 +326,10 @@ impl Drop for Kfdb {
 mod tests {
     use super::*;
 
+    /// Held by the tests that spawn processes: a fork in one test while another still has its
+    /// fake binary open for writing would make executing that binary fail (ETXTBSY).
+    static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_missing_binary_is_not_found() {
         let e = Options::new("/nonexistent/kfdb").start().unwrap_err();
@@ -285,7 +337,31 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_port_is_retried_with_fresh_ports() {
+        use std::os::unix::fs::PermissionsExt;
+        let _serial = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("fake-kfdb");
+        let count = dir.path().join("starts");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho start >> \"$STARTS\"\n\
+             echo 'ERROR kfdb: binding: Address already in use (os error 98)' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Options::new(&bin)
+            .env("STARTS", &count)
+            .start()
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let starts = std::fs::read_to_string(&count).unwrap();
+        assert_eq!(starts.lines().count(), START_ATTEMPTS);
+    }
+
+    #[test]
     fn a_process_that_exits_at_once_fails_the_start_with_its_output() {
+        let _serial = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
         // `sh serve --listen ...` fails: there is no script named `serve`.
         let e = Options::new("/bin/sh").start().unwrap_err();
         let msg = e.to_string();
