@@ -1359,81 +1359,59 @@ fn topic_name(i: usize) -> String {
     format!("t{i:07}")
 }
 
-/// A raw Metadata v4 request for `topics` (allow_auto_topic_creation = false).
+/// A raw Metadata v4 request for `topics` (allow_auto_topic_creation = false), with its length
+/// prefix, encoded by kafka-protocol.
 fn metadata_request(correlation: i32, topics: &[String]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&3i16.to_be_bytes()); // api key: Metadata
-    b.extend_from_slice(&4i16.to_be_bytes()); // version
-    b.extend_from_slice(&correlation.to_be_bytes());
-    let client = b"kfdb-bench";
-    b.extend_from_slice(&(client.len() as i16).to_be_bytes());
-    b.extend_from_slice(client);
-    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-    for t in topics {
-        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
-        b.extend_from_slice(t.as_bytes());
-    }
-    b.push(0); // allow_auto_topic_creation
-    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&b);
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(4)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("kfdb-bench")));
+    let request = MetadataRequest::default()
+        .with_topics(Some(
+            topics
+                .iter()
+                .map(|t| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                })
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false);
+    let mut frame = vec![0; 4];
+    header
+        .encode(&mut frame, ApiKey::Metadata.request_header_version(4))
+        .expect("encode Metadata header");
+    request.encode(&mut frame, 4).expect("encode Metadata");
+    let n = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&n.to_be_bytes());
     frame
 }
 
-struct Cursor<'a>(&'a [u8]);
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-    fn i16(&mut self) -> i16 {
-        i16::from_be_bytes(self.take(2).try_into().unwrap())
-    }
-    fn i32(&mut self) -> i32 {
-        i32::from_be_bytes(self.take(4).try_into().unwrap())
-    }
-    fn string(&mut self) -> String {
-        let n = self.i16();
-        if n < 0 {
-            return String::new();
-        }
-        String::from_utf8_lossy(self.take(n as usize)).into_owned()
-    }
-}
-
-/// Parses a Metadata v4 response: (topic name, error code, partition count) per topic.
+/// Decodes a Metadata v4 response (kafka-protocol): (topic name, error code, partition count) per
+/// topic.
 fn parse_metadata_v4(body: &[u8]) -> Vec<(String, i16, i32)> {
-    let mut c = Cursor(body);
-    c.i32(); // correlation id
-    c.i32(); // throttle
-    for _ in 0..c.i32() {
-        c.i32();
-        c.string();
-        c.i32();
-        c.string();
-    }
-    c.string(); // cluster id
-    c.i32(); // controller
-    let mut out = Vec::new();
-    for _ in 0..c.i32() {
-        let err = c.i16();
-        let name = c.string();
-        c.take(1);
-        let parts = c.i32();
-        for _ in 0..parts {
-            c.i16();
-            c.i32();
-            c.i32();
-            for _ in 0..c.i32() {
-                c.i32();
-            }
-            for _ in 0..c.i32() {
-                c.i32();
-            }
-        }
-        out.push((name, err, parts));
-    }
-    out
+    use kafka_protocol::messages::{ApiKey, MetadataResponse, ResponseHeader};
+    use kafka_protocol::protocol::Decodable;
+    let mut body = bytes::Bytes::copy_from_slice(body);
+    ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(4))
+        .expect("decode Metadata response header");
+    let response = MetadataResponse::decode(&mut body, 4).expect("decode Metadata response");
+    response
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.0.to_string());
+            (
+                name.unwrap_or_default(),
+                t.error_code,
+                t.partitions.len() as i32,
+            )
+        })
+        .collect()
 }
 
 fn metadata_roundtrip(sock: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) {
