@@ -24,7 +24,7 @@ pub fn raw_append(_cluster_file: &str, _bytes: u64, _value_bytes: usize, _writer
 /// Empty the database (every key below `\xff`).
 #[cfg(feature = "fdb")]
 pub fn clear(cluster_file: &str) {
-    let rt = crate::runtime();
+    let rt = crate::client::runtime();
     let db = kfdb_kv::Database::open_fdb(Some(cluster_file)).expect("open FoundationDB");
     rt.block_on(db.run(|tx, _| async move {
         tx.clear_range(b"", b"\xff");
@@ -40,9 +40,12 @@ pub fn raw_append(cluster_file: &str, bytes: u64, value_bytes: usize, writers: u
     // kfdb-kv boots the process's one FoundationDB network; the raw loop then uses the crate.
     clear(cluster_file);
     let db = std::sync::Arc::new(foundationdb::Database::new(Some(cluster_file)).expect("open"));
-    let rt = crate::runtime();
-    let data: std::sync::Arc<Vec<u8>> =
-        std::sync::Arc::new((0..crate::MIB).map(|i| (i * 31 + 7) as u8).collect());
+    let rt = crate::client::runtime();
+    let data: std::sync::Arc<Vec<u8>> = std::sync::Arc::new(
+        (0..crate::workload::MIB)
+            .map(|i| (i * 31 + 7) as u8)
+            .collect(),
+    );
     let per_writer = bytes.div_ceil(writers as u64);
     let start = std::time::Instant::now();
     rt.block_on(async {
@@ -53,7 +56,7 @@ pub fn raw_append(cluster_file: &str, bytes: u64, value_bytes: usize, writers: u
                     let mut left = per_writer;
                     let mut key = 0u64;
                     while left > 0 {
-                        let n = left.min(crate::MIB as u64) as usize;
+                        let n = left.min(crate::workload::MIB as u64) as usize;
                         let first = key;
                         let data = &data;
                         db.run(|trx, _| async move {

@@ -1,7 +1,7 @@
 //! Real-client test of kfdb with rdkafka (librdkafka 2.x, built from the sources bundled in
 //! rdkafka-sys).
 //!
-//! Each test starts its own kfdb process (binary from `KFDB_BIN`, default
+//! Each test starts its own kfdb process through `kfdb-harness` (binary from `KFDB_BIN`, default
 //! `../../target/debug/kfdb` relative to this package) on a free loopback port with a fresh data
 //! directory, and stops it when the test ends, also on panic.
 //!
@@ -14,13 +14,10 @@
 //!   RDKAFKA_DEBUG   librdkafka `debug` contexts for every client (e.g. `broker,protocol,msg,fetch`)
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kfdb_harness::Kfdb;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -31,7 +28,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::get_rdkafka_version;
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,141 +39,32 @@ const LOG_TAIL_LINES: usize = 200;
 // The kfdb process
 // ------------------------------------------------------------------------------------------------
 
-/// One kfdb process on a free loopback port with a temporary data directory. Dropping it stops the
-/// process (SIGTERM, then SIGKILL after `STOP_TIMEOUT`); if the thread is panicking, kfdb's stderr
-/// is printed.
-struct Kfdb {
-    child: Child,
-    bootstrap: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn kfdb_bin() -> PathBuf {
-    match std::env::var_os("KFDB_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/kfdb"),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-impl Kfdb {
-    fn start() -> Kfdb {
-        let bin = kfdb_bin();
-        assert!(
-            bin.is_file(),
-            "kfdb binary {} not found (build it with `cargo build -p kfdb` or set KFDB_BIN)",
-            bin.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("kfdb-rdkafka-")
-            .tempdir()
-            .expect("temp dir");
-        let data_dir = dir.path().join("data");
-        let log_path = dir.path().join("kfdb.stderr.log");
-        let port = free_port();
-        let bootstrap = format!("127.0.0.1:{port}");
-        let log = File::create(&log_path).expect("create kfdb log file");
-        let child = Command::new(&bin)
-            .arg("serve")
-            .args(["--listen", &bootstrap])
-            .args(["--advertised-listener", &bootstrap])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env("RUST_BACKTRACE", "1")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        // From here on the guard owns the process: a panic below still stops it.
-        let mut kfdb = Kfdb {
-            child,
-            bootstrap,
-            log_path,
-            _dir: dir,
-        };
-        let addr: SocketAddr = kfdb.bootstrap.parse().unwrap();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = kfdb.child.try_wait().expect("try_wait kfdb") {
-                panic!(
-                    "kfdb exited ({status}) before accepting connections on {}",
-                    kfdb.bootstrap
-                );
+/// Starts kfdb through kfdb-harness (free loopback port, temporary data directory). The guard stops
+/// it (SIGTERM, then SIGKILL after `STOP_TIMEOUT`) when the test ends, also on panic, and then
+/// prints the tail of kfdb's log if the test failed.
+fn start_kfdb() -> Kfdb {
+    let bin = kfdb_harness::kfdb_bin(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/kfdb"),
+    );
+    let kfdb = kfdb_harness::Options::new(&bin)
+        .temp_prefix("kfdb-rdkafka-")
+        .env("RUST_BACKTRACE", "1")
+        .stop_timeout(STOP_TIMEOUT)
+        .log_tail_on_panic(LOG_TAIL_LINES)
+        .start()
+        .unwrap_or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                panic!("{e} (build it with `cargo build -p kfdb` or set KFDB_BIN)")
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kfdb did not accept connections on {} within {START_TIMEOUT:?}",
-                kfdb.bootstrap
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!(
-            "kfdb {} (pid {}) listening on {}",
-            bin.display(),
-            kfdb.child.id(),
-            kfdb.bootstrap
-        );
-        kfdb
-    }
-
-    fn log_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = File::open(&self.log_path) {
-            let mut buf = Vec::new();
-            let _ = f.read_to_end(&mut buf);
-            text = String::from_utf8_lossy(&buf).into_owned();
-        }
-        let lines: Vec<&str> = text.lines().collect();
-        let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
-        let mut out = String::new();
-        if skip > 0 {
-            out.push_str(&format!("... ({skip} earlier lines cut)\n"));
-        }
-        for l in &lines[skip..] {
-            out.push_str(l);
-            out.push('\n');
-        }
-        out
-    }
-}
-
-impl Drop for Kfdb {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SIGTERM (kfdb exits cleanly on it), SIGKILL if it has not exited in time.
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if matches!(self.child.try_wait(), Ok(None)) {
-                eprintln!("kfdb did not exit {STOP_TIMEOUT:?} after SIGTERM: killing it");
-                let _ = self.child.kill();
-            }
-        }
-        let status = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- kfdb stderr ({}; exit: {status:?}) -----\n{}-----",
-                self.bootstrap,
-                self.log_tail()
-            );
-        }
-    }
+            _ => panic!("{e}"),
+        });
+    eprintln!(
+        "kfdb {} (pid {}) listening on {}",
+        bin.display(),
+        kfdb.pid(),
+        kfdb.bootstrap()
+    );
+    kfdb
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -514,15 +401,15 @@ fn check(topic: &str, sent: &[Msg], delivered: &[(i32, i64)], got: &[(i32, i64, 
 async fn roundtrip_1000_keyed_messages_with_headers() {
     let (v, s) = get_rdkafka_version();
     eprintln!("librdkafka {s} (0x{v:08x})");
-    let kfdb = Kfdb::start();
+    let kfdb = start_kfdb();
     let topic = "rdkafka-roundtrip";
     const N: usize = 1000;
     const PARTITIONS: i32 = 3;
 
-    create_topic(&kfdb.bootstrap, topic, PARTITIONS).await;
+    create_topic(kfdb.bootstrap(), topic, PARTITIONS).await;
 
     let sent: Vec<Msg> = (0..N).map(|i| message(i, false)).collect();
-    let producer = producer(&kfdb.bootstrap, None);
+    let producer = producer(kfdb.bootstrap(), None);
     let delivered = produce_all(&producer, topic, &sent).await;
     drop(producer);
     let mut counts = BTreeMap::new();
@@ -536,7 +423,7 @@ async fn roundtrip_1000_keyed_messages_with_headers() {
         "keyed messages should land on all {PARTITIONS} partitions"
     );
 
-    let got = tokio::task::block_in_place(|| consume_all(&kfdb.bootstrap, topic, PARTITIONS, N));
+    let got = tokio::task::block_in_place(|| consume_all(kfdb.bootstrap(), topic, PARTITIONS, N));
     check(topic, &sent, &delivered, &got);
 }
 
@@ -544,18 +431,18 @@ async fn roundtrip_1000_keyed_messages_with_headers() {
 /// consumed back identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roundtrip_compressed() {
-    let kfdb = Kfdb::start();
+    let kfdb = start_kfdb();
     const N: usize = 300;
     const PARTITIONS: i32 = 2;
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("rdkafka-compressed-{codec}");
-        create_topic(&kfdb.bootstrap, &topic, PARTITIONS).await;
+        create_topic(kfdb.bootstrap(), &topic, PARTITIONS).await;
         let sent: Vec<Msg> = (0..N).map(|i| message(i, i.is_multiple_of(2))).collect();
-        let producer = producer(&kfdb.bootstrap, Some(codec));
+        let producer = producer(kfdb.bootstrap(), Some(codec));
         let delivered = produce_all(&producer, &topic, &sent).await;
         drop(producer);
         let got =
-            tokio::task::block_in_place(|| consume_all(&kfdb.bootstrap, &topic, PARTITIONS, N));
+            tokio::task::block_in_place(|| consume_all(kfdb.bootstrap(), &topic, PARTITIONS, N));
         check(&topic, &sent, &delivered, &got);
         eprintln!("{codec}: {N} messages round-tripped");
     }

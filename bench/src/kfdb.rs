@@ -1,0 +1,116 @@
+//! The kfdb under test, as every scenario starts it: `kfdb_harness` runs the process (free
+//! loopback port, fresh data directory under `KFDB_BENCH_DIR`, SIGTERM at the end); this adds what
+//! the bench needs on top: FoundationDB mode's flags, a metrics listener and the readings from it
+//! and from /proc, the start line, and on drop the saved metrics (`KFDB_BENCH_METRICS`) and the
+//! `!` lines for WARN/ERROR log lines or an unclean exit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::metrics::{self, Histogram};
+use crate::workload::bench_dir;
+use crate::{fdb, procfs};
+
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The kfdb binary: `KFDB_BIN`, default `../target/release/kfdb` relative to this package.
+pub fn bin() -> PathBuf {
+    kfdb_harness::kfdb_bin(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kfdb"))
+}
+
+/// One kfdb process; dropping it stops the process and reports problems (see the module docs).
+pub struct Kfdb {
+    process: kfdb_harness::Kfdb,
+    /// kfdb's metrics address; with `KFDB_BENCH_METRICS=DIR`, /metrics is saved to DIR at stop.
+    metrics: String,
+}
+
+impl Kfdb {
+    /// Start kfdb and print its start line; panics if it does not come up.
+    pub fn start() -> Kfdb {
+        let bin = bin();
+        let mut options = kfdb_harness::Options::new(&bin)
+            .temp_prefix("kfdb-bench-")
+            .temp_parent(bench_dir())
+            .metrics_listener()
+            .stop_timeout(STOP_TIMEOUT);
+        if let Some(cf) = fdb::cluster_file() {
+            fdb::clear(&cf);
+            options = options.args(["--store", "fdb", "--fdb-cluster-file", &cf]);
+        }
+        let process = options.start().unwrap_or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => panic!(
+                "{e} (`cargo build --release -p kfdb` in the repository root, or set KFDB_BIN)"
+            ),
+            _ => panic!("{e}"),
+        });
+        println!(
+            "  kfdb pid {} on {} (data in {})",
+            process.pid(),
+            process.bootstrap(),
+            process.data_dir().display()
+        );
+        let metrics = process.metrics_addr().expect("asked for").to_string();
+        Kfdb { process, metrics }
+    }
+
+    /// kfdb's Kafka listener, `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> &str {
+        self.process.bootstrap()
+    }
+
+    /// A field of kfdb's /proc/<pid>/status in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        procfs::status_kib(self.process.pid(), field)
+    }
+
+    /// kfdb's CPU time so far (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        procfs::cpu_seconds(self.process.pid())
+    }
+
+    /// kfdb's own time to answer requests of one API (`kfdb_request_duration_seconds`).
+    pub fn request_time(&self, api: &str) -> Option<Histogram> {
+        self.histogram("kfdb_request_duration_seconds", &format!("api=\"{api}\""))
+    }
+
+    /// A kfdb histogram (`labels` like `api="Produce"`, or empty).
+    pub fn histogram(&self, metric: &str, labels: &str) -> Option<Histogram> {
+        metrics::histogram(&metrics::scrape(&self.metrics).ok()?, metric, labels)
+    }
+
+    /// A kfdb store counter (`kfdb_store_commits_total`, `kfdb_store_fsyncs_total`, ...).
+    pub fn counter(&self, name: &str) -> Option<f64> {
+        metrics::counter(&metrics::scrape(&self.metrics).ok()?, name)
+    }
+}
+
+impl Drop for Kfdb {
+    fn drop(&mut self) {
+        if let Some(dir) = std::env::var_os("KFDB_BENCH_METRICS") {
+            let path = PathBuf::from(dir).join(format!("kfdb-metrics-{}.txt", self.process.pid()));
+            match metrics::scrape(&self.metrics) {
+                Ok(t) => {
+                    let _ = std::fs::write(&path, t);
+                    println!("  kfdb metrics saved to {}", path.display());
+                }
+                Err(e) => println!("  ! metrics: {e}"),
+            }
+        }
+        let exit = self.process.stop();
+        let (killed, clean, status) = (exit.killed, exit.is_clean(), format!("{:?}", exit.status));
+        if killed {
+            println!("  ! kfdb did not exit {STOP_TIMEOUT:?} after SIGTERM: killed it");
+        }
+        let problems = self.process.problems();
+        if !problems.is_empty() || !clean {
+            println!(
+                "  ! kfdb exit {status}; {} WARN/ERROR log lines",
+                problems.len()
+            );
+            for l in problems.iter().take(10) {
+                println!("  ! {l}");
+            }
+        }
+    }
+}

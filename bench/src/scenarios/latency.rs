@@ -1,0 +1,312 @@
+//! `latency`: end-to-end latency (send -> a tailing consumer receives it) at a fixed rate, by
+//! default half the peak the same producers reach; also the produce part alone, kfdb's own
+//! Produce and commit times from its metrics, and the disk's fdatasync latency for context.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::Producer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::produce::produce_records;
+use crate::baseline::fsync_probe;
+use crate::cli::Settings;
+use crate::client::{Counts, Ctx, consumer, create_topic, producer, producer_with, runtime, send};
+use crate::kfdb::Kfdb;
+use crate::stats::{met, pct};
+use crate::workload::{MIB, RECORD_BYTES, now_ns, payload};
+
+const TOPIC: &str = "bench-latency";
+
+pub fn run(s: &Settings) -> bool {
+    let rt = runtime();
+    let (rate, peak) = match s.rate {
+        Some(r) => (r, None),
+        None => {
+            let peak = peak_rate(s, &rt);
+            (peak / 2.0, Some(peak))
+        }
+    };
+    let total = (rate * s.latency_secs) as u64;
+    let warmup_records = rate as u64; // the first second is not counted
+    println!(
+        "latency: {} producers (one connection each, linger.ms={}, acks=all, producer i -> partition i mod {}) \
+         together at {rate:.0} records/s for {} s ({total} records, {:.1} MB/s); one consumer (manual assign of all \
+         {} partitions, fetch.wait.max.ms=100) tails the topic; latency = consumer receive time - send time in the \
+         payload; first second excluded",
+        s.producers,
+        s.latency_linger_ms,
+        s.partitions,
+        s.latency_secs,
+        rate * RECORD_BYTES as f64 / 1e6,
+        s.partitions
+    );
+    let probe = fsync_probe(500);
+    println!(
+        "  disk: 1 KiB append + fdatasync x {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        probe.len(),
+        pct(&probe, 50.0),
+        pct(&probe, 99.0),
+        pct(&probe, 100.0)
+    );
+    let kfdb = Kfdb::start();
+    let partitions = s.partitions;
+    create_topic(&rt, kfdb.bootstrap(), TOPIC, partitions);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let cons = tail_consumer(kfdb.bootstrap(), partitions, total, ready.clone());
+    let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let counts = Arc::new(Counts::default());
+    warm_up(kfdb.bootstrap(), s, &ready);
+    let (sent, send_secs, behind_max) = paced_producers(&kfdb, s, rate, total, &acks, &counts);
+    let mut lat = cons.join().expect("consumer thread");
+    let received = lat.len() as u64;
+    let errors = counts.err.load(Ordering::Relaxed);
+    if let Some(e) = counts.first_err.lock().unwrap().clone() {
+        println!("  ! first delivery error: {e}");
+    }
+    let counted: Vec<f64> = lat.split_off((warmup_records as usize).min(lat.len()));
+    let mut sorted = counted;
+    sorted.sort_by(f64::total_cmp);
+    let ms = |p: f64| pct(&sorted, p) / 1e3;
+    let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64 / 1e3;
+    println!(
+        "  sent {sent} in {send_secs:.2} s ({:.0} records/s; most records due at once in one producer {behind_max}); received {received}; delivery errors {errors}",
+        sent as f64 / send_secs
+    );
+    println!(
+        "  latency over {} records: mean {mean:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        sorted.len(),
+        ms(50.0),
+        ms(90.0),
+        ms(99.0),
+        ms(99.9),
+        ms(100.0)
+    );
+    let mut ack = std::mem::take(&mut *acks.lock().unwrap());
+    let mut ack = ack.split_off((warmup_records as usize).min(ack.len()));
+    ack.sort_by(f64::total_cmp);
+    let ams = |p: f64| pct(&ack, p) / 1e3;
+    println!(
+        "  of which produce (send -> delivery report, acks=all): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        ams(50.0),
+        ams(90.0),
+        ams(99.0),
+        ams(99.9),
+        ams(100.0)
+    );
+    let produce_time = kfdb.request_time("Produce");
+    if let Some(h) = produce_time {
+        println!(
+            "  kfdb's own Produce handling (its metrics, whole run): {} requests, mean {:.2} ms, {:.0} % within 1 ms, {:.0} % within 5 ms; store: {} commits in {} fsyncs",
+            h.count,
+            h.mean_ms,
+            h.within_1ms * 100.0,
+            h.within_5ms * 100.0,
+            kfdb.counter("kfdb_store_commits_total").unwrap_or(f64::NAN),
+            kfdb.counter("kfdb_store_fsyncs_total").unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(h) = kfdb.histogram("kfdb_store_commit_duration_seconds", "") {
+        println!(
+            "  kfdb's store commits (commit -> durable): {}, mean {:.2} ms, {:.0} % within 1 ms, {:.0} % within 5 ms",
+            h.count,
+            h.mean_ms,
+            h.within_1ms * 100.0,
+            h.within_5ms * 100.0
+        );
+    }
+    drop(kfdb);
+    let ok = received == total && errors == 0;
+    println!(
+        "bench scenario=latency producers={} partitions={} linger_ms={} peak_records_s={} rate_records_s={rate:.0} rate_mb_s={:.1} secs={} records={total} received={received} \
+         p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} produce_ack_p50_ms={:.2} produce_ack_p99_ms={:.2} \
+         kfdb_produce_mean_ms={:.2} disk_fsync_p50_ms={:.2} disk_fsync_p99_ms={:.2} target_p99_ms=5 met={} delivered_all={ok}",
+        s.producers,
+        s.partitions,
+        s.latency_linger_ms,
+        peak.map(|p| format!("{p:.0}"))
+            .unwrap_or_else(|| "na".into()),
+        rate * RECORD_BYTES as f64 / 1e6,
+        s.latency_secs,
+        ms(50.0),
+        ms(90.0),
+        ms(99.0),
+        ms(99.9),
+        ms(100.0),
+        ams(50.0),
+        ams(99.0),
+        produce_time.map(|h| h.mean_ms).unwrap_or(f64::NAN),
+        pct(&probe, 50.0),
+        pct(&probe, 99.0),
+        met(ms(99.0) <= 5.0)
+    );
+    ok
+}
+
+/// Records/s of the `produce` load with the latency run's linger.ms, on a fresh kfdb.
+fn peak_rate(s: &Settings, rt: &tokio::runtime::Runtime) -> f64 {
+    let records = (s.peak_mib * MIB / RECORD_BYTES) as u64;
+    println!(
+        "latency: peak throughput first: {} MiB with the produce settings but linger.ms={} ({} producers, {} partitions)",
+        s.peak_mib, s.latency_linger_ms, s.producers, s.partitions
+    );
+    let kfdb = Kfdb::start();
+    create_topic(rt, kfdb.bootstrap(), "bench-peak", s.partitions);
+    // The peak with the latency run's own client settings (linger.ms): half of a peak
+    // reached with batching would be more than unbatched producers can sustain at all.
+    let same_client = Settings {
+        linger_ms: s.latency_linger_ms,
+        ..s.clone()
+    };
+    let run = produce_records(&kfdb, "bench-peak", &same_client, records);
+    drop(kfdb);
+    let peak = run.delivered as f64 / run.secs;
+    println!(
+        "  peak {:.0} records/s ({:.1} MB/s)",
+        peak,
+        peak * RECORD_BYTES as f64 / 1e6
+    );
+    peak
+}
+
+/// The consumer thread: all partitions from the beginning; sets `ready` at the first warm-up
+/// record (send time 0) and returns the latency of each other record in µs, until `total` arrived
+/// or nothing did for 30 s.
+fn tail_consumer(
+    bootstrap: &str,
+    partitions: i32,
+    total: u64,
+    ready: Arc<AtomicBool>,
+) -> JoinHandle<Vec<f64>> {
+    let bootstrap = bootstrap.to_string();
+    std::thread::spawn(move || {
+        let c = consumer(&bootstrap, "consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+                .unwrap();
+        }
+        c.fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+            .expect("consumer metadata");
+        c.assign(&tpl).expect("assign");
+        let mut lat_us = Vec::with_capacity(total as usize);
+        let deadline_after_last = Duration::from_secs(30);
+        let mut last_progress = Instant::now();
+        while (lat_us.len() as u64) < total && last_progress.elapsed() < deadline_after_last {
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let now = now_ns();
+                    let p = m.payload().unwrap_or(&[]);
+                    let ts = u64::from_le_bytes(p[..8].try_into().unwrap());
+                    if ts == 0 {
+                        ready.store(true, Ordering::Release);
+                    } else {
+                        lat_us.push((now.saturating_sub(ts)) as f64 / 1e3);
+                    }
+                    last_progress = Instant::now();
+                }
+                Some(Err(e)) => eprintln!("consumer error: {e}"),
+                None => {}
+            }
+        }
+        lat_us
+    })
+}
+
+/// Warm-up records (timestamp 0) on every partition until the consumer has seen one: the
+/// connections and metadata are up before the clock starts.
+fn warm_up(bootstrap: &str, s: &Settings, ready: &AtomicBool) {
+    let p = producer(bootstrap, 0, s.in_flight, "warm-up");
+    let mut data = payload();
+    data[..8].copy_from_slice(&0u64.to_le_bytes());
+    let wait_start = Instant::now();
+    while !ready.load(Ordering::Acquire) {
+        for part in 0..s.partitions {
+            send(&p, TOPIC, part, &data);
+        }
+        p.flush(Duration::from_secs(10)).ok();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            wait_start.elapsed() < Duration::from_secs(30),
+            "consumer never saw the warm-up"
+        );
+    }
+}
+
+/// `producers` producers (own connection each), producer i on partition i mod partitions, each
+/// paced at rate / producers, all starting together, the send time in each payload's first 8
+/// bytes. Returns (records sent, seconds, most records due at once in one producer).
+fn paced_producers(
+    kfdb: &Kfdb,
+    s: &Settings,
+    rate: f64,
+    total: u64,
+    acks: &Arc<Mutex<Vec<f64>>>,
+    counts: &Arc<Counts>,
+) -> (u64, f64, u64) {
+    let n = s.producers;
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let share = total / n as u64 + u64::from((i as u64) < total % n as u64);
+        let my_rate = rate * share as f64 / total as f64;
+        let (bootstrap, barrier) = (kfdb.bootstrap().to_string(), barrier.clone());
+        let ctx = Ctx {
+            ack_us: Some(acks.clone()),
+            counts: counts.clone(),
+            ..Ctx::new("producer")
+        };
+        let (linger, in_flight, partition) =
+            (s.latency_linger_ms, s.in_flight, i as i32 % s.partitions);
+        handles.push(std::thread::spawn(move || {
+            let p = producer_with(&bootstrap, linger, in_flight, ctx);
+            let mut data = payload();
+            // Connect and learn the leader before the clock starts.
+            p.client()
+                .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+                .expect("producer metadata");
+            barrier.wait();
+            let t0 = Instant::now();
+            let (mut sent, mut behind_max) = (0u64, 0u64);
+            while sent < share {
+                let due = ((t0.elapsed().as_secs_f64() * my_rate) as u64 + 1).min(share);
+                behind_max = behind_max.max(due.saturating_sub(sent));
+                while sent < due {
+                    data[..8].copy_from_slice(&now_ns().to_le_bytes());
+                    send(&p, TOPIC, partition, &data);
+                    sent += 1;
+                }
+                // Serve the delivery reports that are ready, then sleep until the next record is
+                // due (at most 1 ms, so reports stay timely). rdkafka's poll(timeout) waits in
+                // whole milliseconds and spins below that; a spinning pacing loop in four producer
+                // threads starves the broker under test on a 2-core machine.
+                for _ in 0..8 {
+                    p.poll(Duration::ZERO);
+                }
+                let next_due = Duration::from_secs_f64(sent as f64 / my_rate);
+                let wait = next_due.saturating_sub(t0.elapsed());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait.min(Duration::from_millis(1)));
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            p.flush(Duration::from_secs(60)).ok();
+            (sent, secs, behind_max)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    barrier.wait();
+    let (mut sent, mut send_secs, mut behind_max) = (0u64, 0f64, 0u64);
+    for h in handles {
+        let (a, b, c) = h.join().expect("producer thread");
+        sent += a;
+        send_secs = send_secs.max(b);
+        behind_max = behind_max.max(c);
+    }
+    (sent, send_secs, behind_max)
+}
