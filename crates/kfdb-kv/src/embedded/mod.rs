@@ -56,6 +56,10 @@ pub struct EmbeddedOptions {
     pub max_watches: usize,
     /// fsync each commit group. Only benchmarks and tests that measure the engine turn this off.
     pub fsync: bool,
+    /// Range reads hand the tokio worker's other tasks to another thread before reading
+    /// (`block_in_place`), so a read that waits on the disk stalls no other connection. Off only
+    /// to measure what it saves (examples/read_stall.rs).
+    pub offload_reads: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -68,6 +72,7 @@ impl Default for EmbeddedOptions {
             max_group: 1024,
             max_watches: crate::types::MAX_WATCHES,
             fsync: true,
+            offload_reads: true,
         }
     }
 }

@@ -132,6 +132,19 @@ impl StoreRead for ReadView {
     }
 }
 
+/// Run `f`, a read that may wait on the disk, without holding up the other tasks of the tokio
+/// worker it runs on: on a multi-threaded runtime the worker first hands them to another thread
+/// (`block_in_place`). Elsewhere (a current-thread runtime, no runtime) it just runs.
+fn blocking_read<T>(offload: bool, f: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if offload && multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 fn read_error(e: fjall::Error) -> KvError {
     KvError::caused_by(KvError::IO_ERROR, "read", e)
 }
@@ -357,8 +370,18 @@ impl EmbeddedTransaction {
         Ok(key)
     }
 
-    /// See [`crate::Transaction::get_range`].
+    /// See [`crate::Transaction::get_range`]. The read runs without holding up the tokio
+    /// worker's other tasks (see [`blocking_read`]): a range read may touch the disk for megabytes.
     pub async fn get_range(&self, range: &RangeOption, snapshot: bool) -> KvResult<RangeResult> {
+        // Small reads (a few rows, a small byte target) stay inline: handing the worker over costs
+        // more than they take.
+        let large = range.target_bytes >= 64 * 1024
+            || (range.target_bytes == 0 && range.limit.is_none_or(|l| l > 100));
+        let offload = large && self.inner.db.core().options.offload_reads;
+        blocking_read(offload, || self.get_range_now(range, snapshot))
+    }
+
+    fn get_range_now(&self, range: &RangeOption, snapshot: bool) -> KvResult<RangeResult> {
         let mut st = self.state();
         let view = st.view(&self.inner.db)?;
         let (begin, begin_dep) = st.bound(&view, &range.begin, snapshot)?;
