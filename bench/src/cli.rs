@@ -25,6 +25,9 @@ pub struct Settings {
     pub metadata_reps: usize,
     pub random_topics: usize,
     pub records_per_topic: usize,
+    // delete
+    pub delete_mib: usize,
+    pub delete_watch_secs: u64,
 }
 
 impl Settings {
@@ -48,12 +51,14 @@ impl Settings {
             metadata_reps: if quick { 100 } else { 1_000 },
             random_topics: if quick { 100 } else { 1_000 },
             records_per_topic: 10,
+            delete_mib: if quick { 64 } else { 1024 },
+            delete_watch_secs: if quick { 3 } else { 10 },
         }
     }
 }
 
 pub const HELP: &str = "\
-kfdb-bench <produce|latency|tail|topics|all> [flags]
+kfdb-bench <produce|latency|tail|topics|delete|all> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
   produce:  --mib N (256)  --reps N (3)  --producers N (4)  --partitions N (4)
@@ -63,6 +68,7 @@ kfdb-bench <produce|latency|tail|topics|all> [flags]
   tail:     --tail-mib N (256)
   topics:   --topics N (100000)  --topic-batch N (2000)  --topic-concurrency N (1)
             --metadata-reps N (1000)  --random-topics N (1000)  --records-per-topic N (10)
+  delete:   --delete-mib N (1024, topic A's size)  --delete-watch-secs N (10)
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
 KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),
@@ -117,6 +123,8 @@ pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
             "--metadata-reps" => s.metadata_reps = n()?.max(1),
             "--random-topics" => s.random_topics = n()?,
             "--records-per-topic" => s.records_per_topic = n()?.max(1),
+            "--delete-mib" => s.delete_mib = n()?.max(1),
+            "--delete-watch-secs" => s.delete_watch_secs = n()? as u64,
             _ => return Err(format!("unknown flag {flag}\n\n{HELP}")),
         }
         i += 2;

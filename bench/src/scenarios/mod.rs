@@ -3,6 +3,7 @@
 //! `key=value` fields, and returns false if a record was lost or failed or a topic could not be
 //! created. `produce::produce_records` is also the load of `latency`'s peak run and `tail`'s fill.
 
+pub mod delete;
 pub mod latency;
 pub mod produce;
 pub mod tail;

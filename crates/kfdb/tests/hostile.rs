@@ -10,63 +10,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A `kfdb serve` process on a free loopback port with a fresh data directory.
-struct Kfdb {
-    addr: SocketAddr,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Kfdb {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kfdb"))
-            .args([
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--socket-request-max-bytes",
-                "1048576",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("KFDB_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kfdb");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "kfdb did not start listening"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Self {
-            addr,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Kfdb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
     let mut b = BytesMut::new();
@@ -106,8 +51,13 @@ async fn api_versions(s: &mut TcpStream, version: i16) -> (i32, ApiVersionsRespo
 
 #[tokio::test]
 async fn hostile_frames_close_only_their_connection() {
-    let kfdb = Kfdb::start();
-    let addr = kfdb.addr;
+    let kfdb = kfdb_harness::Options::new(env!("CARGO_BIN_EXE_kfdb"))
+        .args(["--socket-request-max-bytes", "1048576"])
+        .env("KFDB_LOG", "warn")
+        .log_tail_on_panic(40)
+        .start()
+        .expect("start kfdb");
+    let addr: SocketAddr = kfdb.bootstrap().parse().unwrap();
     let cases: Vec<Vec<u8>> = vec![
         // Size above socket.request.max.bytes.
         (10 * 1024 * 1024i32).to_be_bytes().to_vec(),

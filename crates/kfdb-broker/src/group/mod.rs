@@ -13,7 +13,7 @@ pub mod state;
 use consumer::ConsumerGroup;
 use kfdb_log::{Log, LogResult};
 use state::{Group, Persist};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio::time::{Duration, Instant};
@@ -237,52 +237,59 @@ impl Coordinator {
     pub fn evict_idle(&self, now: Instant) -> usize {
         let idle = self.config.idle_eviction;
         let mut since = self.empty_since.lock().unwrap_or_else(|p| p.into_inner());
-        let mut evicted = 0;
-        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-        {
-            let mut live = self.live();
-            live.retain(|id, g| {
-                let empty = match g.try_lock() {
-                    Ok(g) => g.members.is_empty() && g.state == state::State::Empty,
-                    Err(_) => false,
-                };
-                if !empty {
-                    return true;
-                }
-                seen.insert(format!("c:{id}"));
-                let first = *since.entry(format!("c:{id}")).or_insert(now);
-                let evict = now.duration_since(first) >= idle && Arc::strong_count(g) == 1;
-                evicted += usize::from(evict);
-                !evict
-            });
-        }
-        {
-            let mut live = self.consumer_live();
-            live.retain(|id, g| {
-                let empty = match g.try_lock() {
-                    Ok(g) => g.members.is_empty(),
-                    Err(_) => false,
-                };
-                if !empty {
-                    return true;
-                }
-                seen.insert(format!("k:{id}"));
-                let first = *since.entry(format!("k:{id}")).or_insert(now);
-                let evict = now.duration_since(first) >= idle && Arc::strong_count(g) == 1;
-                evicted += usize::from(evict);
-                !evict
-            });
-        }
+        let mut still_empty = HashSet::new();
+        let mut evicted = evict(
+            &mut self.live(),
+            "c",
+            idle,
+            now,
+            &mut since,
+            &mut still_empty,
+            |g| g.members.is_empty() && g.state == state::State::Empty,
+        );
+        evicted += evict(
+            &mut self.consumer_live(),
+            "k",
+            idle,
+            now,
+            &mut since,
+            &mut still_empty,
+            |g| g.members.is_empty(),
+        );
         // Forget the clocks of groups that are gone or have members again.
-        since.retain(|k, _| seen.contains(k));
-        let (classic, consumer) = (self.live(), self.consumer_live());
-        since.retain(|k, _| match k.split_once(':') {
-            Some(("c", id)) => classic.contains_key(id),
-            Some(("k", id)) => consumer.contains_key(id),
-            _ => false,
-        });
+        since.retain(|k, _| still_empty.contains(k));
         evicted
     }
+}
+
+/// One map's part of [`Coordinator::evict_idle`]: groups `empty` for `idle` (by the clocks in
+/// `since`, keyed `kind:id`) and held by nothing but the map are removed; the keys of groups
+/// still empty go into `still_empty`.
+fn evict<G>(
+    live: &mut HashMap<String, Arc<Mutex<G>>>,
+    kind: &str,
+    idle: Duration,
+    now: Instant,
+    since: &mut HashMap<String, Instant>,
+    still_empty: &mut HashSet<String>,
+    empty: impl Fn(&G) -> bool,
+) -> usize {
+    let mut evicted = 0;
+    live.retain(|id, g| {
+        if !g.try_lock().is_ok_and(|g| empty(&g)) {
+            return true;
+        }
+        let key = format!("{kind}:{id}");
+        let first = *since.entry(key.clone()).or_insert(now);
+        let evict = now.duration_since(first) >= idle && Arc::strong_count(g) == 1;
+        if evict {
+            evicted += 1;
+        } else {
+            still_empty.insert(key);
+        }
+        !evict
+    });
+    evicted
 }
 
 #[cfg(test)]
