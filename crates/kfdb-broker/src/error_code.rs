@@ -12,8 +12,22 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
 /// No such topic or partition.
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// No broker leads the partition right now (no broker is live).
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
 /// Another broker leads the partition.
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+/// The request's leader epoch is older than the leader's.
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+/// The request's leader epoch is newer than the leader's.
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+/// No replica log directory by that name (AlterReplicaLogDirs).
+pub const LOG_DIR_NOT_FOUND: i16 = 57;
+/// No partition reassignment in progress (AlterPartitionReassignments cancelling none).
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+/// ElectLeaders: the preferred leader already leads.
+pub const ELECTION_NOT_NEEDED: i16 = 84;
+/// ElectLeaders: the preferred leader is not available.
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 /// The request ran past its time.
 pub const REQUEST_TIMED_OUT: i16 = 7;
 /// The offset commit's metadata string is too long.
@@ -167,6 +181,8 @@ fn code_of(e: &LogError) -> i16 {
         LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
         // Whether it took effect is unknown: the client retries, as after a timeout.
         LogError::Abandoned(_) => REQUEST_TIMED_OUT,
+        LogError::NodeIdInUse(_) => UNKNOWN_SERVER_ERROR,
+        LogError::NotCoordinator => NOT_COORDINATOR,
     }
 }
 

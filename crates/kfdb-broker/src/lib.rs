@@ -5,12 +5,15 @@
 //! calling kfdb-log, and building its response. Handlers never build store keys and never see the
 //! socket. `error_code` maps data-model errors to Kafka error codes in one place.
 
+pub mod cluster;
 mod connection;
 pub mod error_code;
 mod frame;
 pub mod group;
 pub mod handlers;
+pub mod http;
 pub mod metrics;
+pub mod node;
 mod server;
 
 pub use server::serve;

@@ -1,19 +1,14 @@
-//! Prometheus metrics and the `/metrics` HTTP endpoint (`kfdb serve --metrics-listen`).
+//! Prometheus metrics (served by `http.rs` on `kfdb serve --metrics-listen`).
 //!
 //! Per API key: requests and latency. Broker-wide: bytes in and out, connections, connections
 //! closed for protocol faults, the store's commit latency (recorded by kfdb-kv's retry loop) and
 //! its commit/conflict/fsync/retry counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use kfdb_log::Log;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Every metric kfdb exports.
@@ -202,42 +197,5 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
-    }
-}
-
-/// Serve `GET /metrics` on `addr` until the task is dropped.
-pub async fn serve_metrics(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    log: Arc<Log>,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics endpoint listening");
-    loop {
-        let (socket, _) = listener.accept().await?;
-        let (metrics, log) = (metrics.clone(), log.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (metrics, log) = (metrics.clone(), log.clone());
-                async move {
-                    if req.uri().path() == "/metrics" {
-                        Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(metrics.render(&log))))
-                    } else {
-                        Response::builder()
-                            .status(StatusCode::NOT_FOUND)
-                            .body(Full::new(Bytes::from_static(b"not found\n")))
-                    }
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(socket);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics connection failed");
-            }
-        });
     }
 }

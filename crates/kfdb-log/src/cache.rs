@@ -284,6 +284,20 @@ impl HotCache {
         }
     }
 
+    /// Keep only the partitions `keep` says yes to.
+    pub fn retain(&self, keep: impl Fn(PartitionId) -> bool) {
+        let mut g = self.lock();
+        let mut freed = 0;
+        g.parts.retain(|k, p| {
+            let kept = keep(*k);
+            if !kept {
+                freed += p.bytes;
+            }
+            kept
+        });
+        g.total -= freed;
+    }
+
     /// Forget every partition of a topic.
     pub fn drop_topic(&self, tid: i64) {
         let mut g = self.lock();

@@ -1,6 +1,10 @@
 //! The topic catalog: names, ids, partition counts and config overrides, and a bounded cache of
 //! them.
 //!
+//! Every broker caches the topics it uses; a deletion or change bumps `topics_version`, which
+//! every broker watches (and polls every second), dropping its cache: a change made through one
+//! broker is seen through every other within a second.
+//!
 //! A topic is created with three keys (name → id, uuid → id, id → metadata) and nothing per
 //! partition: partition state appears on the first append, so an idle topic costs three keys.
 //!
@@ -154,6 +158,17 @@ pub(crate) async fn meta_by_name(
         Some(v) => read_meta(tx, values::decode_topic_id(&v)?, snapshot).await,
         None => Ok(None),
     }
+}
+
+/// Tell every broker that a topic they may have cached changed (deleted, repartitioned or
+/// reconfigured): they drop their caches (`watchers.rs`). A blind write, never a conflict; created
+/// topics need none (nothing caches a topic that does not exist).
+fn bump_topics_version(tx: &Transaction) {
+    tx.atomic_op(
+        &keys::topics_version(),
+        &1i64.to_le_bytes(),
+        kfdb_kv::MutationType::Add,
+    );
 }
 
 /// See the module documentation.
@@ -359,6 +374,12 @@ impl TopicCatalog {
             .await
     }
 
+    /// Forget every cached topic (another broker changed one).
+    pub(crate) fn invalidate(&self) {
+        self.cache.by_name.clear();
+        self.cache.by_uuid.clear();
+    }
+
     /// Topics held in the metadata cache (at most `CACHE_LIMIT`; created topics are not cached
     /// until they are looked up).
     pub fn cached(&self) -> usize {
@@ -499,6 +520,7 @@ impl TopicCatalog {
                 for (b, e) in keys::topic_data(tid) {
                     tx.clear_range(&b, &e);
                 }
+                bump_topics_version(&tx);
                 Ok(())
             })
             .await?;
@@ -530,6 +552,7 @@ impl TopicCatalog {
                 change(&mut meta)?;
                 if !validate_only {
                     tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                    bump_topics_version(&tx);
                     *written.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
                 }
                 Ok::<_, LogError>(meta)

@@ -80,6 +80,12 @@ pub enum LogError {
     /// A stored value could not be decoded: a bug or a newer format.
     #[error("stored value unreadable: {0}")]
     Corrupt(String),
+    /// Another broker coordinates this transactional id (or group).
+    #[error("this broker is not the coordinator")]
+    NotCoordinator,
+    /// A broker's node id is taken by another live broker.
+    #[error("{0}")]
+    NodeIdInUse(String),
     /// The request was abandoned before it finished (the writer task failed or the broker is
     /// stopping); whether it took effect is unknown, as with a lost response.
     #[error("request abandoned: {0}")]

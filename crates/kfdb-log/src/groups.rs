@@ -14,7 +14,9 @@ use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
 use crate::owner;
-use crate::values::{CommittedOffset, GroupRecord, MemberRecord};
+use crate::values::{
+    CommittedOffset, ConsumerGroupRecord, ConsumerMemberRecord, GroupRecord, MemberRecord,
+};
 use kfdb_kv::{Database, RangeOption, Transaction};
 
 /// See the module documentation.
@@ -67,6 +69,50 @@ impl GroupStore {
                 tx.clear_range(&b, &e);
                 for m in &record.members {
                     tx.set(&keys::group_member(group, &m.member_id), &m.encode());
+                }
+                Ok::<_, LogError>(())
+            })
+            .await
+    }
+
+    /// Load a KIP-848 group's stored state (`None`: never stored), taking over as its
+    /// coordinator.
+    pub async fn load_consumer_group(&self, group: &str) -> LogResult<Option<ConsumerGroupRecord>> {
+        let node = self.node;
+        self.db
+            .run(|tx, _| async move {
+                claim_group(&tx, group, node).await?;
+                let Some(meta) = tx.get(&keys::consumer_group_meta(group), false).await? else {
+                    return Ok(None);
+                };
+                let (b, e) = keys::consumer_members(group);
+                let rows = tx.get_range_all(RangeOption::new(b, e), false).await?;
+                let members = rows
+                    .iter()
+                    .map(|kv| ConsumerMemberRecord::decode(&kv.value))
+                    .collect::<LogResult<Vec<_>>>()?;
+                ConsumerGroupRecord::decode_meta(&meta, members).map(Some)
+            })
+            .await
+    }
+
+    /// Persist a KIP-848 group's state (replacing its stored members), so another coordinator
+    /// carries on with the same epochs and assignments.
+    pub async fn store_consumer_group(
+        &self,
+        group: &str,
+        record: &ConsumerGroupRecord,
+    ) -> LogResult<()> {
+        let node = self.node;
+        self.db
+            .run(|tx, _| async move {
+                claim_group(&tx, group, node).await?;
+                tx.set(&keys::group_index(group), b"");
+                tx.set(&keys::consumer_group_meta(group), &record.encode_meta());
+                let (b, e) = keys::consumer_members(group);
+                tx.clear_range(&b, &e);
+                for m in &record.members {
+                    tx.set(&keys::consumer_member(group, &m.member_id), &m.encode());
                 }
                 Ok::<_, LogError>(())
             })

@@ -36,6 +36,16 @@
 //! ("kfdb", "group", group, "member", member_id)        → MemberRecord
 //! ("kfdb", "group", group, "owner")                    → Owner: the coordinating broker
 //! ("kfdb", "group", group, "offset", tid, partition)   → CommittedOffset
+//! ("kfdb", "group", group, "cmember", member_id)       → ConsumerMember: a KIP-848 member
+//! ("kfdb", "group", group, "cmeta")                    → ConsumerGroupMeta: a KIP-848 group's epochs
+//! ("kfdb", "broker", node_id)                          → BrokerRecord: a broker's lease
+//! ("kfdb", "members_version")                          → counter: bumped when a broker joins or leaves
+//! ("kfdb", "topics_version")                           → counter: bumped when a topic is deleted or altered
+//! ("kfdb", "pin", tid, partition)                      → node id: an operator's leader pin
+//! ("kfdb", "part", tid, partition, "epoch", epoch)     → first offset written in that leader epoch
+//! ("kfdb", "inbox", node_id, tid, partition)           → () : a partition another broker changed
+//!                                                         (a transaction marker) that node_id leads
+//! ("kfdb", "inbox_version", node_id)                   → counter: bumped with each inbox entry
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -189,6 +199,24 @@ pub(crate) fn time_index(p: PartitionId, max_ts: i64, last_offset: i64) -> Vec<u
 /// `(max timestamp, last offset)` of a time-index key of partition `p`.
 pub(crate) fn parse_time_index(p: PartitionId, key: &[u8]) -> LogResult<(i64, i64)> {
     parse(&time_index_space(p), key, "time index")
+}
+
+fn epoch_space(p: PartitionId) -> Subspace {
+    partition_space(p).subspace(&"epoch")
+}
+
+/// The first offset written in leader epoch `epoch` of partition `p`.
+pub(crate) fn leader_epoch_start(p: PartitionId, epoch: i32) -> Vec<u8> {
+    epoch_space(p).pack(&epoch)
+}
+
+pub(crate) fn leader_epochs(p: PartitionId) -> KeyRange {
+    range_of(&epoch_space(p))
+}
+
+/// The epoch of a leader-epoch key of partition `p`.
+pub(crate) fn parse_leader_epoch(p: PartitionId, key: &[u8]) -> LogResult<i32> {
+    parse(&epoch_space(p), key, "leader epoch")
 }
 
 // ---- producers and the partition side of transactions ---------------------------------------
@@ -463,6 +491,87 @@ pub(crate) fn parse_group_offset(group: &str, key: &[u8]) -> LogResult<Partition
     Ok(PartitionId::new(tid, partition))
 }
 
+fn consumer_member_space(group: &str) -> Subspace {
+    group_space(group).subspace(&"cmember")
+}
+
+pub(crate) fn consumer_members(group: &str) -> KeyRange {
+    range_of(&consumer_member_space(group))
+}
+
+pub(crate) fn consumer_member(group: &str, member_id: &str) -> Vec<u8> {
+    consumer_member_space(group).pack(&member_id)
+}
+
+pub(crate) fn consumer_group_meta(group: &str) -> Vec<u8> {
+    group_space(group).pack(&"cmeta")
+}
+
+// ---- the cluster: brokers, leaders, notifications ----------------------------------------------
+
+fn broker_space() -> Subspace {
+    root().subspace(&"broker")
+}
+
+pub(crate) fn broker(node: i32) -> Vec<u8> {
+    broker_space().pack(&node)
+}
+
+/// Every broker's record, by node id.
+pub(crate) fn brokers() -> KeyRange {
+    range_of(&broker_space())
+}
+
+pub(crate) fn members_version() -> Vec<u8> {
+    pack(&"members_version")
+}
+
+pub(crate) fn topics_version() -> Vec<u8> {
+    pack(&"topics_version")
+}
+
+fn pin_space() -> Subspace {
+    root().subspace(&"pin")
+}
+
+pub(crate) fn pin(p: PartitionId) -> Vec<u8> {
+    pin_space().pack(&(p.tid, p.partition))
+}
+
+/// Every leader pin.
+pub(crate) fn pins() -> KeyRange {
+    range_of(&pin_space())
+}
+
+/// The partition of a pin key.
+pub(crate) fn parse_pin(key: &[u8]) -> LogResult<PartitionId> {
+    let (tid, partition) = parse(&pin_space(), key, "pin")?;
+    Ok(PartitionId::new(tid, partition))
+}
+
+fn inbox_space(node: i32) -> Subspace {
+    root().subspace(&("inbox", node))
+}
+
+pub(crate) fn inbox_entry(node: i32, p: PartitionId) -> Vec<u8> {
+    inbox_space(node).pack(&(p.tid, p.partition))
+}
+
+/// Every inbox entry of `node`.
+pub(crate) fn inbox(node: i32) -> KeyRange {
+    range_of(&inbox_space(node))
+}
+
+/// The partition of an inbox key of `node`.
+pub(crate) fn parse_inbox_entry(node: i32, key: &[u8]) -> LogResult<PartitionId> {
+    let (tid, partition) = parse(&inbox_space(node), key, "inbox")?;
+    Ok(PartitionId::new(tid, partition))
+}
+
+pub(crate) fn inbox_version(node: i32) -> Vec<u8> {
+    pack(&("inbox_version", node))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,11 +673,20 @@ mod tests {
         );
         assert_eq!(parse_group_index(&group_index("g")).unwrap(), "g");
         assert_eq!(parse_group_offset("g", &group_offset("g", q)).unwrap(), q);
+        assert_eq!(parse_pin(&pin(q)).unwrap(), q);
+        assert_eq!(parse_inbox_entry(2, &inbox_entry(2, q)).unwrap(), q);
+        assert!(parse_inbox_entry(3, &inbox_entry(2, q)).is_err());
+        assert_eq!(parse_leader_epoch(q, &leader_epoch_start(q, 4)).unwrap(), 4);
         assert_eq!(
             parse_partition_meta(&producer_state(q, 9)).unwrap(),
             PartitionMetaKey::Producer(q, 9)
         );
-        for other in [partition_state(q), partition_owner(q), open_txn(q, 9)] {
+        for other in [
+            partition_state(q),
+            partition_owner(q),
+            open_txn(q, 9),
+            leader_epoch_start(q, 2),
+        ] {
             assert_eq!(
                 parse_partition_meta(&other).unwrap(),
                 PartitionMetaKey::Other

@@ -20,6 +20,9 @@
 //! - `sweeps`: the background loops over retention, transactions and producers.
 //! - `tails::Tails`: what this broker holds in memory about partition tails (hot cache,
 //!   watermark channels), shared by the writers, the reader and retention.
+//! - `members::Membership`: this broker's registration and lease, and the view of live brokers;
+//!   `leadership::Leadership`: who leads each partition (`placement.rs`), claims and epochs;
+//!   `watchers`: what the broker does when the view or its inbox changes.
 //!
 //! Below them: `partition.rs` (what one store transaction can do to a partition), `owner.rs`
 //! (ownership keys), `producer.rs` (sequence rules), `batch.rs`, `config.rs`, `cache.rs`,
@@ -35,9 +38,12 @@ mod error;
 mod groups;
 mod ids;
 mod keys;
+mod leadership;
 mod markers;
+mod members;
 mod owner;
 mod partition;
+mod placement;
 mod producer;
 mod producers;
 mod reader;
@@ -47,6 +53,7 @@ mod tails;
 mod txn;
 mod values;
 mod walk;
+mod watchers;
 mod writer;
 
 pub use catalog::{AlterOp, NewTopic, TopicCatalog, TopicId, validate_topic_name};
@@ -54,6 +61,9 @@ pub use clock::now_ms;
 pub use error::{LogError, LogResult, StoreFault};
 pub use groups::{GroupStore, committed};
 pub use ids::PartitionId;
+pub use leadership::Leadership;
+pub use members::{ClusterView, Membership, MembershipConfig};
+pub use placement::{CoordinatorKind, partition_replica};
 pub use producers::{ActiveProducer, PID_BLOCK, ProducerStates};
 pub use reader::{FetchResult, Isolation, OffsetLookup, PartitionReader};
 pub use retention::Retention;
@@ -61,7 +71,8 @@ pub use sweeps::Sweeps;
 pub use tails::Tails;
 pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnCoordinator};
 pub use values::{
-    BatchInfo, CommittedOffset, GroupRecord, MemberRecord, Owner, PartitionState, TopicMeta,
+    AssignedPartition, BatchInfo, BrokerRecord, CommittedOffset, ConsumerGroupRecord,
+    ConsumerMemberRecord, Endpoint, GroupRecord, MemberRecord, Owner, PartitionState, TopicMeta,
     TxnState, TxnStatus,
 };
 pub use writer::{AppendResult, PartitionWriters};
@@ -73,8 +84,11 @@ use std::time::Duration;
 /// Settings of the data model (broker-level Kafka configs where Kafka has one).
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// This broker's node id: the owner id written into partitions it appends to.
+    /// This broker's node id when it does not join a cluster (`membership` is `None`).
     pub node_id: i32,
+    /// Join the cluster registered in the store (`None`: a standalone broker that alone leads
+    /// everything, for tests and store tools).
+    pub membership: Option<MembershipConfig>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
@@ -108,6 +122,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             node_id: 1,
+            membership: None,
             auto_create_topics: true,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -145,6 +160,8 @@ pub struct Log {
     db: Database,
     config: LogConfig,
     cluster_id: String,
+    membership: Arc<Membership>,
+    leadership: Arc<Leadership>,
     tails: Arc<Tails>,
     topics: Arc<TopicCatalog>,
     writers: Arc<PartitionWriters>,
@@ -169,6 +186,12 @@ impl Log {
                 Ok::<_, LogError>(id)
             })
             .await?;
+        let membership = Arc::new(match &config.membership {
+            Some(m) => Membership::join(db.clone(), m.clone()).await?,
+            None => Membership::standalone(config.node_id),
+        });
+        let node = membership.node_id();
+        let leadership = Arc::new(Leadership::new(db.clone(), membership.clone()));
         let tails = Arc::new(Tails::new(config.hot_cache_bytes));
         let topics = Arc::new(TopicCatalog::new(
             db.clone(),
@@ -181,24 +204,27 @@ impl Log {
         let writers = Arc::new(PartitionWriters::new(
             db.clone(),
             writer::WriterSettings {
-                node: config.node_id,
+                node,
                 max_txn_bytes: config.max_append_txn_bytes,
                 producer_expiration_ms: config.producer_id_expiration_ms,
             },
             tails.clone(),
+            leadership.clone(),
         ));
         let producers = Arc::new(ProducerStates::new(
             db.clone(),
             config.producer_id_expiration_ms,
+            leadership.clone(),
         ));
         let txns = Arc::new(TxnCoordinator::new(
             db.clone(),
             txn::TxnSettings {
-                node: config.node_id,
+                node,
                 max_timeout_ms: config.transaction_max_timeout_ms,
                 id_expiration_ms: config.transactional_id_expiration_ms,
                 markers_per_txn: config.markers_per_txn,
             },
+            membership.clone(),
             topics.clone(),
             writers.clone(),
             producers.clone(),
@@ -206,11 +232,18 @@ impl Log {
         ));
         Ok(Arc::new(Self {
             reader: PartitionReader::new(db.clone(), tails.clone()),
-            retention: Arc::new(Retention::new(db.clone(), tails.clone(), topics.clone())),
-            groups: GroupStore::new(db.clone(), config.node_id),
+            retention: Arc::new(Retention::new(
+                db.clone(),
+                tails.clone(),
+                topics.clone(),
+                leadership.clone(),
+            )),
+            groups: GroupStore::new(db.clone(), node),
             db,
             config,
             cluster_id,
+            membership,
+            leadership,
             tails,
             topics,
             writers,
@@ -227,6 +260,21 @@ impl Log {
     /// The cluster id (Kafka's 22-character base64 form of a UUID).
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.membership.node_id()
+    }
+
+    /// Cluster membership: the live brokers as this broker sees them.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.membership
+    }
+
+    /// Partition leadership: who leads what, claims, epochs, pins.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
     }
 
     /// Topics.
@@ -274,13 +322,16 @@ impl Log {
         let meta = self.topics.delete(id).await?;
         self.tails.drop_topic(meta.id);
         self.writers.forget_topic(meta.id);
+        self.leadership.forget_topic(meta.id);
         Ok(meta)
     }
 
-    /// Start the background sweeps (retention, transaction timeouts, transactional-id and
-    /// producer-state expiry) on the current runtime; they stop when the result is dropped.
-    pub fn start_sweeps(&self) -> Sweeps {
-        sweeps::spawn(
+    /// Start the background work on the current runtime: the sweeps (retention, transaction
+    /// timeouts, transactional-id and producer-state expiry, each over what this broker leads or
+    /// coordinates) and the watchers (membership, view changes, the inbox). It stops when the
+    /// result is dropped.
+    pub fn start_background(&self) -> Background {
+        let sweeps = sweeps::spawn(
             sweeps::SweepIntervals {
                 retention: self.config.retention_check_interval,
                 txn_timeouts: self.config.txn_expiry_interval,
@@ -290,7 +341,18 @@ impl Log {
             self.retention.clone(),
             self.txns.clone(),
             self.producers.clone(),
-        )
+        );
+        let watchers = watchers::spawn(
+            self.db.clone(),
+            self.membership.clone(),
+            self.leadership.clone(),
+            self.tails.clone(),
+            self.topics.clone(),
+        );
+        Background {
+            _sweeps: sweeps,
+            watchers,
+        }
     }
 
     /// The store's counters.
@@ -308,6 +370,20 @@ impl Log {
     /// The histogram of store commit latencies, for the broker's metrics registry.
     pub fn store_commit_seconds(&self) -> prometheus::Histogram {
         self.db.commit_seconds().clone()
+    }
+}
+
+/// The background work of one `Log` (see [`Log::start_background`]); dropping it stops it.
+pub struct Background {
+    _sweeps: Sweeps,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for w in &self.watchers {
+            w.abort();
+        }
     }
 }
 

@@ -21,6 +21,8 @@ use kfdb_kv::Transaction;
 /// A marker written by a store transaction, for the tails once it committed.
 pub(crate) struct Landed {
     pub partition: PartitionId,
+    /// Whether this broker leads the partition (only then is its tail cached here).
+    pub local: bool,
     pub batch: NewBatch,
     pub state: PartitionState,
 }
@@ -34,21 +36,29 @@ pub(crate) struct Marker {
     pub now: i64,
 }
 
-/// Write `marker` into partition `p` in `tx`. `None` when the topic no longer exists.
+/// Write `marker` into partition `p` in `tx`, as the coordinator on broker `node`. `None` when
+/// the topic no longer exists. A partition another broker leads gets an inbox entry, so that
+/// broker's cached tail of it does not go stale.
 pub(crate) async fn write_marker(
     tx: &Transaction,
     node: i32,
     p: PartitionId,
     marker: Marker,
 ) -> LogResult<Option<Landed>> {
-    let Some((owner, mut state)) = partition::begin_write(tx, p, node).await? else {
+    let Some((owner, mut state)) = partition::begin_marker_write(tx, p).await? else {
         return Ok(None);
     };
+    let epoch = owner.map(|o| o.epoch).unwrap_or(0);
+    if let Some(o) = owner
+        && o.node != node
+    {
+        partition::notify(tx, o.node, p);
+    }
     let pid = marker.producer_id;
     let producer = partition::read_producer(tx, p, pid, false).await?;
     let first = partition::read_open(tx, p, pid).await?;
     let control = Batch::control_marker(pid, marker.producer_epoch, marker.commit, marker.now);
-    let written = partition::write_batch(tx, p, owner.epoch, &control, None, &mut state);
+    let written = partition::write_batch(tx, p, epoch, &control, None, &mut state);
     let marker_offset = written.base_offset;
     // The producer's epoch in this partition rises to the marker's, so a fenced producer's late
     // batches are refused; its sequence numbers start over in a new epoch. (Where it never wrote,
@@ -80,6 +90,7 @@ pub(crate) async fn write_marker(
     partition::write_state(tx, p, &state);
     Ok(Some(Landed {
         partition: p,
+        local: owner.is_none_or(|o| o.node == node),
         batch: written,
         state,
     }))

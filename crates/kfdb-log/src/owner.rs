@@ -1,10 +1,10 @@
-//! Ownership keys: which broker writes a partition or coordinates a group, and since which epoch.
+//! Ownership keys of groups: which broker coordinates a group, and since which epoch.
 //!
-//! Every store transaction that writes on an owner's behalf reads its owner key as a conflicting
-//! read, so when several brokers share one FoundationDB a broker that takes over writes that key
-//! and an append (or group write) still in flight on the old owner conflicts instead of forking
-//! the log. Ownership policy today: a broker that writes a partition or group owned by another
-//! node id takes it over (epoch + 1) and logs it.
+//! Every store transaction that writes on a group coordinator's behalf reads the group's owner key
+//! as a conflicting read, so when several brokers share one store a broker that takes a group over
+//! writes that key and a write still in flight on the old coordinator conflicts. A broker that
+//! writes a group owned by another node id takes it over (epoch + 1). (Partitions have their own
+//! claims: `leadership.rs`.)
 
 use crate::error::LogResult;
 use crate::values::Owner;

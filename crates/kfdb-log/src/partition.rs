@@ -1,9 +1,10 @@
 //! What one store transaction can do to one partition: the primitives that appends, transaction
 //! markers and retention are built from. Each takes the transaction it runs in; none commits.
 //!
-//! - `begin_write`: the prelude of every transaction that writes a partition's log — check the
-//!   topic still exists, claim the partition for this broker (`owner.rs`), read its state, all as
-//!   conflicting reads.
+//! - `begin_write`: the prelude of every transaction in which a partition's leader writes its log
+//!   — check the topic still exists and that the owner key still names this broker (claimed by
+//!   `leadership.rs`), read the state, all as conflicting reads; `begin_marker_write` the same for
+//!   the transaction coordinator, which writes markers into partitions other brokers may lead.
 //! - `write_batch`: a batch's chunks, its index row and, when it raises the partition's maximum
 //!   timestamp, a time-index row; the state advances.
 //! - producer states, open transactions, and the coordinator's record of which partitions a
@@ -16,7 +17,6 @@ use crate::cache::NewBatch;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
-use crate::owner;
 use crate::values::{
     self, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition, decode_open_txn,
 };
@@ -51,9 +51,10 @@ pub(crate) fn write_state(tx: &Transaction, p: PartitionId, state: &PartitionSta
     tx.set(&keys::partition_state(p), &state.encode());
 }
 
-/// The prelude of every transaction that writes a partition's log: check the topic still exists
-/// (`None` if not), claim the partition for `node` (logging a takeover), and read its state, all
-/// as conflicting reads.
+/// The prelude of every transaction in which a partition's leader writes its log: the topic
+/// still exists (`None` if not), the owner key names `node` (`NotLeader` if another broker took
+/// the partition over since this one claimed it), and the partition's state — all conflicting
+/// reads, so a change of owner while this transaction runs makes it fail.
 pub(crate) async fn begin_write(
     tx: &Transaction,
     p: PartitionId,
@@ -62,18 +63,44 @@ pub(crate) async fn begin_write(
     if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
         return Ok(None);
     }
-    let (owner, displaced) = owner::claim(tx, &keys::partition_owner(p), node).await?;
-    if let Some(o) = displaced {
-        tracing::warn!(
-            partition = %p,
-            from = o.node,
-            to = node,
-            epoch = owner.epoch,
-            "taking over partition"
-        );
+    let owner = match tx.get(&keys::partition_owner(p), false).await? {
+        Some(v) => Owner::decode(&v)?,
+        None => return Err(LogError::NotLeader),
+    };
+    if owner.node != node {
+        return Err(LogError::NotLeader);
     }
     let state = read_state(tx, p, false).await?;
     Ok(Some((owner, state)))
+}
+
+/// The prelude of a transaction marker's write into `p`, whoever leads it: the topic still exists
+/// (`None` if not), the current owner (`None` for a partition nobody has written: epoch 0, no
+/// owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
+pub(crate) async fn begin_marker_write(
+    tx: &Transaction,
+    p: PartitionId,
+) -> LogResult<Option<(Option<Owner>, PartitionState)>> {
+    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
+        return Ok(None);
+    }
+    let owner = match tx.get(&keys::partition_owner(p), false).await? {
+        Some(v) => Some(Owner::decode(&v)?),
+        None => None,
+    };
+    let state = read_state(tx, p, false).await?;
+    Ok(Some((owner, state)))
+}
+
+/// Tell `node`, which leads `p`, that another broker changed it (a transaction marker): it drops
+/// its cached tail of `p` and wakes the fetches waiting on it (`Log`'s inbox task).
+pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
+    tx.set(&keys::inbox_entry(node, p), b"");
+    tx.atomic_op(
+        &keys::inbox_version(node),
+        &1i64.to_le_bytes(),
+        kfdb_kv::MutationType::Add,
+    );
 }
 
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it

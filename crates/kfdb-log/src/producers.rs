@@ -12,11 +12,12 @@
 use crate::clock::now_ms;
 use crate::error::{LogError, LogResult};
 use crate::keys::{self, PartitionMetaKey};
+use crate::leadership::Leadership;
 use crate::partition;
 use crate::values::{self, ProducerState, TopicMeta};
 use crate::walk::walk_pages;
 use kfdb_kv::{Database, RangeOption};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Producer ids reserved per store transaction.
 pub const PID_BLOCK: i64 = 1_000;
@@ -41,6 +42,7 @@ pub struct ActiveProducer {
 /// See the module documentation.
 pub struct ProducerStates {
     db: Database,
+    leadership: Arc<Leadership>,
     /// `producer.id.expiration.ms`.
     expiration_ms: i64,
     /// This broker's reserved producer ids: `[next, end)`.
@@ -48,9 +50,10 @@ pub struct ProducerStates {
 }
 
 impl ProducerStates {
-    pub(crate) fn new(db: Database, expiration_ms: i64) -> Self {
+    pub(crate) fn new(db: Database, expiration_ms: i64, leadership: Arc<Leadership>) -> Self {
         Self {
             db,
+            leadership,
             expiration_ms,
             block: Mutex::new((0, 0)),
         }
@@ -94,10 +97,12 @@ impl ProducerStates {
 
     /// Delete the states of producers idle for longer than `producer.id.expiration.ms` (and with
     /// no transaction open in that partition), walking every partition's metadata in store
-    /// transactions of `EXPIRY_ROWS` rows. The append path already ignores such states; this
-    /// gives their keys back. Returns how many were deleted.
+    /// transactions of `EXPIRY_ROWS` rows, deleting only in partitions this broker leads (each
+    /// broker sweeps its own). The append path already ignores such states; this gives their
+    /// keys back. Returns how many were deleted.
     pub async fn expire(&self) -> LogResult<usize> {
         let expiration = self.expiration_ms;
+        let leadership = &self.leadership;
         let (begin, end) = keys::all_partition_metadata();
         let deleted = walk_pages(&self.db, begin, end, EXPIRY_ROWS, |tx, rows| async move {
             let now = now_ms();
@@ -107,6 +112,9 @@ impl ProducerStates {
                 else {
                     continue;
                 };
+                if !leadership.leads(p) {
+                    continue;
+                }
                 if now - ProducerState::decode(&kv.value)?.last_ms <= expiration {
                     continue;
                 }

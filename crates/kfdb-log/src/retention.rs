@@ -2,7 +2,7 @@
 //! offset advances. Time retention drops leading batches whose newest record is older than
 //! `retention.ms`; size retention drops leading batches while the rest still holds at least
 //! `retention.bytes` (both per partition, as in Kafka). `sweeps.rs` runs a pass every
-//! `log.retention.check.interval.ms`.
+//! `log.retention.check.interval.ms`, over the partitions this broker leads.
 //!
 //! Each store transaction examines at most `RETENTION_BATCH` batch-index rows and deletes with
 //! range clears, so a large drop never builds one huge transaction.
@@ -13,6 +13,7 @@ use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
+use crate::leadership::Leadership;
 use crate::partition;
 use crate::tails::Tails;
 use crate::values::{BatchInfo, PartitionState, TopicMeta};
@@ -29,11 +30,22 @@ pub struct Retention {
     db: Database,
     tails: Arc<Tails>,
     topics: Arc<TopicCatalog>,
+    leadership: Arc<Leadership>,
 }
 
 impl Retention {
-    pub(crate) fn new(db: Database, tails: Arc<Tails>, topics: Arc<TopicCatalog>) -> Self {
-        Self { db, tails, topics }
+    pub(crate) fn new(
+        db: Database,
+        tails: Arc<Tails>,
+        topics: Arc<TopicCatalog>,
+        leadership: Arc<Leadership>,
+    ) -> Self {
+        Self {
+            db,
+            tails,
+            topics,
+            leadership,
+        }
     }
 
     /// Kafka DeleteRecords: move the log start to `offset` (-1: the high watermark), deleting the
@@ -128,7 +140,9 @@ impl Retention {
         }
     }
 
-    /// One pass of retention over every topic; returns how many batches were deleted.
+    /// One pass of retention over every partition this broker leads (each broker sweeps its own,
+    /// so the work does not grow with the number of brokers and no two race on the same keys);
+    /// returns how many batches were deleted.
     pub async fn pass(&self) -> LogResult<usize> {
         let now = now_ms();
         let mut after: Option<String> = None;
@@ -137,7 +151,9 @@ impl Retention {
             let page = self.topics.list(after.as_deref(), TOPIC_PAGE).await?;
             for topic in &page {
                 for p in 0..topic.partitions {
-                    deleted += self.enforce(topic, p, now).await?;
+                    if self.leadership.leads(PartitionId::new(topic.id, p)) {
+                        deleted += self.enforce(topic, p, now).await?;
+                    }
                 }
             }
             match page.last() {

@@ -83,6 +83,12 @@ impl Tails {
         self.cache.truncated(p, log_start);
     }
 
+    /// Drop the cached tails of the partitions `keep` says no to (this broker no longer leads
+    /// them).
+    pub(crate) fn retain(&self, keep: impl Fn(PartitionId) -> bool) {
+        self.cache.retain(keep);
+    }
+
     /// The topic is gone: drop its cached batches and close its channels (waiting fetches wake).
     pub(crate) fn drop_topic(&self, tid: i64) {
         self.cache.drop_topic(tid);

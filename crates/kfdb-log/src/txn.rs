@@ -28,6 +28,8 @@ use crate::groups::claim_group;
 use crate::ids::PartitionId;
 use crate::keys;
 use crate::markers::{Landed, Marker, write_marker};
+use crate::members::Membership;
+use crate::placement::CoordinatorKind;
 use crate::producers::ProducerStates;
 use crate::tails::Tails;
 use crate::values::{self, CommittedOffset, TopicMeta, TxnPartition, TxnState, TxnStatus};
@@ -149,6 +151,7 @@ async fn settle_offsets(tx: &Transaction, id: &str, commit: bool, node: i32) -> 
 pub struct TxnCoordinator {
     db: Database,
     settings: TxnSettings,
+    membership: Arc<Membership>,
     topics: Arc<TopicCatalog>,
     writers: Arc<PartitionWriters>,
     producers: Arc<ProducerStates>,
@@ -159,6 +162,7 @@ impl TxnCoordinator {
     pub(crate) fn new(
         db: Database,
         settings: TxnSettings,
+        membership: Arc<Membership>,
         topics: Arc<TopicCatalog>,
         writers: Arc<PartitionWriters>,
         producers: Arc<ProducerStates>,
@@ -167,10 +171,27 @@ impl TxnCoordinator {
         Self {
             db,
             settings,
+            membership,
             topics,
             writers,
             producers,
             tails,
+        }
+    }
+
+    /// Whether this broker coordinates transactional id `id`.
+    pub fn coordinates(&self, id: &str) -> bool {
+        self.membership
+            .view()
+            .coordinator(CoordinatorKind::Transaction, id)
+            == Some(self.membership.node_id())
+    }
+
+    fn check_coordinator(&self, id: &str) -> LogResult<()> {
+        if self.coordinates(id) {
+            Ok(())
+        } else {
+            Err(LogError::NotCoordinator)
         }
     }
 
@@ -192,6 +213,7 @@ impl TxnCoordinator {
     ) -> LogResult<(i64, i16)> {
         // The producer's own (id, epoch) once checked: recorded with the bump for its retries.
         let mut bumped_from: Option<(i64, i16)> = None;
+        self.check_coordinator(id)?;
         if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
             return Err(LogError::InvalidTransactionTimeout(timeout_ms));
         }
@@ -302,6 +324,7 @@ impl TxnCoordinator {
         epoch: i16,
         addition: TxnAddition<'_>,
     ) -> LogResult<()> {
+        self.check_coordinator(id)?;
         self.db
             .run(|tx, _| async move {
                 let state = read_for_producer(&tx, id, producer_id, epoch, false).await?;
@@ -344,6 +367,7 @@ impl TxnCoordinator {
         epoch: i16,
         parts: &[PartitionId],
     ) -> LogResult<Vec<bool>> {
+        self.check_coordinator(id)?;
         self.db
             .run(|tx, _| async move {
                 read_for_producer(&tx, id, producer_id, epoch, true).await?;
@@ -395,6 +419,7 @@ impl TxnCoordinator {
     /// EndTxn: commit or abort the producer's open transaction. Ending one that already ended the
     /// same way is a success (a retried EndTxn); the other way is INVALID_TXN_STATE.
     pub async fn end(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> LogResult<()> {
+        self.check_coordinator(id)?;
         for _ in 0..8 {
             let state = self
                 .stored_state(id)
@@ -592,28 +617,29 @@ impl TxnCoordinator {
 
     /// Markers committed: feed the hot cache and wake fetches waiting on these partitions.
     fn landed(&self, landed: Vec<Landed>) {
-        for l in landed {
+        // Partitions other brokers lead were told through their inbox (`markers.rs`).
+        for l in landed.into_iter().filter(|l| l.local) {
             self.tails.appended(l.partition, vec![l.batch], &l.state);
         }
     }
 
-    /// Abort transactions open longer than their timeout (fencing their producers) and finish
-    /// decided ones left half-written. Returns how many were ended.
+    /// Abort the transactions this broker coordinates that are open longer than their timeout
+    /// (fencing their producers) and finish decided ones left half-written; at most
+    /// `EXPIRED_PER_ROUND` per pass. Returns how many were ended.
     pub async fn abort_expired(&self) -> LogResult<usize> {
-        let now = now_ms();
-        let due = self
-            .db
-            .run(|tx, _| async move {
-                let (b, end) = keys::txn_deadlines_before(now);
-                let rows = tx
-                    .get_range(&RangeOption::new(b, end).limit(EXPIRED_PER_ROUND), true)
-                    .await?;
-                rows.kvs
-                    .iter()
-                    .map(|kv| keys::parse_txn_deadline(&kv.key))
-                    .collect::<LogResult<Vec<_>>>()
-            })
-            .await?;
+        let (b, end) = keys::txn_deadlines_before(now_ms());
+        let pages = walk_pages(&self.db, b, end, EXPIRED_PER_ROUND, |_, rows| async move {
+            rows.iter()
+                .map(|kv| keys::parse_txn_deadline(&kv.key))
+                .collect::<LogResult<Vec<_>>>()
+        })
+        .await?;
+        let due: Vec<(i64, String)> = pages
+            .into_iter()
+            .flatten()
+            .filter(|(_, id)| self.coordinates(id))
+            .take(EXPIRED_PER_ROUND)
+            .collect();
         let mut ended = 0;
         for (deadline, id) in due {
             let id = id.as_str();
@@ -700,6 +726,7 @@ impl TxnCoordinator {
 
     /// DescribeTransactions: the state and the partitions of the open transaction.
     pub async fn describe(&self, id: &str) -> LogResult<Option<(TxnState, Vec<PartitionId>)>> {
+        self.check_coordinator(id)?;
         self.db
             .run(|tx, _| async move {
                 let Some(state) = read_state(&tx, id, true).await? else {
@@ -710,7 +737,8 @@ impl TxnCoordinator {
             .await
     }
 
-    /// ListTransactions: every transactional id and its state.
+    /// ListTransactions: every transactional id this broker coordinates and its state (clients
+    /// ask every broker and merge).
     pub async fn list(&self) -> LogResult<Vec<(String, TxnState)>> {
         // Page by page: millions of ids would not fit FoundationDB's limits in one transaction.
         let (begin, end) = keys::txn_states();
@@ -725,7 +753,11 @@ impl TxnCoordinator {
                 .collect::<LogResult<Vec<_>>>()
         })
         .await?;
-        Ok(pages.into_iter().flatten().collect())
+        Ok(pages
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| self.coordinates(id))
+            .collect())
     }
 }
 

@@ -98,6 +98,105 @@ pub(crate) fn decode_open_txn(bytes: &[u8]) -> LogResult<i64> {
     versioned_or_legacy("open transaction", bytes)
 }
 
+/// A node id (a leader pin).
+pub(crate) fn encode_node(node: i32) -> Vec<u8> {
+    versioned(i64::from(node))
+}
+
+pub(crate) fn decode_node(bytes: &[u8]) -> LogResult<i32> {
+    let n: i64 = versioned_or_legacy("node id", bytes)?;
+    i32::try_from(n).map_err(|e| corrupt("node id", e))
+}
+
+// ---- brokers ------------------------------------------------------------------------------------
+
+/// A listener a broker advertises: its name (`PLAINTEXT`, `INTERNAL`, ...) and address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The listener's name.
+    pub listener: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+}
+
+/// A broker's registration and lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRecord {
+    /// Its node id.
+    pub node_id: i32,
+    /// Random per process start: which process holds the node id.
+    pub incarnation: i64,
+    /// Advertised listeners.
+    pub endpoints: Vec<Endpoint>,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+    /// When the process started (ms).
+    pub started_ms: i64,
+    /// The lease: the broker is live until then (ms, wall clock), unless `leaving`.
+    pub lease_until_ms: i64,
+    /// A controlled shutdown is under way: others take over now.
+    pub leaving: bool,
+}
+
+type BrokerTuple = (
+    i64,
+    i64,
+    i64,
+    Vec<(String, String, i64)>,
+    Option<String>,
+    i64,
+    i64,
+    bool,
+);
+
+impl BrokerRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let t: BrokerTuple = (
+            V1,
+            i64::from(self.node_id),
+            self.incarnation,
+            self.endpoints
+                .iter()
+                .map(|e| (e.listener.clone(), e.host.clone(), i64::from(e.port)))
+                .collect(),
+            self.rack.clone(),
+            self.started_ms,
+            self.lease_until_ms,
+            self.leaving,
+        );
+        pack(&t)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        let (v, node, incarnation, endpoints, rack, started_ms, lease_until_ms, leaving): BrokerTuple =
+            unpack(bytes).map_err(|e| corrupt("broker", e))?;
+        expect_version("broker", v, V1)?;
+        Ok(Self {
+            node_id: node as i32,
+            incarnation,
+            endpoints: endpoints
+                .into_iter()
+                .map(|(listener, host, port)| Endpoint {
+                    listener,
+                    host,
+                    port: port as i32,
+                })
+                .collect(),
+            rack,
+            started_ms,
+            lease_until_ms,
+            leaving,
+        })
+    }
+
+    /// Live at `now_ms`: its lease runs and it is not leaving.
+    pub fn live(&self, now_ms: i64) -> bool {
+        !self.leaving && self.lease_until_ms > now_ms
+    }
+}
+
 // ---- record batches --------------------------------------------------------------------------
 
 /// First byte of every stored chunk value (format version).
@@ -748,6 +847,175 @@ impl GroupRecord {
     }
 }
 
+/// A partition as a KIP-848 assignment names it: topic id and index.
+pub type AssignedPartition = (Uuid, i32);
+
+/// A KIP-848 consumer group member as stored (what a new coordinator needs to carry on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMemberRecord {
+    /// Member id.
+    pub member_id: String,
+    /// `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Member epoch.
+    pub epoch: i32,
+    /// The epoch before the last bump.
+    pub previous_epoch: i32,
+    /// Subscribed topic names.
+    pub subscribed: Vec<String>,
+    /// Rebalance timeout (ms).
+    pub rebalance_timeout_ms: i32,
+    /// What the member has been told it owns.
+    pub current: Vec<AssignedPartition>,
+    /// What it should own.
+    pub target: Vec<AssignedPartition>,
+}
+
+/// A KIP-848 consumer group as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerGroupRecord {
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// Server-side assignor in use.
+    pub assignor: String,
+    /// Subscribed topics as of the last target computation: (name, topic id, partitions).
+    pub topology: Vec<(String, Uuid, i32)>,
+    /// Members (stored under their own keys).
+    pub members: Vec<ConsumerMemberRecord>,
+}
+
+type PartsTuple = Vec<(Vec<u8>, i64)>;
+
+fn encode_parts(parts: &[AssignedPartition]) -> PartsTuple {
+    parts
+        .iter()
+        .map(|(id, p)| (id.as_bytes().to_vec(), i64::from(*p)))
+        .collect()
+}
+
+fn decode_parts(parts: PartsTuple) -> LogResult<Vec<AssignedPartition>> {
+    parts
+        .into_iter()
+        .map(|(id, p)| {
+            Uuid::from_slice(&id)
+                .map(|u| (u, p as i32))
+                .map_err(|e| corrupt("assigned partition", e))
+        })
+        .collect()
+}
+
+type ConsumerMemberTuple = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    (i64, i64, i64),
+    Vec<String>,
+    PartsTuple,
+    PartsTuple,
+);
+
+impl ConsumerMemberRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let t: ConsumerMemberTuple = (
+            V1,
+            self.member_id.clone(),
+            self.instance_id.clone(),
+            self.rack_id.clone(),
+            self.client_id.clone(),
+            self.client_host.clone(),
+            (
+                i64::from(self.epoch),
+                i64::from(self.previous_epoch),
+                i64::from(self.rebalance_timeout_ms),
+            ),
+            self.subscribed.clone(),
+            encode_parts(&self.current),
+            encode_parts(&self.target),
+        );
+        pack(&t)
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> LogResult<Self> {
+        let (
+            v,
+            member_id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            epochs,
+            subscribed,
+            current,
+            target,
+        ): ConsumerMemberTuple = unpack(b).map_err(|e| corrupt("consumer group member", e))?;
+        expect_version("consumer group member", v, V1)?;
+        Ok(Self {
+            member_id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            epoch: epochs.0 as i32,
+            previous_epoch: epochs.1 as i32,
+            rebalance_timeout_ms: epochs.2 as i32,
+            subscribed,
+            current: decode_parts(current)?,
+            target: decode_parts(target)?,
+        })
+    }
+}
+
+type ConsumerGroupTuple = (i64, i64, i64, String, Vec<(String, Vec<u8>, i64)>);
+
+impl ConsumerGroupRecord {
+    /// The group's own value (its members are stored apart, one key each).
+    pub(crate) fn encode_meta(&self) -> Vec<u8> {
+        let t: ConsumerGroupTuple = (
+            V1,
+            i64::from(self.group_epoch),
+            i64::from(self.assignment_epoch),
+            self.assignor.clone(),
+            self.topology
+                .iter()
+                .map(|(n, id, p)| (n.clone(), id.as_bytes().to_vec(), i64::from(*p)))
+                .collect(),
+        );
+        pack(&t)
+    }
+
+    /// The group's own value, with `members` read from their keys.
+    pub(crate) fn decode_meta(b: &[u8], members: Vec<ConsumerMemberRecord>) -> LogResult<Self> {
+        let (v, group_epoch, assignment_epoch, assignor, topology): ConsumerGroupTuple =
+            unpack(b).map_err(|e| corrupt("consumer group", e))?;
+        expect_version("consumer group", v, V1)?;
+        Ok(Self {
+            group_epoch: group_epoch as i32,
+            assignment_epoch: assignment_epoch as i32,
+            assignor,
+            topology: topology
+                .into_iter()
+                .map(|(n, id, p)| {
+                    Uuid::from_slice(&id)
+                        .map(|u| (n, u, p as i32))
+                        .map_err(|e| corrupt("consumer group topology", e))
+                })
+                .collect::<LogResult<_>>()?,
+            members,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -858,6 +1126,47 @@ mod tests {
         assert_eq!(decode_cluster_id(&encode_cluster_id("abc")), "abc");
         assert_eq!(decode_transactional_id(&encode_transactional_id("t")), "t");
         assert_eq!(decode_chunk(&encode_chunk(b"xyz")).unwrap(), b"xyz");
+        assert_eq!(decode_node(&encode_node(7)).unwrap(), 7);
+        let cm = ConsumerMemberRecord {
+            member_id: "m".into(),
+            instance_id: None,
+            rack_id: Some("r".into()),
+            client_id: "c".into(),
+            client_host: "/1.2.3.4".into(),
+            epoch: 5,
+            previous_epoch: 4,
+            subscribed: vec!["t".into()],
+            rebalance_timeout_ms: 300_000,
+            current: vec![(Uuid::from_u128(9), 1)],
+            target: vec![(Uuid::from_u128(9), 1), (Uuid::from_u128(9), 2)],
+        };
+        assert_eq!(ConsumerMemberRecord::decode(&cm.encode()).unwrap(), cm);
+        let cg = ConsumerGroupRecord {
+            group_epoch: 5,
+            assignment_epoch: 5,
+            assignor: "uniform".into(),
+            topology: vec![("t".into(), Uuid::from_u128(9), 3)],
+            members: vec![cm.clone()],
+        };
+        assert_eq!(
+            ConsumerGroupRecord::decode_meta(&cg.encode_meta(), vec![cm]).unwrap(),
+            cg
+        );
+        let b = BrokerRecord {
+            node_id: 2,
+            incarnation: -5,
+            endpoints: vec![Endpoint {
+                listener: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9094,
+            }],
+            rack: Some("eu-1a".into()),
+            started_ms: 1,
+            lease_until_ms: 10,
+            leaving: false,
+        };
+        assert_eq!(BrokerRecord::decode(&b.encode()).unwrap(), b);
+        assert!(b.live(9) && !b.live(10));
     }
 
     /// Values written before they carried a version still read (stores of earlier kfdb versions).

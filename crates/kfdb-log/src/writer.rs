@@ -12,6 +12,10 @@
 //! appends queued before it commit first and appends queued after it wait), writes its markers,
 //! and releases the writers.
 //!
+//! A writer appends only to a partition this broker leads: it claims the partition first
+//! (`leadership.rs`), and the append transaction refuses to write if the owner key names another
+//! broker by then (`NotLeader`, answered NOT_LEADER_OR_FOLLOWER).
+//!
 //! A flusher that fails (a panic in the append path) answers every request it held or that was
 //! queued behind it with an error and leaves the writer idle, so the next append starts afresh
 //! instead of waiting forever. A writer with nothing queued is dropped, so an idle partition
@@ -22,6 +26,7 @@ use crate::batch::Batch;
 use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
+use crate::leadership::Leadership;
 use crate::tails::Tails;
 use crate::values::TopicMeta;
 use dashmap::DashMap;
@@ -133,6 +138,7 @@ pub struct PartitionWriters {
     db: Database,
     settings: WriterSettings,
     tails: Arc<Tails>,
+    leadership: Arc<Leadership>,
     writers: DashMap<PartitionId, Arc<Writer>>,
 }
 
@@ -141,11 +147,17 @@ pub(crate) static PANIC_NEXT_FLUSH: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 impl PartitionWriters {
-    pub(crate) fn new(db: Database, settings: WriterSettings, tails: Arc<Tails>) -> Self {
+    pub(crate) fn new(
+        db: Database,
+        settings: WriterSettings,
+        tails: Arc<Tails>,
+        leadership: Arc<Leadership>,
+    ) -> Self {
         Self {
             db,
             settings,
             tails,
+            leadership,
             writers: DashMap::new(),
         }
     }
@@ -314,7 +326,17 @@ impl PartitionWriters {
                 panic!("injected writer failure");
             }
             let batches: Vec<&[Batch]> = group.iter().map(|a| a.batches.as_slice()).collect();
-            match append::append(&self.db, p, settings, &batches).await {
+            // This broker must hold the partition (a no-op once claimed).
+            let appended = match self.leadership.claim(p).await {
+                Ok(_) => append::append(&self.db, p, settings, &batches).await,
+                Err(e) => Err(e),
+            };
+            if matches!(appended, Err(LogError::NotLeader)) {
+                // Another broker took the partition over: no claim, no cached tail here.
+                self.leadership.forget(p);
+                self.tails.unsure(p, None);
+            }
+            match appended {
                 Ok(done) => {
                     if done.written.is_empty() {
                         // Nothing written here: every request refused, or an earlier attempt
@@ -332,7 +354,9 @@ impl PartitionWriters {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(topic = %topic.name, partition = p.partition, error = %e, "append failed");
+                    if !matches!(e, LogError::NotLeader) {
+                        tracing::warn!(topic = %topic.name, partition = p.partition, error = %e, "append failed");
+                    }
                     // It may have committed anyway (commit_unknown_result on the last attempt).
                     self.tails.unsure(p, None);
                     for a in group {

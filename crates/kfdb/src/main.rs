@@ -7,10 +7,11 @@ mod alloc;
 mod topic;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kfdb_broker::{Broker, BrokerConfig};
+use kfdb_broker::BrokerConfig;
+use kfdb_broker::node::{LocalCluster, LogOpener};
 use kfdb_kv::Database;
 use kfdb_kv::embedded::EmbeddedOptions;
-use kfdb_log::{Log, LogConfig};
+use kfdb_log::{Endpoint, Log, LogConfig, MembershipConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve Kafka clients.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage topics directly in the store (FoundationDB: while brokers run; the embedded
     /// store: while no kfdb serve has it open).
     Topic(topic::TopicArgs),
@@ -78,9 +79,29 @@ struct ServeArgs {
     advertised_listener: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
-    /// This broker's node id (Kafka's node.id).
-    #[arg(long, env = "KFDB_NODE_ID", default_value_t = 1)]
-    node_id: i32,
+    /// This broker's node id (Kafka's node.id); without it, the id of this listener's earlier
+    /// registration, else the smallest free one (0 first). With --brokers N, broker i is id + i.
+    #[arg(long, env = "KFDB_NODE_ID")]
+    node_id: Option<i32>,
+    /// broker.rack: the rack (zone) of this broker; consumers with the same client.rack read
+    /// from it (KIP-392).
+    #[arg(long, env = "KFDB_BROKER_RACK")]
+    broker_rack: Option<String>,
+    /// broker.heartbeat.interval.ms: how often the broker renews its lease in the store.
+    #[arg(
+        long,
+        env = "KFDB_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 2_000
+    )]
+    broker_heartbeat_interval_ms: u64,
+    /// broker.session.timeout.ms: a broker that has not renewed its lease for this long is dead
+    /// to the others, who take over its partitions and groups.
+    #[arg(long, env = "KFDB_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9_000)]
+    broker_session_timeout_ms: u64,
+    /// Run this many brokers in this process over one store (a whole cluster in one process):
+    /// broker i listens on the --listen port + i and advertises the advertised port + i.
+    #[arg(long, env = "KFDB_BROKERS", default_value_t = 1)]
+    brokers: u16,
     /// auto.create.topics.enable
     #[arg(long, env = "KFDB_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     auto_create_topics: bool,
@@ -244,6 +265,64 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+fn log_config(args: &ServeArgs, index: usize, host: &str, port: i32) -> LogConfig {
+    LogConfig {
+        membership: Some(MembershipConfig {
+            node_id: args.node_id.map(|n| n + index as i32),
+            endpoints: vec![Endpoint {
+                listener: "PLAINTEXT".into(),
+                host: host.to_string(),
+                port,
+            }],
+            rack: args.broker_rack.clone(),
+            heartbeat: Duration::from_millis(args.broker_heartbeat_interval_ms.max(1)),
+            session_timeout: Duration::from_millis(args.broker_session_timeout_ms.max(1)),
+        }),
+        auto_create_topics: args.auto_create_topics,
+        num_partitions: args.num_partitions,
+        hot_cache_bytes: args.hot_cache_bytes,
+        retention_check_interval: Duration::from_millis(
+            args.log_retention_check_interval_ms.max(1),
+        ),
+        transaction_max_timeout_ms: args.transaction_max_timeout_ms,
+        txn_expiry_interval: Duration::from_millis(
+            args.transaction_abort_timed_out_transaction_cleanup_interval_ms
+                .max(1),
+        ),
+        transactional_id_expiration_ms: args.transactional_id_expiration_ms,
+        txn_id_expiry_interval: Duration::from_millis(
+            args.transaction_remove_expired_transaction_cleanup_interval_ms
+                .max(1),
+        ),
+        producer_id_expiration_ms: args.producer_id_expiration_ms,
+        producer_expiry_interval: Duration::from_millis(
+            args.producer_id_expiration_check_interval_ms.max(1),
+        ),
+        ..LogConfig::default()
+    }
+}
+
+fn broker_config(args: &ServeArgs, host: &str, port: i32) -> BrokerConfig {
+    BrokerConfig {
+        advertised_host: host.to_string(),
+        advertised_port: port,
+        max_request_bytes: args.socket_request_max_bytes,
+        metadata_max_topics: args.metadata_max_topics.max(1),
+        shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+        group: kfdb_broker::group::GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(args.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(args.group_max_session_timeout_ms),
+            consumer_session_timeout: Duration::from_millis(args.group_consumer_session_timeout_ms),
+            consumer_heartbeat_interval: Duration::from_millis(
+                args.group_consumer_heartbeat_interval_ms,
+            ),
+            ..kfdb_broker::group::GroupConfig::default()
+        },
+        ..BrokerConfig::default()
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let advertised = args
         .advertised_listener
@@ -251,86 +330,46 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .unwrap_or_else(|| args.listen.to_string());
     let (host, port) = split_host_port(&advertised)?;
     let db = open_store(&args.store)?;
-    let log = Log::open(
-        db,
-        LogConfig {
-            node_id: args.node_id,
-            auto_create_topics: args.auto_create_topics,
-            num_partitions: args.num_partitions,
-            hot_cache_bytes: args.hot_cache_bytes,
-            retention_check_interval: Duration::from_millis(
-                args.log_retention_check_interval_ms.max(1),
-            ),
-            transaction_max_timeout_ms: args.transaction_max_timeout_ms,
-            txn_expiry_interval: Duration::from_millis(
-                args.transaction_abort_timed_out_transaction_cleanup_interval_ms
-                    .max(1),
-            ),
-            transactional_id_expiration_ms: args.transactional_id_expiration_ms,
-            txn_id_expiry_interval: Duration::from_millis(
-                args.transaction_remove_expired_transaction_cleanup_interval_ms
-                    .max(1),
-            ),
-            producer_id_expiration_ms: args.producer_id_expiration_ms,
-            producer_expiry_interval: Duration::from_millis(
-                args.producer_id_expiration_check_interval_ms.max(1),
-            ),
-            ..LogConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| format!("opening the data model: {e}"))?;
-    let sweeps = log.start_sweeps();
-    let broker = Broker::new(
-        log.clone(),
-        BrokerConfig {
-            node_id: args.node_id,
-            advertised_host: host,
-            advertised_port: port,
-            max_request_bytes: args.socket_request_max_bytes,
-            metadata_max_topics: args.metadata_max_topics.max(1),
-            shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
-            group: kfdb_broker::group::GroupConfig {
-                initial_rebalance_delay: Duration::from_millis(
-                    args.group_initial_rebalance_delay_ms,
-                ),
-                min_session_timeout: Duration::from_millis(args.group_min_session_timeout_ms),
-                max_session_timeout: Duration::from_millis(args.group_max_session_timeout_ms),
-                consumer_session_timeout: Duration::from_millis(
-                    args.group_consumer_session_timeout_ms,
-                ),
-                consumer_heartbeat_interval: Duration::from_millis(
-                    args.group_consumer_heartbeat_interval_ms,
-                ),
-                ..kfdb_broker::group::GroupConfig::default()
-            },
-            ..BrokerConfig::default()
-        },
-    )
-    .map_err(|e| format!("metrics: {e}"))?;
-    let metrics = args.metrics_listen.map(|addr| {
-        tokio::spawn(kfdb_broker::metrics::serve_metrics(
-            addr,
-            broker.metrics.clone(),
-            log.clone(),
-        ))
-    });
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let brokers = usize::from(args.brokers.max(1));
+    let mut configs = Vec::with_capacity(brokers);
+    for i in 0..brokers {
+        let mut listen = args.listen;
+        listen.set_port(
+            args.listen
+                .port()
+                .checked_add(i as u16)
+                .ok_or("--listen port + --brokers is past 65535")?,
+        );
+        configs.push((broker_config(&args, &host, port + i as i32), listen));
+    }
+    let args = std::sync::Arc::new(args);
+    let opener: LogOpener = {
+        let (args, host) = (args.clone(), host.clone());
+        std::sync::Arc::new(move |i| {
+            let (db, config) = (db.clone(), log_config(&args, i, &host, port + i as i32));
+            Box::pin(async move { Log::open(db, config).await })
+        })
+    };
+    let cluster = LocalCluster::start(opener, configs)
         .await
-        .map_err(|e| format!("binding {}: {e}", args.listen))?;
-    tracing::info!(
-        listen = %args.listen,
-        advertised = %advertised,
-        store = log.store_stats().backend,
-        cluster_id = log.cluster_id(),
-        "kfdb serving"
-    );
-    kfdb_broker::serve(listener, broker, shutdown_signal())
-        .await
-        .map_err(|e| format!("serving: {e}"))?;
-    drop(sweeps);
-    if let Some(m) = metrics {
-        m.abort();
+        .map_err(|e| e.to_string())?;
+    let http = args
+        .metrics_listen
+        .map(|addr| tokio::spawn(kfdb_broker::http::serve_http(addr, cluster.clone())));
+    if let Some(b) = cluster.broker(0).await {
+        tracing::info!(
+            brokers,
+            advertised = %advertised,
+            store = b.log.store_stats().backend,
+            cluster_id = b.log.cluster_id(),
+            "kfdb serving"
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: handing partitions and groups over");
+    cluster.shutdown().await;
+    if let Some(h) = http {
+        h.abort();
     }
     tracing::info!("kfdb stopped");
     Ok(())
@@ -357,7 +396,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Topic(args) => {
                 let db = open_store(&args.store)?;
                 topic::run(db, args).await

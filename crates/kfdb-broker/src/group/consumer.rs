@@ -3,8 +3,14 @@
 //! assignment server-side (`uniform` or `range`) whenever the group epoch moves, and reconciles
 //! each member towards it: first it asks the member to revoke what it must give up, and a
 //! partition is handed to its new owner only once no other member still holds it.
+//!
+//! Its lasting state (epochs, assignor, members with their subscriptions, epochs and assignments)
+//! is stored whenever it changes ([`ConsumerGroup::changes`]), so a coordinator that takes the
+//! group over (another broker, or this one after a restart) carries on where it was, instead of
+//! fencing every member.
 
 use crate::error_code as ec;
+use kfdb_log::{ConsumerGroupRecord, ConsumerMemberRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::{Duration, Instant};
 use uuid::Uuid;
@@ -98,6 +104,8 @@ pub struct ConsumerGroup {
     session_timeout: Duration,
     /// Topics as of the last target computation.
     topology: BTreeMap<String, TopicInfo>,
+    /// The state last stored.
+    stored: Option<ConsumerGroupRecord>,
 }
 
 impl ConsumerGroup {
@@ -111,7 +119,109 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             session_timeout,
             topology: BTreeMap::new(),
+            stored: None,
         }
+    }
+
+    /// The group as stored by an earlier coordinator; its members' sessions start now.
+    pub fn restore(
+        id: &str,
+        session_timeout: Duration,
+        r: ConsumerGroupRecord,
+        now: Instant,
+    ) -> Self {
+        let members = r
+            .members
+            .iter()
+            .map(|m| {
+                let member = CMember {
+                    id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    subscribed: m.subscribed.clone(),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    last_seen: now,
+                    current: m.current.iter().copied().collect(),
+                    target: m.target.iter().copied().collect(),
+                    sent: None,
+                    revoking_since: None,
+                };
+                (m.member_id.clone(), member)
+            })
+            .collect();
+        Self {
+            id: id.to_string(),
+            group_epoch: r.group_epoch,
+            assignment_epoch: r.assignment_epoch,
+            assignor: r.assignor.clone(),
+            members,
+            session_timeout,
+            topology: r
+                .topology
+                .iter()
+                .map(|(name, id, partitions)| {
+                    (
+                        name.clone(),
+                        TopicInfo {
+                            id: *id,
+                            partitions: *partitions,
+                        },
+                    )
+                })
+                .collect(),
+            stored: Some(r),
+        }
+    }
+
+    /// The group's lasting state.
+    pub fn record(&self) -> ConsumerGroupRecord {
+        ConsumerGroupRecord {
+            group_epoch: self.group_epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor.clone(),
+            topology: self
+                .topology
+                .iter()
+                .map(|(name, t)| (name.clone(), t.id, t.partitions))
+                .collect(),
+            members: self
+                .members
+                .values()
+                .map(|m| ConsumerMemberRecord {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    subscribed: m.subscribed.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
+                        as i32,
+                    current: m.current.iter().copied().collect(),
+                    target: m.target.iter().copied().collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The lasting state if it changed since it was last stored (and marks it stored).
+    pub fn changes(&mut self) -> Option<ConsumerGroupRecord> {
+        let now = self.record();
+        if self.stored.as_ref() == Some(&now) {
+            return None;
+        }
+        self.stored = Some(now.clone());
+        Some(now)
+    }
+
+    /// Forget what was stored (the store write failed): the next change stores everything.
+    pub fn unstored(&mut self) {
+        self.stored = None;
     }
 
     /// Kafka's state names for consumer groups.

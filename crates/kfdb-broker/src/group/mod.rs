@@ -11,7 +11,7 @@ pub mod consumer;
 pub mod state;
 
 use consumer::ConsumerGroup;
-use kfdb_log::{Log, LogResult};
+use kfdb_log::{CoordinatorKind, Log, LogResult};
 use state::{Group, Persist};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -76,6 +76,52 @@ impl Coordinator {
         &self.config
     }
 
+    /// Whether this broker coordinates group `id`: `Err` with the code to answer when not
+    /// (NOT_COORDINATOR; COORDINATOR_NOT_AVAILABLE while no broker is live). Every group API
+    /// asks first.
+    pub fn check(&self, id: &str) -> Result<(), i16> {
+        match self
+            .log
+            .membership()
+            .view()
+            .coordinator(CoordinatorKind::Group, id)
+        {
+            Some(n) if n == self.log.node_id() => Ok(()),
+            Some(_) => Err(crate::error_code::answered(
+                crate::error_code::NOT_COORDINATOR,
+            )),
+            None => Err(crate::error_code::answered(
+                crate::error_code::COORDINATOR_NOT_AVAILABLE,
+            )),
+        }
+    }
+
+    /// The cluster view changed: drop the groups this broker no longer coordinates (their members'
+    /// next requests are told NOT_COORDINATOR and go to the new coordinator, which loads the group
+    /// from the store). Returns how many were dropped.
+    pub fn view_changed(&self) -> usize {
+        let mut dropped = 0;
+        {
+            let mut live = self.live();
+            live.retain(|id, g| {
+                let keep = self.check(id).is_ok();
+                if !keep {
+                    if let Ok(mut g) = g.try_lock() {
+                        g.dead = true;
+                    }
+                    dropped += 1;
+                }
+                keep
+            });
+        }
+        self.consumer_live().retain(|id, _| {
+            let keep = self.check(id).is_ok();
+            dropped += usize::from(!keep);
+            keep
+        });
+        dropped
+    }
+
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
         match self.groups.lock() {
             Ok(g) => g,
@@ -137,17 +183,58 @@ impl Coordinator {
         }
     }
 
-    /// The KIP-848 group `id`, created on first use.
-    pub fn consumer_group(&self, id: &str) -> Arc<Mutex<ConsumerGroup>> {
-        self.consumer_live()
+    /// The KIP-848 group `id`: loaded from the store on first use here (a group another
+    /// coordinator ran), created when it was never stored.
+    pub async fn consumer_group(&self, id: &str) -> LogResult<Arc<Mutex<ConsumerGroup>>> {
+        if let Some(g) = self.consumer_live().get(id) {
+            return Ok(g.clone());
+        }
+        let timeout = self.config.consumer_session_timeout;
+        let group = match self.log.groups().load_consumer_group(id).await? {
+            Some(r) => ConsumerGroup::restore(id, timeout, r, Instant::now()),
+            None => ConsumerGroup::new(id, timeout),
+        };
+        Ok(self
+            .consumer_live()
             .entry(id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(ConsumerGroup::new(
-                    id,
-                    self.config.consumer_session_timeout,
-                )))
-            })
-            .clone()
+            .or_insert_with(|| Arc::new(Mutex::new(group)))
+            .clone())
+    }
+
+    /// The KIP-848 group `id` if it exists (loaded here, or stored by an earlier coordinator),
+    /// without creating it.
+    pub async fn existing_consumer_group(
+        &self,
+        id: &str,
+    ) -> LogResult<Option<Arc<Mutex<ConsumerGroup>>>> {
+        if let Some(g) = self.loaded_consumer_group(id) {
+            return Ok(Some(g));
+        }
+        let Some(r) = self.log.groups().load_consumer_group(id).await? else {
+            return Ok(None);
+        };
+        let group =
+            ConsumerGroup::restore(id, self.config.consumer_session_timeout, r, Instant::now());
+        Ok(Some(
+            self.consumer_live()
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(group)))
+                .clone(),
+        ))
+    }
+
+    /// Store a KIP-848 group's lasting state if it changed.
+    pub async fn persist_consumer(&self, group: &mut ConsumerGroup) {
+        if let Some(record) = group.changes()
+            && let Err(e) = self
+                .log
+                .groups()
+                .store_consumer_group(&group.id, &record)
+                .await
+        {
+            tracing::warn!(group = %group.id, error = %e, "storing consumer group state failed");
+            group.unstored();
+        }
     }
 
     /// The KIP-848 group `id` if it exists here.
@@ -170,11 +257,15 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> i16 {
-        if let Some(g) = self.loaded_consumer_group(id) {
-            let g = g.lock().await;
-            if !g.members.is_empty() {
-                return g.check_commit(member_id, generation);
+        match self.existing_consumer_group(id).await {
+            Ok(Some(g)) => {
+                let g = g.lock().await;
+                if !g.members.is_empty() {
+                    return g.check_commit(member_id, generation);
+                }
             }
+            Ok(None) => {}
+            Err(e) => return crate::error_code::for_group(&e),
         }
         match self.existing(id).await {
             Ok(Some(g)) => g
@@ -199,8 +290,20 @@ impl Coordinator {
     pub async fn run_ticker(self: Arc<Self>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         let mut last_eviction = Instant::now();
+        let mut views = self.log.membership().subscribe();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = views.changed() => {
+                    if changed.is_ok() {
+                        let n = self.view_changed();
+                        if n > 0 {
+                            tracing::info!(groups = n, "no longer coordinating groups");
+                        }
+                    }
+                    continue;
+                }
+            }
             let groups: Vec<Arc<Mutex<Group>>> = self.live().values().cloned().collect();
             // A group busy with a request (maybe waiting on the store) is ticked next time, so
             // one slow group does not hold up session expiry everywhere.
@@ -212,8 +315,10 @@ impl Coordinator {
             let consumer_groups: Vec<Arc<Mutex<ConsumerGroup>>> =
                 self.consumer_live().values().cloned().collect();
             for g in consumer_groups {
-                if let Ok(mut g) = g.try_lock() {
-                    let _ = g.tick(Instant::now());
+                if let Ok(mut g) = g.try_lock()
+                    && g.tick(Instant::now())
+                {
+                    self.persist_consumer(&mut g).await;
                 }
             }
             // Idle groups are looked for every 10 s, not on every tick.
@@ -312,7 +417,7 @@ mod tests {
         );
         let held = c.group("held").await.unwrap();
         c.group("idle").await.unwrap();
-        c.consumer_group("idle-848");
+        c.consumer_group("idle-848").await.unwrap();
         let t0 = Instant::now();
         assert_eq!(c.evict_idle(t0), 0, "the idle clock starts");
         assert_eq!(c.evict_idle(t0 + Duration::from_secs(30)), 0);

@@ -43,7 +43,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupD
         let base = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
-        let Some(group) = ctx.broker.groups.loaded_consumer_group(&id) else {
+        if let Err(code) = ctx.broker.groups.check(&id) {
+            groups.push(base.with_error_code(code));
+            continue;
+        }
+        let found = match ctx.broker.groups.existing_consumer_group(&id).await {
+            Ok(found) => found,
+            Err(e) => {
+                groups.push(base.with_error_code(error_code::for_group(&e)));
+                continue;
+            }
+        };
+        let Some(group) = found else {
             groups.push(
                 base.with_error_code(error_code::GROUP_ID_NOT_FOUND)
                     .with_error_message(Some(s("no such consumer group"))),

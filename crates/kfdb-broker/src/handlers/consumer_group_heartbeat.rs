@@ -40,6 +40,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
             "regex subscriptions are not supported yet",
         );
     }
+    if let Err(code) = coordinator.check(&req.group_id) {
+        return fail(code, "this broker does not coordinate the group");
+    }
     if let Some(classic) = coordinator.loaded(&req.group_id)
         && !classic.lock().await.members.is_empty()
     {
@@ -48,7 +51,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
             "the group is a classic group with members",
         );
     }
-    let group = coordinator.consumer_group(&req.group_id);
+    let group = match coordinator.consumer_group(&req.group_id).await {
+        Ok(g) => g,
+        Err(e) => return fail(error_code::for_group(&e), "loading the group failed"),
+    };
     let mut g = group.lock().await;
     // Resolve every topic the group subscribes to (after this request) to its id and size.
     let mut names: BTreeSet<String> = g.subscribed_topics();
@@ -96,6 +102,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
         .as_ref()
         .map(|o| o.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     let reply = g.heartbeat(hb, &topics, Instant::now());
+    // Before answering: a coordinator that takes over must find what this member was told.
+    coordinator.persist_consumer(&mut g).await;
     tracing::debug!(
         group = %req.group_id.0,
         member = %reply.member_id,

@@ -1,5 +1,5 @@
-//! CreatePartitions (key 37): grow a topic's partition count. Assignments may only name this
-//! broker.
+//! CreatePartitions (key 37): grow a topic's partition count. Assignments may only name live
+//! brokers.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
@@ -11,18 +11,18 @@ pub const VERSIONS: Versions = Versions::new(0, 3);
 pub type Request = CreatePartitionsRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitionsResponse> {
-    let me = ctx.broker.config.node_id;
+    let live: Vec<i32> = ctx.broker.nodes().iter().map(|n| n.id).collect();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let foreign = t
             .assignments
             .iter()
             .flatten()
-            .any(|a| a.broker_ids.iter().any(|b| b.0 != me));
+            .any(|a| a.broker_ids.iter().any(|b| !live.contains(&b.0)));
         let result = if foreign {
             Err((
                 error_code::INVALID_REPLICA_ASSIGNMENT,
-                format!("replicas may only be on broker {me}"),
+                format!("replicas may only be on live brokers {live:?}"),
             ))
         } else {
             ctx.broker

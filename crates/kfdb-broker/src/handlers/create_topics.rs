@@ -1,5 +1,6 @@
 //! CreateTopics (key 19): validate and create topics (all in few store transactions), or only
-//! validate. Replica assignments may only name this broker.
+//! validate. Replica assignments may only name live brokers (the store replicates; leaders are
+//! placed by the cluster, not by the assignment).
 
 use super::{RequestCtx, Versions, s, topic_configs};
 use crate::error_code;
@@ -14,7 +15,7 @@ pub const VERSIONS: Versions = Versions::new(2, 7);
 pub type Request = CreateTopicsRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
-    let me = ctx.broker.config.node_id;
+    let live: Vec<i32> = ctx.broker.nodes().iter().map(|n| n.id).collect();
     let mut specs = Vec::with_capacity(req.topics.len());
     let mut early: Vec<Option<(i16, String)>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -29,11 +30,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             } else if t
                 .assignments
                 .iter()
-                .any(|a| a.broker_ids.iter().any(|b| b.0 != me))
+                .any(|a| a.broker_ids.iter().any(|b| !live.contains(&b.0)))
             {
                 problem = Some((
                     error_code::INVALID_REPLICA_ASSIGNMENT,
-                    format!("replicas may only be on broker {me}"),
+                    format!("replicas may only be on live brokers {live:?}"),
                 ));
             }
             partitions = t.assignments.len() as i32;

@@ -14,6 +14,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsRe
     let log = &ctx.broker.log;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
+        if let Err(code) = coordinator.check(&id) {
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(code),
+            );
+            continue;
+        }
         let exists = if coordinator.loaded(&id).is_some() {
             Ok(true)
         } else {

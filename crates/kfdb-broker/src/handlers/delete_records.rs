@@ -19,6 +19,22 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteRecordsR
         let meta = log.topics().get(&t.name).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
+            let led = match &meta {
+                Ok(Some(m)) => match m.partition(p.partition_index) {
+                    Some(id) => ctx.broker.lead(id, -1).await.map(|_| ()),
+                    None => Ok(()),
+                },
+                _ => Ok(()),
+            };
+            if let Err(code) = led {
+                partitions.push(
+                    DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1)
+                        .with_error_code(code),
+                );
+                continue;
+            }
             let result = match &meta {
                 Ok(Some(m)) => {
                     log.retention()

@@ -1,5 +1,5 @@
-//! DescribeCluster (key 60): the cluster id and its brokers (this one), which is also the
-//! controller.
+//! DescribeCluster (key 60): the cluster id, the live brokers with their racks, and the
+//! controller (the live broker with the lowest node id).
 
 use super::{RequestCtx, Versions, s};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -10,19 +10,24 @@ pub const VERSIONS: Versions = Versions::new(0, 2);
 pub type Request = DescribeClusterRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeClusterResponse> {
-    let c = &ctx.broker.config;
-    let me = BrokerId(c.node_id);
+    let broker = ctx.broker;
+    let brokers = broker
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(n.id))
+                .with_host(s(n.host))
+                .with_port(n.port)
+                .with_rack(n.rack.map(s))
+        })
+        .collect();
     Some(
         DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
-            .with_cluster_id(s(ctx.broker.log.cluster_id()))
-            .with_controller_id(me)
-            .with_brokers(vec![
-                DescribeClusterBroker::default()
-                    .with_broker_id(me)
-                    .with_host(s(c.advertised_host.clone()))
-                    .with_port(c.advertised_port),
-            ])
+            .with_cluster_id(s(broker.log.cluster_id()))
+            .with_controller_id(BrokerId(broker.controller()))
+            .with_brokers(brokers)
             .with_cluster_authorized_operations(i32::MIN),
     )
 }

@@ -35,11 +35,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
             },
             RESOURCE_BROKER => {
                 let name = r.resource_name.to_string();
-                if name.is_empty() || name == broker.config.node_id.to_string() {
-                    Ok(topic_configs::broker(
-                        broker.log.config(),
-                        broker.config.node_id,
-                    ))
+                if name.is_empty() || name == broker.node_id().to_string() {
+                    Ok(topic_configs::broker(broker.log.config(), broker.node_id()))
                 } else {
                     Err((error_code::INVALID_REQUEST, format!("no broker {name}")))
                 }

@@ -17,6 +17,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeGroups
         let base = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if let Err(code) = coordinator.check(&id) {
+            out.push(base.with_error_code(code));
+            continue;
+        }
         let exists = coordinator.loaded(&id).is_some()
             || match ctx.broker.log.groups().exists(&id).await {
                 Ok(e) => e,

@@ -1,6 +1,6 @@
 //! DescribeProducers (key 61): the producers a partition remembers (epoch, last sequence, last
 //! append time) and the first offset of each one's open transaction (`kafka-transactions.sh
-//! find-hanging`).
+//! find-hanging`). Served by the partition's leader, as Kafka does.
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
@@ -23,7 +23,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeProduc
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for p in t.partition_indexes {
             let found = match &meta {
-                Ok(Some(m)) => log.producers().active(m, p).await,
+                Ok(Some(m)) => match m.partition(p) {
+                    Some(id) => match ctx.broker.lead(id, -1).await {
+                        Ok(_) => log.producers().active(m, p).await,
+                        Err(code) => {
+                            partitions.push(
+                                PartitionResponse::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(code),
+                            );
+                            continue;
+                        }
+                    },
+                    None => log.producers().active(m, p).await,
+                },
                 Ok(None) => Err(kfdb_log::LogError::UnknownTopic),
                 Err(e) => Err(e.clone()),
             };

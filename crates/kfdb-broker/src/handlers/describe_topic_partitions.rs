@@ -24,7 +24,7 @@ const DEFAULT_LIMIT: i32 = 2_000;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTopicPartitionsResponse> {
     let log = &ctx.broker.log;
-    let me = BrokerId(ctx.broker.config.node_id);
+    let me = BrokerId(ctx.broker.node_id());
     let limit = if req.response_partition_limit <= 0 {
         DEFAULT_LIMIT
     } else {

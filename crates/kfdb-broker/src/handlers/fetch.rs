@@ -14,16 +14,25 @@
 //! A topic the store could not look up is answered with the store failure's code (retriable),
 //! never as unknown.
 //!
+//! Who serves a partition: its leader; and, beyond what Kafka can do without replicas, any broker
+//! in the consumer's rack (KIP-392): every broker reads the same store. A leader asked by a
+//! consumer with a `rack_id` (v11+) that names another live broker's rack answers with that broker
+//! as `preferred_read_replica`, and the consumer fetches from it. A broker that neither leads the
+//! partition nor shares the consumer's rack answers NOT_LEADER_OR_FOLLOWER with the current leader
+//! (v12+, KIP-951). `current_leader_epoch` (v9+) older than the leader's is FENCED_LEADER_EPOCH,
+//! newer is UNKNOWN_LEADER_EPOCH. A broker reading as a rack replica is not told of new records
+//! (its writers do not append to the partition), so its long poll looks again every 50 ms.
+//!
 //! read_committed fetches (isolation level 1) see records below the last stable offset only, with
 //! the aborted transactions among them listed so the consumer drops those records; a long poll
 //! wakes when a transaction marker moves the last stable offset.
 
 use super::{RequestCtx, Versions};
-use crate::error_code;
+use crate::{Broker, error_code};
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kfdb_log::{FetchResult, Isolation, Log, LogError, LogResult, PartitionId, TopicMeta};
@@ -40,6 +49,9 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Partitions of one request read at the same time.
 const PARALLEL_READS: usize = 16;
 
+/// How long a long poll served as a rack replica waits before reading again.
+const REPLICA_POLL: Duration = Duration::from_millis(50);
+
 struct Wanted {
     topic_index: usize,
     /// The topic, or the error code every partition of it gets.
@@ -47,6 +59,76 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    current_leader_epoch: i32,
+    role: Role,
+}
+
+/// How this broker serves one wanted partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Read it, as its leader (`true`) or as a broker in the consumer's rack.
+    Read(bool),
+    /// Refuse it with this code (and, for NOT_LEADER_OR_FOLLOWER, the leader and its epoch).
+    Refuse(i16, Option<(i32, i32)>),
+    /// Send the consumer to this broker in its rack (offsets only here).
+    Elsewhere(i32),
+}
+
+/// Decide how this broker serves `w` (its topic known).
+async fn role_of(broker: &Broker, version: i16, rack_id: &str, w: &Wanted) -> Role {
+    let Ok(topic) = &w.topic else {
+        return Role::Refuse(error_code::UNKNOWN_TOPIC_OR_PARTITION, None);
+    };
+    let Some(p) = topic.partition(w.partition) else {
+        return Role::Refuse(error_code::UNKNOWN_TOPIC_OR_PARTITION, None);
+    };
+    let me = broker.node_id();
+    let leader = broker.leader(p);
+    let my_rack = broker.log.membership().rack().map(str::to_string);
+    let in_rack = version >= 11 && !rack_id.is_empty() && my_rack.as_deref() == Some(rack_id);
+    let epoch = if leader == Some(me) {
+        match broker.log.leadership().claim(p).await {
+            Ok(e) => e,
+            Err(e) => return Role::Refuse(error_code::from_log_error(&e), None),
+        }
+    } else if in_rack {
+        match broker.log.leadership().reported_epochs(&[p]).await {
+            Ok(e) => e.first().copied().unwrap_or(0),
+            Err(e) => return Role::Refuse(error_code::from_log_error(&e), None),
+        }
+    } else {
+        let epoch = broker
+            .log
+            .leadership()
+            .reported_epochs(&[p])
+            .await
+            .ok()
+            .and_then(|e| e.first().copied())
+            .unwrap_or(-1);
+        return Role::Refuse(
+            error_code::NOT_LEADER_OR_FOLLOWER,
+            leader.map(|l| (l, epoch)),
+        );
+    };
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch < epoch {
+        return Role::Refuse(error_code::FENCED_LEADER_EPOCH, None);
+    }
+    if w.current_leader_epoch > epoch {
+        return Role::Refuse(error_code::UNKNOWN_LEADER_EPOCH, None);
+    }
+    if leader == Some(me) && version >= 11 && !rack_id.is_empty() && !in_rack {
+        // A broker in the consumer's rack, chosen per partition so the load spreads.
+        let in_its_rack: Vec<i32> = broker
+            .nodes()
+            .into_iter()
+            .filter(|n| n.rack.as_deref() == Some(rack_id))
+            .map(|n| n.id)
+            .collect();
+        if let Some(n) = kfdb_log::partition_replica(p, &in_its_rack) {
+            return Role::Elsewhere(n);
+        }
+    }
+    Role::Read(leader == Some(me))
 }
 
 impl Wanted {
@@ -110,7 +192,12 @@ async fn read_one(
     isolation: Isolation,
 ) -> Option<LogResult<FetchResult>> {
     let topic = w.topic.as_ref().ok()?;
-    let max = w.max_bytes.min(request_max).max(1);
+    let max = match w.role {
+        Role::Read(_) => w.max_bytes.min(request_max).max(1),
+        // Offsets only: the consumer reads the records from the broker it is sent to.
+        Role::Elsewhere(_) => 0,
+        Role::Refuse(..) => return None,
+    };
     Some(
         log.reader()
             .fetch_isolated(topic, w.partition, w.offset, max, isolation)
@@ -154,9 +241,21 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: if ctx.version >= 9 {
+                    p.current_leader_epoch
+                } else {
+                    -1
+                },
+                role: Role::Read(true),
             });
         }
     }
+    for w in &mut wanted {
+        if w.topic.is_ok() {
+            w.role = role_of(ctx.broker, ctx.version, req.rack_id.as_str(), w).await;
+        }
+    }
+    let replica_reads = wanted.iter().any(|w| w.role == Role::Read(false));
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -182,6 +281,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     for w in &mut watches {
         w.borrow_and_update();
     }
+    let mut endpoints: Vec<i32> = Vec::new();
     loop {
         // Read every partition at once (bounded), each up to its own limit and the request's.
         let mut reads = Vec::with_capacity(wanted.len());
@@ -197,9 +297,26 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         let mut any_error = false;
         for (w, r) in wanted.iter().zip(reads) {
             let Some(r) = r else {
-                // Not read: the topic is unknown or could not be looked up.
-                let code = w.topic.as_ref().err().copied().unwrap_or(missing);
-                results.push(partition_error(w.partition, code));
+                // Not read: the topic is unknown or could not be looked up, or refused.
+                let (code, leader) = match (w.role, &w.topic) {
+                    (_, Err(code)) => (*code, None),
+                    (Role::Refuse(code, leader), _) => (code, leader),
+                    _ => (missing, None),
+                };
+                let mut e = partition_error(w.partition, code);
+                if let Some((id, epoch)) = leader
+                    && ctx.version >= 12
+                {
+                    e = e.with_current_leader(
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(id))
+                            .with_leader_epoch(epoch),
+                    );
+                    if !endpoints.contains(&id) {
+                        endpoints.push(id);
+                    }
+                }
+                results.push(e);
                 any_error = true;
                 continue;
             };
@@ -243,23 +360,55 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             });
         }
         let now = tokio::time::Instant::now();
+        let elsewhere = wanted.iter().any(|w| matches!(w.role, Role::Elsewhere(_)));
         if total >= min_bytes
             || any_error
+            || elsewhere
             || now >= deadline
-            || watches.is_empty()
+            || (watches.is_empty() && !replica_reads)
             || *stopping.borrow()
         {
             for (w, r) in wanted.iter().zip(results) {
                 topics_out[w.topic_index].partitions.push(r);
             }
-            return Some(FetchResponse::default().with_responses(topics_out));
+            let node_endpoints = if ctx.version >= 12 {
+                endpoints
+                    .iter()
+                    .filter_map(|n| ctx.broker.node(*n))
+                    .map(|n| {
+                        NodeEndpoint::default()
+                            .with_node_id(BrokerId(n.id))
+                            .with_host(kafka_protocol::protocol::StrBytes::from_string(n.host))
+                            .with_port(n.port)
+                            .with_rack(n.rack.map(kafka_protocol::protocol::StrBytes::from_string))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            return Some(
+                FetchResponse::default()
+                    .with_responses(topics_out)
+                    .with_node_endpoints(node_endpoints),
+            );
         }
+        // Wake on an append to a partition this broker leads; a rack replica looks again soon.
+        let wake_at = if replica_reads {
+            deadline.min(now + REPLICA_POLL)
+        } else {
+            deadline
+        };
         let woke = {
-            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            tokio::select! {
-                r = tokio::time::timeout_at(deadline, changed) => {
-                    r.map(|(result, index, _rest)| (result.is_err(), index))
+            let changed = async {
+                if watches.is_empty() {
+                    std::future::pending::<()>().await;
                 }
+                let (result, index, _rest) =
+                    select_all(watches.iter_mut().map(|w| Box::pin(w.changed()))).await;
+                (result.is_err(), index)
+            };
+            tokio::select! {
+                r = tokio::time::timeout_at(wake_at, changed) => r,
                 // Shutting down: one more read answers with what there is.
                 _ = stopping.wait_for(|s| *s) => Ok((false, usize::MAX)),
             }

@@ -1,11 +1,12 @@
-//! FindCoordinator (key 10): this broker coordinates every group (its ownership is recorded in the
-//! store when it loads the group) and every transactional id (key type 1; its state lives in the
-//! store, so any broker can serve it). v4+ answers a batch of keys.
+//! FindCoordinator (key 10): the broker that coordinates a group (key type 0) or a transactional
+//! id (key type 1), placed over the live brokers by hashing the key (`kfdb_log::CoordinatorKind`);
+//! COORDINATOR_NOT_AVAILABLE while no broker is live. v4+ answers a batch of keys.
 
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kfdb_log::CoordinatorKind;
 
 pub const KEY: ApiKey = ApiKey::FindCoordinator;
 pub const VERSIONS: Versions = Versions::new(0, 6);
@@ -16,60 +17,63 @@ const GROUP: i8 = 0;
 /// Transaction coordinator key type.
 const TRANSACTION: i8 = 1;
 
+/// Where a coordinator key is served: (code, message, node id, host, port).
+type Found = (i16, Option<String>, i32, String, i32);
+
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FindCoordinatorResponse> {
-    let c = &ctx.broker.config;
-    let answer = |key: &str| -> (i16, Option<String>) {
-        if req.key_type != GROUP && req.key_type != TRANSACTION {
-            (
-                error_code::INVALID_REQUEST,
-                Some(format!("unknown key type {}", req.key_type)),
-            )
-        } else if key.is_empty() && req.key_type == TRANSACTION {
-            (
-                error_code::INVALID_REQUEST,
-                Some("empty transactional id".into()),
-            )
-        } else if key.is_empty() {
-            (error_code::INVALID_GROUP_ID, Some("empty group id".into()))
-        } else {
-            (error_code::NONE, None)
+    let broker = ctx.broker;
+    let answer = |key: &str| -> Found {
+        let invalid =
+            |code, message: &str| (code, Some(message.to_string()), -1, String::new(), -1);
+        let kind = match req.key_type {
+            GROUP => CoordinatorKind::Group,
+            TRANSACTION => CoordinatorKind::Transaction,
+            other => {
+                return invalid(
+                    error_code::INVALID_REQUEST,
+                    &format!("unknown key type {other}"),
+                );
+            }
+        };
+        if key.is_empty() {
+            return match kind {
+                CoordinatorKind::Transaction => {
+                    invalid(error_code::INVALID_REQUEST, "empty transactional id")
+                }
+                CoordinatorKind::Group => invalid(error_code::INVALID_GROUP_ID, "empty group id"),
+            };
+        }
+        match broker.coordinator(kind, key).and_then(|n| broker.node(n)) {
+            Some(n) => (error_code::NONE, None, n.id, n.host, n.port),
+            None => invalid(error_code::COORDINATOR_NOT_AVAILABLE, "no broker is live"),
         }
     };
-    let me = BrokerId(c.node_id);
     if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (code, message) = answer(k);
-                let found = code == error_code::NONE;
+                let (code, message, node, host, port) = answer(k);
                 Coordinator::default()
                     .with_key(k.clone())
-                    .with_node_id(if found { me } else { BrokerId(-1) })
-                    .with_host(if found {
-                        s(c.advertised_host.clone())
-                    } else {
-                        s("")
-                    })
-                    .with_port(if found { c.advertised_port } else { -1 })
+                    .with_node_id(BrokerId(node))
+                    .with_host(s(host))
+                    .with_port(port)
                     .with_error_code(code)
                     .with_error_message(message.map(s))
             })
             .collect();
         return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    let (code, message) = answer(&req.key);
-    let r = FindCoordinatorResponse::default().with_error_code(code);
-    let r = if ctx.version >= 1 {
+    let (code, message, node, host, port) = answer(&req.key);
+    let r = FindCoordinatorResponse::default()
+        .with_error_code(code)
+        .with_node_id(BrokerId(node))
+        .with_host(s(host))
+        .with_port(port);
+    Some(if ctx.version >= 1 {
         r.with_error_message(message.map(s))
     } else {
         r
-    };
-    Some(if code == error_code::NONE {
-        r.with_node_id(me)
-            .with_host(s(c.advertised_host.clone()))
-            .with_port(c.advertised_port)
-    } else {
-        r.with_node_id(BrokerId(-1)).with_host(s("")).with_port(-1)
     })
 }

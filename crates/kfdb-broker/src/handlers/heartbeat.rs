@@ -16,6 +16,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatRespo
                 .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
         );
     }
+    if let Err(code) = ctx.broker.groups.check(&req.group_id) {
+        return Some(HeartbeatResponse::default().with_error_code(code));
+    }
     let code = match ctx.broker.groups.existing(&req.group_id).await {
         Ok(None) => error_code::answered(error_code::UNKNOWN_MEMBER_ID),
         Ok(Some(group)) => error_code::answered(group.lock().await.heartbeat(

@@ -36,6 +36,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
             req.member_id.to_string(),
         ));
     }
+    if let Err(code) = coordinator.check(&req.group_id) {
+        return Some(error(code, req.member_id.to_string()));
+    }
     if let Some(cg) = coordinator.loaded_consumer_group(&req.group_id)
         && !cg.lock().await.members.is_empty()
     {
@@ -84,10 +87,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
     let r = match rx.await {
         Ok(r) => r,
         Err(_) => {
-            return Some(error(
-                error_code::answered(error_code::UNKNOWN_MEMBER_ID),
-                req.member_id.to_string(),
-            ));
+            // The group was dropped: deleted, or coordinated elsewhere now.
+            let code = coordinator
+                .check(&req.group_id)
+                .err()
+                .unwrap_or_else(|| error_code::answered(error_code::UNKNOWN_MEMBER_ID));
+            return Some(error(code, req.member_id.to_string()));
         }
     };
     let v = ctx.version;

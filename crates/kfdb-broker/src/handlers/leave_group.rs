@@ -33,6 +33,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
     } else {
         vec![(req.member_id.to_string(), None)]
     };
+    if let Err(code) = coordinator.check(&req.group_id) {
+        return Some(LeaveGroupResponse::default().with_error_code(code));
+    }
     // A group that does not exist answers like an empty one (every member unknown), without
     // being created.
     let group = match coordinator.existing(&req.group_id).await {

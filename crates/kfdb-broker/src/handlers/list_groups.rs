@@ -36,7 +36,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResp
         }
     }
     let mut groups = Vec::new();
-    for id in ids {
+    // Each broker lists the groups it coordinates; clients ask every broker and merge.
+    for id in ids.into_iter().filter(|id| coordinator.check(id).is_ok()) {
         // KIP-848 groups report their own state and type.
         let (state, protocol_type, group_type) = match coordinator.loaded_consumer_group(&id) {
             Some(cg) => (cg.lock().await.state(), "consumer".to_string(), "consumer"),

@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
 //! first offset whose record timestamp is at or after a given time (the time index). Under
-//! read_committed (v2+ isolation level 1) latest is the last stable offset.
+//! read_committed (v2+ isolation level 1) latest is the last stable offset. Served by the
+//! partition's leader, which checks `current_leader_epoch` (v4+) and reports its epoch.
 
 use super::{RequestCtx, Versions};
 use crate::error_code;
@@ -25,6 +26,27 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
+            // Only the leader answers, and only a client that knows the current epoch.
+            let epoch = match &meta {
+                Ok(Some(m)) => match m.partition(p.partition_index) {
+                    Some(id) => {
+                        let current = if ctx.version >= 4 {
+                            p.current_leader_epoch
+                        } else {
+                            -1
+                        };
+                        match ctx.broker.lead(id, current).await {
+                            Ok(e) => e,
+                            Err(code) => {
+                                partitions.push(base.with_error_code(code));
+                                continue;
+                            }
+                        }
+                    }
+                    None => 0,
+                },
+                _ => 0,
+            };
             let result = match &meta {
                 Ok(Some(m)) if p.timestamp == -1 && req.isolation_level == 1 => log
                     .reader()
@@ -73,7 +95,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
                 Ok(found) => base
                     .with_offset(found.offset)
                     .with_timestamp(found.timestamp)
-                    .with_leader_epoch(if ctx.version >= 4 { 0 } else { -1 }),
+                    .with_leader_epoch(if ctx.version >= 4 { epoch } else { -1 }),
                 Err(e) => base.with_error_code(error_code::from_log_error(&e)),
             });
         }

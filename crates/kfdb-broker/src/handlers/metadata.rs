@@ -1,6 +1,8 @@
-//! Metadata (key 3): brokers (this one), the cluster id, and topics with their partitions. Every
-//! partition is led by this broker; the store replicates, so replicas and ISR are this broker.
-//! Named topics are auto-created when allowed; "all topics" is read from the store page by page.
+//! Metadata (key 3): the live brokers (with racks), the cluster id, the controller (the live broker
+//! with the lowest node id), and topics with their partitions: each partition's leader as the
+//! cluster places it and its leader epoch. The store replicates, so a partition's only replica (and
+//! ISR) is its leader. Named topics are auto-created when allowed; "all topics" is read from the
+//! store page by page.
 
 use super::{RequestCtx, Versions, s};
 use crate::{Broker, error_code};
@@ -8,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kfdb_log::{LogError, TopicMeta};
+use kfdb_log::{LogError, PartitionId, TopicMeta};
 use std::sync::Arc;
 
 pub const KEY: ApiKey = ApiKey::Metadata;
@@ -18,27 +20,56 @@ pub type Request = MetadataRequest;
 /// Topics per page when listing all topics.
 const PAGE: usize = 1_000;
 
-pub(crate) fn topic_entry(broker: &Broker, version: i16, t: &TopicMeta) -> MetadataResponseTopic {
-    let me = BrokerId(broker.config.node_id);
-    let partitions = (0..t.partitions)
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(me)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![me])
-                .with_isr_nodes(vec![me])
-        })
+/// Topic entries for `topics`, with every partition's leader and leader epoch.
+async fn topic_entries(
+    broker: &Broker,
+    version: i16,
+    topics: &[Arc<TopicMeta>],
+) -> Vec<MetadataResponseTopic> {
+    let partitions: Vec<PartitionId> = topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(|p| PartitionId::new(t.id, p)))
         .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(TopicName(s(t.name.clone()))))
-        .with_topic_id(if version >= 10 {
-            t.uuid
-        } else {
-            uuid::Uuid::nil()
+    let epochs = match broker.log.leadership().reported_epochs(&partitions).await {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading leader epochs for metadata failed");
+            None
+        }
+    };
+    let mut epochs = epochs.into_iter().flatten();
+    topics
+        .iter()
+        .map(|t| {
+            let parts = (0..t.partitions)
+                .map(|p| {
+                    let epoch = epochs.next();
+                    let leader = broker.leader(PartitionId::new(t.id, p));
+                    let entry = MetadataResponsePartition::default().with_partition_index(p);
+                    match (leader, epoch) {
+                        (Some(l), Some(e)) => entry
+                            .with_leader_id(BrokerId(l))
+                            .with_leader_epoch(if version >= 7 { e } else { -1 })
+                            .with_replica_nodes(vec![BrokerId(l)])
+                            .with_isr_nodes(vec![BrokerId(l)]),
+                        _ => entry
+                            .with_error_code(error_code::LEADER_NOT_AVAILABLE)
+                            .with_leader_id(BrokerId(-1))
+                            .with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            MetadataResponseTopic::default()
+                .with_name(Some(TopicName(s(t.name.clone()))))
+                .with_topic_id(if version >= 10 {
+                    t.uuid
+                } else {
+                    uuid::Uuid::nil()
+                })
+                .with_partitions(parts)
+                .with_topic_authorized_operations(i32::MIN)
         })
-        .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .collect()
 }
 
 fn error_entry(
@@ -62,6 +93,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
     let broker = ctx.broker;
     let log = &broker.log;
     let mut topics = Vec::new();
+    // Found topics are described together (their leader epochs read at once), in order.
+    let mut found_topics: Vec<(usize, Arc<TopicMeta>)> = Vec::new();
     let all = match &req.topics {
         None => true,
         Some(list) => ctx.version == 0 && list.is_empty(),
@@ -71,7 +104,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
         loop {
             match log.topics().list(after.as_deref(), PAGE).await {
                 Ok(page) => {
-                    topics.extend(page.iter().map(|t| topic_entry(broker, ctx.version, t)));
+                    topics.extend(topic_entries(broker, ctx.version, &page).await);
                     if topics.len() >= broker.config.metadata_max_topics {
                         topics.truncate(broker.config.metadata_max_topics);
                         tracing::warn!(
@@ -101,7 +134,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             };
             let name = t.name.as_ref().map(|n| n.to_string());
             topics.push(match found {
-                Ok(Some(meta)) => topic_entry(broker, ctx.version, &meta),
+                Ok(Some(meta)) => {
+                    found_topics.push((topics.len(), meta));
+                    MetadataResponseTopic::default()
+                }
                 Ok(None) if name.is_none() => {
                     error_entry(ctx.version, None, t.topic_id, error_code::UNKNOWN_TOPIC_ID)
                 }
@@ -120,17 +156,29 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             });
         }
     }
-    let me = BrokerId(broker.config.node_id);
+    if !found_topics.is_empty() {
+        let metas: Vec<Arc<TopicMeta>> = found_topics.iter().map(|(_, m)| m.clone()).collect();
+        let entries = topic_entries(broker, ctx.version, &metas).await;
+        for ((i, _), entry) in found_topics.iter().zip(entries) {
+            topics[*i] = entry;
+        }
+    }
+    let brokers = broker
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(s(n.host))
+                .with_port(n.port)
+                .with_rack(n.rack.map(s))
+        })
+        .collect();
     Some(
         MetadataResponse::default()
-            .with_brokers(vec![
-                MetadataResponseBroker::default()
-                    .with_node_id(me)
-                    .with_host(s(broker.config.advertised_host.clone()))
-                    .with_port(broker.config.advertised_port),
-            ])
+            .with_brokers(brokers)
             .with_cluster_id((ctx.version >= 2).then(|| s(log.cluster_id())))
-            .with_controller_id(me)
+            .with_controller_id(BrokerId(broker.controller()))
             .with_topics(topics)
             .with_cluster_authorized_operations(i32::MIN),
     )

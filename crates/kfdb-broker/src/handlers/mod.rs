@@ -39,6 +39,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod topic_configs;
@@ -220,6 +221,7 @@ handlers!(
         describe_groups,
         delete_groups,
         offset_delete,
+        offset_for_leader_epoch,
         consumer_group_heartbeat,
         consumer_group_describe,
         init_producer_id,

@@ -15,14 +15,20 @@ pub type Request = OffsetCommitRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitResponse> {
     let log = &ctx.broker.log;
-    let consumer_group = match ctx.broker.groups.loaded_consumer_group(&req.group_id) {
-        Some(g) if !g.lock().await.members.is_empty() => Some(g),
-        _ => None,
+    let mut load_error = if req.group_id.is_empty() {
+        None
+    } else {
+        ctx.broker.groups.check(&req.group_id).err()
     };
-    let mut load_error = None;
-    let classic_group = if consumer_group.is_none() && !req.group_id.is_empty() {
-        match ctx.broker.groups.group(&req.group_id).await {
-            Ok(g) => Some(g),
+    let consumer_group = if load_error.is_none() && !req.group_id.is_empty() {
+        match ctx
+            .broker
+            .groups
+            .existing_consumer_group(&req.group_id)
+            .await
+        {
+            Ok(Some(g)) if !g.lock().await.members.is_empty() => Some(g),
+            Ok(_) => None,
             Err(e) => {
                 load_error = Some(error_code::for_group(&e));
                 None
@@ -31,6 +37,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     } else {
         None
     };
+    let classic_group =
+        if load_error.is_none() && consumer_group.is_none() && !req.group_id.is_empty() {
+            match ctx.broker.groups.group(&req.group_id).await {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    load_error = Some(error_code::for_group(&e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
     // The group stays locked until the offsets are stored, so a commit checked against one
     // generation cannot land after the next generation was handed out (as in Kafka).
     let consumer_guard = match &consumer_group {

@@ -16,6 +16,9 @@ pub type Request = OffsetDeleteRequest;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteResponse> {
     let coordinator = &ctx.broker.groups;
     let log = &ctx.broker.log;
+    if let Err(code) = coordinator.check(&req.group_id) {
+        return Some(OffsetDeleteResponse::default().with_error_code(code));
+    }
     let exists = coordinator.loaded(&req.group_id).is_some()
         || match log.groups().exists(&req.group_id).await {
             Ok(e) => e,

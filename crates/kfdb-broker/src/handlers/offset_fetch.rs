@@ -128,6 +128,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            if let Err(code) = ctx.broker.groups.check(&g.group_id) {
+                groups.push(group.with_error_code(code));
+                continue;
+            }
             groups.push(
                 match lookup(log, &g.group_id, wanted, req.require_stable).await {
                     Ok(found) => group.with_topics(response_topics!(
@@ -141,6 +145,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
             );
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));
+    }
+    if let Err(code) = ctx.broker.groups.check(&req.group_id) {
+        return Some(OffsetFetchResponse::default().with_error_code(code));
     }
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()

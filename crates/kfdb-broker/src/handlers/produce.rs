@@ -2,6 +2,10 @@
 //! writers, then answer once the commits are durable (acks 1 and -1; kfdb has no replicas of its
 //! own, the store is the replication) or not at all (acks 0).
 //!
+//! A partition this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10
+//! (KIP-951), the current leader, its epoch and its endpoint, so the client moves without a
+//! metadata refresh.
+//!
 //! Produce is the one API answered *later*: `begin` returns as soon as every batch is queued, so
 //! the connection can read the client's next pipelined Produce and queue it behind this one. Queued
 //! appends to a partition share one store commit, and the connection still writes responses in
@@ -10,9 +14,11 @@
 use super::{RequestCtx, Versions, s};
 use crate::error_code;
 use futures::future::{BoxFuture, join_all};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kfdb_log::{AppendResult, LogError, LogResult, batch};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
+use kfdb_log::{AppendResult, LogError, LogResult, PartitionId, batch};
 
 pub const KEY: ApiKey = ApiKey::Produce;
 /// Decoded from v3 (message format v2); v0 advertised as Kafka does (see `Versions`).
@@ -54,9 +60,11 @@ fn answer(version: i16, index: i32, result: LogResult<AppendResult>) -> Partitio
     }
 }
 
-/// A partition's outcome: known now (refused), or an append still to complete.
+/// A partition's outcome: known now (refused), led by another broker, or an append still to
+/// complete.
 enum Outcome {
     Done(PartitionProduceResponse),
+    NotLeader(i32, PartitionId),
     Queued(i32, BoxFuture<'static, LogResult<AppendResult>>),
 }
 
@@ -96,6 +104,11 @@ pub async fn begin(
                     Ok(None) => return refuse(missing_code, None),
                     Err(e) => return refuse(error_code::from_log_error(e), Some(e.to_string())),
                 };
+                if let Some(id) = meta.partition(index)
+                    && !log.leadership().leads(id)
+                {
+                    return Outcome::NotLeader(index, id);
+                }
                 let queued = match p.records.as_ref().map(batch::parse_batches) {
                     None => Err(LogError::CorruptMessage("no records".into())),
                     Some(Err(e)) => Err(e),
@@ -109,16 +122,75 @@ pub async fn begin(
             .collect();
         topics.push((topic.name, topic.topic_id, outcomes));
     }
+    let broker = ctx.broker.clone();
     Box::pin(async move {
+        // Where the refused partitions are led, for the client (KIP-951).
+        let not_led: Vec<PartitionId> = topics
+            .iter()
+            .flat_map(|(_, _, o)| o.iter())
+            .filter_map(|o| match o {
+                Outcome::NotLeader(_, p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        let epochs = if not_led.is_empty() || version < 10 {
+            Vec::new()
+        } else {
+            broker
+                .log
+                .leadership()
+                .reported_epochs(&not_led)
+                .await
+                .unwrap_or_default()
+        };
+        let mut endpoints: Vec<i32> = Vec::new();
         let mut responses = Vec::with_capacity(topics.len());
         for (name, topic_id, outcomes) in topics {
-            let partitions = join_all(outcomes.into_iter().map(|o| async move {
+            let mut partitions = Vec::with_capacity(outcomes.len());
+            let mut queued = Vec::new();
+            for o in outcomes {
                 match o {
-                    Outcome::Done(r) => r,
-                    Outcome::Queued(index, fut) => answer(version, index, fut.await),
+                    Outcome::Done(r) => partitions.push(Some(r)),
+                    Outcome::NotLeader(index, p) => {
+                        let leader = broker.leader(p).unwrap_or(-1);
+                        let epoch = not_led
+                            .iter()
+                            .position(|q| *q == p)
+                            .and_then(|i| epochs.get(i).copied())
+                            .unwrap_or(-1);
+                        let mut r = error(
+                            version,
+                            index,
+                            error_code::NOT_LEADER_OR_FOLLOWER,
+                            Some(format!("broker {leader} leads this partition")),
+                        );
+                        if version >= 10 && leader >= 0 {
+                            r = r.with_current_leader(
+                                LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(leader))
+                                    .with_leader_epoch(epoch),
+                            );
+                            if !endpoints.contains(&leader) {
+                                endpoints.push(leader);
+                            }
+                        }
+                        partitions.push(Some(r));
+                    }
+                    Outcome::Queued(index, fut) => {
+                        queued.push((partitions.len(), index, fut));
+                        partitions.push(None);
+                    }
                 }
-            }))
-            .await;
+            }
+            let done =
+                join_all(queued.into_iter().map(|(at, index, fut)| async move {
+                    (at, answer(version, index, fut.await))
+                }))
+                .await;
+            for (at, r) in done {
+                partitions[at] = Some(r);
+            }
+            let partitions = partitions.into_iter().flatten().collect();
             responses.push(
                 TopicProduceResponse::default()
                     .with_name(name)
@@ -126,6 +198,21 @@ pub async fn begin(
                     .with_partition_responses(partitions),
             );
         }
-        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+        let node_endpoints = endpoints
+            .into_iter()
+            .filter_map(|n| broker.node(n))
+            .map(|n| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(n.id))
+                    .with_host(s(n.host))
+                    .with_port(n.port)
+                    .with_rack(n.rack.map(s))
+            })
+            .collect();
+        (acks != 0).then(|| {
+            ProduceResponse::default()
+                .with_responses(responses)
+                .with_node_endpoints(node_endpoints)
+        })
     })
 }

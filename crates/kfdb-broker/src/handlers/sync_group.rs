@@ -18,6 +18,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
         );
     }
     let coordinator = &ctx.broker.groups;
+    if let Err(code) = coordinator.check(&req.group_id) {
+        return Some(SyncGroupResponse::default().with_error_code(code));
+    }
     let group = match coordinator.existing(&req.group_id).await {
         Ok(Some(g)) => g,
         Ok(None) => {
@@ -51,10 +54,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
     let r = match rx.await {
         Ok(r) => r,
         Err(_) => {
-            return Some(
-                SyncGroupResponse::default()
-                    .with_error_code(error_code::answered(error_code::UNKNOWN_MEMBER_ID)),
-            );
+            let code = coordinator
+                .check(&req.group_id)
+                .err()
+                .unwrap_or_else(|| error_code::answered(error_code::UNKNOWN_MEMBER_ID));
+            return Some(SyncGroupResponse::default().with_error_code(code));
         }
     };
     let resp = SyncGroupResponse::default()

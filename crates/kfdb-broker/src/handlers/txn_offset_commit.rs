@@ -19,7 +19,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
     let mut group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
     } else {
-        error_code::NONE
+        // Sent to the group's coordinator, as OffsetCommit.
+        ctx.broker
+            .groups
+            .check(&req.group_id)
+            .err()
+            .unwrap_or(error_code::NONE)
     };
     if group_code == error_code::NONE && ctx.version >= 3 && req.generation_id >= 0 {
         // As Kafka's transactional offset commit: a rebalance in progress does not stop it, and a

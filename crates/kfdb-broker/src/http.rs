@@ -1,0 +1,131 @@
+//! The broker's HTTP listener (`kfdb serve --metrics-listen`): Prometheus metrics, and control of
+//! the brokers of an in-process cluster (`kfdb serve --brokers N`), for scripts and tests:
+//!
+//! - `GET /metrics`: broker 0's metrics (`?broker=i`: broker `i`'s), in the text format;
+//! - `GET /brokers`: one line per broker: `index node_id address running|stopped`;
+//! - `POST /brokers/{i}/stop`: controlled shutdown of broker `i` (it leaves the cluster first);
+//! - `POST /brokers/{i}/kill`: stop it at once, as a crash would (the others take over when its
+//!   lease runs out);
+//! - `POST /brokers/{i}/start`: start it again (same listener, same node id).
+
+use crate::node::LocalCluster;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: String) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    match (req.method(), parts.as_slice()) {
+        (&Method::GET, ["metrics"]) => {
+            let wanted = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("broker="))
+                .and_then(|v| v.parse::<usize>().ok());
+            let brokers = cluster.brokers().await;
+            let index = wanted.or_else(|| brokers.iter().find(|b| b.running).map(|b| b.index));
+            match index {
+                Some(i) => match cluster.broker(i).await {
+                    Some(b) => {
+                        let mut r = reply(
+                            StatusCode::OK,
+                            String::from_utf8_lossy(&b.metrics.render(&b.log)).into_owned(),
+                        );
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        r
+                    }
+                    None => reply(
+                        StatusCode::NOT_FOUND,
+                        format!("broker {i} is not running\n"),
+                    ),
+                },
+                None => reply(StatusCode::NOT_FOUND, "no broker is running\n".into()),
+            }
+        }
+        (&Method::GET, ["brokers"]) => {
+            let lines: String = cluster
+                .brokers()
+                .await
+                .into_iter()
+                .map(|b| {
+                    format!(
+                        "{} {} {} {}\n",
+                        b.index,
+                        b.node_id,
+                        b.addr,
+                        if b.running { "running" } else { "stopped" }
+                    )
+                })
+                .collect();
+            reply(StatusCode::OK, lines)
+        }
+        (&Method::POST, ["brokers", i, action]) => {
+            let Ok(i) = i.parse::<usize>() else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("not a broker index: {i}\n"),
+                );
+            };
+            if i >= cluster.size() {
+                return reply(StatusCode::NOT_FOUND, format!("no broker {i}\n"));
+            }
+            let done = match *action {
+                "stop" => cluster.stop_broker(i).await,
+                "kill" => {
+                    cluster.kill_broker(i).await;
+                    Ok(())
+                }
+                "start" => cluster.start_broker(i).await,
+                other => {
+                    return reply(StatusCode::NOT_FOUND, format!("unknown action {other}\n"));
+                }
+            };
+            match done {
+                Ok(()) => reply(StatusCode::OK, format!("broker {i}: {action}\n")),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("broker {i}: {e}\n"),
+                ),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// Serve the HTTP listener on `addr` until the task is dropped.
+pub async fn serve_http(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "HTTP listener (metrics, broker control)");
+    loop {
+        let (socket, _) = listener.accept().await?;
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let cluster = cluster.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&cluster, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(socket);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "HTTP connection failed");
+            }
+        });
+    }
+}
