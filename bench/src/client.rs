@@ -144,6 +144,21 @@ pub fn producer_with(
         .expect("create producer")
 }
 
+/// A producer that sends small batches (at most `batch_bytes` each), as many producers do.
+pub fn small_batch_producer(bootstrap: &str, batch_bytes: usize) -> BaseProducer<Ctx> {
+    config(bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("compression.type", "none")
+        .set("linger.ms", "0")
+        .set("batch.size", batch_bytes.to_string())
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("queue.buffering.max.messages", "100000")
+        .set("message.timeout.ms", "120000")
+        .create_with_context(Ctx::new("filler"))
+        .expect("create producer")
+}
+
 pub fn consumer(bootstrap: &str, name: &'static str) -> BaseConsumer<Ctx> {
     config(bootstrap)
         // Required by librdkafka; partitions are assigned by hand, the group is never joined.

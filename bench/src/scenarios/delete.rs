@@ -1,5 +1,6 @@
 //! `delete`: what deleting a big topic costs everyone else. Topic A is filled with `--delete-mib`
-//! of small batches; a producer on topic B sends at a steady rate (acks=all, linger.ms=0) and
+//! of small batches (at most 4 KiB: four 1 KiB records each, a quarter of a million batches per
+//! GiB, as many small producers write them); a producer on topic B sends at a steady rate (acks=all, linger.ms=0) and
 //! every acknowledgement's latency is recorded; after a baseline window, A is deleted (one
 //! DeleteTopics) and B's acknowledgements are watched for `--delete-watch-secs` more. Prints B's
 //! ack latency before and while the delete runs, and how long the DeleteTopics call took. Run it
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::Producer;
 
-use super::produce::produce_records;
 use crate::cli::Settings;
-use crate::client::{Ctx, admin, admin_options, create_topic, producer_with, runtime, send};
+use crate::client::{
+    Ctx, admin, admin_options, create_topic, producer_with, runtime, send, small_batch_producer,
+};
 use crate::kfdb::Kfdb;
 use crate::stats::pct;
 use crate::workload::{MIB, RECORD_BYTES, now_ns, payload};
@@ -29,23 +31,42 @@ pub fn run(s: &Settings) -> bool {
     create_topic(&rt, kfdb.bootstrap(), DOOMED, s.partitions);
     create_topic(&rt, kfdb.bootstrap(), PROBE, 1);
     // Small batches, as many producers write them: many keys to delete.
-    let fill = Settings {
-        linger_ms: 0,
-        in_flight: 1,
-        ..s.clone()
-    };
     let records = (s.delete_mib * MIB / RECORD_BYTES) as u64;
     let t = Instant::now();
-    let filled = produce_records(&kfdb, DOOMED, &fill, records);
+    let fillers: Vec<_> = (0..s.producers)
+        .map(|i| {
+            let bootstrap = kfdb.bootstrap().to_string();
+            let share = records / s.producers as u64;
+            let partition = i as i32 % s.partitions;
+            std::thread::spawn(move || {
+                let p = small_batch_producer(&bootstrap, 4 * 1024);
+                let data = payload();
+                for _ in 0..share {
+                    send(&p, DOOMED, partition, &data);
+                }
+                let _ = p.flush(Duration::from_secs(300));
+                let c = &p.context().counts;
+                (c.ok.load(Ordering::Relaxed), c.err.load(Ordering::Relaxed))
+            })
+        })
+        .collect();
+    let (mut delivered, mut errors) = (0, 0);
+    for f in fillers {
+        let (ok, err) = f.join().expect("filler thread");
+        delivered += ok;
+        errors += err;
+    }
     let batches = kfdb.counter("kfdb_requests_total{api=\"Produce\"}");
     println!(
-        "delete: topic A filled with {} MiB ({} records, {} errors) in {:.1} s, {} Produce requests",
+        "delete: topic A filled with {} MiB ({delivered} records, {errors} errors) in {:.1} s, {} Produce requests",
         s.delete_mib,
-        filled.delivered,
-        filled.errors,
         t.elapsed().as_secs_f64(),
-        batches.map(|b| format!("{b:.0}")).unwrap_or_else(|| "?".into())
+        batches
+            .map(|b| format!("{b:.0}"))
+            .unwrap_or_else(|| "?".into())
     );
+    // Let the store settle after the fill (its compactions), so both windows see the same store.
+    std::thread::sleep(Duration::from_secs(if s.quick { 1 } else { 5 }));
     // The probe: B at a steady rate, each ack's latency recorded in delivery order.
     let acks = Arc::new(Mutex::new(Vec::<f64>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -83,8 +104,14 @@ pub fn run(s: &Settings) -> bool {
     stop.store(true, Ordering::Relaxed);
     let sent = probe.join().expect("probe thread");
     let all = acks.lock().unwrap().clone();
-    let mut before: Vec<f64> = all[..before_len.min(all.len())].iter().map(|us| us / 1e3).collect();
-    let mut during: Vec<f64> = all[before_len.min(all.len())..].iter().map(|us| us / 1e3).collect();
+    let mut before: Vec<f64> = all[..before_len.min(all.len())]
+        .iter()
+        .map(|us| us / 1e3)
+        .collect();
+    let mut during: Vec<f64> = all[before_len.min(all.len())..]
+        .iter()
+        .map(|us| us / 1e3)
+        .collect();
     // The first second warms the producer up.
     let warm = (PROBE_RATE as usize).min(before.len());
     before.drain(..warm);
@@ -114,7 +141,9 @@ pub fn run(s: &Settings) -> bool {
         "bench scenario=delete delete_mib={} produce_requests={} delete_s={delete_secs:.3} before_p50_ms={:.2} before_p99_ms={:.2} \
          before_max_ms={:.2} during_p50_ms={:.2} during_p99_ms={:.2} during_max_ms={:.2} acked={} sent={sent} deleted={deleted}",
         s.delete_mib,
-        batches.map(|b| format!("{b:.0}")).unwrap_or_else(|| "?".into()),
+        batches
+            .map(|b| format!("{b:.0}"))
+            .unwrap_or_else(|| "?".into()),
         pct(&before, 50.0),
         pct(&before, 99.0),
         pct(&before, 100.0),

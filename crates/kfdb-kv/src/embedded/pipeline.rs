@@ -54,6 +54,11 @@ pub(crate) enum PipelineMsg {
 const PRUNE_WHEN_IDLE: Duration = Duration::from_secs(1);
 /// Keys a purge step examines while commits are waiting (more when idle).
 const BUSY_PURGE_STEP_KEYS: usize = 1_024;
+/// The longest a purge step may take while commits are waiting (it runs between commit groups,
+/// so this is what it can add to a commit's latency).
+const BUSY_PURGE_STEP_TIME: Duration = Duration::from_millis(2);
+/// The longest an idle purge step takes before looking for commits again.
+const IDLE_PURGE_STEP_TIME: Duration = Duration::from_millis(20);
 
 /// FoundationDB-like versions: about one million per second, strictly increasing, also across
 /// restarts (the last one is stored with every commit).
@@ -119,7 +124,7 @@ pub(crate) fn run(
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
                 if purging {
-                    p.purge_step(PURGE_STEP_KEYS);
+                    p.purge_step(PURGE_STEP_KEYS, IDLE_PURGE_STEP_TIME);
                 } else {
                     p.history.prune(Instant::now());
                 }
@@ -138,7 +143,7 @@ pub(crate) fn run(
         if !p.live.is_empty() && !p.purge_failed {
             // Under load, one small step per group: a big delete adds a bounded delay to each
             // group instead of stalling them all.
-            p.purge_step(BUSY_PURGE_STEP_KEYS);
+            p.purge_step(BUSY_PURGE_STEP_KEYS, BUSY_PURGE_STEP_TIME);
         }
     }
 }
@@ -461,10 +466,10 @@ impl Pipeline {
         })
     }
 
-    /// Delete up to `keys` keys of the oldest pending range clear; when it is done, drop it and
-    /// publish a view without it.
-    fn purge_step(&mut self, keys: usize) {
-        match self.try_purge_step(keys) {
+    /// Delete up to `keys` keys of the oldest pending range clear, for at most `time`; when it is
+    /// done, drop it and publish a view without it.
+    fn purge_step(&mut self, keys: usize, time: Duration) {
+        match self.try_purge_step(keys, time) {
             Ok(true) => {
                 self.live.remove(0);
                 self.core
@@ -482,7 +487,8 @@ impl Pipeline {
     }
 
     /// One step; `Ok(true)` when the oldest clear is fully deleted (and its records removed).
-    fn try_purge_step(&mut self, keys: usize) -> KvResult<bool> {
+    fn try_purge_step(&mut self, keys: usize, time: Duration) -> KvResult<bool> {
+        let started = Instant::now();
         let core = self.core.clone();
         let io = |e: fjall::Error| KvError::caused_by(KvError::IO_ERROR, "purge cleared range", e);
         let Some(p) = self.live.first_mut() else {
@@ -497,7 +503,7 @@ impl Pipeline {
             .enumerate()
         {
             let key = guard.key().map_err(io)?;
-            if seen == keys {
+            if seen == keys || (seen % 64 == 63 && started.elapsed() >= time) {
                 next = Some(key.to_vec());
                 break;
             }
