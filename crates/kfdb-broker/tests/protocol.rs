@@ -2,16 +2,19 @@
 //! version), the registry matches what is advertised. (Hostile input is tested against the
 //! `kfdb` binary itself, whose allocator it depends on: crates/kfdb/tests/hostile.rs.)
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use kfdb_broker::{Broker, BrokerConfig};
 use kfdb_kv::Database;
 use kfdb_kv::embedded::EmbeddedOptions;
 use kfdb_log::{Log, LogConfig};
+
+mod common;
+use common::*;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -63,33 +66,6 @@ async fn start_with(
         let _ = stop_rx.await;
     }));
     (addr, dir, stop_tx, broker)
-}
-
-fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
-    // A version newer than this client knows goes out with the newest body it can encode.
-    let body_version = version.min(key.valid_versions().max);
-    let mut b = BytesMut::new();
-    b.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("protocol-test")))
-        .encode(&mut b, key.request_header_version(body_version))
-        .unwrap();
-    body.encode(&mut b, body_version).unwrap();
-    let n = (b.len() - 4) as i32;
-    b[0..4].copy_from_slice(&n.to_be_bytes());
-    b.freeze()
-}
-
-async fn roundtrip(s: &mut TcpStream, frame: &[u8]) -> Option<Bytes> {
-    s.write_all(frame).await.ok()?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.ok()?;
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).await.ok()?;
-    Some(Bytes::from(body))
 }
 
 async fn api_versions(s: &mut TcpStream, version: i16) -> (i32, ApiVersionsResponse) {
@@ -282,60 +258,6 @@ async fn metadata_for_all_topics_respects_the_cap() {
         .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
         .collect();
     assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
-}
-
-/// One request and its decoded response.
-async fn call<Req: Encodable, Resp: Decodable>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    body: &Req,
-) -> Resp {
-    let frame = request(key, version, 1, body);
-    let mut b = roundtrip(s, &frame).await.expect("response");
-    ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
-    Resp::decode(&mut b, version).unwrap()
-}
-
-/// Transactional records of `(pid, epoch)` starting at sequence `seq`.
-fn txn_records(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
-    encode_records(values, pid, epoch, seq, true)
-}
-
-fn encode_records(values: &[&str], pid: i64, epoch: i16, seq: i32, transactional: bool) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { -1 } else { seq + i as i32 },
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
 }
 
 #[tokio::test]
