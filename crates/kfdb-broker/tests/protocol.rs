@@ -167,6 +167,57 @@ async fn metadata_names_this_broker() {
     }
 }
 
+async fn metadata(s: &mut TcpStream, v: i16, req: &MetadataRequest) -> MetadataResponse {
+    let frame = request(ApiKey::Metadata, v, 1, req);
+    let mut body = roundtrip(s, &frame).await.expect("metadata response");
+    ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(v)).unwrap();
+    MetadataResponse::decode(&mut body, v).unwrap()
+}
+
+/// The Java AdminClient's describeTopics(TopicCollection.ofTopicIds(..)) sends Metadata topics
+/// with the id set and the name left at its default "" (not null); kfdb looked the name "" up and
+/// answered UNKNOWN_TOPIC_OR_PARTITION. A non-zero id is now looked up by id, as Kafka does.
+#[tokio::test]
+async fn metadata_by_topic_id_ignores_an_empty_name() {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let by_name = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("by-id")))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let created = metadata(&mut s, 12, &by_name).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let id = created.topics[0].topic_id;
+    assert!(!id.is_nil());
+    for name in [Some(TopicName(StrBytes::from_static_str(""))), None] {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(name.clone())
+                .with_topic_id(id),
+        ]));
+        let r = metadata(&mut s, 12, &req).await;
+        assert_eq!(r.topics[0].error_code, 0, "name {name:?}");
+        assert_eq!(
+            r.topics[0].name.as_deref().map(|n| n.as_str()),
+            Some("by-id")
+        );
+        assert_eq!(r.topics[0].topic_id, id);
+        assert_eq!(r.topics[0].partitions.len(), 1);
+    }
+    let unknown = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(""))))
+            .with_topic_id(uuid::Uuid::new_v4()),
+    ]));
+    let r = metadata(&mut s, 12, &unknown).await;
+    assert_eq!(r.topics[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(r.topics[0].name, None);
+}
+
 #[tokio::test]
 async fn hostile_frames_close_only_their_connection() {
     let (addr, _dir, _stop) = start().await;
