@@ -311,6 +311,22 @@ async fn describe_configs_lists_an_override_as_its_own_synonym() {
     }
 }
 
+/// kafka-topics --create of an existing topic prints CreateTopics' error message; Kafka's is
+/// "Topic 'name' already exists.", kfdb's was "topic already exists".
+#[tokio::test]
+async fn create_topics_names_the_existing_topic() {
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = create_topics_request("twice", &[]);
+    assert_eq!(create_topics(&mut s, 7, &req).await.topics[0].error_code, 0);
+    let again = create_topics(&mut s, 7, &req).await;
+    assert_eq!(again.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+    assert_eq!(
+        again.topics[0].error_message.as_ref().map(|m| m.as_str()),
+        Some("Topic 'twice' already exists.")
+    );
+}
+
 #[tokio::test]
 async fn hostile_frames_close_only_their_connection() {
     let (addr, _dir, _stop) = start().await;
