@@ -163,7 +163,12 @@ def kafka_configs_from_kfdb_args(args: list[str]) -> dict[str, str]:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka writes them (URL-safe base64 of a UUID), never starting with
+    '-' (the format tool would read it as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class KafkaStartError(RuntimeError):
@@ -250,7 +255,10 @@ class ApacheKafka:
             cmd = java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(self.config_path))
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=jvm_env())
             if proc.returncode != 0:
-                raise KafkaStartError(f"kafka-storage format failed:\n{proc.stdout.decode()[-4000:]}")
+                raise KafkaStartError(
+                    f"kafka-storage format failed (exit {proc.returncode}): {' '.join(cmd[-5:])}\n"
+                    f"{proc.stdout.decode()[-4000:]}"
+                )
             self.formatted = True
         self.starts += 1
         cmd = java("kafka.Kafka", str(self.config_path), heap="768m")
