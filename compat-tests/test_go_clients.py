@@ -19,6 +19,9 @@ GO_DIR = Path(__file__).resolve().parent / "go"
 TEST_BIN = GO_DIR / "target" / "compat.test"
 GO_TIMEOUT_S = 300
 
+# JVM/Go start-ups on 2 busy cores (the suite default is 120 s per test).
+pytestmark = pytest.mark.timeout(330)
+
 KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500"]
 
 TESTS = [

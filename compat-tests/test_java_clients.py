@@ -16,6 +16,9 @@ import jvmhelpers
 
 SCENARIO_TIMEOUT_S = 240
 
+# JVM/Go start-ups on 2 busy cores (the suite default is 120 s per test).
+pytestmark = pytest.mark.timeout(300)
+
 KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500", "--num-partitions", "1"]
 
 SCENARIOS = [

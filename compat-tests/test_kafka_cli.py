@@ -22,6 +22,9 @@ KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500"]
 
 TOOL_TIMEOUT_S = 120
 
+# JVM/Go start-ups on 2 busy cores (the suite default is 120 s per test).
+pytestmark = pytest.mark.timeout(400)
+
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
