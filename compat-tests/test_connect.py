@@ -19,7 +19,7 @@ since one broker cannot hold three replicas.
 
 from __future__ import annotations
 
-import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,22 +51,15 @@ def replication() -> dict[str, str]:
 
 
 @pytest.fixture
-def workdir(request):
+def workdir():
     d = Path(tempfile.mkdtemp(prefix="kfdb-connect-"))
     workers: list[ConnectWorker] = []
     yield d, workers
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for w in workers:
         w.kill()
-        if failed:
-            print(f"\n--- Connect worker {w.name} log (tail) ---\n{w.log_tail(200)}")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
+        # captured: pytest shows it only when the test failed
+        print(f"\n--- Connect worker {w.name} log (tail) ---\n{w.log_tail(200)}")
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def distributed(bootstrap: str, d: Path, workers: list, name: str, group: str, **extra) -> ConnectWorker:

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 import jvmhelpers
-from ckhelpers import create_topic, produce
+from ckhelpers import create_topic, produce, wait_for
 
 KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500"]
 
@@ -107,7 +107,6 @@ def test_kafka_topics(bootstrap, topic_name):
     assert "InvalidPartitionsException" in shrink.stdout + shrink.stderr
 
     tool("kafka-topics", "--bootstrap-server", bootstrap, "--delete", "--topic", t)
-    from ckhelpers import wait_for
 
     wait_for(lambda: t not in tool("kafka-topics", "--bootstrap-server", bootstrap, "--list").stdout.split(),
              30, "the deleted topic to leave --list")

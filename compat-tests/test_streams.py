@@ -16,7 +16,6 @@ import struct
 import subprocess
 import tempfile
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
