@@ -71,7 +71,9 @@ def old_clients_classpath() -> str:
         if proc.returncode != 0:
             raise JvmBuildError(f"{' '.join(cmd)} failed:\n{proc.stdout.decode()[-8000:]}")
         OLD_CLIENTS_CLASSPATH_FILE.touch()
-    return f"{CLASSES}:{OLD_CLIENTS_CLASSPATH_FILE.read_text().strip()}"
+    # The old jars first: kafka-clients 4.0.0 still has org.apache.kafka.common.utils.AppInfoParser,
+    # which the classes directory also holds (the connect-file shim) with fewer methods.
+    return f"{OLD_CLIENTS_CLASSPATH_FILE.read_text().strip()}:{CLASSES}"
 
 
 def classpath() -> str:
