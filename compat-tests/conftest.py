@@ -8,6 +8,11 @@ Environment:
   KFDB_BIN          use this kfdb binary instead of building one with `cargo build -p kfdb`
   KFDB_KEEP_DATA=1  keep the temporary data directories (and logs) instead of deleting them
   KFDB_LOG          passed through to kfdb (default: info)
+  KFDB_COMPAT_TARGET=kafka
+                    run every test against Apache Kafka 4.4 instead of kfdb: one KRaft combined
+                    node per module, started from the Maven module's classpath (jvmhelpers.py) on
+                    free loopback ports with a freshly formatted log dir; a module's KFDB_ARGS
+                    become the same-named Kafka broker configs. Default: kfdb
   KFDB_COMPAT_BOOTSTRAP=host:port
                     run the tests against an already running broker (e.g. Apache Kafka, to check
                     the tests themselves) instead of starting kfdb; restart tests are skipped
@@ -32,6 +37,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+import jvmhelpers
 
 SUITE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SUITE_DIR.parent
@@ -66,9 +73,21 @@ def _build_kfdb() -> Path:
     return REPO_ROOT / "target" / "debug" / "kfdb"
 
 
+def compat_target() -> str:
+    """``kfdb`` (default) or ``kafka`` (Apache Kafka 4.4 started by this harness)."""
+    target = os.environ.get("KFDB_COMPAT_TARGET", "kfdb")
+    if target not in ("kfdb", "kafka"):
+        raise pytest.UsageError(f"KFDB_COMPAT_TARGET={target}: expected kfdb or kafka")
+    return target
+
+
+def on_kafka() -> bool:
+    return compat_target() == "kafka"
+
+
 def pytest_sessionstart(session):
     global _kfdb_bin
-    if session.config.option.collectonly or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
+    if session.config.option.collectonly or os.environ.get("KFDB_COMPAT_BOOTSTRAP") or on_kafka():
         return
     _kfdb_bin = _build_kfdb()
 
@@ -295,6 +314,9 @@ def kfdb(request):
         yield ExternalBroker(external)
         return
     workdir = Path(tempfile.mkdtemp(prefix=f"kfdb-compat-{request.module.__name__}-"))
+    if on_kafka():
+        yield from _apache_kafka(request, workdir)
+        return
     extra_args = list(getattr(request.module, "KFDB_ARGS", None) or [])
     cluster = fdb_cluster_file()
     if cluster:
@@ -330,6 +352,22 @@ def kfdb(request):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _apache_kafka(request, workdir: Path):
+    configs = jvmhelpers.kafka_configs_from_kfdb_args(list(getattr(request.module, "KFDB_ARGS", None) or []))
+    configs.update(getattr(request.module, "KAFKA_CONFIGS", None) or {})
+    server = jvmhelpers.ApacheKafka(workdir, configs=configs)
+    try:
+        server.start()
+    except (jvmhelpers.KafkaStartError, jvmhelpers.JvmBuildError) as e:
+        server.cleanup(keep=os.environ.get("KFDB_KEEP_DATA") == "1")
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    keep = os.environ.get("KFDB_KEEP_DATA") == "1"
+    server.cleanup(keep=keep)
+    if keep:
+        print(f"\n[compat-tests] kept {workdir}", file=sys.stderr)
+
+
 @pytest.fixture(scope="module")
 def bootstrap(kfdb) -> str:
     return kfdb.bootstrap
@@ -360,7 +398,7 @@ def topic_name(request):
 def pytest_runtest_setup(item):
     yield
     server = item.funcargs.get("kfdb") if hasattr(item, "funcargs") else None
-    if isinstance(server, Kfdb):
+    if isinstance(server, (Kfdb, jvmhelpers.ApacheKafka)):
         item._kfdb_log_offset = server.log_size()
 
 
@@ -371,11 +409,12 @@ def pytest_runtest_makereport(item, call):
     if not report.failed:
         return
     server = getattr(item, "funcargs", {}).get("kfdb")
-    if not isinstance(server, Kfdb):
+    if not isinstance(server, (Kfdb, jvmhelpers.ApacheKafka)):
         return
     since = getattr(item, "_kfdb_log_offset", 0)
     text = server.log_text(since=since)
     state = "running" if server.running() else f"not running (last exit code {server.last_exit_code})"
+    name = "Apache Kafka output" if isinstance(server, jvmhelpers.ApacheKafka) else "kfdb stderr"
     report.sections.append(
-        (f"kfdb stderr during this test ({server.bootstrap}, {state}, log {server.log_path})", text or "(empty)")
+        (f"{name} during this test ({server.bootstrap}, {state}, log {server.log_path})", text or "(empty)")
     )

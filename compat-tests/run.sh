@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Real-client compatibility suite of kfdb: runs unmodified Kafka clients (kcat, confluent-kafka,
-# kafka-python, aiokafka, kafkajs) against kfdb processes on loopback.
+# kafka-python, aiokafka, kafkajs, the Java client and Kafka's tools, Connect and Streams,
+# franz-go, Sarama) against kfdb processes on loopback, or against Apache Kafka 4.4 itself with
+# KFDB_COMPAT_TARGET=kafka.
 #
 #   compat-tests/run.sh [pytest args...]      e.g. compat-tests/run.sh -k kcat
 #
 # Idempotent: creates compat-tests/.venv and installs requirements.txt into it (again only when
-# requirements.txt changed), installs kafkajs in compat-tests/js, checks kcat, builds kfdb
-# (unless KFDB_BIN is set) and runs pytest. Exit code = pytest's.
+# requirements.txt changed), installs kafkajs in compat-tests/js, checks kcat, builds the JVM
+# module (Maven: clients, tools, Kafka, Connect, Streams from Maven Central) and the Go tests,
+# builds kfdb (unless KFDB_BIN is set or the target is Apache Kafka) and runs pytest. Exit
+# code = pytest's.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -43,7 +47,29 @@ if ! command -v kcat >/dev/null; then
 fi
 kcat -V 2>&1 | sed -n '1p;4p'
 
-if [ -z "${KFDB_BIN:-}" ]; then
+step "compat-tests: JVM module (compat-tests/java, Maven)"
+for tool in java mvn; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "$tool is required (JVM tests): apt-get install -y openjdk-17-jdk-headless maven" >&2
+    exit 1
+  fi
+done
+java -version 2>&1 | head -1
+# The first run downloads Kafka 4.4's jars (and kafka-clients 4.0.0) into ~/.m2.
+mvn -q -B -f "$HERE/java/pom.xml" package
+mvn -q -B -f "$HERE/java/clients-4.0/pom.xml" package
+
+step "compat-tests: Go module (compat-tests/go: franz-go, Sarama)"
+if ! command -v go >/dev/null; then
+  echo "go (1.26) is required (Go client tests)" >&2
+  exit 1
+fi
+go version
+(cd "$HERE/go" && go mod download && mkdir -p target && go test -c -o target/compat.test .)
+
+if [ "${KFDB_COMPAT_TARGET:-kfdb}" = kafka ]; then
+  step "compat-tests: target Apache Kafka 4.4 (KFDB_COMPAT_TARGET=kafka), kfdb not built"
+elif [ -z "${KFDB_BIN:-}" ]; then
   if [ -n "${KFDB_FDB_CLUSTER_FILE:-}" ]; then
     # On FoundationDB (conftest.py clears the database before each module's kfdb starts).
     step "compat-tests: cargo build -p kfdb --features fdb"
@@ -54,7 +80,7 @@ if [ -z "${KFDB_BIN:-}" ]; then
   fi
   export KFDB_BIN="$ROOT/target/debug/kfdb"
 fi
-echo "kfdb binary: $KFDB_BIN"
+[ -n "${KFDB_BIN:-}" ] && echo "kfdb binary: $KFDB_BIN"
 
 step "compat-tests: pytest"
 set +e

@@ -63,7 +63,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ckhelpers import admin_client, base_conf, consume, create_topic, produce
+from ckhelpers import admin_client, base_conf, consume, create_topic, produce, wait_for
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -293,11 +293,22 @@ def test_consume_transform_produce(bootstrap, topic_name):
             return nexts
 
         def group_offsets() -> dict:
-            res = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, all_tps)], require_stable=True, request_timeout=TIMEOUT
-            )[group].result(TIMEOUT)
-            assert all(tp.error is None for tp in res.topic_partitions), [str(tp.error) for tp in res.topic_partitions]
-            return {tp.partition: tp.offset for tp in res.topic_partitions if tp.offset >= 0}
+            # Kafka writes a transaction's markers and offsets after EndTxn has answered: until
+            # then a require_stable read answers UNSTABLE_OFFSET_COMMIT, which clients retry
+            # (kfdb finishes inside EndTxn).
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                res = admin.list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, all_tps)], require_stable=True, request_timeout=TIMEOUT
+                )[group].result(TIMEOUT)
+                errs = [tp.error for tp in res.topic_partitions if tp.error is not None]
+                if errs and time.monotonic() < deadline and all(
+                    e.code() == KafkaError.UNSTABLE_OFFSET_COMMIT for e in errs
+                ):
+                    time.sleep(0.1)
+                    continue
+                assert not errs, [str(e) for e in errs]
+                return {tp.partition: tp.offset for tp in res.topic_partitions if tp.offset >= 0}
 
         # Round 1: committed.
         round1 = take(30)
@@ -369,20 +380,31 @@ def test_offsets_only_transactions(bootstrap, topic_name):
         )[group].result(TIMEOUT)
         return {tp.partition: (tp.offset, tp.error.code() if tp.error else None) for tp in res.topic_partitions}
 
+    def settled_offsets() -> dict:
+        """offsets() once no partition is unstable any more: Kafka completes a transaction's
+        offsets after EndTxn has answered (kfdb inside EndTxn)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            got = offsets()
+            unstable = any(err == KafkaError.UNSTABLE_OFFSET_COMMIT for _, err in got.values())
+            if not unstable or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
     try:
         p.begin_transaction()
         p.send_offsets_to_transaction([TopicPartition(topic, 0, 3)], consumer.consumer_group_metadata(), TIMEOUT)
         pending = offsets()
         assert pending[0][1] == KafkaError.UNSTABLE_OFFSET_COMMIT and pending[1] == (-1001, None), pending
         p.commit_transaction(TIMEOUT)
-        assert offsets() == {0: (3, None), 1: (-1001, None)}
+        assert settled_offsets() == {0: (3, None), 1: (-1001, None)}
 
         p.begin_transaction()
         p.send_offsets_to_transaction(
             [TopicPartition(topic, 0, 9), TopicPartition(topic, 1, 4)], consumer.consumer_group_metadata(), TIMEOUT
         )
         p.abort_transaction(TIMEOUT)
-        assert offsets() == {0: (3, None), 1: (-1001, None)}, "an aborted transaction's offsets were committed"
+        assert settled_offsets() == {0: (3, None), 1: (-1001, None)}, "an aborted transaction's offsets were committed"
 
         for end in (p.commit_transaction, p.abort_transaction):
             p.begin_transaction()
@@ -881,8 +903,12 @@ def test_admin_transactions_kafka_python(bootstrap, topic_name):
         assert active[0].last_sequence == 1, active
 
         p.commit_transaction(TIMEOUT)
-        desc = admin.describe_transactions([txn_id])[txn_id]
-        assert desc.state.value == "CompleteCommit", desc
+        # Kafka answers EndTxn in PrepareCommit and completes after writing the markers.
+        desc = wait_for(
+            lambda: (d := admin.describe_transactions([txn_id])[txn_id]).state.value == "CompleteCommit" and d,
+            TIMEOUT,
+            "the transaction to reach CompleteCommit",
+        )
         assert desc.topic_partitions == set(), desc
         ongoing_only = [
             t.transactional_id for ts in admin.list_transactions(state_filters=["Ongoing"]).values() for t in ts

@@ -139,6 +139,166 @@ async fn metadata_names_this_broker() {
     }
 }
 
+async fn metadata(s: &mut TcpStream, v: i16, req: &MetadataRequest) -> MetadataResponse {
+    let frame = request(ApiKey::Metadata, v, 1, req);
+    let mut body = roundtrip(s, &frame).await.expect("metadata response");
+    ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(v)).unwrap();
+    MetadataResponse::decode(&mut body, v).unwrap()
+}
+
+/// The Java AdminClient's describeTopics(TopicCollection.ofTopicIds(..)) sends Metadata topics
+/// with the id set and the name left at its default "" (not null); kfdb looked the name "" up and
+/// answered UNKNOWN_TOPIC_OR_PARTITION. A non-zero id is now looked up by id, as Kafka does.
+#[tokio::test]
+async fn metadata_by_topic_id_ignores_an_empty_name() {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let by_name = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("by-id")))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let created = metadata(&mut s, 12, &by_name).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let id = created.topics[0].topic_id;
+    assert!(!id.is_nil());
+    for name in [Some(TopicName(StrBytes::from_static_str(""))), None] {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(name.clone())
+                .with_topic_id(id),
+        ]));
+        let r = metadata(&mut s, 12, &req).await;
+        assert_eq!(r.topics[0].error_code, 0, "name {name:?}");
+        assert_eq!(
+            r.topics[0].name.as_deref().map(|n| n.as_str()),
+            Some("by-id")
+        );
+        assert_eq!(r.topics[0].topic_id, id);
+        assert_eq!(r.topics[0].partitions.len(), 1);
+    }
+    let unknown = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(""))))
+            .with_topic_id(uuid::Uuid::new_v4()),
+    ]));
+    let r = metadata(&mut s, 12, &unknown).await;
+    assert_eq!(r.topics[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(r.topics[0].name, None);
+}
+
+fn create_topics_request(
+    name: &'static str,
+    configs: &[(&'static str, &'static str)],
+) -> kafka_protocol::messages::CreateTopicsRequest {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(name)))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_static_str(k))
+                                .with_value(Some(StrBytes::from_static_str(v)))
+                        })
+                        .collect(),
+                ),
+        ])
+        .with_timeout_ms(30_000)
+}
+
+async fn create_topics(
+    s: &mut TcpStream,
+    v: i16,
+    req: &kafka_protocol::messages::CreateTopicsRequest,
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    let frame = request(ApiKey::CreateTopics, v, 2, req);
+    let mut body = roundtrip(s, &frame).await.expect("create topics response");
+    ResponseHeader::decode(&mut body, ApiKey::CreateTopics.response_header_version(v)).unwrap();
+    kafka_protocol::messages::CreateTopicsResponse::decode(&mut body, v).unwrap()
+}
+
+/// kafka-configs --describe asks DescribeConfigs for synonyms and prints them
+/// (`retention.ms=7200000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=7200000, ...}`);
+/// kfdb answered none. A topic override and a broker setting now list themselves as their first
+/// synonym, with their own source; nothing is listed unless synonyms are asked for.
+#[tokio::test]
+async fn describe_configs_lists_an_override_as_its_own_synonym() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let created = create_topics(
+        &mut s,
+        7,
+        &create_topics_request("synonyms", &[("retention.ms", "7200000")]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    for include in [true, false] {
+        let req = DescribeConfigsRequest::default()
+            .with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("synonyms"))
+                    .with_configuration_keys(None),
+            ])
+            .with_include_synonyms(include);
+        let frame = request(ApiKey::DescribeConfigs, 4, 3, &req);
+        let mut body = roundtrip(&mut s, &frame).await.expect("describe configs");
+        ResponseHeader::decode(
+            &mut body,
+            ApiKey::DescribeConfigs.response_header_version(4),
+        )
+        .unwrap();
+        let r = DescribeConfigsResponse::decode(&mut body, 4).unwrap();
+        let configs = &r.results[0].configs;
+        let retention = configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .unwrap();
+        let cleanup = configs
+            .iter()
+            .find(|c| c.name.as_str() == "cleanup.policy")
+            .unwrap();
+        assert!(cleanup.synonyms.is_empty(), "a default has no synonym here");
+        if include {
+            assert_eq!(retention.synonyms.len(), 1);
+            let syn = &retention.synonyms[0];
+            assert_eq!(syn.name.as_str(), "retention.ms");
+            assert_eq!(syn.value.as_ref().map(|v| v.as_str()), Some("7200000"));
+            assert_eq!(syn.source, 1, "DYNAMIC_TOPIC_CONFIG");
+        } else {
+            assert!(retention.synonyms.is_empty());
+        }
+    }
+}
+
+/// kafka-topics --create of an existing topic prints CreateTopics' error message; Kafka's is
+/// "Topic 'name' already exists.", kfdb's was "topic already exists".
+#[tokio::test]
+async fn create_topics_names_the_existing_topic() {
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = create_topics_request("twice", &[]);
+    assert_eq!(create_topics(&mut s, 7, &req).await.topics[0].error_code, 0);
+    let again = create_topics(&mut s, 7, &req).await;
+    assert_eq!(again.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+    assert_eq!(
+        again.topics[0].error_message.as_ref().map(|m| m.as_str()),
+        Some("Topic 'twice' already exists.")
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_requests_bytes_and_protocol_faults() {
     let (addr, _dir, _stop, broker) = start_broker().await;

@@ -78,6 +78,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             Some(p) => Err(p),
             None => match created.next() {
                 Some(Ok(meta)) => Ok(meta),
+                // Kafka's wording: kafka-topics prints this message to the operator.
+                Some(Err(LogError::TopicExists)) => Err((
+                    error_code::from_log_error(&LogError::TopicExists),
+                    format!("Topic '{}' already exists.", spec.name),
+                )),
                 Some(Err(e)) => Err((error_code::from_log_error(&e), e.to_string())),
                 None => Err((error_code::UNKNOWN_SERVER_ERROR, "no result".to_string())),
             },

@@ -4,7 +4,7 @@
 use super::{RequestCtx, Versions, s, topic_configs};
 use crate::error_code;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 
@@ -20,7 +20,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfigsResponse> {
     let broker = ctx.broker;
     let mut results = Vec::with_capacity(req.resources.len());
-    for r in req.resources {
+    for r in &req.resources {
         let base = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
@@ -53,12 +53,29 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                     .into_iter()
                     .filter(|c| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name)))
                     .map(|c| {
+                        // Synonyms (v1+, when asked): Kafka lists every source of a value in
+                        // precedence order. kfdb lists the entry's own source when it is a topic
+                        // override or a broker setting; for a topic config at its default Kafka
+                        // names the broker-level config (e.g. log.retention.hours), which kfdb
+                        // does not model, so that list stays empty.
+                        let synonyms =
+                            if req.include_synonyms && c.source != topic_configs::SOURCE_DEFAULT {
+                                vec![
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(s(c.name))
+                                        .with_value(Some(s(c.value.clone())))
+                                        .with_source(c.source),
+                                ]
+                            } else {
+                                Vec::new()
+                            };
                         DescribeConfigsResourceResult::default()
                             .with_name(s(c.name))
                             .with_value(Some(s(c.value)))
                             .with_read_only(c.read_only)
                             .with_config_source(c.source)
                             .with_config_type(if ctx.version >= 3 { c.kind as i8 } else { 0 })
+                            .with_synonyms(synonyms)
                     })
                     .collect();
                 base.with_configs(configs)

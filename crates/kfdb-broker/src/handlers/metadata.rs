@@ -127,12 +127,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
     } else {
         let auto_create = ctx.version < 4 || req.allow_auto_topic_creation;
         for t in req.topics.iter().flatten() {
+            // A topic given by id (v10+) is looked up by id whatever its name field holds: the
+            // Java client leaves the name at its default "" instead of null (describeTopics by
+            // id), and Kafka resolves every non-zero id before looking at names.
+            let by_id = ctx.version >= 10 && !t.topic_id.is_nil();
             let found: Result<Option<Arc<TopicMeta>>, LogError> = match &t.name {
+                _ if by_id => log.topics().get_by_uuid(t.topic_id).await,
                 Some(name) if auto_create => log.topics().get_or_create(name).await,
                 Some(name) => log.topics().get(name).await,
                 None => log.topics().get_by_uuid(t.topic_id).await,
             };
-            let name = t.name.as_ref().map(|n| n.to_string());
+            let name = t.name.as_ref().filter(|_| !by_id).map(|n| n.to_string());
             topics.push(match found {
                 Ok(Some(meta)) => {
                     found_topics.push((topics.len(), meta));
