@@ -13,6 +13,10 @@ start``).
   once, offsets are dense, the group consumed everything (a member that joined while brokers were
   down got partitions: the group rebalanced wherever it is coordinated now), and the restarted
   brokers lead their share again.
+- Operators' admin calls: DescribeLogDirs lists each partition once, by its leader; a
+  reassignment pins a partition's leader to another broker (listed as in progress while that
+  broker is down; ElectLeaders then says the preferred leader is not available); cancelling it
+  returns the partition to its hashed leader.
 - A transactional producer whose coordinator is stopped mid-transaction commits through the new
   coordinator; read_committed sees exactly its records.
 """
@@ -119,6 +123,15 @@ def cluster(tmp_path_factory):
     server.start()
     c = Cluster(server, http_port)
     wait_for(lambda: len(c.node_ids()) == BROKERS, 30, "three brokers running")
+    # Ready when every broker's Metadata lists all three (each learns of the others from the store).
+    wait_for(
+        lambda: all(
+            len(conftest_admin(c.broker_bootstrap(i)).list_topics(timeout=10).brokers) == BROKERS
+            for i in range(BROKERS)
+        ),
+        30,
+        "every broker listing the three",
+    )
     yield c
     server.stop()
 
@@ -392,6 +405,75 @@ def test_failover_loses_nothing_and_duplicates_nothing(cluster, topic_name):
         t.join(60)
     assert late.assignments >= 1, "the member that joined during the failure got no assignment"
     assert sum(t.assignments for t in members) > len(members), "the group never rebalanced"
+
+
+def test_reassignment_pins_a_leader_and_log_dirs_list_each_partition_once(cluster, topic_name):
+    """kafka-python's admin calls on the cluster: DescribeLogDirs asked of every broker lists each
+    partition once, by its leader; AlterPartitionReassignments moves a partition's leadership to
+    another broker (every broker agrees, the log continues densely there); while that broker is
+    down the reassignment is listed as in progress and ElectLeaders says the preferred leader is not
+    available; cancelling returns the partition to its hashed leader."""
+    import kafka.errors as Errors
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    topic = topic_name()
+    create_topic(cluster.bootstrap, topic, partitions=6)
+    p = Producer(base_conf(cluster.bootstrap, **{"enable.idempotence": True, "acks": "all"}))
+    for i in range(600):
+        p.produce(topic, value=f"a-{i}".encode(), partition=i % 6)
+        p.poll(0)
+    assert p.flush(60) == 0
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap.split(","), request_timeout_ms=30000)
+    try:
+        leaders = _leaders(cluster.bootstrap, topic)
+        reported: dict[int, tuple[int, int]] = {}
+        for broker in admin.describe_log_dirs([topic]):
+            for d in broker["log_dirs"]:
+                assert d["error_code"] == 0, d
+                for t in d["topics"]:
+                    for part in t["partitions"]:
+                        index = part["partition_index"]
+                        assert index not in reported, f"partition {index} reported twice"
+                        reported[index] = (broker["broker"], part["partition_size"])
+        assert {i: b for i, (b, _) in reported.items()} == leaders
+        assert all(size >= 100 * len("a-000") for _, size in reported.values()), reported
+
+        nodes = cluster.node_ids()
+        old = leaders[0]
+        controller = min(nodes.values())
+        target = next(n for n in sorted(nodes.values()) if n not in (old, controller))
+        target_index = next(i for i, n in nodes.items() if n == target)
+        tp = TopicPartition(topic, 0)
+
+        def everyone_says(leader: int) -> bool:
+            return all(_leaders(cluster.broker_bootstrap(i), topic)[0] == leader
+                       for i in cluster.node_ids())
+
+        assert admin.alter_partition_reassignments({tp: [target]}) == {tp: None}
+        wait_for(lambda: everyone_says(target), 20, f"every broker names {target} leader of partition 0")
+        wait_for(lambda: tp not in admin.list_partition_reassignments(), 20, "the reassignment to finish")
+        for i in range(100):
+            p.produce(topic, value=f"b-{i}".encode(), partition=0)
+        assert p.flush(60) == 0
+        got = consume(cluster.bootstrap, topic, [0], 200)
+        assert [m.offset for m in got] == list(range(200))
+        assert [m.value for m in got[100:]] == [f"b-{i}".encode() for i in range(100)]
+
+        cluster.control(target_index, "stop")
+        wait_for(lambda: _leaders(cluster.bootstrap, topic)[0] == old, 20, "partition 0 back on its hashed leader")
+        election = admin.elect_leaders(0, {topic: [0]}, raise_errors=False)
+        codes = [q.error_code for r in election.replica_election_results for q in r.partition_result]
+        assert codes == [Errors.PreferredLeaderNotAvailableError.errno], codes
+        assert admin.list_partition_reassignments()[tp]["replicas"] == [target]
+        cluster.control(target_index, "start")
+        wait_for(lambda: everyone_says(target), 30, "the pinned broker leading again after its restart")
+
+        assert admin.alter_partition_reassignments({tp: None}) == {tp: None}
+        wait_for(lambda: everyone_says(old), 20, "partition 0 back on its hashed leader after the cancel")
+        assert admin.alter_partition_reassignments({tp: None}) == {tp: Errors.NoReassignmentInProgressError}
+    finally:
+        admin.close()
 
 
 def _find_txn_coordinator(bootstrap: str, txn_id: str) -> int:

@@ -276,11 +276,20 @@ impl Membership {
 
     /// Re-read the brokers and pins; publish a new view if it changed.
     pub(crate) async fn refresh(&self) -> LogResult<()> {
+        self.refresh_watching().await.map(drop)
+    }
+
+    /// [`Self::refresh`], and a watch on `members_version` set in the same transaction: it fires
+    /// on any join or leave committed after what this refresh read, so none is missed between
+    /// the two. None without a store.
+    async fn refresh_watching(&self) -> LogResult<Option<kfdb_kv::Watch>> {
         let Some(db) = &self.db else {
-            return Ok(());
+            return Ok(None);
         };
-        let (records, pins) = db
+        let (records, pins, watch) = db
             .run(|tx, _| async move {
+                tx.get(&keys::members_version(), false).await?;
+                let watch = tx.watch(&keys::members_version());
                 let (b, e) = keys::brokers();
                 let rows = tx.get_range_all(RangeOption::new(b, e), true).await?;
                 let records = rows
@@ -293,7 +302,7 @@ impl Membership {
                     .iter()
                     .map(|kv| Ok((keys::parse_pin(&kv.key)?, values::decode_node(&kv.value)?)))
                     .collect::<LogResult<HashMap<_, _>>>()?;
-                Ok::<_, LogError>((records, pins))
+                Ok::<_, LogError>((records, pins, watch))
             })
             .await?;
         let now = now_ms();
@@ -313,7 +322,7 @@ impl Membership {
             tracing::info!(live = ?view.nodes, pins = view.pins.len(), "cluster view changed");
             self.view.send_replace(Arc::new(view));
         }
-        Ok(())
+        Ok(Some(watch))
     }
 
     /// Controlled shutdown: mark this broker as leaving, so the others take over at once.
@@ -348,34 +357,35 @@ impl Membership {
     /// Renew and refresh every heartbeat interval, and refresh as soon as `members_version`
     /// changes, until the task is dropped.
     pub(crate) async fn run(self: Arc<Self>) {
-        let (Some(db), Some(config)) = (self.db.clone(), self.config.clone()) else {
+        let (Some(_), Some(config)) = (&self.db, &self.config) else {
             return;
         };
         let mut tick = tokio::time::interval(config.heartbeat);
+        // The watch set by the last refresh.
+        let mut changed: Option<kfdb_kv::Watch> = None;
         loop {
-            // Watch members_version while waiting for the next heartbeat.
-            let watch = async {
-                let tx = db.create_transaction().ok()?;
-                tx.get(&keys::members_version(), false).await.ok()?;
-                let w = tx.watch(&keys::members_version());
-                tx.commit().await.ok()?;
-                w.await.ok()
-            };
+            let watch = changed.take();
             tokio::select! {
                 _ = tick.tick() => {
                     if let Err(e) = self.renew().await {
                         tracing::warn!(error = %e, "renewing the broker lease failed");
                     }
                 }
-                r = watch => {
-                    if r.is_none() {
+                fired = async {
+                    match watch {
+                        Some(w) => w.await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if !fired {
                         // The store could not watch: fall back to the heartbeat alone.
                         tick.tick().await;
                     }
                 }
             }
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "reading the cluster's brokers failed");
+            match self.refresh_watching().await {
+                Ok(w) => changed = w,
+                Err(e) => tracing::warn!(error = %e, "reading the cluster's brokers failed"),
             }
         }
     }
