@@ -40,6 +40,8 @@ pub struct BrokerConfig {
     pub metadata_max_topics: usize,
     /// How long a shutdown waits for connections to finish their requests before closing them.
     pub shutdown_timeout: std::time::Duration,
+    /// The one "log dir" this broker reports (DescribeLogDirs, `log.dirs`): where its store is.
+    pub log_dir: String,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +55,7 @@ impl Default for BrokerConfig {
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
             shutdown_timeout: std::time::Duration::from_secs(30),
+            log_dir: "kfdb-data".into(),
         }
     }
 }

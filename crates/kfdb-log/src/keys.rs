@@ -54,7 +54,7 @@
 //!
 //! All keys of a topic except its name/uuid index entries and its metadata live under
 //! `("kfdb", "part", tid)`, `("kfdb", "log", tid)`, `("kfdb", "bidx", tid)`, `("kfdb", "tidx", tid)`
-//! ([`topic_data`]), so deleting a topic is four range clears.
+//! ([`topic_data`], with its leader pins), so deleting a topic is five range clears.
 //!
 //! `topic_seq` keeps its historical name: it once held the last topic id allocated, one
 //! CreateTopics at a time; it now holds the end of the last block of ids a broker reserved
@@ -76,6 +76,7 @@ const PART: &str = "part";
 const LOG: &str = "log";
 const BATCH_INDEX: &str = "bidx";
 const TIME_INDEX: &str = "tidx";
+const PIN: &str = "pin";
 
 /// Decode the part of `key` after `space`'s prefix as `T`, naming `what` in the error.
 fn parse<'de, T: TupleUnpack<'de>>(space: &Subspace, key: &'de [u8], what: &str) -> LogResult<T> {
@@ -125,8 +126,8 @@ pub(crate) fn topic_meta(tid: i64) -> Vec<u8> {
 
 /// The four ranges holding all of a topic's partition data (state, producers and transactions,
 /// record batches, batch index, time index).
-pub(crate) fn topic_data(tid: i64) -> [KeyRange; 4] {
-    [PART, LOG, BATCH_INDEX, TIME_INDEX].map(|kind| range_of(&root().subspace(&(kind, tid))))
+pub(crate) fn topic_data(tid: i64) -> [KeyRange; 5] {
+    [PART, LOG, BATCH_INDEX, TIME_INDEX, PIN].map(|kind| range_of(&root().subspace(&(kind, tid))))
 }
 
 // ---- one partition --------------------------------------------------------------------------
@@ -531,7 +532,7 @@ pub(crate) fn topics_version() -> Vec<u8> {
 }
 
 fn pin_space() -> Subspace {
-    root().subspace(&"pin")
+    root().subspace(&PIN)
 }
 
 pub(crate) fn pin(p: PartitionId) -> Vec<u8> {
@@ -610,7 +611,7 @@ mod tests {
         let ab = topic_name("ab");
         assert!(!ab.starts_with(&a));
         // Partitions and topics do not interleave.
-        let [_, log, _, _] = topic_data(7);
+        let [_, log, _, _, _] = topic_data(7);
         assert!(inside(&log_chunk(p(7, 3), 100, 0), &log));
         assert!(!inside(&log_chunk(p(8, 0), 0, 0), &log));
         assert!(!inside(&log_chunk(p(70, 0), 0, 0), &log));

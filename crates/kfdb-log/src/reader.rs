@@ -106,6 +106,20 @@ impl PartitionReader {
             .await
     }
 
+    /// The states of many partitions, read together (snapshot reads in one transaction).
+    pub async fn partition_states(&self, ps: &[PartitionId]) -> LogResult<Vec<PartitionState>> {
+        self.db
+            .run(|tx, _| async move {
+                let tx = &tx;
+                futures::future::try_join_all(
+                    ps.iter()
+                        .map(|p| async move { partition::read_state(tx, *p, true).await }),
+                )
+                .await
+            })
+            .await
+    }
+
     /// Fetch from `offset`, about `max_bytes` (whole batches), read_uncommitted.
     pub async fn fetch(
         &self,

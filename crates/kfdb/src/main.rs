@@ -309,6 +309,7 @@ fn broker_config(args: &ServeArgs, host: &str, port: i32) -> BrokerConfig {
         max_request_bytes: args.socket_request_max_bytes,
         metadata_max_topics: args.metadata_max_topics.max(1),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+        log_dir: log_dir(&args.store),
         group: kfdb_broker::group::GroupConfig {
             initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(args.group_min_session_timeout_ms),
@@ -320,6 +321,21 @@ fn broker_config(args: &ServeArgs, host: &str, port: i32) -> BrokerConfig {
             ..kfdb_broker::group::GroupConfig::default()
         },
         ..BrokerConfig::default()
+    }
+}
+
+/// What DescribeLogDirs and `log.dirs` report: the embedded store's directory, or the
+/// FoundationDB cluster file the brokers share.
+fn log_dir(store: &StoreArgs) -> String {
+    match store.store {
+        Store::Embedded => std::fs::canonicalize(&store.data_dir)
+            .unwrap_or_else(|_| store.data_dir.clone())
+            .display()
+            .to_string(),
+        Store::Fdb => format!(
+            "fdb:{}",
+            store.fdb_cluster_file.as_deref().unwrap_or("default")
+        ),
     }
 }
 

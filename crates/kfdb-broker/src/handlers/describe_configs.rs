@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
             RESOURCE_BROKER => {
                 let name = r.resource_name.to_string();
                 if name.is_empty() || name == broker.node_id().to_string() {
-                    Ok(topic_configs::broker(broker.log.config(), broker.node_id()))
+                    Ok(topic_configs::broker(broker))
                 } else {
                     Err((error_code::INVALID_REQUEST, format!("no broker {name}")))
                 }

@@ -9,6 +9,8 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
+mod alter_replica_log_dirs;
 mod api_versions;
 mod commit_plan;
 mod consumer_group_describe;
@@ -21,9 +23,11 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_producers;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -34,6 +38,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -232,6 +237,11 @@ handlers!(
         describe_producers,
         describe_transactions,
         list_transactions,
+        describe_log_dirs,
+        elect_leaders,
+        alter_partition_reassignments,
+        list_partition_reassignments,
+        alter_replica_log_dirs,
     ],
     later: [produce],
 );

@@ -43,7 +43,10 @@ pub fn topic(meta: &TopicMeta) -> Vec<Reported> {
 }
 
 /// The broker configs kfdb has, read-only.
-pub fn broker(log: &LogConfig, node_id: i32) -> Vec<Reported> {
+pub fn broker(broker: &crate::Broker) -> Vec<Reported> {
+    let log: &LogConfig = broker.log.config();
+    let node_id = broker.node_id();
+    let me = broker.node(node_id);
     let r = |name: &'static str, value: String, kind: ConfigType| Reported {
         name,
         value,
@@ -73,6 +76,23 @@ pub fn broker(log: &LogConfig, node_id: i32) -> Vec<Reported> {
             "log.retention.check.interval.ms",
             log.retention_check_interval.as_millis().to_string(),
             ConfigType::Long,
+        ),
+        r(
+            "advertised.listeners",
+            me.as_ref()
+                .map(|n| format!("PLAINTEXT://{}:{}", n.host, n.port))
+                .unwrap_or_default(),
+            ConfigType::List,
+        ),
+        r(
+            "broker.rack",
+            me.and_then(|n| n.rack).unwrap_or_default(),
+            ConfigType::String,
+        ),
+        r(
+            "log.dirs",
+            broker.config.log_dir.clone(),
+            ConfigType::String,
         ),
     ]
 }
