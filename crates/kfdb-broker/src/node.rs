@@ -77,7 +77,9 @@ impl BrokerNode {
         let served = (&mut self.serving)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        drop(self.background.take());
+        if let Some(background) = self.background.take() {
+            background.stop().await;
+        }
         served
     }
 

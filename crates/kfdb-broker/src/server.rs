@@ -92,6 +92,7 @@ pub async fn serve(
         while connections.join_next().await.is_some() {}
     }
     ticker.abort();
+    let _ = ticker.await;
     Ok(())
 }
 

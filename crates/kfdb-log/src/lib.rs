@@ -349,10 +349,9 @@ impl Log {
             self.tails.clone(),
             self.topics.clone(),
         );
-        Background {
-            _sweeps: sweeps,
-            watchers,
-        }
+        let mut tasks = sweeps.into_tasks();
+        tasks.extend(watchers);
+        Background { tasks }
     }
 
     /// The store's counters.
@@ -373,16 +372,30 @@ impl Log {
     }
 }
 
-/// The background work of one `Log` (see [`Log::start_background`]); dropping it stops it.
+/// The background work of one `Log` (see [`Log::start_background`]); dropping it stops it,
+/// [`Background::stop`] also waits until every task has ended.
 pub struct Background {
-    _sweeps: Sweeps,
-    watchers: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Stop every task and wait until none runs: a task still in the middle of a pass when the
+    /// runtime shuts down would find its timers gone (tokio panics then).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        for w in &self.watchers {
-            w.abort();
+        for t in &self.tasks {
+            t.abort();
         }
     }
 }

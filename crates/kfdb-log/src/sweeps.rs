@@ -28,6 +28,13 @@ pub struct Sweeps {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Sweeps {
+    /// The tasks, for the caller to stop and wait for.
+    pub(crate) fn into_tasks(mut self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.tasks)
+    }
+}
+
 impl Drop for Sweeps {
     fn drop(&mut self) {
         for t in &self.tasks {

@@ -386,6 +386,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     cluster.shutdown().await;
     if let Some(h) = http {
         h.abort();
+        let _ = h.await;
     }
     tracing::info!("kfdb stopped");
     Ok(())
