@@ -281,8 +281,10 @@ impl Membership {
 
     /// [`Self::refresh`], and a watch on `members_version` set in the same transaction: it fires
     /// on any join or leave committed after what this refresh read, so none is missed between
-    /// the two. None without a store.
-    async fn refresh_watching(&self) -> LogResult<Option<kfdb_kv::Watch>> {
+    /// the two. Also when the first lease of another live broker runs out (wall clock, ms), so
+    /// a killed broker's partitions move as soon as its lease ends, not at the next heartbeat.
+    /// None without a store.
+    async fn refresh_watching(&self) -> LogResult<Option<(kfdb_kv::Watch, Option<i64>)>> {
         let Some(db) = &self.db else {
             return Ok(None);
         };
@@ -307,6 +309,11 @@ impl Membership {
             .await?;
         let now = now_ms();
         let live: Vec<BrokerRecord> = records.into_iter().filter(|r| r.live(now)).collect();
+        let next_expiry = live
+            .iter()
+            .filter(|r| r.node_id != self.me.node_id)
+            .map(|r| r.lease_until_ms)
+            .min();
         let view = ClusterView::new(live, pins);
         let changed = {
             let old = self.view.borrow();
@@ -322,7 +329,7 @@ impl Membership {
             tracing::info!(live = ?view.nodes, pins = view.pins.len(), "cluster view changed");
             self.view.send_replace(Arc::new(view));
         }
-        Ok(Some(watch))
+        Ok(Some((watch, next_expiry)))
     }
 
     /// Controlled shutdown: mark this broker as leaving, so the others take over at once.
@@ -354,17 +361,22 @@ impl Membership {
         self.refresh().await
     }
 
-    /// Renew and refresh every heartbeat interval, and refresh as soon as `members_version`
-    /// changes, until the task is dropped.
+    /// Renew and refresh every heartbeat interval, as soon as `members_version` changes, and
+    /// when another broker's lease runs out, until the task is dropped.
     pub(crate) async fn run(self: Arc<Self>) {
         let (Some(_), Some(config)) = (&self.db, &self.config) else {
             return;
         };
         let mut tick = tokio::time::interval(config.heartbeat);
-        // The watch set by the last refresh.
+        // The watch set by the last refresh, and the first lease end it saw.
         let mut changed: Option<kfdb_kv::Watch> = None;
+        let mut next_expiry: Option<i64> = None;
         loop {
             let watch = changed.take();
+            // A millisecond past the lease end, so the refresh sees it ended.
+            let expiry = next_expiry
+                .take()
+                .map(|at| Duration::from_millis((at + 1 - now_ms()).max(0) as u64));
             tokio::select! {
                 _ = tick.tick() => {
                     if let Err(e) = self.renew().await {
@@ -382,9 +394,19 @@ impl Membership {
                         tick.tick().await;
                     }
                 }
+                _ = async {
+                    match expiry {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
             match self.refresh_watching().await {
-                Ok(w) => changed = w,
+                Ok(Some((w, e))) => {
+                    changed = Some(w);
+                    next_expiry = e;
+                }
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "reading the cluster's brokers failed"),
             }
         }
