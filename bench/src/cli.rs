@@ -28,6 +28,10 @@ pub struct Settings {
     // delete
     pub delete_mib: usize,
     pub delete_watch_secs: u64,
+    // cluster
+    pub cluster_mib: usize,
+    pub cluster_partitions: i32,
+    pub failover_rate: f64,
 }
 
 impl Settings {
@@ -53,12 +57,15 @@ impl Settings {
             records_per_topic: 10,
             delete_mib: if quick { 64 } else { 1024 },
             delete_watch_secs: if quick { 3 } else { 10 },
+            cluster_mib: if quick { 16 } else { 256 },
+            cluster_partitions: 12,
+            failover_rate: 1_000.0,
         }
     }
 }
 
 pub const HELP: &str = "\
-kfdb-bench <produce|latency|tail|topics|delete|all> [flags]
+kfdb-bench <produce|latency|tail|topics|delete|cluster|all> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
   produce:  --mib N (256)  --reps N (3)  --producers N (4)  --partitions N (4)
@@ -69,6 +76,8 @@ kfdb-bench <produce|latency|tail|topics|delete|all> [flags]
   topics:   --topics N (100000)  --topic-batch N (2000)  --topic-concurrency N (1)
             --metadata-reps N (1000)  --random-topics N (1000)  --records-per-topic N (10)
   delete:   --delete-mib N (1024, topic A's size)  --delete-watch-secs N (10)
+  cluster:  --cluster-mib N (256, per run)  --cluster-partitions N (12)
+            --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
 KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),
@@ -125,6 +134,9 @@ pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
             "--records-per-topic" => s.records_per_topic = n()?.max(1),
             "--delete-mib" => s.delete_mib = n()?.max(1),
             "--delete-watch-secs" => s.delete_watch_secs = n()? as u64,
+            "--cluster-mib" => s.cluster_mib = n()?.max(1),
+            "--cluster-partitions" => s.cluster_partitions = n()?.max(3) as i32,
+            "--failover-rate" => s.failover_rate = n()?.max(1) as f64,
             _ => return Err(format!("unknown flag {flag}\n\n{HELP}")),
         }
         i += 2;

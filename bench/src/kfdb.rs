@@ -23,19 +23,30 @@ pub struct Kfdb {
     process: kfdb_harness::Kfdb,
     /// kfdb's metrics address; with `KFDB_BENCH_METRICS=DIR`, /metrics is saved to DIR at stop.
     metrics: String,
+    /// [`Kfdb::kill`] ended it: no metrics to save, no unclean exit to report.
+    killed_on_purpose: bool,
 }
 
 impl Kfdb {
     /// Start kfdb and print its start line; panics if it does not come up.
     pub fn start() -> Kfdb {
+        Kfdb::start_with(&[], true)
+    }
+
+    /// Start kfdb with extra `kfdb serve` flags. In FoundationDB mode the database is emptied
+    /// first if `fresh` (a second broker of a cluster joins the first one's data).
+    pub fn start_with(args: &[&str], fresh: bool) -> Kfdb {
         let bin = bin();
         let mut options = kfdb_harness::Options::new(&bin)
             .temp_prefix("kfdb-bench-")
             .temp_parent(bench_dir())
             .metrics_listener()
-            .stop_timeout(STOP_TIMEOUT);
+            .stop_timeout(STOP_TIMEOUT)
+            .args(args);
         if let Some(cf) = fdb::cluster_file() {
-            fdb::clear(&cf);
+            if fresh {
+                fdb::clear(&cf);
+            }
             options = options.args(["--store", "fdb", "--fdb-cluster-file", &cf]);
         }
         let process = options.start().unwrap_or_else(|e| match e.kind() {
@@ -51,12 +62,32 @@ impl Kfdb {
             process.data_dir().display()
         );
         let metrics = process.metrics_addr().expect("asked for").to_string();
-        Kfdb { process, metrics }
+        Kfdb {
+            process,
+            metrics,
+            killed_on_purpose: false,
+        }
     }
 
     /// kfdb's Kafka listener, `127.0.0.1:<port>`.
     pub fn bootstrap(&self) -> &str {
         self.process.bootstrap()
+    }
+
+    /// kfdb's metrics (and HTTP control) listener.
+    pub fn metrics_addr(&self) -> &str {
+        &self.metrics
+    }
+
+    /// Stop kfdb now (SIGTERM, waiting for it to exit); true if it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        self.process.stop().is_clean()
+    }
+
+    /// Kill kfdb now (SIGKILL, as a crash); its unclean exit is then expected, not reported.
+    pub fn kill(&mut self) {
+        self.killed_on_purpose = true;
+        self.process.kill();
     }
 
     /// A field of kfdb's /proc/<pid>/status in KiB (`VmRSS`, `VmHWM`).
@@ -87,6 +118,9 @@ impl Kfdb {
 
 impl Drop for Kfdb {
     fn drop(&mut self) {
+        if self.killed_on_purpose {
+            return;
+        }
         if let Some(dir) = std::env::var_os("KFDB_BENCH_METRICS") {
             let path = PathBuf::from(dir).join(format!("kfdb-metrics-{}.txt", self.process.pid()));
             match metrics::scrape(&self.metrics) {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cd bench && nice -n 10 cargo build --release
-//! target/release/kfdb-bench all              # or: produce | latency | tail | topics | delete
+//! target/release/kfdb-bench all              # or: produce | latency | tail | topics | delete | cluster
 //! target/release/kfdb-bench all --quick      # everything shrunk, a smoke run
 //! ```
 //!
@@ -47,7 +47,9 @@ fn main() {
     workload::epoch();
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
-        "produce" | "latency" | "tail" | "topics" | "delete" => vec![scenario.as_str()],
+        "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" => {
+            vec![scenario.as_str()]
+        }
         _ => {
             println!("{}", cli::HELP);
             std::process::exit(if scenario == "help" || scenario == "--help" {
@@ -71,6 +73,7 @@ fn main() {
             "latency" => scenarios::latency::run(&s),
             "tail" => scenarios::tail::run(&s),
             "delete" => scenarios::delete::run(&s),
+            "cluster" => scenarios::cluster::run(&s),
             _ => scenarios::topics::run(&s),
         };
         println!("  ({sc} took {:.1} s)\n", t.elapsed().as_secs_f64());

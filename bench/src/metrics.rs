@@ -1,5 +1,6 @@
 //! kfdb's Prometheus metrics (`--metrics-listen`): fetching the text over plain HTTP/1.0 and
-//! reading one histogram or counter out of it. Only the few series the reports quote.
+//! reading one histogram or counter out of it (only the few series the reports quote); and the
+//! same listener's control of an in-process cluster (`POST /brokers/{i}/stop|kill`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,6 +22,21 @@ pub fn scrape(addr: &str) -> std::io::Result<String> {
     let mut t = String::new();
     s.read_to_string(&mut t)?;
     Ok(t)
+}
+
+/// `POST path` on kfdb's HTTP listener; the status line and body if it did not answer 200.
+pub fn post(addr: &str, path: &str) -> Result<(), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let request = format!("POST {path} HTTP/1.0\r\nHost: kfdb\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut t = String::new();
+    s.read_to_string(&mut t)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    match t.lines().next() {
+        Some(status) if status.split(' ').nth(1) == Some("200") => Ok(()),
+        _ => Err(format!("POST {path}: {t}")),
+    }
 }
 
 /// Histogram `metric` with `labels` (like `api="Produce"`, or empty), from seconds buckets.

@@ -1,8 +1,9 @@
-//! The four scenarios, one module each. Every `run(&Settings) -> bool` starts its own kfdb, prints
+//! The scenarios, one module each. Every `run(&Settings) -> bool` starts its own kfdb, prints
 //! its numbers and then exactly one summary line that starts with `bench ` and is made of
 //! `key=value` fields, and returns false if a record was lost or failed or a topic could not be
 //! created. `produce::produce_records` is also the load of `latency`'s peak run and `tail`'s fill.
 
+pub mod cluster;
 pub mod delete;
 pub mod latency;
 pub mod produce;

@@ -194,7 +194,8 @@ pub struct Kfdb {
 pub struct Exit {
     /// Its exit status (an error if waiting for it failed).
     pub status: io::Result<ExitStatus>,
-    /// It had not exited within the stop timeout after SIGTERM and was killed.
+    /// It was killed: by [`Kfdb::kill`], or because it had not exited within the stop timeout
+    /// after SIGTERM.
     pub killed: bool,
 }
 
@@ -267,6 +268,20 @@ impl Kfdb {
             }
             let status = self.child.wait();
             self.exit = Some(Exit { status, killed });
+        }
+        self.exit.as_ref().expect("set above")
+    }
+
+    /// Kill kfdb at once (SIGKILL, as a crash would) unless it has already exited, and wait for
+    /// it. Later calls, and [`Kfdb::stop`], return the same answer.
+    pub fn kill(&mut self) -> &Exit {
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let status = self.child.wait();
+            self.exit = Some(Exit {
+                status,
+                killed: true,
+            });
         }
         self.exit.as_ref().expect("set above")
     }
