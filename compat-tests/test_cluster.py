@@ -5,7 +5,7 @@ The brokers share one embedded store; broker i listens on the first port + i. Br
 lease runs out) and started again through kfdb's HTTP listener (``POST /brokers/{i}/stop|kill|
 start``).
 
-- Metadata from any broker lists all three, and partition leaders are spread over them.
+- Metadata from any broker lists all three, and a topic's partition leaders are spread evenly over them.
 - confluent-kafka, kafka-python and kafkajs produce through the cluster and read back everything.
 - Consumer groups are coordinated by different brokers.
 - Failover: idempotent acks=all producers and a two-member consumer group run while one broker is
@@ -158,6 +158,9 @@ def test_every_broker_lists_the_cluster_and_leaders_are_spread(cluster, topic_na
         assert md.controller_id == min(nodes)
     leaders = _leaders(cluster.bootstrap, topic)
     assert set(leaders.values()) == nodes, f"leaders {leaders} do not cover {nodes}"
+    # As Kafka assigns a new topic's leaders round-robin: 12 partitions, 4 on each broker.
+    led = sorted(list(leaders.values()).count(n) for n in nodes)
+    assert led == [4, 4, 4], f"leaders {leaders} are not spread evenly"
 
 
 def test_confluent_kafka_python_and_kafkajs_round_trips(cluster, topic_name):

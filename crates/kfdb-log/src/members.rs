@@ -53,16 +53,27 @@ pub struct ClusterView {
     /// Operators' leader pins.
     pub pins: HashMap<PartitionId, i32>,
     nodes: Vec<i32>,
+    /// Every broker registered in the store, live or not, ascending: where partitions are at
+    /// home (see `placement`).
+    universe: Vec<i32>,
 }
 
 impl ClusterView {
-    fn new(mut brokers: Vec<BrokerRecord>, pins: HashMap<PartitionId, i32>) -> Self {
+    fn new(
+        mut brokers: Vec<BrokerRecord>,
+        mut universe: Vec<i32>,
+        pins: HashMap<PartitionId, i32>,
+    ) -> Self {
         brokers.sort_by_key(|b| b.node_id);
-        let nodes = brokers.iter().map(|b| b.node_id).collect();
+        let nodes: Vec<i32> = brokers.iter().map(|b| b.node_id).collect();
+        universe.extend(&nodes);
+        universe.sort_unstable();
+        universe.dedup();
         Self {
             brokers,
             pins,
             nodes,
+            universe,
         }
     }
 
@@ -78,7 +89,7 @@ impl ClusterView {
 
     /// The leader of partition `p` (`None`: no broker is live).
     pub fn leader(&self, p: PartitionId) -> Option<i32> {
-        placement::partition_leader(p, &self.nodes, self.pins.get(&p).copied())
+        placement::partition_leader(p, &self.universe, &self.nodes, self.pins.get(&p).copied())
     }
 
     /// The coordinator of a group or transactional id.
@@ -119,7 +130,7 @@ impl Membership {
             lease_until_ms: i64::MAX,
             leaving: false,
         };
-        let view = ClusterView::new(vec![me.clone()], HashMap::new());
+        let view = ClusterView::new(vec![me.clone()], Vec::new(), HashMap::new());
         Self {
             db: None,
             me,
@@ -308,16 +319,18 @@ impl Membership {
             })
             .await?;
         let now = now_ms();
+        let universe: Vec<i32> = records.iter().map(|r| r.node_id).collect();
         let live: Vec<BrokerRecord> = records.into_iter().filter(|r| r.live(now)).collect();
         let next_expiry = live
             .iter()
             .filter(|r| r.node_id != self.me.node_id)
             .map(|r| r.lease_until_ms)
             .min();
-        let view = ClusterView::new(live, pins);
+        let view = ClusterView::new(live, universe, pins);
         let changed = {
             let old = self.view.borrow();
             old.nodes != view.nodes
+                || old.universe != view.universe
                 || old.pins != view.pins
                 || old
                     .brokers
