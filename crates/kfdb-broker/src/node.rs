@@ -16,6 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, oneshot};
 use tokio::task::JoinHandle;
 
+/// How long a broker that left the cluster keeps serving before it closes its connections.
+const HANDOVER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// See the module documentation.
 pub struct BrokerNode {
     broker: Arc<Broker>,
@@ -65,11 +68,24 @@ impl BrokerNode {
         self.addr
     }
 
-    /// Controlled shutdown: leave the cluster (the others take over at once), then stop serving
-    /// (connections finish their requests, up to the shutdown timeout) and the background work.
+    /// Controlled shutdown: leave the cluster (the others take over at once), keep serving for
+    /// half a second (requests for what it led get NOT_LEADER_OR_FOLLOWER with the new leader),
+    /// then stop serving (connections finish their requests, up to the shutdown timeout) and the
+    /// background work.
     pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Err(e) = self.broker.log.membership().leave().await {
-            tracing::warn!(error = %e, "leaving the cluster failed; the others take over when the lease runs out");
+        match self.broker.log.membership().leave().await {
+            // Keep answering for a moment: a client that sends to this broker now is told
+            // NOT_LEADER_OR_FOLLOWER with the new leader (KIP-951) and moves at once, instead of
+            // finding its connection closed and waiting for its retry backoff. Pointless when
+            // no other broker is live.
+            Ok(()) => {
+                if !self.broker.log.membership().view().nodes().is_empty() {
+                    tokio::time::sleep(HANDOVER.min(self.broker.config.shutdown_timeout)).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "leaving the cluster failed; the others take over when the lease runs out")
+            }
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
