@@ -95,6 +95,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    if conftest.on_kafka():
+        pytest.skip("kfdb's own three brokers in one process; the harness starts one Kafka node")
     if conftest.fdb_cluster_file() or __import__("os").environ.get("KFDB_COMPAT_BOOTSTRAP"):
         pytest.skip("the in-process cluster runs on the embedded store started here")
     workdir = tmp_path_factory.mktemp("kfdb-cluster")
