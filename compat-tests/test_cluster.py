@@ -138,6 +138,15 @@ def cluster(tmp_path_factory):
     server.stop()
 
 
+def _produce_round_robin(bootstrap: str, topic: str, count: int, partitions: int, prefix: str):
+    """`prefix-i` for i in 0..count, record i to partition i % partitions, idempotent, all acked."""
+    p = Producer(base_conf(bootstrap, **{"enable.idempotence": True, "acks": "all"}))
+    for i in range(count):
+        p.produce(topic, value=f"{prefix}-{i}".encode(), partition=i % partitions)
+        p.poll(0)
+    assert p.flush(60) == 0
+
+
 def _leaders(bootstrap: str, topic: str) -> dict[int, int]:
     admin = conftest_admin(bootstrap)
     md = admin.list_topics(topic=topic, timeout=10)
@@ -169,11 +178,7 @@ def test_confluent_kafka_python_and_kafkajs_round_trips(cluster, topic_name):
     # confluent-kafka (librdkafka), idempotent.
     t1 = topic_name("ck")
     create_topic(cluster.bootstrap, t1, partitions=6)
-    p = Producer(base_conf(cluster.bootstrap, **{"enable.idempotence": True, "acks": "all"}))
-    for i in range(3000):
-        p.produce(t1, value=f"ck-{i}".encode(), partition=i % 6)
-        p.poll(0)
-    assert p.flush(60) == 0
+    _produce_round_robin(cluster.bootstrap, t1, 3000, 6, "ck")
     got = consume(cluster.bootstrap, t1, range(6), 3000)
     assert sorted(m.value for m in got) == sorted(f"ck-{i}".encode() for i in range(3000))
     for part in range(6):
@@ -417,18 +422,14 @@ def test_reassignment_pins_a_leader_and_log_dirs_list_each_partition_once(cluste
     partition once, by its leader; AlterPartitionReassignments moves a partition's leadership to
     another broker (every broker agrees, the log continues densely there); while that broker is
     down the reassignment is listed as in progress and ElectLeaders says the preferred leader is not
-    available; cancelling returns the partition to its hashed leader."""
+    available; cancelling returns the partition to its placed leader."""
     import kafka.errors as Errors
     from kafka import TopicPartition
     from kafka.admin import KafkaAdminClient
 
     topic = topic_name()
     create_topic(cluster.bootstrap, topic, partitions=6)
-    p = Producer(base_conf(cluster.bootstrap, **{"enable.idempotence": True, "acks": "all"}))
-    for i in range(600):
-        p.produce(topic, value=f"a-{i}".encode(), partition=i % 6)
-        p.poll(0)
-    assert p.flush(60) == 0
+    _produce_round_robin(cluster.bootstrap, topic, 600, 6, "a")
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap.split(","), request_timeout_ms=30000)
     try:
         leaders = _leaders(cluster.bootstrap, topic)
@@ -458,6 +459,7 @@ def test_reassignment_pins_a_leader_and_log_dirs_list_each_partition_once(cluste
         assert admin.alter_partition_reassignments({tp: [target]}) == {tp: None}
         wait_for(lambda: everyone_says(target), 20, f"every broker names {target} leader of partition 0")
         wait_for(lambda: tp not in admin.list_partition_reassignments(), 20, "the reassignment to finish")
+        p = Producer(base_conf(cluster.bootstrap, **{"enable.idempotence": True, "acks": "all"}))
         for i in range(100):
             p.produce(topic, value=f"b-{i}".encode(), partition=0)
         assert p.flush(60) == 0
