@@ -36,10 +36,7 @@ TESTS = [
 ]
 
 # What kfdb does not do yet (docs/compatibility.md); strict: they must fail on kfdb and pass on Kafka.
-KFDB_XFAIL = {
-    "TestFranzCompactedTopicRefusesKeylessRecords": "kfdb stores batches as produced and does not "
-    "look inside them, so it accepts records without a key on a compacted topic (Kafka: INVALID_RECORD)",
-}
+KFDB_XFAIL: dict[str, str] = {}
 
 
 def _newest_source() -> float:

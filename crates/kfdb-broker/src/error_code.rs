@@ -109,6 +109,8 @@ pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 pub const CONCURRENT_TRANSACTIONS: i16 = 51;
 /// Not attempted because another part of the request failed.
 pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+/// A record the topic refuses, e.g. one without a key on a compacted topic (KIP-467).
+pub const INVALID_RECORD: i16 = 87;
 /// Offsets of that partition are part of an open transaction (OffsetFetch with require_stable).
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 /// A newer producer with the same transactional id exists (KIP-588).
@@ -165,6 +167,7 @@ fn code_of(e: &LogError) -> i16 {
         LogError::InvalidConfig(_) => INVALID_CONFIG,
         LogError::CorruptMessage(_) => CORRUPT_MESSAGE,
         LogError::MessageTooLarge(_) => MESSAGE_TOO_LARGE,
+        LogError::InvalidRecord { .. } => INVALID_RECORD,
         LogError::UnsupportedMessageFormat => UNSUPPORTED_FOR_MESSAGE_FORMAT,
         LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         LogError::NotLeader => NOT_LEADER_OR_FOLLOWER,
@@ -232,6 +235,13 @@ mod tests {
             (LogError::OffsetOutOfRange, OFFSET_OUT_OF_RANGE),
             (LogError::CorruptMessage("x".into()), CORRUPT_MESSAGE),
             (LogError::MessageTooLarge("x".into()), MESSAGE_TOO_LARGE),
+            (
+                LogError::InvalidRecord {
+                    index: 0,
+                    message: "x".into(),
+                },
+                INVALID_RECORD,
+            ),
             (LogError::InvalidConfig("x".into()), INVALID_CONFIG),
             // FoundationDB codes: not_committed, io_error, transaction_timed_out, key_too_large.
             (LogError::store_failure(1020, ""), KAFKA_STORAGE_ERROR),

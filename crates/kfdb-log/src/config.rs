@@ -253,6 +253,12 @@ impl<'a> EffectiveConfig<'a> {
             .is_some_and(|(v, _)| v == "LogAppendTime")
     }
 
+    /// True when `cleanup.policy` includes `compact` (every record needs a key).
+    pub fn compacts(&self) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|(v, _)| v.split(',').any(|p| p.trim() == "compact"))
+    }
+
     /// True when `cleanup.policy` includes `delete` (time and size retention apply).
     pub fn deletes(&self) -> bool {
         self.get("cleanup.policy")

@@ -38,6 +38,11 @@ pub enum LogError {
     /// A batch larger than `max.message.bytes`.
     #[error("message too large: {0}")]
     MessageTooLarge(String),
+
+    /// A record the topic refuses (a compacted topic's record without a key): `index` is the
+    /// record's position in its batch, as Produce's `record_errors` report it (KIP-467).
+    #[error("invalid record: {message}")]
+    InvalidRecord { index: i32, message: String },
     /// Message format the broker does not accept (magic < 2).
     #[error("message format older than v2")]
     UnsupportedMessageFormat,

@@ -185,12 +185,28 @@ impl PartitionWriters {
         let p = topic
             .partition(partition)
             .ok_or(LogError::UnknownPartition)?;
-        let max = EffectiveConfig::new(&topic.configs).max_message_bytes();
+        let config = EffectiveConfig::new(&topic.configs);
+        let max = config.max_message_bytes();
         if let Some(b) = batches.iter().find(|b| b.size() as i64 > max) {
             return Err(LogError::MessageTooLarge(format!(
                 "batch of {} bytes, max.message.bytes is {max}",
                 b.size()
             )));
+        }
+        // A compacted topic keeps the latest record of each key, so a record needs one.
+        if config.compacts() {
+            for b in &batches {
+                if let Some(index) = b.first_keyless_record()? {
+                    return Err(LogError::InvalidRecord {
+                        index,
+                        message: format!(
+                            "record {index} of the batch has no key, which compacted topic {} \
+                             (partition {partition}) requires",
+                            topic.name
+                        ),
+                    });
+                }
+            }
         }
         let bytes = batches.iter().map(Batch::size).sum();
         let (tx, rx) = oneshot::channel();

@@ -15,7 +15,8 @@ use super::{RequestCtx, Versions, s};
 use crate::error_code;
 use futures::future::{BoxFuture, join_all};
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kfdb_log::{AppendResult, LogError, LogResult, PartitionId, batch};
@@ -50,12 +51,23 @@ fn answer(version: i16, index: i32, result: LogResult<AppendResult>) -> Partitio
             if !matches!(e, LogError::UnknownTopic | LogError::UnknownPartition) {
                 tracing::debug!(partition = index, error = %e, "produce rejected");
             }
-            error(
+            let r = error(
                 version,
                 index,
                 error_code::from_log_error(&e),
                 Some(e.to_string()),
-            )
+            );
+            match e {
+                // Which record, from v8 (KIP-467).
+                LogError::InvalidRecord { index, message } if version >= 8 => {
+                    r.with_record_errors(vec![
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(index)
+                            .with_batch_index_error_message(Some(s(message))),
+                    ])
+                }
+                _ => r,
+            }
         }
     }
 }
