@@ -5,7 +5,7 @@
 //! cluster's hashing; Kafka can only cancel one in progress), NO_REASSIGNMENT_IN_PROGRESS when
 //! there is none. The first broker must be live (INVALID_REPLICA_ASSIGNMENT otherwise).
 
-use super::{RequestCtx, Versions, s};
+use super::{RequestCtx, Versions, partition_of, s};
 use crate::error_code;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -29,38 +29,28 @@ pub async fn handle(
         let meta = log.topics().get(&t.name).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let outcome: Result<(), (i16, String)> = match &meta {
-                Err(e) => Err((error_code::from_log_error(e), e.to_string())),
-                Ok(None) => Err((
-                    error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                    "unknown topic".into(),
-                )),
-                Ok(Some(m)) => match m.partition(p.partition_index) {
-                    None => Err((
-                        error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                        "unknown partition".into(),
+            let outcome: Result<(), (i16, String)> = match partition_of(&meta, p.partition_index) {
+                Err(e) => Err(e),
+                Ok(id) => match &p.replicas {
+                    None if !log.membership().view().pins.contains_key(&id) => Err((
+                        error_code::NO_REASSIGNMENT_IN_PROGRESS,
+                        "no reassignment of this partition".into(),
                     )),
-                    Some(id) => match &p.replicas {
-                        None if !log.membership().view().pins.contains_key(&id) => Err((
-                            error_code::NO_REASSIGNMENT_IN_PROGRESS,
-                            "no reassignment of this partition".into(),
-                        )),
-                        None => log
+                    None => log
+                        .leadership()
+                        .pin(id, None)
+                        .await
+                        .map_err(|e| (error_code::from_log_error(&e), e.to_string())),
+                    Some(replicas) => match replicas.first() {
+                        Some(first) if broker.node(first.0).is_some() => log
                             .leadership()
-                            .pin(id, None)
+                            .pin(id, Some(first.0))
                             .await
                             .map_err(|e| (error_code::from_log_error(&e), e.to_string())),
-                        Some(replicas) => match replicas.first() {
-                            Some(first) if broker.node(first.0).is_some() => log
-                                .leadership()
-                                .pin(id, Some(first.0))
-                                .await
-                                .map_err(|e| (error_code::from_log_error(&e), e.to_string())),
-                            _ => Err((
-                                error_code::INVALID_REPLICA_ASSIGNMENT,
-                                "the first replica must be a live broker".into(),
-                            )),
-                        },
+                        _ => Err((
+                            error_code::INVALID_REPLICA_ASSIGNMENT,
+                            "the first replica must be a live broker".into(),
+                        )),
                     },
                 },
             };

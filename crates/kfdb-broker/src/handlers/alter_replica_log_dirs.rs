@@ -3,7 +3,7 @@
 //! Kafka answers for a dir it does not have; an unknown topic or partition is
 //! UNKNOWN_TOPIC_OR_PARTITION.
 
-use super::{RequestCtx, Versions};
+use super::{RequestCtx, Versions, partition_of};
 use crate::error_code;
 use kafka_protocol::messages::alter_replica_log_dirs_response::{
     AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
@@ -30,10 +30,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AlterReplicaLo
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let code = match &meta {
-                        Err(e) => error_code::from_log_error(e),
-                        Ok(Some(m)) if m.partition(p).is_some() => dir_code,
-                        Ok(_) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    let code = match partition_of(&meta, p) {
+                        Ok(_) => dir_code,
+                        Err((code, _)) => code,
                     };
                     AlterReplicaLogDirPartitionResult::default()
                         .with_partition_index(p)

@@ -5,7 +5,7 @@
 //! PREFERRED_LEADER_NOT_AVAILABLE (its leader is the hashed one meanwhile), as Kafka answers those
 //! cases. An unclean election (type 1) is never needed: some live broker always leads. Without a partition list, Kafka lists only the partitions it elected: none here.
 
-use super::{RequestCtx, Versions, s};
+use super::{RequestCtx, Versions, partition_of, s};
 use crate::error_code;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse};
@@ -25,33 +25,23 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ElectLeadersRe
             .iter()
             .map(|&p| {
                 let r = PartitionResult::default().with_partition_id(p);
-                let (code, message) = match &meta {
-                    Err(e) => (error_code::from_log_error(e), e.to_string()),
-                    Ok(None) => (
-                        error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                        "unknown topic".into(),
-                    ),
-                    Ok(Some(m)) => match m.partition(p) {
-                        None => (
-                            error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                            "unknown partition".into(),
+                let (code, message) = match partition_of(&meta, p) {
+                    Err(e) => e,
+                    Ok(id) => match view.pins.get(&id) {
+                        // Preferred (0) only: an unclean election (1) is needed only when a
+                        // partition has no leader, and here one always leads.
+                        Some(pinned)
+                            if req.election_type == 0 && view.broker(*pinned).is_none() =>
+                        {
+                            (
+                                error_code::PREFERRED_LEADER_NOT_AVAILABLE,
+                                format!("broker {pinned} is not live"),
+                            )
+                        }
+                        _ => (
+                            error_code::ELECTION_NOT_NEEDED,
+                            "the preferred leader leads".into(),
                         ),
-                        Some(id) => match view.pins.get(&id) {
-                            // Preferred (0) only: an unclean election (1) is needed only when a
-                            // partition has no leader, and here one always leads.
-                            Some(pinned)
-                                if req.election_type == 0 && view.broker(*pinned).is_none() =>
-                            {
-                                (
-                                    error_code::PREFERRED_LEADER_NOT_AVAILABLE,
-                                    format!("broker {pinned} is not live"),
-                                )
-                            }
-                            _ => (
-                                error_code::ELECTION_NOT_NEEDED,
-                                "the preferred leader leads".into(),
-                            ),
-                        },
                     },
                 };
                 r.with_error_code(code).with_error_message(Some(s(message)))

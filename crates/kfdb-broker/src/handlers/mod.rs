@@ -353,6 +353,28 @@ fn api_name(key: ApiKey) -> &'static str {
         .unwrap_or("Other")
 }
 
+/// Partition `index` of a topic looked up by name, or the Kafka error (code and message) for why
+/// there is none: a store fault answers its own code, a missing topic or partition
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn partition_of(
+    meta: &kfdb_log::LogResult<Option<Arc<kfdb_log::TopicMeta>>>,
+    index: i32,
+) -> Result<kfdb_log::PartitionId, (i16, String)> {
+    match meta {
+        Err(e) => Err((crate::error_code::from_log_error(e), e.to_string())),
+        Ok(None) => Err((
+            crate::error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            "unknown topic".into(),
+        )),
+        Ok(Some(m)) => m.partition(index).ok_or_else(|| {
+            (
+                crate::error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                "unknown partition".into(),
+            )
+        }),
+    }
+}
+
 /// A `StrBytes` from a `String`.
 pub(crate) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
