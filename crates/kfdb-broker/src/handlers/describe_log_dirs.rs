@@ -5,6 +5,7 @@
 //! so an admin client asking every broker sees each partition once.
 
 use super::{RequestCtx, Versions, s};
+use crate::Broker;
 use crate::error_code;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -12,7 +13,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{
     ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
 };
-use kfdb_log::{PartitionId, TopicMeta};
+use kfdb_log::{LogResult, PartitionId, TopicMeta};
 use std::sync::Arc;
 
 pub const KEY: ApiKey = ApiKey::DescribeLogDirs;
@@ -21,12 +22,12 @@ pub type Request = DescribeLogDirsRequest;
 
 /// Topics per page when describing every topic.
 const PAGE: usize = 1_000;
+/// Partitions whose states one store transaction reads.
+const STATES_PER_READ: usize = 1_000;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeLogDirsResponse> {
     let broker = ctx.broker;
     let log = &broker.log;
-    // (topic, the partitions asked for; None: all).
-    let mut wanted: Vec<(Arc<TopicMeta>, Option<Vec<i32>>)> = Vec::new();
     let failed = |code: i16| {
         Some(
             DescribeLogDirsResponse::default()
@@ -38,16 +39,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeLogDir
                 ]),
         )
     };
+    let mut topics = Vec::new();
     match &req.topics {
-        Some(topics) => {
-            for t in topics {
+        Some(asked) => {
+            // (topic, the partitions asked for)
+            let mut wanted: Vec<(Arc<TopicMeta>, Option<Vec<i32>>)> = Vec::new();
+            for t in asked {
                 match log.topics().get(&t.topic).await {
                     Ok(Some(m)) => wanted.push((m, Some(t.partitions.clone()))),
                     Ok(None) => {}
                     Err(e) => return failed(error_code::from_log_error(&e)),
                 }
             }
+            match describe(broker, wanted).await {
+                Ok(t) => topics.extend(t),
+                Err(e) => return failed(error_code::from_log_error(&e)),
+            }
         }
+        // Every topic, a page at a time.
         None => {
             let mut after: Option<String> = None;
             loop {
@@ -57,44 +66,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeLogDir
                 };
                 let full = page.len() == PAGE;
                 after = page.last().map(|t| t.name.clone());
-                wanted.extend(page.into_iter().map(|m| (m, None)));
+                match describe(broker, page.into_iter().map(|m| (m, None)).collect()).await {
+                    Ok(t) => topics.extend(t),
+                    Err(e) => return failed(error_code::from_log_error(&e)),
+                }
                 if !full {
                     break;
                 }
             }
         }
-    }
-    let mut topics = Vec::new();
-    for (meta, parts) in wanted {
-        let led: Vec<PartitionId> = parts
-            .unwrap_or_else(|| (0..meta.partitions).collect())
-            .into_iter()
-            .filter_map(|p| meta.partition(p))
-            .filter(|p| broker.leader(*p) == Some(broker.node_id()))
-            .collect();
-        if led.is_empty() {
-            continue;
-        }
-        let states = match log.reader().partition_states(&led).await {
-            Ok(s) => s,
-            Err(e) => return failed(error_code::from_log_error(&e)),
-        };
-        topics.push(
-            DescribeLogDirsTopic::default()
-                .with_name(TopicName(s(meta.name.clone())))
-                .with_partitions(
-                    led.iter()
-                        .zip(states)
-                        .map(|(p, st)| {
-                            DescribeLogDirsPartition::default()
-                                .with_partition_index(p.partition)
-                                .with_partition_size(st.bytes)
-                                .with_offset_lag(0)
-                                .with_is_future_key(false)
-                        })
-                        .collect(),
-                ),
-        );
     }
     Some(DescribeLogDirsResponse::default().with_results(vec![
             DescribeLogDirsResult::default()
@@ -103,4 +83,50 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeLogDir
                 .with_total_bytes(-1)
                 .with_usable_bytes(-1),
         ]))
+}
+
+/// The partitions of `wanted` (all of a topic's when None) that this broker leads, with their
+/// sizes; topics it leads none of are left out. States are read a bounded batch at a time.
+async fn describe(
+    broker: &Broker,
+    wanted: Vec<(Arc<TopicMeta>, Option<Vec<i32>>)>,
+) -> LogResult<Vec<DescribeLogDirsTopic>> {
+    let led: Vec<(Arc<TopicMeta>, Vec<PartitionId>)> = wanted
+        .into_iter()
+        .map(|(meta, parts)| {
+            let led: Vec<PartitionId> = parts
+                .unwrap_or_else(|| (0..meta.partitions).collect())
+                .into_iter()
+                .filter_map(|p| meta.partition(p))
+                .filter(|p| broker.log.leadership().leads(*p))
+                .collect();
+            (meta, led)
+        })
+        .filter(|(_, led)| !led.is_empty())
+        .collect();
+    let all: Vec<PartitionId> = led.iter().flat_map(|(_, ps)| ps.iter().copied()).collect();
+    let mut states = Vec::with_capacity(all.len());
+    for chunk in all.chunks(STATES_PER_READ) {
+        states.extend(broker.log.reader().partition_states(chunk).await?);
+    }
+    let mut states = states.into_iter();
+    Ok(led
+        .into_iter()
+        .map(|(meta, ps)| {
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(s(meta.name.clone())))
+                .with_partitions(
+                    ps.iter()
+                        .zip(states.by_ref())
+                        .map(|(p, st)| {
+                            DescribeLogDirsPartition::default()
+                                .with_partition_index(p.partition)
+                                .with_partition_size(st.bytes)
+                                .with_offset_lag(0)
+                                .with_is_future_key(false)
+                        })
+                        .collect(),
+                )
+        })
+        .collect())
 }
