@@ -124,8 +124,8 @@ pub(crate) fn topic_meta(tid: i64) -> Vec<u8> {
     pack(&("topic", tid))
 }
 
-/// The four ranges holding all of a topic's partition data (state, producers and transactions,
-/// record batches, batch index, time index).
+/// The five ranges holding all of a topic's partition data (state, producers and transactions,
+/// record batches, batch index, time index, leader pins).
 pub(crate) fn topic_data(tid: i64) -> [KeyRange; 5] {
     [PART, LOG, BATCH_INDEX, TIME_INDEX, PIN].map(|kind| range_of(&root().subspace(&(kind, tid))))
 }

@@ -67,7 +67,6 @@ pub use placement::{CoordinatorKind, partition_replica};
 pub use producers::{ActiveProducer, PID_BLOCK, ProducerStates};
 pub use reader::{FetchResult, Isolation, OffsetLookup, PartitionReader};
 pub use retention::Retention;
-pub use sweeps::Sweeps;
 pub use tails::Tails;
 pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnCoordinator};
 pub use values::{
@@ -331,7 +330,7 @@ impl Log {
     /// coordinates) and the watchers (membership, view changes, the inbox). It stops when the
     /// result is dropped.
     pub fn start_background(&self) -> Background {
-        let sweeps = sweeps::spawn(
+        let mut tasks = sweeps::spawn(
             sweeps::SweepIntervals {
                 retention: self.config.retention_check_interval,
                 txn_timeouts: self.config.txn_expiry_interval,
@@ -349,7 +348,6 @@ impl Log {
             self.tails.clone(),
             self.topics.clone(),
         );
-        let mut tasks = sweeps.into_tasks();
         tasks.extend(watchers);
         Background { tasks }
     }

@@ -23,35 +23,15 @@ pub(crate) struct SweepIntervals {
     pub producer_expiry: Duration,
 }
 
-/// The running sweeps; dropping this stops them.
-pub struct Sweeps {
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Sweeps {
-    /// The tasks, for the caller to stop and wait for.
-    pub(crate) fn into_tasks(mut self) -> Vec<JoinHandle<()>> {
-        std::mem::take(&mut self.tasks)
-    }
-}
-
-impl Drop for Sweeps {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-/// Start every sweep on the current tokio runtime.
+/// Start every sweep on the current tokio runtime; the caller owns (and stops) the tasks.
 pub(crate) fn spawn(
     every: SweepIntervals,
     retention: Arc<Retention>,
     txns: Arc<TxnCoordinator>,
     producers: Arc<ProducerStates>,
-) -> Sweeps {
+) -> Vec<JoinHandle<()>> {
     let txns2 = txns.clone();
-    let tasks = vec![
+    vec![
         tokio::spawn(run_every(
             every.retention,
             Some("retention deleted batches"),
@@ -89,8 +69,7 @@ pub(crate) fn spawn(
                 async move { p.expire().await }
             },
         )),
-    ];
-    Sweeps { tasks }
+    ]
 }
 
 /// Run `pass` every `interval` (the first one interval from now) until the task is dropped. A
