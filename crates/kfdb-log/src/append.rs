@@ -20,6 +20,7 @@ use crate::cache::NewBatch;
 use crate::clock::now_ms;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
+use crate::keyindex::{self, IndexedRecord};
 use crate::partition;
 use crate::producer::{self, SeqCheck};
 use crate::values::{PartitionState, ProducerState};
@@ -36,6 +37,13 @@ pub(crate) struct AppendSettings {
     pub producer_expiration_ms: i64,
     /// The topic stamps batches with the append time (`message.timestamp.type=LogAppendTime`).
     pub log_append_time: bool,
+}
+
+/// One Produce request's batches for a partition, with each batch's records as the key index
+/// sees them when the topic keeps one.
+pub(crate) struct Request<'a> {
+    pub batches: &'a [Batch],
+    pub records: Option<&'a [Vec<IndexedRecord>]>,
 }
 
 /// What one append transaction did.
@@ -55,12 +63,13 @@ pub(crate) struct Appended {
 /// appended and its answers, to recognise our own landed commit after commit_unknown_result.
 type Attempt = (PartitionState, i64, Vec<LogResult<i64>>);
 
-/// Run the append transaction for `requests` (each a Produce request's batches for `p`).
+/// Run the append transaction for `requests` (each a Produce request's batches for `p`). Records
+/// of non-transactional batches enter the key index here; transactional ones when they commit.
 pub(crate) async fn append(
     db: &Database,
     p: PartitionId,
     settings: AppendSettings,
-    requests: &[&[Batch]],
+    requests: &[Request<'_>],
 ) -> LogResult<Appended> {
     let previous: Mutex<Option<Attempt>> = Mutex::new(None);
     let previous = &previous;
@@ -98,15 +107,22 @@ pub(crate) async fn append(
                     opened,
                 } => {
                     let base = plan.state.next_offset;
-                    for batch in batches {
-                        written.push(partition::write_batch(
+                    for (batch, records) in batches {
+                        let stored = partition::write_batch(
                             &tx,
                             p,
                             owner.epoch,
                             batch,
                             append_time,
                             &mut plan.state,
-                        ));
+                        );
+                        if let Some(records) = records
+                            && !batch.is_transactional()
+                        {
+                            keyindex::index_batch(&tx, p, stored.base_offset, records, append_time)
+                                .await?;
+                        }
+                        written.push(stored);
                     }
                     plan.accept(producers, opened);
                     results.push(Ok(duplicate_base.unwrap_or(base)));
@@ -142,7 +158,7 @@ enum Checked<'a> {
     /// Appended whole: these batches (duplicates left out), the base offset of a duplicate if
     /// the request was one, producer states after it and transactions it opens.
     Accepted {
-        batches: Vec<&'a Batch>,
+        batches: Vec<(&'a Batch, Option<&'a [IndexedRecord]>)>,
         duplicate_base: Option<i64>,
         producers: HashMap<i64, Option<ProducerState>>,
         opened: Vec<(i64, i64)>,
@@ -183,16 +199,18 @@ impl Plan {
         &mut self,
         tx: &kfdb_kv::Transaction,
         p: PartitionId,
-        request: &'a [Batch],
+        request: &Request<'a>,
     ) -> LogResult<Checked<'a>> {
-        let mut batches: Vec<&Batch> = Vec::with_capacity(request.len());
+        let mut batches: Vec<(&Batch, Option<&[IndexedRecord]>)> =
+            Vec::with_capacity(request.batches.len());
         let mut duplicate_base = None;
         let mut scratch: HashMap<i64, Option<ProducerState>> = HashMap::new();
         let mut opened: Vec<(i64, i64)> = Vec::new();
         let mut next = self.state.next_offset;
-        for batch in request {
+        for (i, batch) in request.batches.iter().enumerate() {
+            let records = request.records.map(|r| r[i].as_slice());
             if batch.producer_id < 0 {
-                batches.push(batch);
+                batches.push((batch, records));
                 next += i64::from(batch.record_count);
                 continue;
             }
@@ -234,7 +252,7 @@ impl Plan {
                     let mut entry = entry;
                     producer::record(&mut entry, batch, next, self.now);
                     scratch.insert(pid, entry);
-                    batches.push(batch);
+                    batches.push((batch, records));
                     next += i64::from(batch.record_count);
                 }
                 SeqCheck::Duplicate(base) => {

@@ -60,16 +60,19 @@ impl Batch {
         self.bytes.len()
     }
 
-    /// The position of the first record without a key, if any (decompressing the records).
-    pub fn first_keyless_record(&self) -> LogResult<Option<i32>> {
-        let mut bytes = self.bytes.clone();
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
-            .map_err(|e| LogError::CorruptMessage(format!("records do not decode: {e}")))?;
-        Ok(sets
-            .into_iter()
-            .flat_map(|s| s.records)
-            .position(|r| r.key.is_none())
-            .map(|i| i as i32))
+    /// True for control batches (transaction markers).
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// True when the batch carries its append time (`LogAppendTime`) as its timestamp.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_TIMESTAMP_TYPE != 0
+    }
+
+    /// The base offset in the header (the stored offset of a stored batch).
+    pub fn base_offset(&self) -> i64 {
+        i64_at(&self.bytes, 0)
     }
 
     /// True for transactional batches.
@@ -178,6 +181,33 @@ pub fn stable_prefix(records: &Bytes, bound: i64) -> StablePrefix {
         at += total;
     }
     out.records = records.slice(..at);
+    out
+}
+
+/// The whole batches of stored `records` (already validated when they were appended; a truncated
+/// tail is left out), control batches included.
+pub fn stored_batches(records: &Bytes) -> Vec<Batch> {
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    while records.len() - at >= HEADER_LEN {
+        let b = &records[at..];
+        let total = LOG_OVERHEAD + i32_at(b, 8).max(0) as usize;
+        if total > b.len() || total < HEADER_LEN {
+            break;
+        }
+        out.push(Batch {
+            bytes: records.slice(at..at + total),
+            attributes: i16_at(b, 21),
+            last_offset_delta: i32_at(b, 23),
+            base_timestamp: i64_at(b, 27),
+            max_timestamp: i64_at(b, 35),
+            producer_id: i64_at(b, 43),
+            producer_epoch: i16_at(b, 51),
+            base_sequence: i32_at(b, 53),
+            record_count: i32_at(b, 57),
+        });
+        at += total;
+    }
     out
 }
 
@@ -294,58 +324,6 @@ pub(crate) mod tests {
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
-    }
-
-    #[test]
-    fn finds_the_first_record_without_a_key_also_in_compressed_batches() {
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let encode = |keys: &[Option<&'static str>], compression| {
-            let records: Vec<Record> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    // offset - sequence constant, or the encoder starts a batch per record.
-                    sequence: i as i32,
-                    timestamp: 1,
-                    key: k.map(|k| Bytes::from_static(k.as_bytes())),
-                    value: Some(Bytes::from_static(b"v")),
-                    headers: Default::default(),
-                })
-                .collect();
-            let mut buf = bytes::BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .unwrap();
-            let mut batches = parse_batches(&buf.freeze()).unwrap();
-            assert_eq!(batches.len(), 1);
-            batches.remove(0)
-        };
-        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
-            let keyed = encode(&[Some("a"), Some("b")], compression);
-            assert_eq!(keyed.first_keyless_record(), Ok(None));
-            let second = encode(&[Some("a"), None, None], compression);
-            assert_eq!(second.first_keyless_record(), Ok(Some(1)));
-        }
-        let bare = parse_batches(&Bytes::from(batch(2, 1, 2)))
-            .unwrap()
-            .remove(0);
-        assert_eq!(bare.first_keyless_record(), Ok(Some(0)));
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         false,
     ),
     def("index.interval.bytes", "4096", ConfigType::Int, false),
+    // kfdb's own: keep the key index (`keyindex.rs`) on a topic that does not compact.
+    def("kfdb.key.index", "false", ConfigType::Boolean, true),
     def(
         "leader.replication.throttled.replicas",
         "",
@@ -257,6 +259,11 @@ impl<'a> EffectiveConfig<'a> {
     pub fn compacts(&self) -> bool {
         self.get("cleanup.policy")
             .is_some_and(|(v, _)| v.split(',').any(|p| p.trim() == "compact"))
+    }
+
+    /// True when the topic keeps a key index: it compacts, or `kfdb.key.index` is true.
+    pub fn indexes_keys(&self) -> bool {
+        self.compacts() || self.get("kfdb.key.index").is_some_and(|(v, _)| v == "true")
     }
 
     /// True when `cleanup.policy` includes `delete` (time and size retention apply).

@@ -46,6 +46,10 @@
 //! ("kfdb", "inbox", node_id, tid, partition)           → () : a partition another broker changed
 //!                                                         (a transaction marker) that node_id leads
 //! ("kfdb", "inbox_version", node_id)                   → counter: bumped with each inbox entry
+//! ("kfdb", "kidx", tid, partition, "k", key)           → KeyIndexEntry: the latest record of a key
+//!                                                         (compacted or `kfdb.key.index` topics)
+//! ("kfdb", "kidx", tid, partition, "h", hash, n)       → KeyIndexEntry with its full key: keys too
+//!                                                         long for a store key, chained by hash
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -54,7 +58,7 @@
 //!
 //! All keys of a topic except its name/uuid index entries and its metadata live under
 //! `("kfdb", "part", tid)`, `("kfdb", "log", tid)`, `("kfdb", "bidx", tid)`, `("kfdb", "tidx", tid)`
-//! ([`topic_data`], with its leader pins), so deleting a topic is five range clears.
+//! ([`topic_data`], with its leader pins and key index), so deleting a topic is six range clears.
 //!
 //! `topic_seq` keeps its historical name: it once held the last topic id allocated, one
 //! CreateTopics at a time; it now holds the end of the last block of ids a broker reserved
@@ -77,6 +81,7 @@ const LOG: &str = "log";
 const BATCH_INDEX: &str = "bidx";
 const TIME_INDEX: &str = "tidx";
 const PIN: &str = "pin";
+const KEY_INDEX: &str = "kidx";
 
 /// Decode the part of `key` after `space`'s prefix as `T`, naming `what` in the error.
 fn parse<'de, T: TupleUnpack<'de>>(space: &Subspace, key: &'de [u8], what: &str) -> LogResult<T> {
@@ -124,10 +129,11 @@ pub(crate) fn topic_meta(tid: i64) -> Vec<u8> {
     pack(&("topic", tid))
 }
 
-/// The five ranges holding all of a topic's partition data (state, producers and transactions,
-/// record batches, batch index, time index, leader pins).
-pub(crate) fn topic_data(tid: i64) -> [KeyRange; 5] {
-    [PART, LOG, BATCH_INDEX, TIME_INDEX, PIN].map(|kind| range_of(&root().subspace(&(kind, tid))))
+/// The six ranges holding all of a topic's partition data (state, producers and transactions,
+/// record batches, batch index, time index, leader pins, key index).
+pub(crate) fn topic_data(tid: i64) -> [KeyRange; 6] {
+    [PART, LOG, BATCH_INDEX, TIME_INDEX, PIN, KEY_INDEX]
+        .map(|kind| range_of(&root().subspace(&(kind, tid))))
 }
 
 // ---- one partition --------------------------------------------------------------------------
@@ -183,6 +189,36 @@ pub(crate) fn batch_index(p: PartitionId, last_offset: i64) -> Vec<u8> {
 /// The last offset of a batch-index key of partition `p`.
 pub(crate) fn parse_batch_index(p: PartitionId, key: &[u8]) -> LogResult<i64> {
     parse(&batch_index_space(p), key, "batch index")
+}
+
+fn key_index_space(p: PartitionId) -> Subspace {
+    root().subspace(&(KEY_INDEX, p.tid, p.partition))
+}
+
+/// The key-index entry of a record key short enough to be part of a store key
+/// (`keyindex::MAX_INLINE_KEY` bytes at most).
+pub(crate) fn key_index(p: PartitionId, key: &[u8]) -> Vec<u8> {
+    key_index_space(p).pack(&("k", key.to_vec()))
+}
+
+/// The key-index entries of every long record key whose hash is `hash` (a chain: each entry's
+/// value holds its full key).
+pub(crate) fn key_index_chain(p: PartitionId, hash: u64) -> KeyRange {
+    range_of(&key_index_space(p).subspace(&("h", hash as i64)))
+}
+
+/// Entry `n` of the chain of long record keys hashing to `hash`.
+pub(crate) fn key_index_hashed(p: PartitionId, hash: u64, n: i64) -> Vec<u8> {
+    key_index_space(p).pack(&("h", hash as i64, n))
+}
+
+/// The position `n` of a chained key-index entry of partition `p` for `hash`.
+pub(crate) fn parse_key_index_hashed(p: PartitionId, hash: u64, key: &[u8]) -> LogResult<i64> {
+    parse(
+        &key_index_space(p).subspace(&("h", hash as i64)),
+        key,
+        "key index chain",
+    )
 }
 
 fn time_index_space(p: PartitionId) -> Subspace {
@@ -611,7 +647,7 @@ mod tests {
         let ab = topic_name("ab");
         assert!(!ab.starts_with(&a));
         // Partitions and topics do not interleave.
-        let [_, log, _, _, _] = topic_data(7);
+        let [_, log, _, _, _, _] = topic_data(7);
         assert!(inside(&log_chunk(p(7, 3), 100, 0), &log));
         assert!(!inside(&log_chunk(p(8, 0), 0, 0), &log));
         assert!(!inside(&log_chunk(p(70, 0), 0, 0), &log));

@@ -12,7 +12,8 @@
 //! - `catalog::TopicCatalog`: topics (create, look up, list, alter, delete) and their cache.
 //! - `writer::PartitionWriters` (with `append.rs`): appends, grouped per partition, one commit in
 //!   flight per partition, offsets assigned densely.
-//! - `reader::PartitionReader`: fetches and offset lookups.
+//! - `reader::PartitionReader`: fetches, offset lookups and the latest record of a key (from the
+//!   key index `keyindex.rs`, which appends and commit markers keep).
 //! - `retention::Retention`: time and size retention, DeleteRecords.
 //! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
 //! - `groups::GroupStore`: committed offsets and stored group membership.
@@ -37,6 +38,7 @@ pub mod config;
 mod error;
 mod groups;
 mod ids;
+mod keyindex;
 mod keys;
 mod leadership;
 mod markers;
@@ -61,6 +63,7 @@ pub use clock::now_ms;
 pub use error::{LogError, LogResult, StoreFault};
 pub use groups::{GroupStore, committed};
 pub use ids::PartitionId;
+pub use keyindex::{KeyedRecord, MAX_INLINE_KEY, default_partition};
 pub use leadership::Leadership;
 pub use members::{ClusterView, Membership, MembershipConfig};
 pub use placement::{CoordinatorKind, partition_replica};

@@ -4,15 +4,20 @@
 //! partition's aborted-transaction index, and raises the producer's epoch in the partition when the
 //! coordinator fenced it.
 //!
+//! A commit marker also enters the transaction's records into the partition's key index, when
+//! the topic keeps one (`keyindex.rs`): until then they were not the latest committed records.
+//!
 //! Markers are written inside a store transaction the coordinator (`txn.rs`) drives, so all markers
 //! of a Kafka transaction, its offsets and its new coordinator state commit together. The caller
 //! holds the partitions' writers (`PartitionWriters::acquire`) and hands what landed to the tails
 //! (`Tails::appended`) after the commit.
 
-use crate::batch::Batch;
+use crate::batch::{self, Batch};
 use crate::cache::NewBatch;
+use crate::config::EffectiveConfig;
 use crate::error::LogResult;
 use crate::ids::PartitionId;
+use crate::keyindex;
 use crate::keys;
 use crate::partition;
 use crate::values::{AbortedTxn, PartitionState};
@@ -45,7 +50,7 @@ pub(crate) async fn write_marker(
     p: PartitionId,
     marker: Marker,
 ) -> LogResult<Option<Landed>> {
-    let Some((owner, mut state)) = partition::begin_marker_write(tx, p).await? else {
+    let Some((meta, owner, mut state)) = partition::begin_marker_write(tx, p).await? else {
         return Ok(None);
     };
     let epoch = owner.map(|o| o.epoch).unwrap_or(0);
@@ -57,6 +62,12 @@ pub(crate) async fn write_marker(
     let pid = marker.producer_id;
     let producer = partition::read_producer(tx, p, pid, false).await?;
     let first = partition::read_open(tx, p, pid).await?;
+    if marker.commit
+        && let Some(first) = first
+        && EffectiveConfig::new(&meta.configs).indexes_keys()
+    {
+        index_committed(tx, p, pid, first, state.next_offset).await?;
+    }
     let control = Batch::control_marker(pid, marker.producer_epoch, marker.commit, marker.now);
     let written = partition::write_batch(tx, p, epoch, &control, None, &mut state);
     let marker_offset = written.base_offset;
@@ -94,4 +105,26 @@ pub(crate) async fn write_marker(
         batch: written,
         state,
     }))
+}
+
+/// Enter the records of `pid`'s committing transaction in `p` (its batches between `first`, where
+/// it opened there, and `until`, the marker's offset) into the key index.
+async fn index_committed(
+    tx: &Transaction,
+    p: PartitionId,
+    pid: i64,
+    first: i64,
+    until: i64,
+) -> LogResult<()> {
+    let stored = partition::read_log(tx, p, first, until).await?;
+    for b in batch::stored_batches(&stored) {
+        if b.producer_id != pid || !b.is_transactional() || b.is_control() {
+            continue;
+        }
+        let base = b.base_offset();
+        let append_time = b.is_log_append_time().then_some(b.max_timestamp);
+        let records = keyindex::records_of(&b)?;
+        keyindex::index_batch(tx, p, base, &records, append_time).await?;
+    }
+    Ok(())
 }

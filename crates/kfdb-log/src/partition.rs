@@ -18,7 +18,7 @@ use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
 use crate::values::{
-    self, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition, decode_open_txn,
+    self, BatchInfo, Owner, PartitionState, ProducerState, TopicMeta, TxnPartition, decode_open_txn,
 };
 use bytes::Bytes;
 use kfdb_kv::{RangeOption, Transaction};
@@ -74,22 +74,44 @@ pub(crate) async fn begin_write(
     Ok(Some((owner, state)))
 }
 
-/// The prelude of a transaction marker's write into `p`, whoever leads it: the topic still exists
-/// (`None` if not), the current owner (`None` for a partition nobody has written: epoch 0, no
-/// owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
+/// The prelude of a transaction marker's write into `p`, whoever leads it: the topic (`None` if
+/// it no longer exists), the current owner (`None` for a partition nobody has written: epoch 0,
+/// no owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
 pub(crate) async fn begin_marker_write(
     tx: &Transaction,
     p: PartitionId,
-) -> LogResult<Option<(Option<Owner>, PartitionState)>> {
-    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
+) -> LogResult<Option<(TopicMeta, Option<Owner>, PartitionState)>> {
+    let Some(meta) = tx.get(&keys::topic_meta(p.tid), false).await? else {
         return Ok(None);
-    }
+    };
+    let meta = TopicMeta::decode(p.tid, &meta)?;
     let owner = match tx.get(&keys::partition_owner(p), false).await? {
         Some(v) => Some(Owner::decode(&v)?),
         None => None,
     };
     let state = read_state(tx, p, false).await?;
-    Ok(Some((owner, state)))
+    Ok(Some((meta, owner, state)))
+}
+
+/// The stored bytes of the batches holding offsets `from..until` of `p` (whole batches; a
+/// snapshot read).
+pub(crate) async fn read_log(
+    tx: &Transaction,
+    p: PartitionId,
+    from: i64,
+    until: i64,
+) -> LogResult<Bytes> {
+    let rows = tx
+        .get_range_all(
+            RangeOption::new(keys::log_from(p, from), keys::log_from(p, until)),
+            true,
+        )
+        .await?;
+    let mut out = bytes::BytesMut::new();
+    for kv in rows {
+        out.extend_from_slice(values::decode_chunk(&kv.value)?);
+    }
+    Ok(out.freeze())
 }
 
 /// Tell `node`, which leads `p`, that another broker changed it (a transaction marker): it drops

@@ -10,8 +10,10 @@
 //! aborted-transaction index), so the consumer can drop their records.
 
 use crate::cache::Miss;
+use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
+use crate::keyindex::{self, KeyedRecord};
 use crate::keys;
 use crate::partition;
 use crate::tails::Tails;
@@ -116,6 +118,57 @@ impl PartitionReader {
                         .map(|p| async move { partition::read_state(tx, *p, true).await }),
                 )
                 .await
+            })
+            .await
+    }
+
+    /// The latest record of `key` in a partition of a topic that keeps a key index (`None`: the
+    /// key has no record there, or its record is below the log start). A tombstone comes back
+    /// with no value. Strongly consistent: one store transaction that sees every committed
+    /// append, whichever broker made it.
+    pub async fn latest_by_key(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        key: &[u8],
+    ) -> LogResult<Option<KeyedRecord>> {
+        if !EffectiveConfig::new(&topic.configs).indexes_keys() {
+            return Err(LogError::InvalidRequest(format!(
+                "topic {} keeps no key index (it does not compact and kfdb.key.index is false)",
+                topic.name
+            )));
+        }
+        let p = topic
+            .partition(partition)
+            .ok_or(LogError::UnknownPartition)?;
+        self.db
+            .run(|tx, _| async move {
+                let Some(entry) = keyindex::get(&tx, p, key, true).await? else {
+                    return Ok(None);
+                };
+                let state = partition::read_state(&tx, p, true).await?;
+                if entry.offset < state.log_start {
+                    return Ok(None);
+                }
+                let found = if entry.tombstone {
+                    Some(KeyedRecord {
+                        partition,
+                        offset: entry.offset,
+                        timestamp: entry.timestamp,
+                        value: None,
+                        headers: Vec::new(),
+                    })
+                } else {
+                    let stored = read_batches(&tx, p, entry.offset, 1).await?;
+                    keyindex::record_at(&stored, entry.offset)?
+                };
+                match found {
+                    Some(r) => Ok(Some(KeyedRecord { partition, ..r })),
+                    None => Err(LogError::Corrupt(format!(
+                        "the key index of {p} points at offset {}, which holds no record",
+                        entry.offset
+                    ))),
+                }
             })
             .await
     }

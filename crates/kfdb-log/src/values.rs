@@ -250,6 +250,57 @@ impl BatchInfo {
     }
 }
 
+/// A key-index entry: where the latest record of a key is (`keyindex.rs`). Entries of long keys
+/// (chained by hash) also hold the full key; short keys are their store key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIndexEntry {
+    /// Offset of the key's latest record.
+    pub offset: i64,
+    /// That record's timestamp (the append time on `LogAppendTime` topics).
+    pub timestamp: i64,
+    /// Whether that record is a tombstone (null value).
+    pub tombstone: bool,
+    /// The full key, for entries of long keys (empty for short ones).
+    pub full_key: Vec<u8>,
+}
+
+impl KeyIndexEntry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        if self.full_key.is_empty() {
+            pack(&(V1, self.offset, self.timestamp, self.tombstone))
+        } else {
+            pack(&(
+                V1,
+                self.offset,
+                self.timestamp,
+                self.tombstone,
+                self.full_key.clone(),
+            ))
+        }
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        if let Ok((v, offset, timestamp, tombstone)) = unpack::<(i64, i64, i64, bool)>(bytes) {
+            expect_version("key index", v, V1)?;
+            return Ok(Self {
+                offset,
+                timestamp,
+                tombstone,
+                full_key: Vec::new(),
+            });
+        }
+        let (v, offset, timestamp, tombstone, full_key): (i64, i64, i64, bool, Vec<u8>) =
+            unpack(bytes).map_err(|e| corrupt("key index", e))?;
+        expect_version("key index", v, V1)?;
+        Ok(Self {
+            offset,
+            timestamp,
+            tombstone,
+            full_key,
+        })
+    }
+}
+
 // ---- topics and partitions -------------------------------------------------------------------
 
 /// A topic's identity and settings.
@@ -1054,6 +1105,15 @@ mod tests {
             size: 100,
         };
         assert_eq!(BatchInfo::decode(4, &b.encode()).unwrap(), b);
+        for full_key in [Vec::new(), vec![7u8; 3000]] {
+            let k = KeyIndexEntry {
+                offset: 12,
+                timestamp: -1,
+                tombstone: true,
+                full_key,
+            };
+            assert_eq!(KeyIndexEntry::decode(&k.encode()).unwrap(), k);
+        }
         let p = ProducerState {
             epoch: 3,
             batches: VecDeque::from([SeqEntry {

@@ -26,6 +26,7 @@ use crate::batch::Batch;
 use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
+use crate::keyindex::{self, IndexedRecord};
 use crate::leadership::Leadership;
 use crate::tails::Tails;
 use crate::values::TopicMeta;
@@ -59,6 +60,8 @@ pub(crate) struct WriterSettings {
 
 struct PendingAppend {
     batches: Vec<Batch>,
+    /// Each batch's records as the key index sees them, when the topic keeps one.
+    records: Option<Vec<Vec<IndexedRecord>>>,
     bytes: usize,
     reply: oneshot::Sender<LogResult<AppendResult>>,
 }
@@ -193,10 +196,15 @@ impl PartitionWriters {
                 b.size()
             )));
         }
-        // A compacted topic keeps the latest record of each key, so a record needs one.
-        if config.compacts() {
+        // The key index needs each record's key (decoded here, off the partition's writer); a
+        // compacted topic keeps the latest record of each key, so a record needs one.
+        let records = if config.indexes_keys() {
+            let mut all = Vec::with_capacity(batches.len());
             for b in &batches {
-                if let Some(index) = b.first_keyless_record()? {
+                let records = keyindex::records_of(b)?;
+                if config.compacts()
+                    && let Some(index) = keyindex::first_keyless(&records)
+                {
                     return Err(LogError::InvalidRecord {
                         index,
                         message: format!(
@@ -206,8 +214,12 @@ impl PartitionWriters {
                         ),
                     });
                 }
+                all.push(records);
             }
-        }
+            Some(all)
+        } else {
+            None
+        };
         let bytes = batches.iter().map(Batch::size).sum();
         let (tx, rx) = oneshot::channel();
         self.push(
@@ -215,6 +227,7 @@ impl PartitionWriters {
             p,
             Pending::Append(PendingAppend {
                 batches,
+                records,
                 bytes,
                 reply: tx,
             }),
@@ -341,10 +354,16 @@ impl PartitionWriters {
             if PANIC_NEXT_FLUSH.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 panic!("injected writer failure");
             }
-            let batches: Vec<&[Batch]> = group.iter().map(|a| a.batches.as_slice()).collect();
+            let requests: Vec<append::Request<'_>> = group
+                .iter()
+                .map(|a| append::Request {
+                    batches: &a.batches,
+                    records: a.records.as_deref(),
+                })
+                .collect();
             // This broker must hold the partition (a no-op once claimed).
             let appended = match self.leadership.claim(p).await {
-                Ok(_) => append::append(&self.db, p, settings, &batches).await,
+                Ok(_) => append::append(&self.db, p, settings, &requests).await,
                 Err(e) => Err(e),
             };
             if matches!(appended, Err(LogError::NotLeader)) {
