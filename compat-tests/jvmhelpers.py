@@ -145,11 +145,18 @@ KAFKA_MAPPED_FLAGS = {
     "--auto-create-topics",
 }
 
+# kfdb serve flags for kfdb's own features that Kafka lacks (a test checks those on kfdb only):
+# dropped, with their value, when the same module runs against Apache Kafka.
+KFDB_ONLY_FLAGS = {"--http-listen"}
+
 
 def kafka_configs_from_kfdb_args(args: list[str]) -> dict[str, str]:
     configs: dict[str, str] = {}
     it = iter(args)
     for flag in it:
+        if flag in KFDB_ONLY_FLAGS:
+            next(it)
+            continue
         if flag not in KAFKA_MAPPED_FLAGS:
             raise ValueError(f"kfdb flag {flag} has no Apache Kafka mapping in jvmhelpers.py")
         value = next(it)

@@ -16,9 +16,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
-fn reply(status: StatusCode, body: String) -> Reply {
+pub(crate) fn reply(status: StatusCode, body: String) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r
@@ -109,15 +109,33 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
 
 /// Serve the HTTP listener on `addr` until the task is dropped.
 pub async fn serve_http(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io::Result<()> {
+    serve(addr, "HTTP listener (metrics, broker control)", cluster, |c, req| async move {
+        route(&c, req).await
+    })
+    .await
+}
+
+/// Accept HTTP/1 connections on `addr` and answer each request with `handle`, until the task is
+/// dropped (shared by the metrics listener and kfdb's own API, `keyapi.rs`).
+pub(crate) async fn serve<F, Fut>(
+    addr: SocketAddr,
+    what: &'static str,
+    cluster: Arc<LocalCluster>,
+    handle: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Arc<LocalCluster>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "HTTP listener (metrics, broker control)");
+    tracing::info!(%addr, "{what}");
     loop {
         let (socket, _) = listener.accept().await?;
-        let cluster = cluster.clone();
+        let (cluster, handle) = (cluster.clone(), handle.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let cluster = cluster.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&cluster, req).await) }
+                let reply = handle(cluster.clone(), req);
+                async move { Ok::<_, std::convert::Infallible>(reply.await) }
             });
             let io = hyper_util::rt::TokioIo::new(socket);
             if let Err(e) = hyper::server::conn::http1::Builder::new()

@@ -3,7 +3,8 @@
 //! `server` accepts connections; `connection` owns one socket and deals only in frames (`frame`)
 //! and answers requests in order; `handlers` has one module per API key, each decoding its request,
 //! calling kfdb-log, and building its response. Handlers never build store keys and never see the
-//! socket. `error_code` maps data-model errors to Kafka error codes in one place.
+//! socket. `error_code` maps data-model errors to Kafka error codes in one place. `http` serves
+//! metrics and broker control; `keyapi` kfdb's own HTTP API (the latest record of a key).
 
 pub mod cluster;
 mod connection;
@@ -12,6 +13,7 @@ mod frame;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod keyapi;
 pub mod metrics;
 pub mod node;
 mod server;

@@ -4,6 +4,7 @@
 //! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
 
 mod alloc;
+mod key;
 mod topic;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,6 +39,9 @@ enum Command {
     /// Manage topics directly in the store (FoundationDB: while brokers run; the embedded
     /// store: while no kfdb serve has it open).
     Topic(topic::TopicArgs),
+    /// Read the latest record of a key of a compacted (or kfdb.key.index) topic directly in the
+    /// store (as `kfdb topic`).
+    Key(key::KeyArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -202,6 +206,10 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off when not given).
     #[arg(long, env = "KFDB_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve kfdb's own HTTP API (the latest record of a key: docs/http-api.md) at
+    /// http://HOST:PORT/v1/ (off when not given).
+    #[arg(long, env = "KFDB_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Most topics a Metadata request for all topics returns.
     #[arg(long, env = "KFDB_METADATA_MAX_TOPICS", default_value_t = 1_000_000)]
     metadata_max_topics: usize,
@@ -372,6 +380,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let http = args
         .metrics_listen
         .map(|addr| tokio::spawn(kfdb_broker::http::serve_http(addr, cluster.clone())));
+    let api = args
+        .http_listen
+        .map(|addr| tokio::spawn(kfdb_broker::keyapi::serve_api(addr, cluster.clone())));
     if let Some(b) = cluster.broker(0).await {
         tracing::info!(
             brokers,
@@ -384,7 +395,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("shutting down: handing partitions and groups over");
     cluster.shutdown().await;
-    if let Some(h) = http {
+    for h in [http, api].into_iter().flatten() {
         h.abort();
         let _ = h.await;
     }
@@ -417,6 +428,10 @@ fn main() -> std::process::ExitCode {
             Command::Topic(args) => {
                 let db = open_store(&args.store)?;
                 topic::run(db, args).await
+            }
+            Command::Key(args) => {
+                let db = open_store(&args.store)?;
+                key::run(db, args).await
             }
         }
     });
