@@ -109,9 +109,12 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
 
 /// Serve the HTTP listener on `addr` until the task is dropped.
 pub async fn serve_http(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io::Result<()> {
-    serve(addr, "HTTP listener (metrics, broker control)", cluster, |c, req| async move {
-        route(&c, req).await
-    })
+    serve(
+        addr,
+        "HTTP listener (metrics, broker control)",
+        cluster,
+        |c, req| async move { route(&c, req).await },
+    )
     .await
 }
 

@@ -51,7 +51,13 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let (topic, key) = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "topics", topic, "keys", key]) => (*topic, *key),
-        _ => return error(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route {path}")),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("no route {path}"),
+            );
+        }
     };
     let Ok(topic) = percent_decode_str(topic).decode_utf8() else {
         return error(

@@ -2,10 +2,12 @@
 //!
 //! What kfdb does with each (kfdb has no segments or replicas of its own; the store replicates):
 //! - applied: `retention.ms`, `retention.bytes` (whole batches, oldest first), `cleanup.policy`
-//!   (`delete` drives retention; `compact` is stored and reported, compaction itself is not done
-//!   yet), `max.message.bytes`, `message.timestamp.type`.
-//! - accepted, stored and reported, without effect: the segment, flush, index, replication and
-//!   compaction tuning configs below (their "segment-free equivalent" is nothing to tune).
+//!   (`delete` drives retention, `compact` compaction and the key index), the compaction settings
+//!   `delete.retention.ms`, `min.cleanable.dirty.ratio`, `min.compaction.lag.ms`,
+//!   `max.compaction.lag.ms` (`compaction.rs`), `max.message.bytes`, `message.timestamp.type`,
+//!   and kfdb's own `kfdb.key.index`.
+//! - accepted, stored and reported, without effect: the segment, flush, index and replication
+//!   configs below (their "segment-free equivalent" is nothing to tune).
 
 use crate::error::{LogError, LogResult};
 
@@ -73,7 +75,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         allowed: &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
         applied: false,
     },
-    def("delete.retention.ms", "86400000", ConfigType::Long, false),
+    def("delete.retention.ms", "86400000", ConfigType::Long, true),
     def("file.delete.delay.ms", "60000", ConfigType::Long, false),
     def(
         "flush.messages",
@@ -103,7 +105,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "max.compaction.lag.ms",
         "9223372036854775807",
         ConfigType::Long,
-        false,
+        true,
     ),
     def("max.message.bytes", "1048588", ConfigType::Int, true),
     def(
@@ -125,13 +127,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         allowed: &["CreateTime", "LogAppendTime"],
         applied: true,
     },
-    def(
-        "min.cleanable.dirty.ratio",
-        "0.5",
-        ConfigType::Double,
-        false,
-    ),
-    def("min.compaction.lag.ms", "0", ConfigType::Long, false),
+    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, true),
+    def("min.compaction.lag.ms", "0", ConfigType::Long, true),
     def("min.insync.replicas", "1", ConfigType::Int, false),
     def("preallocate", "false", ConfigType::Boolean, false),
     def("remote.storage.enable", "false", ConfigType::Boolean, false),
@@ -264,6 +261,28 @@ impl<'a> EffectiveConfig<'a> {
     /// True when the topic keeps a key index: it compacts, or `kfdb.key.index` is true.
     pub fn indexes_keys(&self) -> bool {
         self.compacts() || self.get("kfdb.key.index").is_some_and(|(v, _)| v == "true")
+    }
+
+    /// `delete.retention.ms`: how long compaction keeps a tombstone after it first compacted it.
+    pub fn delete_retention_ms(&self) -> i64 {
+        self.long("delete.retention.ms")
+    }
+
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub fn min_compaction_lag_ms(&self) -> i64 {
+        self.long("min.compaction.lag.ms")
+    }
+
+    /// `max.compaction.lag.ms`: a record dirty for longer is compacted whatever the dirty ratio.
+    pub fn max_compaction_lag_ms(&self) -> i64 {
+        self.long("max.compaction.lag.ms")
+    }
+
+    /// `min.cleanable.dirty.ratio`: compact once this share of the log's bytes is dirty.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.get("min.cleanable.dirty.ratio")
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(0.5)
     }
 
     /// True when `cleanup.policy` includes `delete` (time and size retention apply).

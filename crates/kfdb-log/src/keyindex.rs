@@ -134,6 +134,7 @@ pub(crate) async fn index_batch(
             offset: base_offset + i64::from(r.delta),
             timestamp: append_time.unwrap_or(r.timestamp),
             tombstone: r.tombstone,
+            horizon_ms: -1,
             full_key: Vec::new(),
         };
         put(tx, p, key, entry).await?;
@@ -197,6 +198,23 @@ async fn read_chain(
         .collect()
 }
 
+/// Remove `key`'s entry from `p` (compaction dropped its last record, a tombstone).
+pub(crate) async fn remove(tx: &Transaction, p: PartitionId, key: &[u8]) -> LogResult<()> {
+    if key.len() <= MAX_INLINE_KEY {
+        tx.clear(&keys::key_index(p, key));
+        return Ok(());
+    }
+    let h = hash(key);
+    if let Some((n, _)) = read_chain(tx, p, h, false)
+        .await?
+        .into_iter()
+        .find(|(_, e)| e.full_key == key)
+    {
+        tx.clear(&keys::key_index_hashed(p, h, n));
+    }
+    Ok(())
+}
+
 /// `key`'s entry in `p`, if the index has one.
 pub(crate) async fn get(
     tx: &Transaction,
@@ -241,6 +259,7 @@ mod tests {
             offset,
             timestamp: 100 + offset,
             tombstone: offset % 2 == 1,
+            horizon_ms: -1,
             full_key: Vec::new(),
         }
     }

@@ -22,6 +22,7 @@
 //! ("kfdb", "part", tid, partition, "open", pid)        → first offset of pid's open transaction
 //! ("kfdb", "part", tid, partition, "aborted", marker)  → AbortedTxn: aborted transaction index,
 //!                                                         keyed by its abort marker's offset
+//! ("kfdb", "part", tid, partition, "cleaner")          → CleanerState: how far compaction got
 //! ("kfdb", "txn_state", transactional_id)              → TxnState
 //! ("kfdb", "txn_pid", pid)                             → transactional id owning that producer id
 //! ("kfdb", "txn_deadline", deadline_ms, transactional_id) → () : open transactions by timeout
@@ -307,6 +308,16 @@ pub(crate) fn aborted_txns(p: PartitionId) -> KeyRange {
 
 pub(crate) fn aborted_txn(p: PartitionId, marker_offset: i64) -> Vec<u8> {
     aborted_space(p).pack(&marker_offset)
+}
+
+/// The abort marker's offset of an aborted-transaction key of partition `p`.
+pub(crate) fn parse_aborted_txn(p: PartitionId, key: &[u8]) -> LogResult<i64> {
+    parse(&aborted_space(p), key, "aborted transaction")
+}
+
+/// The cleaner state of partition `p` (how far compaction got).
+pub(crate) fn cleaner_state(p: PartitionId) -> Vec<u8> {
+    partition_space(p).pack(&"cleaner")
 }
 
 /// Every partition's metadata (state, owner, producers, open and aborted transactions): what the

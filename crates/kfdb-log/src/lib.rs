@@ -15,6 +15,8 @@
 //! - `reader::PartitionReader`: fetches, offset lookups and the latest record of a key (from the
 //!   key index `keyindex.rs`, which appends and commit markers keep).
 //! - `retention::Retention`: time and size retention, DeleteRecords.
+//! - `compaction::Compactor`: compaction of `cleanup.policy=compact` topics, decided by the key
+//!   index, in bounded transactions holding the partition's writer.
 //! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
 //! - `groups::GroupStore`: committed offsets and stored group membership.
 //! - `txn::TxnCoordinator` (with `markers.rs`): the transaction coordinator.
@@ -34,6 +36,7 @@ pub mod batch;
 pub mod cache;
 mod catalog;
 mod clock;
+mod compaction;
 pub mod config;
 mod error;
 mod groups;
@@ -49,6 +52,7 @@ mod placement;
 mod producer;
 mod producers;
 mod reader;
+mod records;
 mod retention;
 mod sweeps;
 mod tails;
@@ -60,6 +64,7 @@ mod writer;
 
 pub use catalog::{AlterOp, NewTopic, TopicCatalog, TopicId, validate_topic_name};
 pub use clock::now_ms;
+pub use compaction::{Compacted, CompactionStats, Compactor};
 pub use error::{LogError, LogResult, StoreFault};
 pub use groups::{GroupStore, committed};
 pub use ids::PartitionId;
@@ -118,6 +123,8 @@ pub struct LogConfig {
     pub txn_expiry_interval: Duration,
     /// Partitions whose transaction markers share one store transaction (see `txn.rs`).
     pub markers_per_txn: usize,
+    /// `log.cleaner.backoff.ms`: how often compaction looks at the partitions written since.
+    pub cleaner_backoff: Duration,
 }
 
 impl Default for LogConfig {
@@ -138,6 +145,7 @@ impl Default for LogConfig {
             transaction_max_timeout_ms: 900_000,
             txn_expiry_interval: Duration::from_secs(10),
             markers_per_txn: MARKERS_PER_TXN,
+            cleaner_backoff: Duration::from_secs(15),
         }
     }
 }
@@ -169,6 +177,7 @@ pub struct Log {
     writers: Arc<PartitionWriters>,
     reader: PartitionReader,
     retention: Arc<Retention>,
+    compactor: Arc<Compactor>,
     producers: Arc<ProducerStates>,
     groups: GroupStore,
     txns: Arc<TxnCoordinator>,
@@ -240,6 +249,13 @@ impl Log {
                 topics.clone(),
                 leadership.clone(),
             )),
+            compactor: Arc::new(Compactor::new(
+                db.clone(),
+                topics.clone(),
+                writers.clone(),
+                tails.clone(),
+                leadership.clone(),
+            )),
             groups: GroupStore::new(db.clone(), node),
             db,
             config,
@@ -299,6 +315,11 @@ impl Log {
         &self.retention
     }
 
+    /// Compaction of compacted topics.
+    pub fn compactor(&self) -> &Compactor {
+        &self.compactor
+    }
+
     /// Producer ids and producer states.
     pub fn producers(&self) -> &ProducerStates {
         &self.producers
@@ -336,11 +357,13 @@ impl Log {
         let mut tasks = sweeps::spawn(
             sweeps::SweepIntervals {
                 retention: self.config.retention_check_interval,
+                compaction: self.config.cleaner_backoff,
                 txn_timeouts: self.config.txn_expiry_interval,
                 txn_id_expiry: self.config.txn_id_expiry_interval,
                 producer_expiry: self.config.producer_expiry_interval,
             },
             self.retention.clone(),
+            self.compactor.clone(),
             self.txns.clone(),
             self.producers.clone(),
         );

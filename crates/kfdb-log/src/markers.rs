@@ -116,7 +116,7 @@ async fn index_committed(
     first: i64,
     until: i64,
 ) -> LogResult<()> {
-    let stored = partition::read_log(tx, p, first, until).await?;
+    let stored = partition::read_log(tx, p, first, until, usize::MAX).await?;
     for b in batch::stored_batches(&stored) {
         if b.producer_id != pid || !b.is_transactional() || b.is_control() {
             continue;

@@ -18,7 +18,8 @@ use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
 use crate::values::{
-    self, BatchInfo, Owner, PartitionState, ProducerState, TopicMeta, TxnPartition, decode_open_txn,
+    self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TopicMeta, TxnPartition,
+    decode_open_txn,
 };
 use bytes::Bytes;
 use kfdb_kv::{RangeOption, Transaction};
@@ -94,24 +95,65 @@ pub(crate) async fn begin_marker_write(
 }
 
 /// The stored bytes of the batches holding offsets `from..until` of `p` (whole batches; a
-/// snapshot read).
+/// snapshot read), stopping at a batch boundary once `max_bytes` are read (the first batch
+/// always whole).
 pub(crate) async fn read_log(
     tx: &Transaction,
     p: PartitionId,
     from: i64,
     until: i64,
+    max_bytes: usize,
 ) -> LogResult<Bytes> {
-    let rows = tx
-        .get_range_all(
-            RangeOption::new(keys::log_from(p, from), keys::log_from(p, until)),
-            true,
-        )
-        .await?;
+    use futures::TryStreamExt;
+    let range = RangeOption::new(keys::log_from(p, from), keys::log_from(p, until));
+    let mut stream = Box::pin(tx.get_ranges(range, true));
     let mut out = bytes::BytesMut::new();
-    for kv in rows {
-        out.extend_from_slice(values::decode_chunk(&kv.value)?);
+    let mut current: Option<i64> = None;
+    while let Some(rows) = stream.try_next().await? {
+        for kv in rows {
+            let (last, _chunk) = keys::parse_log_chunk(p, &kv.key)?;
+            if current != Some(last) {
+                if current.is_some() && out.len() >= max_bytes {
+                    return Ok(out.freeze());
+                }
+                current = Some(last);
+            }
+            out.extend_from_slice(values::decode_chunk(&kv.value)?);
+        }
     }
     Ok(out.freeze())
+}
+
+/// Aborted transactions with records in `[from, to]`, as `(producer id, first offset, abort
+/// marker offset)`: those whose abort marker is at or after `from` and whose first offset is at or
+/// before `to`. The scan (in marker order) ends at the first entry whose last stable offset after
+/// its marker is past `to`: every later abort started after `to`. A snapshot read.
+pub(crate) async fn aborted_between(
+    tx: &Transaction,
+    p: PartitionId,
+    from: i64,
+    to: i64,
+) -> LogResult<Vec<(i64, i64, i64)>> {
+    use futures::TryStreamExt;
+    let (_, end) = keys::aborted_txns(p);
+    // Unlimited, but bounded: an entry that does not end the scan has its marker below its
+    // stable offset <= `to`, i.e. inside the range.
+    let range = RangeOption::new(keys::aborted_txn(p, from), end);
+    let mut stream = Box::pin(tx.get_ranges(range, true));
+    let mut out = Vec::new();
+    while let Some(rows) = stream.try_next().await? {
+        for kv in rows {
+            let marker = keys::parse_aborted_txn(p, &kv.key)?;
+            let a = AbortedTxn::decode(&kv.value)?;
+            if a.first_offset <= to {
+                out.push((a.producer_id, a.first_offset, marker));
+            }
+            if a.last_stable > to {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Tell `node`, which leads `p`, that another broker changed it (a transaction marker): it drops

@@ -17,7 +17,7 @@ use crate::keyindex::{self, KeyedRecord};
 use crate::keys;
 use crate::partition;
 use crate::tails::Tails;
-use crate::values::{self, AbortedTxn, PartitionState, TopicMeta};
+use crate::values::{self, PartitionState, TopicMeta};
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
 use kfdb_kv::{Database, RangeOption, Transaction};
@@ -216,38 +216,21 @@ impl PartitionReader {
         Ok(result)
     }
 
-    /// Aborted transactions with records in `[from, to]`: those whose abort marker is at or after
-    /// `from` and whose first offset is at or before `to`. The scan (in marker order) ends at the
-    /// first entry whose last stable offset after its marker is past `to`: every later abort
-    /// started after `to`.
+    /// Aborted transactions with records in `[from, to]`, as `(producer id, first offset)`.
     async fn aborted_between(
         &self,
         p: PartitionId,
         from: i64,
         to: i64,
     ) -> LogResult<Vec<(i64, i64)>> {
-        self.db
-            .run(|tx, _| async move {
-                let (_, end) = keys::aborted_txns(p);
-                // Unlimited, but bounded: an entry that does not end the scan has its marker
-                // below its stable offset <= `to`, i.e. inside the fetched range.
-                let range = RangeOption::new(keys::aborted_txn(p, from), end);
-                let mut stream = Box::pin(tx.get_ranges(range, true));
-                let mut out = Vec::new();
-                while let Some(rows) = stream.try_next().await? {
-                    for kv in rows {
-                        let a = AbortedTxn::decode(&kv.value)?;
-                        if a.first_offset <= to {
-                            out.push((a.producer_id, a.first_offset));
-                        }
-                        if a.last_stable > to {
-                            return Ok(out);
-                        }
-                    }
-                }
-                Ok(out)
-            })
-            .await
+        let found = self
+            .db
+            .run(|tx, _| async move { partition::aborted_between(&tx, p, from, to).await })
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(pid, first, _marker)| (pid, first))
+            .collect())
     }
 
     /// The last stable offset of a partition (ListOffsets latest under read_committed).

@@ -1,10 +1,13 @@
 //! The background sweeps, each a loop on its own interval: retention
-//! (`log.retention.check.interval.ms`), transaction timeouts
+//! (`log.retention.check.interval.ms`), compaction (`log.cleaner.backoff.ms` for the partitions
+//! written since, and every compacted partition this broker leads on the first pass and once per
+//! retention interval), transaction timeouts
 //! (`transaction.abort.timed.out.transaction.cleanup.interval.ms`), transactional-id expiry
 //! (`transaction.remove.expired.transaction.cleanup.interval.ms`) and producer-state expiry
 //! (`producer.id.expiration.check.interval.ms`). A pass that did something is logged with its
 //! count; a failed pass is logged and the next one runs on schedule.
 
+use crate::compaction::Compactor;
 use crate::error::LogResult;
 use crate::producers::ProducerStates;
 use crate::retention::Retention;
@@ -18,6 +21,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SweepIntervals {
     pub retention: Duration,
+    pub compaction: Duration,
     pub txn_timeouts: Duration,
     pub txn_id_expiry: Duration,
     pub producer_expiry: Duration,
@@ -27,10 +31,13 @@ pub(crate) struct SweepIntervals {
 pub(crate) fn spawn(
     every: SweepIntervals,
     retention: Arc<Retention>,
+    compactor: Arc<Compactor>,
     txns: Arc<TxnCoordinator>,
     producers: Arc<ProducerStates>,
 ) -> Vec<JoinHandle<()>> {
     let txns2 = txns.clone();
+    let full_every = (every.retention.as_millis() / every.compaction.as_millis().max(1)).max(1);
+    let mut compactions: u128 = 0;
     vec![
         tokio::spawn(run_every(
             every.retention,
@@ -39,6 +46,17 @@ pub(crate) fn spawn(
             move || {
                 let r = retention.clone();
                 async move { r.pass().await }
+            },
+        )),
+        tokio::spawn(run_every(
+            every.compaction,
+            Some("compacted partitions"),
+            "compaction pass failed",
+            move || {
+                let c = compactor.clone();
+                let all = compactions.is_multiple_of(full_every);
+                compactions += 1;
+                async move { c.pass(all).await }
             },
         )),
         // Each timed-out transaction is logged by the sweep itself.

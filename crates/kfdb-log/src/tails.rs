@@ -4,6 +4,9 @@
 //! Writers feed it after their commits are durable ([`Tails::appended`]), so it never holds
 //! anything the store does not; the reader answers from it; retention and DeleteRecords trim it;
 //! deleting a topic drops it. A partition nobody tails costs nothing here.
+//!
+//! It also remembers which partitions of compacted topics were appended to since compaction last
+//! looked at them (`compaction.rs` takes the set), so compaction never scans a clean log.
 
 use crate::cache::{CacheStats, HotCache, NewBatch};
 use crate::ids::PartitionId;
@@ -17,6 +20,8 @@ pub struct Tails {
     /// High watermark announcements: an append publishes its partition's new next offset so that
     /// waiting fetches wake up without polling.
     watermarks: DashMap<PartitionId, watch::Sender<i64>>,
+    /// Partitions of compacted topics written since compaction last took them.
+    dirty: std::sync::Mutex<std::collections::HashSet<PartitionId>>,
 }
 
 impl Tails {
@@ -24,6 +29,7 @@ impl Tails {
         Self {
             cache: HotCache::new(cache_bytes),
             watermarks: DashMap::new(),
+            dirty: Default::default(),
         }
     }
 
@@ -93,6 +99,20 @@ impl Tails {
     pub(crate) fn drop_topic(&self, tid: i64) {
         self.cache.drop_topic(tid);
         self.watermarks.retain(|p, _| p.tid != tid);
+    }
+
+    /// `p` (of a compacted topic) got new records: compaction should look at it.
+    pub(crate) fn mark_dirty(&self, p: PartitionId) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p);
+    }
+
+    /// The partitions marked dirty since the last call.
+    pub(crate) fn take_dirty(&self) -> Vec<PartitionId> {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        dirty.drain().collect()
     }
 
     fn announce(&self, p: PartitionId, next_offset: i64) {

@@ -260,43 +260,79 @@ pub struct KeyIndexEntry {
     pub timestamp: i64,
     /// Whether that record is a tombstone (null value).
     pub tombstone: bool,
+    /// For a tombstone compaction has kept once: when it may go (its first compaction plus
+    /// `delete.retention.ms`, Kafka's delete horizon); -1 before that.
+    pub horizon_ms: i64,
     /// The full key, for entries of long keys (empty for short ones).
     pub full_key: Vec<u8>,
 }
 
 impl KeyIndexEntry {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        if self.full_key.is_empty() {
-            pack(&(V1, self.offset, self.timestamp, self.tombstone))
-        } else {
-            pack(&(
-                V1,
-                self.offset,
-                self.timestamp,
-                self.tombstone,
-                self.full_key.clone(),
-            ))
-        }
+        pack(&(
+            V1,
+            self.offset,
+            self.timestamp,
+            self.tombstone,
+            self.horizon_ms,
+            self.full_key.clone(),
+        ))
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
-        if let Ok((v, offset, timestamp, tombstone)) = unpack::<(i64, i64, i64, bool)>(bytes) {
-            expect_version("key index", v, V1)?;
-            return Ok(Self {
-                offset,
-                timestamp,
-                tombstone,
-                full_key: Vec::new(),
-            });
-        }
-        let (v, offset, timestamp, tombstone, full_key): (i64, i64, i64, bool, Vec<u8>) =
-            unpack(bytes).map_err(|e| corrupt("key index", e))?;
+        let (v, offset, timestamp, tombstone, horizon_ms, full_key): (
+            i64,
+            i64,
+            i64,
+            bool,
+            i64,
+            Vec<u8>,
+        ) = unpack(bytes).map_err(|e| corrupt("key index", e))?;
         expect_version("key index", v, V1)?;
         Ok(Self {
             offset,
             timestamp,
             tombstone,
+            horizon_ms,
             full_key,
+        })
+    }
+}
+
+/// How far compaction got in a partition (`compaction.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerState {
+    /// Records below this offset have been compacted at least once.
+    pub clean_offset: i64,
+    /// Bytes of the batches below `clean_offset` after that compaction (the rest is dirty).
+    pub clean_bytes: i64,
+    /// When the last compaction of the partition finished (-1: never).
+    pub cleaned_ms: i64,
+    /// The earliest delete horizon of a tombstone the last pass kept (-1: none): the partition is
+    /// due again then, new writes or not.
+    pub horizon_ms: i64,
+}
+
+impl CleanerState {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        pack(&(
+            V1,
+            self.clean_offset,
+            self.clean_bytes,
+            self.cleaned_ms,
+            self.horizon_ms,
+        ))
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        let (v, clean_offset, clean_bytes, cleaned_ms, horizon_ms): (i64, i64, i64, i64, i64) =
+            unpack(bytes).map_err(|e| corrupt("cleaner state", e))?;
+        expect_version("cleaner state", v, V1)?;
+        Ok(Self {
+            clean_offset,
+            clean_bytes,
+            cleaned_ms,
+            horizon_ms,
         })
     }
 }
@@ -1110,10 +1146,18 @@ mod tests {
                 offset: 12,
                 timestamp: -1,
                 tombstone: true,
+                horizon_ms: 77,
                 full_key,
             };
             assert_eq!(KeyIndexEntry::decode(&k.encode()).unwrap(), k);
         }
+        let c = CleanerState {
+            clean_offset: 5,
+            clean_bytes: 900,
+            cleaned_ms: 3,
+            horizon_ms: 44,
+        };
+        assert_eq!(CleanerState::decode(&c.encode()).unwrap(), c);
         let p = ProducerState {
             epoch: 3,
             batches: VecDeque::from([SeqEntry {

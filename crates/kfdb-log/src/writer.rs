@@ -327,11 +327,13 @@ impl PartitionWriters {
             writer: &writer,
             done: false,
         };
+        let config = EffectiveConfig::new(&topic.configs);
         let settings = AppendSettings {
             node: self.settings.node,
             producer_expiration_ms: self.settings.producer_expiration_ms,
-            log_append_time: EffectiveConfig::new(&topic.configs).log_append_time(),
+            log_append_time: config.log_append_time(),
         };
+        let compacts = config.compacts();
         loop {
             let group = match self.take(&writer) {
                 None => {
@@ -379,6 +381,9 @@ impl PartitionWriters {
                         self.tails.unsure(p, Some(done.state.next_offset));
                     } else {
                         self.tails.appended(p, done.written, &done.state);
+                        if compacts {
+                            self.tails.mark_dirty(p);
+                        }
                     }
                     for (a, result) in group.into_iter().zip(done.results) {
                         let _ = a.reply.send(result.map(|base| AppendResult {

@@ -5,59 +5,12 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
 use common::*;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use kfdb_log::{Log, LogError, MAX_INLINE_KEY, PartitionId, TopicMeta, TxnAddition, batch};
+use kafka_protocol::records::Compression;
+use kfdb_log::{Log, LogError, MAX_INLINE_KEY, PartitionId, TopicMeta, TxnAddition};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-
-/// A batch of `(key, value)` records (`None` value: a tombstone; `None` key: keyless), from
-/// producer `(pid, epoch, base sequence)` (-1s: a plain producer).
-fn keyed(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-    compression: Compression,
-    (pid, epoch, seq): (i64, i16, i32),
-    transactional: bool,
-) -> Vec<batch::Batch> {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { i as i32 } else { seq + i as i32 },
-            timestamp: 1_000 + i as i64,
-            key: k.map(Bytes::copy_from_slice),
-            value: v.map(Bytes::copy_from_slice),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    batch::parse_batches(&buf.freeze()).unwrap()
-}
-
-fn plain(records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<batch::Batch> {
-    keyed(records, Compression::None, (-1, -1, -1), false)
-}
 
 /// What the index answers for `key`: `(offset, value)`, the value `None` for a tombstone.
 async fn lookup(log: &Log, t: &TopicMeta, key: &[u8]) -> Option<(i64, Option<Vec<u8>>)> {
@@ -132,7 +85,7 @@ async fn the_index_agrees_with_the_log_after_every_append_and_a_restart() {
                     (k, v)
                 })
                 .collect();
-            let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = owned
+            let records: Vec<KeyValue<'_>> = owned
                 .iter()
                 .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
                 .collect();

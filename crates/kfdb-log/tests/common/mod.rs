@@ -167,3 +167,50 @@ pub fn idem(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Vec<batch::Batc
     ))
     .unwrap()
 }
+
+/// A batch of `(key, value)` records (`None` value: a tombstone; `None` key: keyless), from
+/// producer `(pid, epoch, base sequence)` (-1s: a plain producer).
+/// A record as the helpers below take it: `(key, value)`, either absent.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+pub fn keyed(
+    records: &[KeyValue<'_>],
+    compression: Compression,
+    (pid, epoch, seq): (i64, i16, i32),
+    transactional: bool,
+) -> Vec<batch::Batch> {
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if seq < 0 { i as i32 } else { seq + i as i32 },
+            timestamp: 1_000 + i as i64,
+            key: k.map(Bytes::copy_from_slice),
+            value: v.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    batch::parse_batches(&buf.freeze()).unwrap()
+}
+
+pub fn plain(records: &[KeyValue<'_>]) -> Vec<batch::Batch> {
+    keyed(records, Compression::None, (-1, -1, -1), false)
+}
