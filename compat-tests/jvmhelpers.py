@@ -143,6 +143,7 @@ KAFKA_MAPPED_FLAGS = {
     "--producer-id-expiration-check-interval-ms",
     "--num-partitions",
     "--auto-create-topics",
+    "--log-cleaner-backoff-ms",
 }
 
 # kfdb serve flags for kfdb's own features that Kafka lacks (a test checks those on kfdb only):

@@ -2,7 +2,7 @@
 //!
 //! Per API key: requests and latency. Broker-wide: bytes in and out, connections, connections
 //! closed for protocol faults, the store's commit latency (recorded by kfdb-kv's retry loop) and
-//! its commit/conflict/fsync/retry counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
+//! its commit/conflict/fsync/retry counters and compaction's counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
 
 use kfdb_log::Log;
 use prometheus::{
@@ -38,6 +38,11 @@ pub struct Metrics {
     watched_partitions: IntGauge,
     cached_topics: IntGauge,
     errors: prometheus::IntGaugeVec,
+    compaction_passes: IntGauge,
+    compaction_records_removed: IntGauge,
+    compaction_bytes_removed: IntGauge,
+    compaction_max_dirty_ratio: prometheus::Gauge,
+    compaction_max_lag_seconds: prometheus::Gauge,
 }
 
 fn fail(e: prometheus::Error) -> std::io::Error {
@@ -133,6 +138,30 @@ impl Metrics {
                 "kfdb_store_retries_total",
                 "Transaction retries by the retry loop",
             )?,
+            compaction_passes: gauge(
+                "kfdb_compaction_passes_total",
+                "Compaction passes that rewrote a partition's log",
+            )?,
+            compaction_records_removed: gauge(
+                "kfdb_compaction_records_removed_total",
+                "Records compaction removed",
+            )?,
+            compaction_bytes_removed: gauge(
+                "kfdb_compaction_bytes_removed_total",
+                "Bytes compaction removed from logs",
+            )?,
+            compaction_max_dirty_ratio: prometheus::Gauge::new(
+                "kfdb_compaction_max_dirty_ratio",
+                "Highest dirty ratio of a compacted partition at the last check (Kafka's \
+                 max-dirty-percent / 100)",
+            )
+            .map_err(fail)?,
+            compaction_max_lag_seconds: prometheus::Gauge::new(
+                "kfdb_compaction_max_lag_seconds",
+                "Longest a dirty record of a compacted partition had waited at the last check \
+                 (Kafka's max-compaction-delay-secs)",
+            )
+            .map_err(fail)?,
             registry,
             requests,
             latency,
@@ -160,6 +189,11 @@ impl Metrics {
             Box::new(m.watched_partitions.clone()),
             Box::new(m.cached_topics.clone()),
             Box::new(m.errors.clone()),
+            Box::new(m.compaction_passes.clone()),
+            Box::new(m.compaction_records_removed.clone()),
+            Box::new(m.compaction_bytes_removed.clone()),
+            Box::new(m.compaction_max_dirty_ratio.clone()),
+            Box::new(m.compaction_max_lag_seconds.clone()),
             Box::new(log.store_commit_seconds()),
         ];
         for c in collectors {
@@ -192,6 +226,18 @@ impl Metrics {
             self.store_fsyncs.set(fsyncs as i64);
         }
         self.store_retries.set(store.retries as i64);
+        let c = log.compactor().stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        self.compaction_passes.set(load(&c.passes) as i64);
+        self.compaction_records_removed
+            .set(load(&c.records_removed) as i64);
+        self.compaction_bytes_removed
+            .set(load(&c.bytes_removed) as i64);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.compaction_max_dirty_ratio
+            .set(c.max_dirty_per_mille.load(relaxed) as f64 / 1000.0);
+        self.compaction_max_lag_seconds
+            .set(c.max_lag_ms.load(relaxed) as f64 / 1000.0);
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding metrics failed");

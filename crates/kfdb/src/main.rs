@@ -126,6 +126,9 @@ struct ServeArgs {
         default_value_t = 300_000
     )]
     log_retention_check_interval_ms: u64,
+    /// log.cleaner.backoff.ms: how often compaction looks at compacted partitions written since.
+    #[arg(long, env = "KFDB_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    log_cleaner_backoff_ms: u64,
     /// transaction.max.timeout.ms: the longest transaction.timeout.ms a producer may ask for.
     #[arg(
         long,
@@ -289,6 +292,7 @@ fn log_config(args: &ServeArgs, index: usize, host: &str, port: i32) -> LogConfi
         auto_create_topics: args.auto_create_topics,
         num_partitions: args.num_partitions,
         hot_cache_bytes: args.hot_cache_bytes,
+        cleaner_backoff: Duration::from_millis(args.log_cleaner_backoff_ms.max(1)),
         retention_check_interval: Duration::from_millis(
             args.log_retention_check_interval_ms.max(1),
         ),
