@@ -246,7 +246,7 @@ impl Compactor {
                 self.tails.unsure(p, None);
             }
             done.records_removed += chunk.records_removed;
-            done.bytes_removed += chunk.bytes_removed;
+            done.bytes_removed = (done.bytes_removed as i64 + chunk.bytes_removed).max(0) as u64;
             self.stats
                 .batches_changed
                 .fetch_add(chunk.batches_changed, Ordering::Relaxed);
@@ -439,7 +439,7 @@ struct Chunk {
     horizon_ms: i64,
     batches_changed: u64,
     records_removed: u64,
-    bytes_removed: u64,
+    bytes_removed: i64,
 }
 
 /// Compact the batches of `p` from `cursor` (about [`CHUNK_BYTES`]) below `end`, given the pass's
@@ -524,7 +524,8 @@ async fn clean_chunk(
             chunk.batches_changed += 1;
         }
         chunk.records_removed += removed;
-        chunk.bytes_removed += (old - new) as u64;
+        // A rebuilt batch can even grow a little (recompressed): net bytes, counted signed.
+        chunk.bytes_removed += old - new;
         chunk.clean_bytes += new;
         state.bytes -= old - new;
     }
