@@ -65,7 +65,7 @@ impl Settings {
 }
 
 pub const HELP: &str = "\
-kfdb-bench <produce|latency|tail|topics|delete|cluster|all> [flags]
+kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
   produce:  --mib N (256)  --reps N (3)  --producers N (4)  --partitions N (4)
@@ -78,6 +78,8 @@ kfdb-bench <produce|latency|tail|topics|delete|cluster|all> [flags]
   delete:   --delete-mib N (1024, topic A's size)  --delete-watch-secs N (10)
   cluster:  --cluster-mib N (256, per run)  --cluster-partitions N (12)
             --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
+  compaction: key-index cost (200k / 2M keyed records of 100 B) and compaction throughput
+            (16 / 256 MiB over 1,000 keys); also --reps, --producers, --partitions
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
 KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),

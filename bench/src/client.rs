@@ -194,8 +194,22 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// One topic through a fresh AdminClient; panics if it cannot be created.
 pub fn create_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic_with(rt, bootstrap, topic, partitions, &[]);
+}
+
+/// [`create_topic`] with topic configs.
+pub fn create_topic_with(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let admin = admin(bootstrap);
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
     let results = rt
         .block_on(admin.create_topics([&new], &admin_options()))
         .unwrap_or_else(|e| panic!("CreateTopics {topic}: {e}"));
@@ -208,7 +222,21 @@ pub fn create_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, 
 
 /// Send one record, waiting (polling delivery reports) while the local queue is full.
 pub fn send(p: &BaseProducer<Ctx>, topic: &str, partition: i32, payload: &[u8]) {
+    send_keyed(p, topic, partition, None, payload);
+}
+
+/// [`send`] with a key.
+pub fn send_keyed(
+    p: &BaseProducer<Ctx>,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) {
     let mut record = BaseRecord::to(topic).payload(payload).partition(partition);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
     loop {
         match p.send::<[u8], [u8]>(record) {
             Ok(()) => return,

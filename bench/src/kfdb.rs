@@ -36,6 +36,18 @@ impl Kfdb {
     /// Start kfdb with extra `kfdb serve` flags. In FoundationDB mode the database is emptied
     /// first if `fresh` (a second broker of a cluster joins the first one's data).
     pub fn start_with(args: &[&str], fresh: bool) -> Kfdb {
+        Kfdb::start_on(None, args, fresh)
+    }
+
+    /// Start kfdb again on the data of `earlier` (stopped first), with `args`: a restart. The
+    /// data stays `earlier`'s, so keep it until this one is dropped.
+    pub fn restart(earlier: &mut Kfdb, args: &[&str]) -> Kfdb {
+        earlier.stop();
+        let dir = earlier.process.data_dir().to_path_buf();
+        Kfdb::start_on(Some(dir), args, false)
+    }
+
+    fn start_on(data_dir: Option<PathBuf>, args: &[&str], fresh: bool) -> Kfdb {
         let bin = bin();
         let mut options = kfdb_harness::Options::new(&bin)
             .temp_prefix("kfdb-bench-")
@@ -43,6 +55,9 @@ impl Kfdb {
             .metrics_listener()
             .stop_timeout(STOP_TIMEOUT)
             .args(args);
+        if let Some(dir) = data_dir {
+            options = options.data_dir(dir);
+        }
         if let Some(cf) = fdb::cluster_file() {
             if fresh {
                 fdb::clear(&cf);

@@ -47,7 +47,7 @@ fn main() {
     workload::epoch();
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
-        "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" => {
+        "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction" => {
             vec![scenario.as_str()]
         }
         _ => {
@@ -74,6 +74,7 @@ fn main() {
             "tail" => scenarios::tail::run(&s),
             "delete" => scenarios::delete::run(&s),
             "cluster" => scenarios::cluster::run(&s),
+            "compaction" => scenarios::compaction::run(&s),
             _ => scenarios::topics::run(&s),
         };
         println!("  ({sc} took {:.1} s)\n", t.elapsed().as_secs_f64());

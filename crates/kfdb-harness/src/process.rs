@@ -36,6 +36,7 @@ pub struct Options {
     metrics: bool,
     stop_timeout: Duration,
     log_tail_on_panic: usize,
+    data_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -51,7 +52,15 @@ impl Options {
             metrics: false,
             stop_timeout: Duration::from_secs(20),
             log_tail_on_panic: 0,
+            data_dir: None,
         }
+    }
+
+    /// Serve the data directory of an earlier (stopped) kfdb instead of a fresh one: a restart.
+    /// The directory stays the earlier guard's (it goes when that guard is dropped).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Options {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     /// The name prefix of the temporary directory (data directory and log file inside it).
@@ -133,7 +142,10 @@ impl Options {
             Some(parent) => dir.tempdir_in(parent)?,
             None => dir.tempdir()?,
         };
-        let data_dir = dir.path().join("data");
+        let data_dir = match &self.data_dir {
+            Some(d) => d.clone(),
+            None => dir.path().join("data"),
+        };
         let log_path = dir.path().join("kfdb.stderr.log");
         let bootstrap = format!("127.0.0.1:{}", free_port());
         let metrics = self.metrics.then(|| format!("127.0.0.1:{}", free_port()));

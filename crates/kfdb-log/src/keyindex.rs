@@ -40,20 +40,20 @@ pub struct IndexedRecord {
     pub tombstone: bool,
 }
 
-/// The records of `batch` as the index sees them, decompressing them if needed.
+/// The records of `batch` as the index sees them, decompressing them if needed (a walk over the
+/// raw records, `records.rs`: no record is decoded further than its key).
 pub fn records_of(batch: &Batch) -> LogResult<Vec<IndexedRecord>> {
-    let base = batch.base_offset();
-    let mut bytes = batch.bytes.clone();
-    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
-        .map_err(|e| LogError::CorruptMessage(format!("records do not decode: {e}")))?;
-    Ok(sets
+    let raw = crate::records::raw_records(batch).map_err(|e| match e {
+        LogError::Corrupt(m) => LogError::CorruptMessage(format!("records do not decode: {m}")),
+        e => e,
+    })?;
+    Ok(raw
         .into_iter()
-        .flat_map(|s| s.records)
         .map(|r| IndexedRecord {
-            delta: (r.offset - base) as i32,
+            delta: r.offset_delta,
             key: r.key,
-            timestamp: r.timestamp,
-            tombstone: r.value.is_none(),
+            timestamp: batch.base_timestamp + r.timestamp_delta,
+            tombstone: r.tombstone,
         })
         .collect())
 }

@@ -97,6 +97,9 @@ pub(crate) fn raw_records(b: &Batch) -> LogResult<Vec<RawRecord>> {
         let prefix = whole.len() - section.len();
         let bytes = whole.split_to(prefix + len);
         let mut r = section.split_to(len);
+        if !r.has_remaining() {
+            return Err(corrupt("an empty record"));
+        }
         r.advance(1); // attributes
         let timestamp_delta = varint(&mut r)?;
         let offset_delta = i32::try_from(varint(&mut r)?).map_err(corrupt)?;
@@ -241,6 +244,25 @@ mod tests {
             );
             assert_eq!(decoded[2].value.as_deref(), Some(&[b'v'; 80][..]));
             assert_eq!(raw_records(&again).unwrap(), kept, "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn any_bytes_as_records_are_an_error_or_records_never_a_panic() {
+        let b = encode(4, Compression::None, (-1, -1, -1));
+        for len in 0..b.bytes.len() {
+            for flip in [0u8, 0x01, 0x80, 0xff] {
+                let mut bytes = b.bytes.to_vec();
+                bytes.truncate(len.max(HEADER_LEN));
+                if len > HEADER_LEN {
+                    bytes[len - 1] ^= flip;
+                }
+                let total = (bytes.len() - 12) as i32;
+                bytes[8..12].copy_from_slice(&total.to_be_bytes());
+                if let Some(batch) = stored_batches(&Bytes::from(bytes)).pop() {
+                    let _ = raw_records(&batch);
+                }
+            }
         }
     }
 
