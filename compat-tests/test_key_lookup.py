@@ -186,3 +186,63 @@ def test_topics_without_an_index_and_unknown_topics(bootstrap, topic_name):
     assert (status, body["error"]) == (400, "NO_KEY_INDEX"), body
     status, body, _ = lookup(topic + "-missing", b"k")
     assert (status, body["error"]) == (404, "UNKNOWN_TOPIC_OR_PARTITION"), body
+
+
+def post(topic: str, partition: int, body: dict):
+    """(HTTP status, parsed JSON) of a conditional append on kfdb."""
+    url = f"http://127.0.0.1:{HTTP_PORT}/v1/topics/{urllib.parse.quote(topic, safe='')}/partitions/{partition}/records"
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_conditional_appends_are_ordinary_records_to_consumers(bootstrap, topic_name):
+    if conftest.on_kafka():
+        return  # kfdb's own API: Kafka has no conditional append
+    topic = topic_name()
+    create_topic(bootstrap, topic, partitions=2, config=COMPACT)
+    event = lambda key, value, **h: {  # noqa: E731
+        "key": b64(key),
+        "value": b64(value),
+        "headers": [{"key": k, "value": b64(v.encode())} for k, v in h.items()],
+    }
+    # Stream version locking: each writer appends only if the stream is where it last saw it.
+    status, body = post(topic, 1, {"records": [event(b"order-7", b"created", by="a")], "expected_end_offset": 0})
+    assert (status, body["base_offset"], body["end_offset"]) == (200, 0, 1), body
+    status, body = post(topic, 1, {"records": [event(b"order-7", b"paid")], "expected_end_offset": 0})
+    assert (status, body["error"], body["current"]) == (409, "CONDITION_FAILED", 1), body
+    status, body = post(
+        topic, 1, {"records": [event(b"order-7", b"paid"), event(b"order-7", b"shipped")], "expected_end_offset": 1}
+    )
+    assert (status, body["base_offset"], body["end_offset"]) == (200, 1, 3), body
+    # By key: only if order-7's latest record is still at offset 2 (and a new key's at -1: none).
+    status, body = post(
+        topic, 1, {"records": [event(b"order-7", b"late")], "expected_key_offset": {"key": b64(b"order-7"), "offset": 1}}
+    )
+    assert (status, body["current"]) == (409, 2), body
+    status, body = post(
+        topic, 1, {"records": [event(b"order-8", b"created")], "expected_key_offset": {"key": b64(b"order-8"), "offset": -1}}
+    )
+    assert status == 200, body
+    # Unconditional, and bad requests.
+    assert post(topic, 1, {"records": [event(b"order-9", b"created")]})[0] == 200
+    assert post(topic, 1, {"records": []})[0] == 400
+    assert post(topic, 5, {"records": [event(b"k", b"v")]})[0] == 404
+    assert post(topic, 1, {"records": [{"key": None, "value": b64(b"v")}]})[0] == 400, "keyless on compacted"
+    # A Kafka consumer reads them as any records: keys, values, headers, dense offsets.
+    msgs = consume(bootstrap, topic, [1], expected=5)
+    assert [(m.offset, m.key, m.value) for m in msgs] == [
+        (0, b"order-7", b"created"),
+        (1, b"order-7", b"paid"),
+        (2, b"order-7", b"shipped"),
+        (3, b"order-8", b"created"),
+        (4, b"order-9", b"created"),
+    ]
+    assert msgs[0].headers == [("by", b"a")]
+    status, body, _ = lookup(topic, b"order-7", partition=1)
+    assert (status, body["offset"], body["value"]) == (200, 2, b64(b"shipped")), body

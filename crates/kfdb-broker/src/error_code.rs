@@ -184,6 +184,8 @@ fn code_of(e: &LogError) -> i16 {
         LogError::Corrupt(_) => UNKNOWN_SERVER_ERROR,
         // Whether it took effect is unknown: the client retries, as after a timeout.
         LogError::Abandoned(_) => REQUEST_TIMED_OUT,
+        // Only kfdb's HTTP API appends conditionally; no Kafka request can meet it.
+        LogError::ConditionFailed { .. } => INVALID_REQUEST,
         LogError::NodeIdInUse(_) => UNKNOWN_SERVER_ERROR,
         LogError::NotCoordinator => NOT_COORDINATOR,
     }

@@ -226,6 +226,16 @@ impl LocalCluster {
             .and_then(|n| n.as_ref().map(|n| n.broker.clone()))
     }
 
+    /// Every broker that runs.
+    pub async fn running_brokers(&self) -> Vec<Arc<Broker>> {
+        self.nodes
+            .lock()
+            .await
+            .iter()
+            .filter_map(|n| n.as_ref().map(|n| n.broker.clone()))
+            .collect()
+    }
+
     /// The first broker that runs, if any (any broker reads the whole store).
     pub async fn running_broker(&self) -> Option<Arc<Broker>> {
         self.nodes

@@ -40,10 +40,21 @@ pub(crate) struct AppendSettings {
 }
 
 /// One Produce request's batches for a partition, with each batch's records as the key index
-/// sees them when the topic keeps one.
+/// sees them when the topic keeps one, and a condition for a conditional append.
 pub(crate) struct Request<'a> {
     pub batches: &'a [Batch],
     pub records: Option<&'a [Vec<IndexedRecord>]>,
+    pub condition: Option<&'a Condition>,
+}
+
+/// What must hold, inside the append's store transaction, for a conditional append (kfdb's HTTP
+/// API; optimistic concurrency on a stream, as event stores offer it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// The partition's end offset (high watermark) is this.
+    EndOffset(i64),
+    /// The latest record of `key` (key index) is at `offset`; -1: the key has no record.
+    KeyOffset { key: bytes::Bytes, offset: i64 },
 }
 
 /// What one append transaction did.
@@ -98,6 +109,21 @@ pub(crate) async fn append(
         let mut written = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
+            if let Some(condition) = request.condition {
+                let current = match condition {
+                    Condition::EndOffset(_) => plan.state.next_offset,
+                    Condition::KeyOffset { key, .. } => keyindex::get(&tx, p, key, false)
+                        .await?
+                        .map_or(-1, |e| e.offset),
+                };
+                let expected = match condition {
+                    Condition::EndOffset(o) | Condition::KeyOffset { offset: o, .. } => *o,
+                };
+                if current != expected {
+                    results.push(Err(LogError::ConditionFailed { current }));
+                    continue;
+                }
+            }
             match plan.check(&tx, p, request).await? {
                 Checked::Refused(e) => results.push(Err(e)),
                 Checked::Accepted {

@@ -79,6 +79,10 @@ pub enum LogError {
     /// No transactional id by that name.
     #[error("unknown transactional id")]
     TransactionalIdNotFound,
+    /// A conditional append's condition did not hold: `current` is the partition's end offset or
+    /// the key's latest offset (-1: none), whichever the condition named. Nothing was written.
+    #[error("condition failed: the current value is {current}")]
+    ConditionFailed { current: i64 },
     /// A request that is valid Kafka but asks for something kfdb does not do.
     #[error("invalid request: {0}")]
     InvalidRequest(String),

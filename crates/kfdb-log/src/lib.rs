@@ -62,6 +62,7 @@ mod walk;
 mod watchers;
 mod writer;
 
+pub use append::Condition;
 pub use catalog::{AlterOp, NewTopic, TopicCatalog, TopicId, validate_topic_name};
 pub use clock::now_ms;
 pub use compaction::{Compacted, CompactionStats, Compactor};

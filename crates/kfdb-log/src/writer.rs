@@ -21,7 +21,7 @@
 //! instead of waiting forever. A writer with nothing queued is dropped, so an idle partition
 //! costs no memory.
 
-use crate::append::{self, AppendSettings};
+use crate::append::{self, AppendSettings, Condition};
 use crate::batch::Batch;
 use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
@@ -62,6 +62,8 @@ struct PendingAppend {
     batches: Vec<Batch>,
     /// Each batch's records as the key index sees them, when the topic keeps one.
     records: Option<Vec<Vec<IndexedRecord>>>,
+    /// What must hold for the append to happen (kfdb's conditional append).
+    condition: Option<Condition>,
     bytes: usize,
     reply: oneshot::Sender<LogResult<AppendResult>>,
 }
@@ -175,6 +177,27 @@ impl PartitionWriters {
         self.enqueue(topic, partition, batches)?.await
     }
 
+    /// Append only if `condition` holds when the append's own store transaction runs (exact with
+    /// any number of brokers); else `ConditionFailed` with the current value, nothing written.
+    pub async fn append_if(
+        self: &Arc<Self>,
+        topic: &Arc<TopicMeta>,
+        partition: i32,
+        batches: Vec<Batch>,
+        condition: Condition,
+    ) -> LogResult<AppendResult> {
+        if matches!(condition, Condition::KeyOffset { .. })
+            && !EffectiveConfig::new(&topic.configs).indexes_keys()
+        {
+            return Err(LogError::InvalidRequest(format!(
+                "topic {} keeps no key index, so an append cannot expect a key's offset",
+                topic.name
+            )));
+        }
+        self.enqueue_with(topic, partition, batches, Some(condition))?
+            .await
+    }
+
     /// Queue an append on the partition's writer now and return a future for its outcome. Appends
     /// queued one after another are appended in that order (a connection's pipelined Produce
     /// requests keep their order) and may share one commit.
@@ -183,6 +206,17 @@ impl PartitionWriters {
         topic: &Arc<TopicMeta>,
         partition: i32,
         batches: Vec<Batch>,
+    ) -> LogResult<impl std::future::Future<Output = LogResult<AppendResult>> + Send + 'static>
+    {
+        self.enqueue_with(topic, partition, batches, None)
+    }
+
+    fn enqueue_with(
+        self: &Arc<Self>,
+        topic: &Arc<TopicMeta>,
+        partition: i32,
+        batches: Vec<Batch>,
+        condition: Option<Condition>,
     ) -> LogResult<impl std::future::Future<Output = LogResult<AppendResult>> + Send + 'static>
     {
         let p = topic
@@ -228,6 +262,7 @@ impl PartitionWriters {
             Pending::Append(PendingAppend {
                 batches,
                 records,
+                condition,
                 bytes,
                 reply: tx,
             }),
@@ -361,6 +396,7 @@ impl PartitionWriters {
                 .map(|a| append::Request {
                     batches: &a.batches,
                     records: a.records.as_deref(),
+                    condition: a.condition.as_ref(),
                 })
                 .collect();
             // This broker must hold the partition (a no-op once claimed).

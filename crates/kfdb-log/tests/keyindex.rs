@@ -222,3 +222,101 @@ async fn lookups_follow_the_topic_config_and_the_log_start() {
     log.retention().delete_records(&t, 0, 2).await.unwrap();
     assert_eq!(lookup(&log, &t, b"a").await, None);
 }
+
+#[tokio::test]
+async fn conditional_appends_check_inside_their_transaction() {
+    use kfdb_log::Condition;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "stream", 1, &[("kfdb.key.index", "true")]).await;
+    let w = log.writers();
+    let r = w
+        .append_if(
+            &t,
+            0,
+            plain(&[(Some(b"order-1"), Some(b"created"))]),
+            Condition::EndOffset(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.base_offset, 0);
+    assert_eq!(
+        w.append_if(
+            &t,
+            0,
+            plain(&[(Some(b"x"), Some(b"y"))]),
+            Condition::EndOffset(0)
+        )
+        .await,
+        Err(LogError::ConditionFailed { current: 1 })
+    );
+    // Two appends expecting the same end offset, racing: exactly one lands.
+    let (a, b) = tokio::join!(
+        w.append_if(
+            &t,
+            0,
+            plain(&[(Some(b"order-1"), Some(b"paid"))]),
+            Condition::EndOffset(1)
+        ),
+        w.append_if(
+            &t,
+            0,
+            plain(&[(Some(b"order-1"), Some(b"cancelled"))]),
+            Condition::EndOffset(1)
+        ),
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    // By key: the latest offset of order-1 is 1; of a new key, -1 (none).
+    let key = |k: &'static [u8], offset| Condition::KeyOffset {
+        key: bytes::Bytes::from_static(k),
+        offset,
+    };
+    assert_eq!(
+        w.append_if(
+            &t,
+            0,
+            plain(&[(Some(b"order-1"), Some(b"late"))]),
+            key(b"order-1", 0)
+        )
+        .await,
+        Err(LogError::ConditionFailed { current: 1 })
+    );
+    let r = w
+        .append_if(
+            &t,
+            0,
+            plain(&[(Some(b"order-1"), Some(b"shipped"))]),
+            key(b"order-1", 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.base_offset, 2);
+    w.append_if(
+        &t,
+        0,
+        plain(&[(Some(b"order-2"), Some(b"created"))]),
+        key(b"order-2", -1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        lookup(&log, &t, b"order-1").await,
+        Some((2, Some(b"shipped".to_vec())))
+    );
+    // Without a key index, a key condition is refused before anything is queued.
+    let plain_topic = topic(&log, "events", 1, &[]).await;
+    assert!(matches!(
+        w.append_if(
+            &plain_topic,
+            0,
+            plain(&[(Some(b"k"), Some(b"v"))]),
+            key(b"k", -1)
+        )
+        .await,
+        Err(LogError::InvalidRequest(_))
+    ));
+}
