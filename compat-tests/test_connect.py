@@ -35,7 +35,8 @@ from conftest import on_kafka
 from connecthelpers import ConnectWorker, wait_running
 from txnhelpers import read_to_end
 
-KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500"]
+# Compaction looks at the compacted topics (changelogs, Connect's internal topics) every 200 ms.
+KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500", "--log-cleaner-backoff-ms", "200"]
 
 # Worker starts, restarts and rebalances: several minutes per test on 2 busy cores.
 pytestmark = pytest.mark.timeout(600)

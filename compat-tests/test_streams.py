@@ -26,7 +26,8 @@ import jvmhelpers
 from ckhelpers import admin_client, create_topic, produce, wait_for
 from txnhelpers import read_to_end
 
-KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500"]
+# Compaction looks at the compacted topics (changelogs, Connect's internal topics) every 200 ms.
+KFDB_ARGS = ["--group-initial-rebalance-delay-ms", "500", "--log-cleaner-backoff-ms", "200"]
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -1,5 +1,5 @@
 //! `kfdb topic ...` against an embedded store directory: create, paginated list, describe,
-//! delete, and errors a user would see.
+//! delete, and errors a user would see; `kfdb key get` on what kfdb's HTTP API appended.
 
 use std::process::{Command, Output};
 
@@ -60,4 +60,118 @@ fn topic_subcommands_create_list_describe_delete() {
     assert!(kfdb(dir.path(), &["delete", "orders"]).status.success());
     assert!(!kfdb(dir.path(), &["describe", "orders"]).status.success());
     assert_eq!(stdout(&kfdb(dir.path(), &["list"])), "b\nc\nd\n");
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the status code and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: kfdb\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+#[test]
+fn key_get_reads_what_the_http_api_appended() {
+    let bin = env!("CARGO_BIN_EXE_kfdb");
+    let api = format!("127.0.0.1:{}", kfdb_harness::free_port());
+    let mut server = kfdb_harness::Options::new(bin)
+        .args(["--http-listen", &api])
+        .start()
+        .unwrap();
+    let dir = server.data_dir().to_path_buf();
+    // The HTTP listener starts with the brokers; wait until it answers.
+    let mut tries = 0;
+    while std::net::TcpStream::connect(&api).is_err() {
+        tries += 1;
+        assert!(tries < 100, "HTTP API not listening");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The embedded store has one user at a time: the compacted topic is made with `kfdb topic`
+    // while kfdb is stopped, then kfdb serves it again.
+    let (status, body) = http(&api, "GET", "/v1/topics/none/keys/k", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{body}");
+    server.stop();
+    let created = kfdb(
+        &dir,
+        &[
+            "create",
+            "accounts",
+            "--partitions",
+            "2",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+    );
+    assert!(created.status.success(), "{created:?}");
+    let mut server = kfdb_harness::Options::new(bin)
+        .args(["--http-listen", &api])
+        .data_dir(&dir)
+        .start()
+        .unwrap();
+    let mut tries = 0;
+    while std::net::TcpStream::connect(&api).is_err() {
+        tries += 1;
+        assert!(tries < 100, "HTTP API not listening");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // "alice" -> "100", then "150" only if alice is still at offset 0 (base64: YWxpY2U=, MTAw, MTUw).
+    let rec = |v: &str| format!(r#"{{"records":[{{"key":"YWxpY2U=","value":"{v}"}}]}}"#);
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/v1/topics/accounts/partitions/1/records",
+        &rec("MTAw"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let cond = r#"{"records":[{"key":"YWxpY2U=","value":"MTUw"}],"expected_key_offset":{"key":"YWxpY2U=","offset":0}}"#;
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/v1/topics/accounts/partitions/1/records",
+        cond,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/v1/topics/accounts/partitions/1/records",
+        cond,
+    );
+    assert_eq!(status, 409, "the key moved on: {body}");
+    server.stop();
+    let get = |args: &[&str]| {
+        Command::new(bin)
+            .arg("key")
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("get")
+            .args(args)
+            .env("KFDB_LOG", "error")
+            .output()
+            .expect("run kfdb")
+    };
+    let found = get(&["accounts", "alice", "--partition", "1"]);
+    assert!(found.status.success(), "{found:?}");
+    assert_eq!(stdout(&found), "150\n");
+    let text = get(&["accounts", "alice", "--partition", "1", "--format", "text"]);
+    assert!(stdout(&text).contains("offset 1\n"), "{}", stdout(&text));
+    let missing = get(&["accounts", "bob", "--partition", "1"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no record"));
+    let other = get(&["accounts", "alice", "--partition", "0"]);
+    assert!(
+        !other.status.success(),
+        "alice was written to partition 1 only"
+    );
 }
