@@ -105,7 +105,8 @@ pub(crate) async fn read_log(
     max_bytes: usize,
 ) -> LogResult<Bytes> {
     use futures::TryStreamExt;
-    let range = RangeOption::new(keys::log_from(p, from), keys::log_from(p, until));
+    let range = RangeOption::new(keys::log_from(p, from), keys::log_from(p, until))
+        .target_bytes(max_bytes.clamp(1, 16 * 1024 * 1024));
     let mut stream = Box::pin(tx.get_ranges(range, true));
     let mut out = bytes::BytesMut::new();
     let mut current: Option<i64> = None;

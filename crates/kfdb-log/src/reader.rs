@@ -17,9 +17,8 @@ use crate::keyindex::{self, KeyedRecord};
 use crate::keys;
 use crate::partition;
 use crate::tails::Tails;
-use crate::values::{self, PartitionState, TopicMeta};
-use bytes::{Bytes, BytesMut};
-use futures::TryStreamExt;
+use crate::values::{PartitionState, TopicMeta};
+use bytes::Bytes;
 use kfdb_kv::{Database, RangeOption, Transaction};
 use std::sync::Arc;
 
@@ -57,32 +56,14 @@ pub struct OffsetLookup {
 }
 
 /// Read whole batches starting with the one holding `offset`, until `max_bytes` is reached at a
-/// batch boundary (the first batch always whole), or `max_batches` batches.
+/// batch boundary (the first batch always whole).
 async fn read_batches(
     tx: &Transaction,
     p: PartitionId,
     offset: i64,
     max_bytes: usize,
 ) -> LogResult<Bytes> {
-    let (_, end) = keys::log_range(p);
-    let range = RangeOption::new(keys::log_from(p, offset), end)
-        .target_bytes(max_bytes.clamp(1, 16 * 1024 * 1024));
-    let mut stream = Box::pin(tx.get_ranges(range, true));
-    let mut out = BytesMut::new();
-    let mut current: Option<i64> = None;
-    while let Some(rows) = stream.try_next().await? {
-        for kv in rows {
-            let (last, _chunk) = keys::parse_log_chunk(p, &kv.key)?;
-            if current != Some(last) {
-                if current.is_some() && out.len() >= max_bytes {
-                    return Ok(out.freeze());
-                }
-                current = Some(last);
-            }
-            out.extend_from_slice(values::decode_chunk(&kv.value)?);
-        }
-    }
-    Ok(out.freeze())
+    partition::read_log(tx, p, offset, i64::MAX, max_bytes).await
 }
 
 /// See the module documentation.
