@@ -292,13 +292,14 @@ async fn post_records(
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(e) => {
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "MESSAGE_TOO_LARGE",
-                format!("the body could not be read whole (at most {MAX_BODY} bytes): {e}"),
+                format!("the body is over {MAX_BODY} bytes"),
             );
         }
+        Err(e) => return bad(format!("the body could not be read: {e}")),
     };
     let body: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -112,8 +112,10 @@ pub(crate) async fn append(
             if let Some(condition) = request.condition {
                 let current = match condition {
                     Condition::EndOffset(_) => plan.state.next_offset,
+                    // A record below the log start is gone (retention): as no record.
                     Condition::KeyOffset { key, .. } => keyindex::get(&tx, p, key, false)
                         .await?
+                        .filter(|e| e.offset >= plan.state.log_start)
                         .map_or(-1, |e| e.offset),
                 };
                 let expected = match condition {
@@ -145,8 +147,15 @@ pub(crate) async fn append(
                         if let Some(records) = records
                             && !batch.is_transactional()
                         {
-                            keyindex::index_batch(&tx, p, stored.base_offset, records, append_time)
-                                .await?;
+                            keyindex::index_batch(
+                                &tx,
+                                p,
+                                stored.base_offset,
+                                records,
+                                append_time,
+                                keyindex::Indexing::Appended,
+                            )
+                            .await?;
                         }
                         written.push(stored);
                     }

@@ -23,7 +23,8 @@
 //! A pass runs only when the partition is due: its dirty share of bytes (written since the last
 //! pass) is at least `min.cleanable.dirty.ratio`, or its oldest dirty record is older than
 //! `max.compaction.lag.ms`. It runs on the partition's leader, one bounded store transaction at a
-//! time (about [`CHUNK_BYTES`] of batches), each holding the partition's writer, so appends wait
+//! time (about [`CHUNK_BYTES`] of batches, at most [`CHUNK_RECORDS`] records looked up), each
+//! holding the partition's writer, so appends wait
 //! for at most one such transaction. Which partitions to look at comes from the writers (`Tails`
 //! remembers compacted partitions appended to); a partition nobody wrote to is never scanned again.
 
@@ -47,6 +48,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Bytes of batches one compaction transaction reads (and at most rewrites).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
+/// Records one compaction transaction looks up in the key index (each a read: on FoundationDB,
+/// a transaction must finish within 5 s).
+pub const CHUNK_RECORDS: usize = 2_000;
 /// Topics listed per page when every compacted partition is checked.
 const TOPIC_PAGE: usize = 1_000;
 
@@ -148,17 +152,31 @@ impl Compactor {
         };
         let mut again = Vec::new();
         for p in self.tails.take_dirty() {
-            let Some(topic) = self.topics.get_by_tid(p.tid).await? else {
-                continue;
+            let topic = match self.topics.get_by_tid(p.tid).await {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    failed(p, &e);
+                    again.push(p);
+                    continue;
+                }
             };
             if !self.leadership.leads(p) {
                 continue;
             }
-            let (done, plan) = self.compact_at(&topic, p, now).await?;
-            if done.pending {
-                again.push(p);
+            match self.compact_at(&topic, p, now).await {
+                Ok((done, plan)) => {
+                    if done.pending {
+                        again.push(p);
+                    }
+                    visit(done, plan);
+                }
+                // One partition's failure (a store fault) does not hold the others back.
+                Err(e) => {
+                    failed(p, &e);
+                    again.push(p);
+                }
             }
-            visit(done, plan);
         }
         if all {
             let mut after: Option<String> = None;
@@ -171,11 +189,18 @@ impl Compactor {
                     for i in 0..topic.partitions {
                         let p = PartitionId::new(topic.id, i);
                         if self.leadership.leads(p) {
-                            let (done, plan) = self.compact_at(topic, p, now).await?;
-                            if done.pending {
-                                again.push(p);
+                            match self.compact_at(topic, p, now).await {
+                                Ok((done, plan)) => {
+                                    if done.pending {
+                                        again.push(p);
+                                    }
+                                    visit(done, plan);
+                                }
+                                Err(e) => {
+                                    failed(p, &e);
+                                    again.push(p);
+                                }
                             }
-                            visit(done, plan);
                         }
                     }
                 }
@@ -336,6 +361,10 @@ impl Compactor {
     }
 }
 
+fn failed(p: PartitionId, e: &LogError) {
+    tracing::warn!(partition = %p, error = %e, "compaction of a partition failed; it is retried");
+}
+
 /// The cleaner state of `p` (the whole log dirty if compaction never ran).
 async fn read_cleaner(
     tx: &Transaction,
@@ -475,7 +504,13 @@ async fn clean_chunk(
         }
         _ => Vec::new(),
     };
+    let mut processed = 0usize;
+    let mut stopped: Option<i64> = None;
     for b in &batches {
+        if processed >= CHUNK_RECORDS {
+            stopped = Some(b.base_offset());
+            break;
+        }
         let old = b.bytes.len() as i64;
         let (kept, removed) = if b.is_control() {
             marker_fate(tx, p, b, settings)?
@@ -486,7 +521,20 @@ async fn clean_chunk(
         {
             (Some(Vec::new()), b.record_count.max(0) as u64)
         } else {
-            let raw = records::raw_records(b)?;
+            let raw = match records::raw_records(b) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    // Never validated record by record (written before the topic compacted):
+                    // kept as it is rather than guessed at.
+                    tracing::warn!(partition = %p, offset = b.base_offset(), error = %e,
+                        "compaction keeps a batch whose records do not decode");
+                    Vec::new()
+                }
+            };
+            if raw.is_empty() {
+                chunk.clean_bytes += old;
+                continue;
+            }
             let mut keep = Vec::with_capacity(raw.len());
             for r in &raw {
                 match live(tx, p, b, r, settings).await? {
@@ -504,6 +552,7 @@ async fn clean_chunk(
                     Fate::Drop => {}
                 }
             }
+            processed += raw.len();
             let removed = (raw.len() - keep.len()) as u64;
             ((removed > 0).then_some(keep), removed)
         };
@@ -532,8 +581,9 @@ async fn clean_chunk(
     if chunk.changed {
         partition::write_state(tx, p, &state);
     }
-    match batches.last() {
-        Some(l) if last_offset(l) + 1 < end => chunk.next = Some(last_offset(l) + 1),
+    match (stopped, batches.last()) {
+        (Some(next), _) => chunk.next = Some(next),
+        (None, Some(l)) if last_offset(l) + 1 < end => chunk.next = Some(last_offset(l) + 1),
         _ => {
             // After a backfill the whole log stays dirty: the next pass finishes the job.
             let cleaner = if chunk.backfilled {
@@ -631,7 +681,7 @@ async fn live(
             let timestamp = if b.is_log_append_time() {
                 b.max_timestamp
             } else {
-                b.base_timestamp + r.timestamp_delta
+                b.base_timestamp.saturating_add(r.timestamp_delta)
             };
             let entry = KeyIndexEntry {
                 offset,

@@ -52,7 +52,7 @@ pub fn records_of(batch: &Batch) -> LogResult<Vec<IndexedRecord>> {
         .map(|r| IndexedRecord {
             delta: r.offset_delta,
             key: r.key,
-            timestamp: batch.base_timestamp + r.timestamp_delta,
+            timestamp: batch.base_timestamp.saturating_add(r.timestamp_delta),
             tombstone: r.tombstone,
         })
         .collect())
@@ -119,6 +119,16 @@ fn hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key)
 }
 
+/// How a batch's records enter the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Indexing {
+    /// Appended now: each record is the newest of its key.
+    Appended,
+    /// Committed now, appended earlier: a record enters only where the index holds no newer
+    /// record of its key (a plain record, or another transaction's, may have come after it).
+    Committed,
+}
+
 /// Index the records of a batch stored at `base_offset` in `p` (in `tx`, the transaction that
 /// appends or commits them). `append_time` is the batch's append time on `LogAppendTime` topics.
 pub(crate) async fn index_batch(
@@ -127,11 +137,20 @@ pub(crate) async fn index_batch(
     base_offset: i64,
     records: &[IndexedRecord],
     append_time: Option<i64>,
+    how: Indexing,
 ) -> LogResult<()> {
     for r in records {
         let Some(key) = &r.key else { continue };
+        let offset = base_offset + i64::from(r.delta);
+        if how == Indexing::Committed
+            && get(tx, p, key, false)
+                .await?
+                .is_some_and(|e| e.offset > offset)
+        {
+            continue;
+        }
         let entry = KeyIndexEntry {
-            offset: base_offset + i64::from(r.delta),
+            offset,
             timestamp: append_time.unwrap_or(r.timestamp),
             tombstone: r.tombstone,
             horizon_ms: -1,

@@ -124,7 +124,15 @@ async fn index_committed(
         let base = b.base_offset();
         let append_time = b.is_log_append_time().then_some(b.max_timestamp);
         let records = keyindex::records_of(&b)?;
-        keyindex::index_batch(tx, p, base, &records, append_time).await?;
+        keyindex::index_batch(
+            tx,
+            p,
+            base,
+            &records,
+            append_time,
+            keyindex::Indexing::Committed,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -87,7 +87,8 @@ fn decompressed(b: &Batch) -> LogResult<Bytes> {
 /// The records of stored batch `b`, in order.
 pub(crate) fn raw_records(b: &Batch) -> LogResult<Vec<RawRecord>> {
     let mut section = decompressed(b)?;
-    let mut out = Vec::with_capacity(b.record_count.max(0) as usize);
+    // The count is the client's word: never reserve more than the bytes could hold.
+    let mut out = Vec::with_capacity((b.record_count.max(0) as usize).min(section.len()));
     for _ in 0..b.record_count {
         let mut whole = section.clone();
         let len = usize::try_from(varint(&mut section)?).map_err(corrupt)?;
@@ -264,6 +265,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_huge_record_count_is_an_error_not_an_allocation() {
+        let b = encode(3, Compression::None, (-1, -1, -1));
+        let mut bytes = b.bytes.to_vec();
+        bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let lying = stored_batches(&Bytes::from(bytes)).remove(0);
+        assert_eq!(lying.record_count, i32::MAX);
+        assert!(raw_records(&lying).is_err());
     }
 
     #[test]

@@ -396,3 +396,41 @@ async fn turning_compaction_on_keeps_every_keys_latest_record() {
     assert_eq!(latest(&after), expected);
     assert_eq!(after.len(), 4);
 }
+
+#[tokio::test]
+async fn a_pass_over_many_records_spans_several_bounded_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = compacted_topic(&log, "many", &[]).await;
+    // 6,000 records over 50 keys in 60 batches: more than one transaction's records.
+    for round in 0..60u32 {
+        let owned: Vec<(Vec<u8>, Vec<u8>)> = (0..100u32)
+            .map(|i| {
+                let n = round * 100 + i;
+                (
+                    format!("k{}", n % 50).into_bytes(),
+                    n.to_be_bytes().to_vec(),
+                )
+            })
+            .collect();
+        let records: Vec<KeyValue<'_>> = owned
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+            .collect();
+        log.writers()
+            .append(
+                &t,
+                0,
+                keyed(&records, Compression::Lz4, (-1, -1, -1), false),
+            )
+            .await
+            .unwrap();
+    }
+    let before = read_all(&log, &t).await;
+    assert!(log.compactor().compact(&t, 0).await.unwrap().ran);
+    let after = read_all(&log, &t).await;
+    assert_eq!(latest(&after), latest(&before));
+    // 50 latest records (all in the last batch) plus the rest of that untouched batch.
+    assert_eq!(after.len(), 100);
+    assert_eq!(after[0].0, 5_900);
+}

@@ -165,6 +165,30 @@ async fn transactional_records_count_once_committed_and_never_when_aborted() {
     );
     assert_eq!(lookup(&log, &t, b"c").await, None);
 
+    // A transaction committing after a later plain record of the same key does not take the key
+    // back to its older record.
+    log.txns()
+        .add("app", pid, epoch, TxnAddition::Partitions(&p))
+        .await
+        .unwrap();
+    let old = [(Some(&b"e"[..]), Some(&b"in-txn"[..]))];
+    let r = log
+        .writers()
+        .append(&t, 0, keyed(&old, Compression::None, (pid, epoch, 3), true))
+        .await
+        .unwrap();
+    let later = log
+        .writers()
+        .append(&t, 0, plain(&[(Some(b"e"), Some(b"plain-later"))]))
+        .await
+        .unwrap();
+    assert!(later.base_offset > r.base_offset);
+    log.txns().end("app", pid, epoch, true).await.unwrap();
+    assert_eq!(
+        lookup(&log, &t, b"e").await,
+        Some((later.base_offset, Some(b"plain-later".to_vec())))
+    );
+
     // An idempotent producer's records are indexed with their append.
     let (ipid, iepoch) = (log.producers().allocate_id().await.unwrap(), 0);
     let three = [(Some(&b"c"[..]), Some(&b"c2"[..]))];
