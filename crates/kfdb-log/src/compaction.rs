@@ -320,7 +320,7 @@ impl Compactor {
                 let Some(state) = partition::read_stored_state(&tx, p, true).await? else {
                     return Ok(None);
                 };
-                let Some(last) = last_batch(&tx, p).await? else {
+                let Some(last) = partition::last_batch(&tx, p).await? else {
                     return Ok(None);
                 };
                 let cleaner = read_cleaner(&tx, p, &state).await?;
@@ -338,7 +338,7 @@ impl Compactor {
                 let dirty =
                     dirty_bytes(&tx, p, cleaner.clean_offset, end, clean, min_ratio).await?;
                 let dirty_per_mille = dirty * 1000 / (clean + dirty).max(1);
-                let lag_ms = match batch_at(&tx, p, cleaner.clean_offset).await? {
+                let lag_ms = match partition::batch_at(&tx, p, cleaner.clean_offset).await? {
                     Some(b) if b.base_offset < end => (now - b.max_timestamp).max(0),
                     _ => 0,
                 };
@@ -400,7 +400,7 @@ async fn dirty_bytes(
     let mut dirty = 0i64;
     while let Some(rows) = stream.try_next().await? {
         for kv in rows {
-            dirty += BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value)?.size;
+            dirty += partition::batch_info_of(p, &kv)?.size;
             if dirty as f64 >= ratio * (clean + dirty) as f64 && dirty > 0 {
                 return Ok(dirty);
             }
@@ -409,49 +409,14 @@ async fn dirty_bytes(
     Ok(dirty)
 }
 
-/// The batch-index row of the partition's last batch.
-async fn last_batch(tx: &Transaction, p: PartitionId) -> LogResult<Option<BatchInfo>> {
-    let (b, e) = keys::batch_index_range(p);
-    let rows = tx
-        .get_range(&RangeOption::new(b, e).limit(1).reverse(true), true)
-        .await?;
-    rows.kvs
-        .first()
-        .map(|kv| BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value))
-        .transpose()
-}
-
-/// The batch-index row of the batch holding `offset` (or the first after it).
-async fn batch_at(tx: &Transaction, p: PartitionId, offset: i64) -> LogResult<Option<BatchInfo>> {
-    let (_, e) = keys::batch_index_range(p);
-    let rows = tx
-        .get_range(
-            &RangeOption::new(keys::batch_index(p, offset), e).limit(1),
-            true,
-        )
-        .await?;
-    rows.kvs
-        .first()
-        .map(|kv| BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value))
-        .transpose()
-}
-
-/// The base offset of the first batch holding a record newer than `t` (from the time index: the
-/// first batch whose max timestamp exceeds `t` is the first to raise the running maximum past
-/// it).
+/// The base offset of the first batch holding a record newer than `t`.
 async fn first_newer_than(tx: &Transaction, p: PartitionId, t: i64) -> LogResult<Option<i64>> {
-    let (_, e) = keys::time_index_range(p);
-    let rows = tx
-        .get_range(
-            &RangeOption::new(keys::time_index(p, t.saturating_add(1), i64::MIN), e).limit(1),
-            true,
-        )
-        .await?;
-    let Some(kv) = rows.kvs.first() else {
-        return Ok(None);
-    };
-    let (_, last_offset) = keys::parse_time_index(p, &kv.key)?;
-    Ok(batch_at(tx, p, last_offset).await?.map(|b| b.base_offset))
+    match partition::first_batch_reaching(tx, p, t.saturating_add(1)).await? {
+        Some(last) => Ok(partition::batch_at(tx, p, last)
+            .await?
+            .map(|b| b.base_offset)),
+        None => Ok(None),
+    }
 }
 
 /// What one compaction transaction did.

@@ -220,10 +220,57 @@ pub(crate) async fn batch_infos(
     let rows = tx
         .get_range(&RangeOption::new(b, e).limit(limit), false)
         .await?;
+    rows.kvs.iter().map(|kv| batch_info_of(p, kv)).collect()
+}
+
+/// A batch-index row of `p`, decoded.
+pub(crate) fn batch_info_of(p: PartitionId, kv: &kfdb_kv::KeyValue) -> LogResult<BatchInfo> {
+    BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value)
+}
+
+/// The first batch-index row of `range` (a snapshot read).
+async fn first_batch_info(
+    tx: &Transaction,
+    p: PartitionId,
+    range: RangeOption,
+) -> LogResult<Option<BatchInfo>> {
+    let rows = tx.get_range(&range.limit(1), true).await?;
+    rows.kvs.first().map(|kv| batch_info_of(p, kv)).transpose()
+}
+
+/// The batch-index row of the batch holding `offset`, or of the first after it.
+pub(crate) async fn batch_at(
+    tx: &Transaction,
+    p: PartitionId,
+    offset: i64,
+) -> LogResult<Option<BatchInfo>> {
+    let (_, e) = keys::batch_index_range(p);
+    first_batch_info(tx, p, RangeOption::new(keys::batch_index(p, offset), e)).await
+}
+
+/// The batch-index row of the partition's last batch.
+pub(crate) async fn last_batch(tx: &Transaction, p: PartitionId) -> LogResult<Option<BatchInfo>> {
+    let (b, e) = keys::batch_index_range(p);
+    first_batch_info(tx, p, RangeOption::new(b, e).reverse(true)).await
+}
+
+/// The last offset of the first batch holding a record with a timestamp of at least `t`, from the
+/// time index: the first batch whose max timestamp reaches `t` is the first to raise the
+/// partition's running maximum to it (a snapshot read).
+pub(crate) async fn first_batch_reaching(
+    tx: &Transaction,
+    p: PartitionId,
+    t: i64,
+) -> LogResult<Option<i64>> {
+    let (b, e) = keys::time_index_range(p);
+    let from = keys::time_index(p, t, 0);
+    let rows = tx
+        .get_range(&RangeOption::new(from.max(b), e).limit(1), true)
+        .await?;
     rows.kvs
-        .iter()
-        .map(|kv| BatchInfo::decode(keys::parse_batch_index(p, &kv.key)?, &kv.value))
-        .collect()
+        .first()
+        .map(|row| keys::parse_time_index(p, &row.key).map(|(_, last)| last))
+        .transpose()
 }
 
 // ---- idempotent producers -------------------------------------------------------------------

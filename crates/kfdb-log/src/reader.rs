@@ -14,12 +14,11 @@ use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keyindex::{self, KeyedRecord};
-use crate::keys;
 use crate::partition;
 use crate::tails::Tails;
 use crate::values::{PartitionState, TopicMeta};
 use bytes::Bytes;
-use kfdb_kv::{Database, RangeOption, Transaction};
+use kfdb_kv::{Database, Transaction};
 use std::sync::Arc;
 
 /// What a fetch of one partition returns.
@@ -303,15 +302,9 @@ impl PartitionReader {
                         Ok(found.unwrap_or(NOT_FOUND))
                     }
                     t if t >= 0 => {
-                        let (b, e) = keys::time_index_range(p);
-                        let from = keys::time_index(p, t, 0);
-                        let rows = tx
-                            .get_range(&RangeOption::new(from.max(b), e).limit(1), true)
-                            .await?;
-                        let Some(row) = rows.kvs.first() else {
+                        let Some(last) = partition::first_batch_reaching(&tx, p, t).await? else {
                             return Ok(NOT_FOUND);
                         };
-                        let (_, last) = keys::parse_time_index(p, &row.key)?;
                         let last = last.max(state.log_start);
                         let found = first_at_or_after(&tx, p, last, t).await?;
                         Ok(found.unwrap_or(NOT_FOUND))
