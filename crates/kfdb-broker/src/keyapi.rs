@@ -28,6 +28,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use kfdb_log::batch::NewRecord;
 use kfdb_log::{Condition, KeyedRecord, Log, LogError, StoreFault, default_partition};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
@@ -197,10 +198,6 @@ fn b64_field(v: &serde_json::Value, name: &str) -> Result<Option<Bytes>, String>
 
 /// The records of a POST body as one v2 batch (no producer id, timestamps now, uncompressed).
 fn batch_of(body: &serde_json::Value) -> Result<Vec<kfdb_log::batch::Batch>, String> {
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
     let items = body
         .get("records")
         .and_then(|r| r.as_array())
@@ -209,7 +206,7 @@ fn batch_of(body: &serde_json::Value) -> Result<Vec<kfdb_log::batch::Batch>, Str
     let now = kfdb_log::now_ms();
     let mut records = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let mut headers = kafka_protocol::indexmap::IndexMap::new();
+        let mut headers = Vec::new();
         for h in item
             .get("headers")
             .and_then(|h| h.as_array())
@@ -220,34 +217,17 @@ fn batch_of(body: &serde_json::Value) -> Result<Vec<kfdb_log::batch::Batch>, Str
                 .get("key")
                 .and_then(|k| k.as_str())
                 .ok_or(format!("record {i}: a header needs a string key"))?;
-            headers.insert(
-                StrBytes::from_string(name.to_string()),
-                b64_field(h, "value")?,
-            );
+            headers.push((name.to_string(), b64_field(h, "value")?));
         }
-        records.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: now,
+        records.push(NewRecord {
             key: b64_field(item, "key").map_err(|e| format!("record {i}: {e}"))?,
             value: b64_field(item, "value").map_err(|e| format!("record {i}: {e}"))?,
             headers,
+            timestamp: now,
         });
     }
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
-    kfdb_log::batch::parse_batches(&buf.freeze()).map_err(|e| e.to_string())
+    kfdb_log::batch::new_batch(&records, kafka_protocol::records::Compression::None)
+        .map_err(|e| e.to_string())
 }
 
 /// The condition of a POST body, if it names one.

@@ -211,6 +211,62 @@ pub fn stored_batches(records: &Bytes) -> Vec<Batch> {
     out
 }
 
+/// A record kfdb writes itself (its HTTP API, tools, tests): what [`new_batch`] encodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewRecord {
+    /// The key (`None`: no key).
+    pub key: Option<Bytes>,
+    /// The value (`None`: a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order (a name given twice keeps its last value: kafka-protocol holds them in a
+    /// map).
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// The record's timestamp (CreateTime).
+    pub timestamp: i64,
+}
+
+/// `records` (at least one) as one v2 batch without a producer id, compressed with
+/// `compression`, validated as a Produce request's batches are.
+pub fn new_batch(
+    records: &[NewRecord],
+    compression: kafka_protocol::records::Compression,
+) -> LogResult<Vec<Batch>> {
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // offset - sequence constant, or the encoder starts a batch per record.
+            sequence: i as i32,
+            timestamp: r.timestamp,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                .collect(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .map_err(|e| LogError::InvalidRequest(format!("records do not encode: {e}")))?;
+    parse_batches(&buf.freeze())
+}
+
 /// Split the `records` of one partition of a Produce request into validated v2 batches.
 pub fn parse_batches(records: &Bytes) -> LogResult<Vec<Batch>> {
     let corrupt = |m: String| LogError::CorruptMessage(m);

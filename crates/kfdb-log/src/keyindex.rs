@@ -302,43 +302,21 @@ mod tests {
 
     #[test]
     fn reads_keys_tombstones_and_deltas_also_from_compressed_batches() {
-        use crate::batch::parse_batches;
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
+        use crate::batch::{NewRecord, new_batch, parse_batches};
+        use kafka_protocol::records::Compression;
         let encode = |keys: &[Option<&'static str>], compression| {
-            let records: Vec<Record> = keys
+            let records: Vec<NewRecord> = keys
                 .iter()
                 .enumerate()
-                .map(|(i, k)| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    // offset - sequence constant, or the encoder starts a batch per record.
-                    sequence: i as i32,
-                    timestamp: 10 + i as i64,
+                .map(|(i, k)| NewRecord {
                     key: k.map(|k| Bytes::from_static(k.as_bytes())),
                     // Every third record a tombstone.
                     value: (i % 3 != 2).then(|| Bytes::from_static(b"v")),
-                    headers: Default::default(),
+                    headers: Vec::new(),
+                    timestamp: 10 + i as i64,
                 })
                 .collect();
-            let mut buf = bytes::BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .unwrap();
-            let mut batches = parse_batches(&buf.freeze()).unwrap();
+            let mut batches = new_batch(&records, compression).unwrap();
             assert_eq!(batches.len(), 1);
             batches.remove(0)
         };

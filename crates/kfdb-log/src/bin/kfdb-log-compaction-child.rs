@@ -5,48 +5,16 @@
 //! compactions, appends and commits — and checks that no acknowledged latest record was lost, no
 //! offset appears twice and the key index agrees with the log.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 use kfdb_kv::Database;
 use kfdb_kv::embedded::EmbeddedOptions;
-use kfdb_log::{Log, LogConfig, NewTopic, batch};
+use kfdb_log::batch::{self, NewRecord};
+use kfdb_log::{Log, LogConfig, NewTopic};
 use std::io::Write;
 
 const TOPIC: &str = "crash-compacted";
 const KEYS: u64 = 40;
-
-fn encode(records: &[(String, Option<String>)], compression: Compression) -> Bytes {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: kfdb_log::now_ms(),
-            key: Some(Bytes::from(k.clone())),
-            value: v.clone().map(Bytes::from),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    if RecordBatchEncoder::encode(&mut buf, &recs, &options).is_err() {
-        std::process::exit(3);
-    }
-    buf.freeze()
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,7 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let compression =
             [Compression::None, Compression::Zstd, Compression::Lz4][(n % 3) as usize];
-        let batches = batch::parse_batches(&encode(&records, compression))?;
+        let new: Vec<NewRecord> = records
+            .iter()
+            .map(|(k, v)| NewRecord {
+                key: Some(Bytes::from(k.clone())),
+                value: v.clone().map(Bytes::from),
+                headers: Vec::new(),
+                timestamp: kfdb_log::now_ms(),
+            })
+            .collect();
+        let batches = batch::new_batch(&new, compression)?;
         let appended = log.writers().append(&topic, 0, batches).await?;
         for (i, (k, v)) in records.iter().enumerate() {
             writeln!(
