@@ -103,7 +103,8 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/octet-stream"));
-    let Some(broker) = cluster.running_broker().await else {
+    // Any running broker reads the whole store.
+    let Some(broker) = cluster.running_brokers().await.into_iter().next() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "BROKER_NOT_AVAILABLE",

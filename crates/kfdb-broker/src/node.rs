@@ -236,15 +236,6 @@ impl LocalCluster {
             .collect()
     }
 
-    /// The first broker that runs, if any (any broker reads the whole store).
-    pub async fn running_broker(&self) -> Option<Arc<Broker>> {
-        self.nodes
-            .lock()
-            .await
-            .iter()
-            .find_map(|n| n.as_ref().map(|n| n.broker.clone()))
-    }
-
     /// Controlled shutdown of every broker, together.
     pub async fn shutdown(&self) {
         let nodes: Vec<BrokerNode> = self

@@ -63,8 +63,6 @@ pub struct CompactionStats {
     pub records_removed: AtomicU64,
     /// Bytes the log shrank by.
     pub bytes_removed: AtomicU64,
-    /// Batches rewritten or dropped.
-    pub batches_changed: AtomicU64,
     /// The highest dirty ratio (per mille) seen in the last check of the partitions.
     pub max_dirty_per_mille: AtomicI64,
     /// The longest time a dirty record had waited (ms) in the last check of the partitions.
@@ -272,9 +270,6 @@ impl Compactor {
             }
             done.records_removed += chunk.records_removed;
             done.bytes_removed = (done.bytes_removed as i64 + chunk.bytes_removed).max(0) as u64;
-            self.stats
-                .batches_changed
-                .fetch_add(chunk.batches_changed, Ordering::Relaxed);
             clean_bytes = chunk.clean_bytes;
             backfilled = chunk.backfilled;
             horizon = chunk.horizon_ms;
@@ -431,7 +426,6 @@ struct Chunk {
     backfilled: bool,
     /// The earliest delete horizon of a tombstone the pass kept (so far; -1: none).
     horizon_ms: i64,
-    batches_changed: u64,
     records_removed: u64,
     bytes_removed: i64,
 }
@@ -535,7 +529,6 @@ async fn clean_chunk(
         };
         if new != old || removed > 0 {
             chunk.changed = true;
-            chunk.batches_changed += 1;
         }
         chunk.records_removed += removed;
         // A rebuilt batch can even grow a little (recompressed): net bytes, counted signed.
