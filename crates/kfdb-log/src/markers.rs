@@ -14,7 +14,6 @@
 
 use crate::batch::{self, Batch};
 use crate::cache::NewBatch;
-use crate::config::EffectiveConfig;
 use crate::error::LogResult;
 use crate::ids::PartitionId;
 use crate::keyindex;
@@ -41,16 +40,17 @@ pub(crate) struct Marker {
     pub now: i64,
 }
 
-/// Write `marker` into partition `p` in `tx`, as the coordinator on broker `node`. `None` when
-/// the topic no longer exists. A partition another broker leads gets an inbox entry, so that
+/// Write `marker` into partition `p` in `tx`, as the coordinator on broker `node`; `index_keys`:
+/// the topic keeps a key index (from its cached metadata). `None` when the topic no longer exists. A partition another broker leads gets an inbox entry, so that
 /// broker's cached tail of it does not go stale.
 pub(crate) async fn write_marker(
     tx: &Transaction,
     node: i32,
     p: PartitionId,
     marker: Marker,
+    index_keys: bool,
 ) -> LogResult<Option<Landed>> {
-    let Some((meta, owner, mut state)) = partition::begin_marker_write(tx, p).await? else {
+    let Some((owner, mut state)) = partition::begin_marker_write(tx, p).await? else {
         return Ok(None);
     };
     let epoch = owner.map(|o| o.epoch).unwrap_or(0);
@@ -63,8 +63,8 @@ pub(crate) async fn write_marker(
     let producer = partition::read_producer(tx, p, pid, false).await?;
     let first = partition::read_open(tx, p, pid).await?;
     if marker.commit
+        && index_keys
         && let Some(first) = first
-        && EffectiveConfig::new(&meta.configs).indexes_keys()
     {
         index_committed(tx, p, pid, first, state.next_offset).await?;
     }

@@ -18,7 +18,7 @@ use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
 use crate::values::{
-    self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TopicMeta, TxnPartition,
+    self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition,
     decode_open_txn,
 };
 use bytes::Bytes;
@@ -75,23 +75,22 @@ pub(crate) async fn begin_write(
     Ok(Some((owner, state)))
 }
 
-/// The prelude of a transaction marker's write into `p`, whoever leads it: the topic (`None` if
-/// it no longer exists), the current owner (`None` for a partition nobody has written: epoch 0,
-/// no owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
+/// The prelude of a transaction marker's write into `p`, whoever leads it: the topic still exists
+/// (`None` if not), the current owner (`None` for a partition nobody has written: epoch 0, no
+/// owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
 pub(crate) async fn begin_marker_write(
     tx: &Transaction,
     p: PartitionId,
-) -> LogResult<Option<(TopicMeta, Option<Owner>, PartitionState)>> {
-    let Some(meta) = tx.get(&keys::topic_meta(p.tid), false).await? else {
+) -> LogResult<Option<(Option<Owner>, PartitionState)>> {
+    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
         return Ok(None);
-    };
-    let meta = TopicMeta::decode(p.tid, &meta)?;
+    }
     let owner = match tx.get(&keys::partition_owner(p), false).await? {
         Some(v) => Some(Owner::decode(&v)?),
         None => None,
     };
     let state = read_state(tx, p, false).await?;
-    Ok(Some((meta, owner, state)))
+    Ok(Some((owner, state)))
 }
 
 /// The stored bytes of the batches holding offsets `from..until` of `p` (whole batches; a

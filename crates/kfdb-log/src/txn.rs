@@ -23,6 +23,7 @@
 
 use crate::catalog::TopicCatalog;
 use crate::clock::now_ms;
+use crate::config::EffectiveConfig;
 use crate::error::{LogError, LogResult};
 use crate::groups::claim_group;
 use crate::ids::PartitionId;
@@ -564,14 +565,15 @@ impl TxnCoordinator {
                         return Ok(Outcome::Raced);
                     }
                     let tx = &tx;
-                    let written = try_join_all(chunk.iter().map(|(_, p)| async move {
+                    let written = try_join_all(chunk.iter().map(|(t, p)| async move {
                         let key = keys::txn_partition(id, *p);
                         if tx.get(&key, false).await?.is_none() {
                             // Done by an earlier round of a chunked end.
                             return Ok::<_, LogError>(None);
                         }
                         tx.clear(&key);
-                        write_marker(tx, node, *p, marker).await
+                        let index_keys = EffectiveConfig::new(&t.configs).indexes_keys();
+                        write_marker(tx, node, *p, marker, index_keys).await
                     }))
                     .await?;
                     if i == last_chunk {
