@@ -139,41 +139,18 @@ impl Compactor {
     /// compacted topic this broker leads, e.g. after a start); returns how many were compacted.
     pub async fn pass(&self, all: bool) -> LogResult<usize> {
         let now = now_ms();
-        let (mut dirty_max, mut lag_max) = (0, 0);
-        let mut compacted = 0;
-        let mut visit = |done: Compacted, plan: Option<Plan>| {
-            if let Some(plan) = plan {
-                dirty_max = dirty_max.max(plan.dirty_per_mille);
-                lag_max = lag_max.max(plan.lag_ms);
-            }
-            compacted += usize::from(done.ran);
-        };
-        let mut again = Vec::new();
+        let mut tally = Tally::default();
         for p in self.tails.take_dirty() {
             let topic = match self.topics.get_by_tid(p.tid).await {
                 Ok(Some(t)) => t,
                 Ok(None) => continue,
                 Err(e) => {
-                    failed(p, &e);
-                    again.push(p);
+                    tally.add(p, Err(e));
                     continue;
                 }
             };
-            if !self.leadership.leads(p) {
-                continue;
-            }
-            match self.compact_at(&topic, p, now).await {
-                Ok((done, plan)) => {
-                    if done.pending {
-                        again.push(p);
-                    }
-                    visit(done, plan);
-                }
-                // One partition's failure (a store fault) does not hold the others back.
-                Err(e) => {
-                    failed(p, &e);
-                    again.push(p);
-                }
+            if self.leadership.leads(p) {
+                tally.add(p, self.compact_at(&topic, p, now).await);
             }
         }
         if all {
@@ -187,18 +164,7 @@ impl Compactor {
                     for i in 0..topic.partitions {
                         let p = PartitionId::new(topic.id, i);
                         if self.leadership.leads(p) {
-                            match self.compact_at(topic, p, now).await {
-                                Ok((done, plan)) => {
-                                    if done.pending {
-                                        again.push(p);
-                                    }
-                                    visit(done, plan);
-                                }
-                                Err(e) => {
-                                    failed(p, &e);
-                                    again.push(p);
-                                }
-                            }
+                            tally.add(p, self.compact_at(topic, p, now).await);
                         }
                     }
                 }
@@ -208,14 +174,16 @@ impl Compactor {
                 }
             }
         }
-        for p in again {
+        for p in tally.again {
             self.tails.mark_dirty(p);
         }
         self.stats
             .max_dirty_per_mille
-            .store(dirty_max, Ordering::Relaxed);
-        self.stats.max_lag_ms.store(lag_max, Ordering::Relaxed);
-        Ok(compacted)
+            .store(tally.dirty_max, Ordering::Relaxed);
+        self.stats
+            .max_lag_ms
+            .store(tally.lag_max, Ordering::Relaxed);
+        Ok(tally.compacted)
     }
 
     /// Compact one partition if it is due (see the module documentation).
@@ -356,8 +324,37 @@ impl Compactor {
     }
 }
 
-fn failed(p: PartitionId, e: &LogError) {
-    tracing::warn!(partition = %p, error = %e, "compaction of a partition failed; it is retried");
+/// What one sweep found so far.
+#[derive(Default)]
+struct Tally {
+    compacted: usize,
+    dirty_max: i64,
+    lag_max: i64,
+    /// Partitions to look at again next time.
+    again: Vec<PartitionId>,
+}
+
+impl Tally {
+    fn add(&mut self, p: PartitionId, looked: LogResult<(Compacted, Option<Plan>)>) {
+        match looked {
+            Ok((done, plan)) => {
+                if done.pending {
+                    self.again.push(p);
+                }
+                if let Some(plan) = plan {
+                    self.dirty_max = self.dirty_max.max(plan.dirty_per_mille);
+                    self.lag_max = self.lag_max.max(plan.lag_ms);
+                }
+                self.compacted += usize::from(done.ran);
+            }
+            // One partition's failure (a store fault) does not hold the others back.
+            Err(e) => {
+                tracing::warn!(partition = %p, error = %e,
+                    "compaction of a partition failed; it is retried");
+                self.again.push(p);
+            }
+        }
+    }
 }
 
 /// The cleaner state of `p` (the whole log dirty if compaction never ran).
