@@ -26,17 +26,19 @@ impl Broker {
         self.log.node_id()
     }
 
-    fn this_node(&self) -> Node {
-        Node {
+    fn this_node(&self, listener: &str) -> Option<Node> {
+        self.config.listener(listener).map(|l| Node {
             id: self.node_id(),
-            host: self.config.advertised_host.clone(),
-            port: self.config.advertised_port,
+            host: l.advertised_host.clone(),
+            port: l.advertised_port,
             rack: self.log.membership().rack().map(str::to_string),
-        }
+        })
     }
 
-    /// Every live broker, by node id (this one always among them while it serves).
-    pub fn nodes(&self) -> Vec<Node> {
+    /// Every live broker, by node id (this one always among them while it serves), at its
+    /// address on the listener named `listener` (the one the client connected to; a broker
+    /// without a listener of that name is left out, as Kafka does).
+    pub fn nodes(&self, listener: &str) -> Vec<Node> {
         let view = self.log.membership().view();
         let me = self.node_id();
         let mut nodes: Vec<Node> = view
@@ -44,25 +46,39 @@ impl Broker {
             .iter()
             .filter(|b| b.node_id != me)
             .filter_map(|b| {
-                b.endpoints.first().map(|e| Node {
-                    id: b.node_id,
-                    host: e.host.clone(),
-                    port: e.port,
-                    rack: b.rack.clone(),
-                })
+                b.endpoints
+                    .iter()
+                    .find(|e| e.listener == listener)
+                    .map(|e| Node {
+                        id: b.node_id,
+                        host: e.host.clone(),
+                        port: e.port,
+                        rack: b.rack.clone(),
+                    })
             })
             .collect();
-        nodes.push(self.this_node());
+        nodes.extend(self.this_node(listener));
         nodes.sort_by_key(|n| n.id);
         nodes
     }
 
-    /// A live broker by node id.
-    pub fn node(&self, id: i32) -> Option<Node> {
-        if id == self.node_id() {
-            return Some(self.this_node());
+    /// The node ids of the live brokers (this one always among them while it serves).
+    pub fn live_nodes(&self) -> Vec<i32> {
+        let me = self.node_id();
+        let mut ids: Vec<i32> = self.log.membership().view().nodes().to_vec();
+        if !ids.contains(&me) {
+            ids.push(me);
         }
-        self.nodes().into_iter().find(|n| n.id == id)
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A live broker by node id, at its address on `listener`.
+    pub fn node(&self, id: i32, listener: &str) -> Option<Node> {
+        if id == self.node_id() {
+            return self.this_node(listener);
+        }
+        self.nodes(listener).into_iter().find(|n| n.id == id)
     }
 
     /// The broker leading `p` (`None`: no broker is live).

@@ -1,5 +1,8 @@
-//! One client connection: reads frames, hands each to the handler registry, writes responses in
-//! request order. A framing or decoding fault closes only this connection, with a log line.
+//! One client connection: on a TLS listener the handshake first (its client certificate, if any,
+//! naming the principal), then it reads frames, hands each to the handler registry, writes
+//! responses in request order. A framing or decoding fault, a failed TLS handshake, a request
+//! before SASL authentication or a failed authentication closes only this connection, with a log
+//! line.
 //!
 //! Requests are handled one at a time, in order, as Kafka does — except Produce: a Produce request
 //! is queued on its partitions' writers and its response written when the appends are durable,
@@ -7,17 +10,26 @@
 //! instead of each waiting for its own. Any other request first waits for the Produce requests
 //! before it (so it sees their effects), and responses always leave in request order.
 
-use crate::handlers::{self, Answer, HandleError};
-use crate::{Broker, frame};
+use crate::handlers::{self, Answer, Client, HandleError};
+use crate::listeners::Listener;
+use crate::sasl::Session;
+use crate::{Broker, frame, tls};
 use bytes::BytesMut;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+
+/// How long a client has to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connection's byte stream: a TCP socket, or TLS over one.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Produce requests in flight on one connection before it stops reading (bounds memory).
 const MAX_IN_FLIGHT: usize = 64;
@@ -25,8 +37,12 @@ const MAX_IN_FLIGHT: usize = 64;
 type Pending = FuturesOrdered<BoxFuture<'static, Result<Option<BytesMut>, HandleError>>>;
 
 pub(crate) struct Connection {
-    socket: TcpStream,
+    socket: Box<dyn Stream>,
+    /// The TCP socket until `run` has set the connection up (TLS handshake).
+    tcp: Option<TcpStream>,
     peer: SocketAddr,
+    listener: Arc<Listener>,
+    client: Option<Client>,
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
     buf: BytesMut,
@@ -42,21 +58,70 @@ impl Connection {
     pub(crate) fn new(
         socket: TcpStream,
         peer: SocketAddr,
+        listener: Arc<Listener>,
         broker: Arc<Broker>,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Self {
-            socket,
+            socket: Box::new(tokio::io::empty()),
+            tcp: Some(socket),
             peer,
+            listener,
+            client: None,
             broker,
             stop,
             buf: BytesMut::with_capacity(64 * 1024),
         }
     }
 
+    /// Set the connection up: the TLS handshake on a TLS listener, and the session.
+    async fn open(&mut self) -> Result<(), String> {
+        let tcp = self.tcp.take().ok_or("the connection was opened twice")?;
+        let mut tls_principal = None;
+        if self.listener.protocol.tls() {
+            let tls = self.broker.config.tls.as_ref().ok_or_else(|| {
+                format!(
+                    "listener {} needs TLS settings (--ssl-cert-file)",
+                    self.listener.name
+                )
+            })?;
+            let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            if let Some(cert) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+            {
+                let subject = tls::subject_name(cert)
+                    .ok_or("the client certificate's subject does not parse")?;
+                tls_principal = Some(format!("User:{subject}"));
+            }
+            self.socket = Box::new(stream);
+        } else {
+            self.socket = Box::new(tcp);
+        }
+        self.client = Some(Client {
+            peer: self.peer,
+            listener: self.listener.name.clone(),
+            session: Session::new(self.listener.protocol, tls_principal),
+        });
+        Ok(())
+    }
+
     pub(crate) async fn run(mut self) {
-        tracing::debug!(peer = %self.peer, "connection opened");
+        tracing::debug!(peer = %self.peer, listener = %self.listener.name, "connection opened");
         let metrics = self.broker.metrics.clone();
+        if let Err(e) = self.open().await {
+            metrics
+                .protocol_errors
+                .with_label_values(&["tls_handshake"])
+                .inc();
+            tracing::warn!(peer = %self.peer, listener = %self.listener.name, error = %e, "closing connection");
+            return;
+        }
         metrics.connections.inc();
         let mut pending = Pending::new();
         let _ = self.serve(&mut pending).await;
@@ -74,7 +139,12 @@ impl Connection {
         match answer {
             Ok(Some(response)) => {
                 self.broker.metrics.bytes_out.inc_by(response.len() as u64);
-                self.socket.write_all(&response).await.map_err(|e| {
+                // TLS buffers what it encrypts: flush, or a response could wait for the next.
+                let written = match self.socket.write_all(&response).await {
+                    Ok(()) => self.socket.flush().await,
+                    Err(e) => Err(e),
+                };
+                written.map_err(|e| {
                     tracing::debug!(peer = %self.peer, error = %e, "write failed");
                     End::Closed
                 })
@@ -94,20 +164,44 @@ impl Connection {
 
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
         let max = self.broker.config.max_request_bytes;
+        let Some(client) = self.client.clone() else {
+            return Err(End::Fault);
+        };
         loop {
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {
                     self.broker.metrics.bytes_in.inc_by(body.len() as u64 + 4);
+                    if client.session.expects_raw_token() {
+                        // After a v0 SaslHandshake: a bare token, answered with a bare token.
+                        let answer = client
+                            .session
+                            .authenticate(&self.broker, self.peer.ip(), &body)
+                            .await;
+                        if answer.error_code != 0 {
+                            tracing::info!(peer = %self.peer, "closing connection: SASL authentication failed");
+                            return Err(End::Closed);
+                        }
+                        let mut out = BytesMut::with_capacity(4 + answer.bytes.len());
+                        out.extend_from_slice(&(answer.bytes.len() as i32).to_be_bytes());
+                        out.extend_from_slice(&answer.bytes);
+                        self.write(Ok(Some(out))).await?;
+                        continue;
+                    }
                     if !handlers::is_produce(&body) {
                         // Everything else sees the effects of the Produce requests before it.
                         while let Some(answer) = pending.next().await {
                             self.write(answer).await?;
                         }
                     }
-                    match handlers::handle(&self.broker, self.peer, body).await {
+                    match handlers::handle(&self.broker, &client, body).await {
                         Ok(Answer::Later(answer)) => pending.push_back(answer),
                         Ok(Answer::Now(response)) => self.write(Ok(response)).await?,
                         Err(e) => self.write(Err(e)).await?,
+                    }
+                    if client.session.closing() {
+                        let _ = self.socket.flush().await;
+                        tracing::info!(peer = %self.peer, "closing connection after a failed SASL exchange");
+                        return Err(End::Closed);
                     }
                     while pending.len() >= MAX_IN_FLIGHT {
                         if let Some(answer) = pending.next().await {

@@ -72,6 +72,18 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 /// acks other than -1, 0, 1.
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+/// The SASL mechanism is not enabled on this listener.
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// A SASL request out of order (or on a listener without SASL).
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+/// SASL authentication failed.
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+/// No such resource (a SCRAM credential to delete or describe).
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+/// The same resource twice in one request.
+pub const DUPLICATE_RESOURCE: i16 = 92;
+/// A credential Kafka would not accept (empty user, iterations out of range).
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 /// The API version is not supported.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// The topic exists already.

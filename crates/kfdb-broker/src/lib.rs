@@ -5,6 +5,8 @@
 //! calling kfdb-log, and building its response. Handlers never build store keys and never see the
 //! socket. `error_code` maps data-model errors to Kafka error codes in one place. `http` serves
 //! metrics and broker control; `keyapi` kfdb's own HTTP API (the latest record of a key).
+//! `listeners` parses Kafka's listener settings; `tls` terminates TLS on SSL listeners and `sasl`
+//! authenticates clients on SASL listeners (a connection's `Session` and principal).
 
 pub mod cluster;
 mod connection;
@@ -14,9 +16,12 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod keyapi;
+pub mod listeners;
 pub mod metrics;
 pub mod node;
+pub mod sasl;
 mod server;
+pub mod tls;
 
 pub use server::serve;
 
@@ -28,10 +33,13 @@ use std::sync::Arc;
 pub struct BrokerConfig {
     /// `node.id`.
     pub node_id: i32,
-    /// Host clients are told to connect to (`advertised.listeners`).
-    pub advertised_host: String,
-    /// Port clients are told to connect to.
-    pub advertised_port: i32,
+    /// `listeners` with their `advertised.listeners` and protocols; the first is the one
+    /// addresses are reported for when a request's listener is not known (the HTTP API).
+    pub listeners: Vec<listeners::Listener>,
+    /// TLS for the SSL and SASL_SSL listeners.
+    pub tls: Option<Arc<tls::Tls>>,
+    /// SASL for the SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: sasl::SaslConfig,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub max_request_bytes: usize,
     /// `max.connections`.
@@ -46,12 +54,23 @@ pub struct BrokerConfig {
     pub log_dir: String,
 }
 
+impl BrokerConfig {
+    /// The listener named `name`, else the first.
+    pub fn listener(&self, name: &str) -> Option<&listeners::Listener> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .or_else(|| self.listeners.first())
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
             node_id: 1,
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: 9092,
+            listeners: vec![listeners::Listener::plaintext("127.0.0.1", 9092)],
+            tls: None,
+            sasl: sasl::SaslConfig::default(),
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             group: group::GroupConfig::default(),
@@ -72,6 +91,8 @@ pub struct Broker {
     pub groups: Arc<group::Coordinator>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Failed authentications per client address.
+    pub auth_failures: sasl::FailureLimiter,
     /// Set when the server shuts down: long-polling requests answer at once.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -86,6 +107,7 @@ impl Broker {
             config,
             groups,
             metrics,
+            auth_failures: sasl::FailureLimiter::new(10, 1.0),
             stopping: tokio::sync::watch::Sender::new(false),
         }))
     }

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Connections closed because of a framing or decoding fault, by reason.
     pub protocol_errors: IntCounterVec,
+    /// SASL authentications, by mechanism and result (`ok`, `failed`, `throttled`).
+    pub sasl_authentications: IntCounterVec,
     store_commits: IntGauge,
     store_conflicts: IntGauge,
     store_fsyncs: IntGauge,
@@ -83,6 +85,15 @@ impl Metrics {
                 "Connections closed for protocol faults",
             ),
             &["reason"],
+        )
+        .map_err(fail)?;
+        let sasl_authentications = IntCounterVec::new(
+            Opts::new(
+                "kfdb_sasl_authentications_total",
+                "SASL authentications, by mechanism and result (ok, failed, throttled: refused \
+                 because the address failed too often)",
+            ),
+            &["mechanism", "result"],
         )
         .map_err(fail)?;
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).map_err(fail);
@@ -169,6 +180,7 @@ impl Metrics {
             bytes_out,
             connections,
             protocol_errors,
+            sasl_authentications,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.requests.clone()),
@@ -177,6 +189,7 @@ impl Metrics {
             Box::new(m.bytes_out.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.protocol_errors.clone()),
+            Box::new(m.sasl_authentications.clone()),
             Box::new(m.store_commits.clone()),
             Box::new(m.store_conflicts.clone()),
             Box::new(m.store_fsyncs.clone()),

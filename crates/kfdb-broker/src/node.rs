@@ -4,9 +4,11 @@
 //! crash or kill -9: the others take over when its lease runs out).
 //!
 //! [`LocalCluster`] runs several of them in one process over one store (`kfdb serve --brokers N`):
-//! broker `i` listens on the first listener's port + `i`. Any of them can be stopped, killed and
+//! each broker's listeners are in its `BrokerConfig` (`kfdb serve` gives broker `i` every
+//! listener's port + `i`). Any of them can be stopped, killed and
 //! started again, which is how failover is tested without FoundationDB.
 
+use crate::listeners::Listener;
 use crate::{Broker, BrokerConfig};
 use futures::future::BoxFuture;
 use kfdb_log::{Background, Log, LogResult};
@@ -29,19 +31,29 @@ pub struct BrokerNode {
 }
 
 impl BrokerNode {
-    /// Serve Kafka clients on `listener` with `log` (opened, not yet running its background work).
+    /// Serve Kafka clients with `log` (opened, not yet running its background work) on
+    /// `sockets`, bound for `config.listeners` in that order.
     pub fn start(
         log: Arc<Log>,
         config: BrokerConfig,
-        listener: TcpListener,
+        sockets: Vec<TcpListener>,
     ) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
+        if sockets.len() != config.listeners.len() || sockets.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} sockets for {} listeners",
+                sockets.len(),
+                config.listeners.len()
+            )));
+        }
+        let addr = sockets[0].local_addr()?;
+        let listeners: Vec<(TcpListener, Listener)> =
+            sockets.into_iter().zip(config.listeners.clone()).collect();
         let background = log.start_background();
         let broker = Broker::new(log, config)?;
         let (stop, stopped) = oneshot::channel::<()>();
         // A broker whose node id another process took over stops serving at once.
         let mut fenced = broker.log.membership().fenced();
-        let serving = tokio::spawn(crate::serve(listener, broker.clone(), async move {
+        let serving = tokio::spawn(crate::serve(listeners, broker.clone(), async move {
             tokio::select! {
                 _ = stopped => {}
                 _ = fenced.wait_for(|f| *f) => {
@@ -63,7 +75,7 @@ impl BrokerNode {
         &self.broker
     }
 
-    /// The address it listens on.
+    /// The address of its first listener.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -119,7 +131,7 @@ pub type LogOpener = Arc<dyn Fn(usize) -> BoxFuture<'static, LogResult<Arc<Log>>
 /// Several brokers in one process (see the module documentation).
 pub struct LocalCluster {
     opener: LogOpener,
-    configs: Vec<(BrokerConfig, SocketAddr)>,
+    configs: Vec<BrokerConfig>,
     nodes: Mutex<Vec<Option<BrokerNode>>>,
 }
 
@@ -130,17 +142,17 @@ pub struct LocalBroker {
     pub index: usize,
     /// Its node id (of the last start), -1 if never started.
     pub node_id: i32,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// Where its first listener binds (`host:port`).
+    pub addr: String,
     /// Running now.
     pub running: bool,
 }
 
 impl LocalCluster {
-    /// Start `configs.len()` brokers: broker `i` with `configs[i]` on `configs[i].1`.
+    /// Start `configs.len()` brokers: broker `i` with `configs[i]`, on its listeners.
     pub async fn start(
         opener: LogOpener,
-        configs: Vec<(BrokerConfig, SocketAddr)>,
+        configs: Vec<BrokerConfig>,
     ) -> std::io::Result<Arc<Self>> {
         let cluster = Arc::new(Self {
             opener,
@@ -160,7 +172,7 @@ impl LocalCluster {
 
     /// Start broker `i` (again).
     pub async fn start_broker(&self, i: usize) -> std::io::Result<()> {
-        let (config, addr) = self
+        let config = self
             .configs
             .get(i)
             .cloned()
@@ -169,20 +181,35 @@ impl LocalCluster {
         if nodes[i].is_some() {
             return Ok(());
         }
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+        let mut sockets = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let addr = l.bind_addr();
+            sockets.push(TcpListener::bind(&addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("binding {} ({addr}): {e}", l.name))
+            })?);
+        }
         let log = (self.opener)(i)
             .await
             .map_err(|e| std::io::Error::other(format!("opening broker {i}: {e}")))?;
         tracing::info!(
             broker = i,
             node_id = log.node_id(),
-            listen = %addr,
-            advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
+            listeners = %config
+                .listeners
+                .iter()
+                .map(|l| format!(
+                    "{}({})={} advertised {}:{}",
+                    l.name,
+                    l.protocol,
+                    l.bind_addr(),
+                    l.advertised_host,
+                    l.advertised_port
+                ))
+                .collect::<Vec<_>>()
+                .join(" "),
             "broker serving"
         );
-        nodes[i] = Some(BrokerNode::start(log, config, listener)?);
+        nodes[i] = Some(BrokerNode::start(log, config, sockets)?);
         Ok(())
     }
 
@@ -208,10 +235,14 @@ impl LocalCluster {
         self.configs
             .iter()
             .enumerate()
-            .map(|(i, (_, addr))| LocalBroker {
+            .map(|(i, config)| LocalBroker {
                 index: i,
                 node_id: nodes[i].as_ref().map(|n| n.broker.node_id()).unwrap_or(-1),
-                addr: *addr,
+                addr: config
+                    .listeners
+                    .first()
+                    .map(Listener::bind_addr)
+                    .unwrap_or_default(),
                 running: nodes[i].is_some(),
             })
             .collect()

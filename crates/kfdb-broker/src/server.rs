@@ -1,4 +1,5 @@
-//! The accept loop: one task per connection, a cap on connections, and a graceful shutdown that
+//! The accept loops, one per listener, feeding one task per connection, a cap on connections
+//! shared by all listeners, and a graceful shutdown that
 //! stops accepting, lets every connection finish the request it is on (a long-polling Fetch
 //! answers at once with what it has), and waits for them — at most `shutdown_timeout`, after which
 //! the connections still open (a client that stopped reading, a request stuck on the store) are
@@ -7,10 +8,11 @@
 
 use crate::Broker;
 use crate::connection::Connection;
+use crate::listeners::Listener;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Duration;
 
@@ -19,9 +21,49 @@ fn accept_backoff(failures: u32) -> Duration {
     Duration::from_millis(5u64.saturating_mul(1 << failures.min(8))).min(Duration::from_secs(1))
 }
 
-/// Serve Kafka clients on `listener` until `shutdown` completes, then drain and return.
-pub async fn serve(
+/// Accept connections on one listener and hand them over, each with its connection permit,
+/// until the receiving side goes away.
+async fn accept_loop(
     listener: TcpListener,
+    index: usize,
+    limit: Arc<Semaphore>,
+    accepted: mpsc::Sender<(TcpStream, std::net::SocketAddr, usize, OwnedSemaphorePermit)>,
+) {
+    let mut accept_failures = 0u32;
+    loop {
+        let permit = tokio::select! {
+            _ = accepted.closed() => return,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accept = tokio::select! {
+            _ = accepted.closed() => return,
+            r = listener.accept() => r,
+        };
+        match accept {
+            Ok((socket, peer)) => {
+                accept_failures = 0;
+                if accepted.send((socket, peer, index, permit)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let pause = accept_backoff(accept_failures);
+                accept_failures = accept_failures.saturating_add(1);
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                drop(permit);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Serve Kafka clients on `listeners` (each bound socket with its listener's settings) until
+/// `shutdown` completes, then drain and return.
+pub async fn serve(
+    listeners: Vec<(TcpListener, Listener)>,
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -34,44 +76,44 @@ pub async fn serve(
             .clone()
             .run_ticker(tokio::time::Duration::from_millis(200)),
     );
+    let (accepted_tx, mut accepted) = mpsc::channel(64);
+    let mut settings = Vec::with_capacity(listeners.len());
+    let mut acceptors = JoinSet::new();
+    for (index, (socket, listener)) in listeners.into_iter().enumerate() {
+        settings.push(Arc::new(listener));
+        acceptors.spawn(accept_loop(
+            socket,
+            index,
+            limit.clone(),
+            accepted_tx.clone(),
+        ));
+    }
+    drop(accepted_tx);
     tokio::pin!(shutdown);
-    let mut accept_failures = 0u32;
     loop {
-        let permit = tokio::select! {
+        let (socket, peer, index, permit) = tokio::select! {
             _ = &mut shutdown => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (socket, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(s) => {
-                    accept_failures = 0;
-                    s
-                }
-                Err(e) => {
-                    let pause = accept_backoff(accept_failures);
-                    accept_failures = accept_failures.saturating_add(1);
-                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
-                    drop(permit);
-                    tokio::select! {
-                        _ = &mut shutdown => break,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                    continue;
-                }
+            a = accepted.recv() => match a {
+                Some(a) => a,
+                None => break,
             },
         };
         let _ = socket.set_nodelay(true);
-        let conn = Connection::new(socket, peer, broker.clone(), stop_rx.clone());
+        let conn = Connection::new(
+            socket,
+            peer,
+            settings[index].clone(),
+            broker.clone(),
+            stop_rx.clone(),
+        );
         connections.spawn(async move {
             conn.run().await;
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
     }
+    acceptors.abort_all();
+    drop(accepted);
     tracing::info!(
         open = connections.len(),
         "shutting down: draining connections"

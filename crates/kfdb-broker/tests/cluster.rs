@@ -63,15 +63,13 @@ async fn start(n: usize) -> (tempfile::TempDir, Arc<LocalCluster>, Vec<SocketAdd
     });
     let configs = addrs
         .iter()
-        .map(|a| {
-            (
-                BrokerConfig {
-                    advertised_port: i32::from(a.port()),
-                    shutdown_timeout: Duration::from_secs(5),
-                    ..BrokerConfig::default()
-                },
-                *a,
-            )
+        .map(|a| BrokerConfig {
+            listeners: vec![kfdb_broker::listeners::Listener::plaintext(
+                "127.0.0.1",
+                a.port(),
+            )],
+            shutdown_timeout: Duration::from_secs(5),
+            ..BrokerConfig::default()
         })
         .collect();
     let cluster = LocalCluster::start(opener, configs).await.unwrap();

@@ -39,6 +39,11 @@ async fn start_broker() -> (
     start_with(BrokerConfig::default()).await
 }
 
+/// A PLAINTEXT listener on `addr`.
+fn plaintext(addr: SocketAddr) -> kfdb_broker::listeners::Listener {
+    kfdb_broker::listeners::Listener::plaintext("127.0.0.1", addr.port())
+}
+
 async fn start_with(
     config: BrokerConfig,
 ) -> (
@@ -55,14 +60,15 @@ async fn start_with(
     let broker = Broker::new(
         log,
         BrokerConfig {
-            advertised_port: addr.port() as i32,
+            listeners: vec![plaintext(addr)],
             max_request_bytes: 1024 * 1024,
             ..config
         },
     )
     .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kfdb_broker::serve(listener, broker.clone(), async {
+    let listeners = vec![(listener, plaintext(addr))];
+    tokio::spawn(kfdb_broker::serve(listeners, broker.clone(), async {
         let _ = stop_rx.await;
     }));
     (addr, dir, stop_tx, broker)
@@ -775,14 +781,15 @@ async fn shutdown_closes_a_connection_that_stopped_reading_after_the_timeout() {
     let broker = Broker::new(
         log,
         BrokerConfig {
-            advertised_port: addr.port() as i32,
+            listeners: vec![plaintext(addr)],
             shutdown_timeout: std::time::Duration::from_millis(500),
             ..BrokerConfig::default()
         },
     )
     .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kfdb_broker::serve(listener, broker, async {
+    let listeners = vec![(listener, plaintext(addr))];
+    let server = tokio::spawn(kfdb_broker::serve(listeners, broker, async {
         let _ = stop_rx.await;
     }));
     let socket = tokio::net::TcpSocket::new_v4().unwrap();

@@ -51,6 +51,8 @@
 //!                                                         (compacted or `kfdb.key.index` topics)
 //! ("kfdb", "kidx", tid, partition, "h", hash, n)       → KeyIndexEntry with its full key: keys too
 //!                                                         long for a store key, chained by hash
+//! ("kfdb", "scram", user, mechanism)                   → ScramCredential: a SASL/SCRAM user's salted
+//!                                                         credential (mechanism "SCRAM-SHA-256"/"-512")
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -618,6 +620,31 @@ pub(crate) fn parse_inbox_entry(node: i32, key: &[u8]) -> LogResult<PartitionId>
 
 pub(crate) fn inbox_version(node: i32) -> Vec<u8> {
     pack(&("inbox_version", node))
+}
+
+// ---- users ---------------------------------------------------------------------------------
+
+fn scram_space() -> Subspace {
+    root().subspace(&"scram")
+}
+
+pub(crate) fn scram_credential(user: &str, mechanism: &str) -> Vec<u8> {
+    scram_space().pack(&(user, mechanism))
+}
+
+/// Every user's credentials, by user and mechanism.
+pub(crate) fn scram_credentials() -> KeyRange {
+    range_of(&scram_space())
+}
+
+/// One user's credentials (all mechanisms).
+pub(crate) fn scram_user(user: &str) -> KeyRange {
+    range_of(&scram_space().subspace(&user))
+}
+
+/// The user and mechanism of a credential key.
+pub(crate) fn parse_scram_credential(key: &[u8]) -> LogResult<(String, String)> {
+    parse(&scram_space(), key, "scram credential")
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
 //! - `groups::GroupStore`: committed offsets and stored group membership.
 //! - `txn::TxnCoordinator` (with `markers.rs`): the transaction coordinator.
+//! - `users::Users`: SASL users' salted SCRAM credentials.
 //! - `sweeps`: the background loops over retention, transactions and producers.
 //! - `tails::Tails`: what this broker holds in memory about partition tails (hot cache,
 //!   watermark channels), shared by the writers, the reader and retention.
@@ -57,6 +58,7 @@ mod retention;
 mod sweeps;
 mod tails;
 mod txn;
+mod users;
 mod values;
 mod walk;
 mod watchers;
@@ -78,10 +80,11 @@ pub use reader::{FetchResult, Isolation, OffsetLookup, PartitionReader};
 pub use retention::Retention;
 pub use tails::Tails;
 pub use txn::{MARKERS_PER_TXN, TxnAddition, TxnCoordinator};
+pub use users::{UserCredentialInfo, Users};
 pub use values::{
     AssignedPartition, BatchInfo, BrokerRecord, CommittedOffset, ConsumerGroupRecord,
-    ConsumerMemberRecord, Endpoint, GroupRecord, MemberRecord, Owner, PartitionState, TopicMeta,
-    TxnState, TxnStatus,
+    ConsumerMemberRecord, Endpoint, GroupRecord, MemberRecord, Owner, PartitionState,
+    ScramCredential, TopicMeta, TxnState, TxnStatus,
 };
 pub use writer::{AppendResult, PartitionWriters};
 
@@ -182,6 +185,7 @@ pub struct Log {
     producers: Arc<ProducerStates>,
     groups: GroupStore,
     txns: Arc<TxnCoordinator>,
+    users: Users,
 }
 
 impl Log {
@@ -258,6 +262,7 @@ impl Log {
                 leadership.clone(),
             )),
             groups: GroupStore::new(db.clone(), node),
+            users: Users::new(db.clone()),
             db,
             config,
             cluster_id,
@@ -334,6 +339,11 @@ impl Log {
     /// The transaction coordinator.
     pub fn txns(&self) -> &TxnCoordinator {
         &self.txns
+    }
+
+    /// SASL users' credentials.
+    pub fn users(&self) -> &Users {
+        &self.users
     }
 
     /// Partition tails in memory: watermark channels and the hot cache's counters.

@@ -772,6 +772,46 @@ impl TxnPartition {
     }
 }
 
+// ---- users ---------------------------------------------------------------------------------------
+
+/// A SASL/SCRAM user's salted credential (RFC 5802): what the broker needs to check a password
+/// proof without knowing the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+impl ScramCredential {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        pack(&(
+            V1,
+            &self.salt,
+            &self.stored_key,
+            &self.server_key,
+            self.iterations,
+        ))
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> LogResult<Self> {
+        let (v, salt, stored_key, server_key, iterations): (i64, Vec<u8>, Vec<u8>, Vec<u8>, i32) =
+            unpack(bytes).map_err(|e| corrupt("scram credential", e))?;
+        expect_version("scram credential", v, V1)?;
+        Ok(Self {
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        })
+    }
+}
+
 // ---- consumer groups ----------------------------------------------------------------------------
 
 /// A committed offset.

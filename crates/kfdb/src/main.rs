@@ -6,10 +6,14 @@
 mod alloc;
 mod key;
 mod topic;
+mod user;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kfdb_broker::BrokerConfig;
+use kfdb_broker::listeners::{Listener, SecurityProtocol};
 use kfdb_broker::node::{LocalCluster, LogOpener};
+use kfdb_broker::sasl::{Mechanism, SaslConfig};
+use kfdb_broker::tls::{ClientAuth, Tls, TlsFiles};
 use kfdb_kv::Database;
 use kfdb_kv::embedded::EmbeddedOptions;
 use kfdb_log::{Endpoint, Log, LogConfig, MembershipConfig};
@@ -42,6 +46,8 @@ enum Command {
     /// Read the latest record of a key of a compacted (or kfdb.key.index) topic directly in the
     /// store (as `kfdb topic`).
     Key(key::KeyArgs),
+    /// Manage SASL/SCRAM users directly in the store (as `kfdb topic`).
+    User(user::UserArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -56,31 +62,93 @@ enum Store {
 #[derive(clap::Args)]
 pub(crate) struct StoreArgs {
     /// Directory of the embedded store.
-    #[arg(long, env = "KFDB_DATA_DIR", default_value = "./kfdb-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "KFDB_DATA_DIR",
+        default_value = "./kfdb-data"
+    )]
     data_dir: PathBuf,
     /// Which store to use.
-    #[arg(long, env = "KFDB_STORE", value_enum, default_value = "embedded")]
+    #[arg(
+        long,
+        global = true,
+        env = "KFDB_STORE",
+        value_enum,
+        default_value = "embedded"
+    )]
     store: Store,
     /// FoundationDB cluster file (with --store fdb; default: FoundationDB's default).
-    #[arg(long, env = "KFDB_FDB_CLUSTER_FILE")]
+    #[arg(long, global = true, env = "KFDB_FDB_CLUSTER_FILE")]
     fdb_cluster_file: Option<String>,
     /// Artificial commit latency of the embedded store in ms (mimics a networked FoundationDB).
-    #[arg(long, env = "KFDB_COMMIT_LATENCY_MS", default_value_t = 0)]
+    #[arg(
+        long,
+        global = true,
+        env = "KFDB_COMMIT_LATENCY_MS",
+        default_value_t = 0
+    )]
     commit_latency_ms: u64,
     /// Block cache of the embedded store in bytes (blocks of keys and small values; record data
     /// is served from the hot-segment cache).
-    #[arg(long, env = "KFDB_STORE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, global = true, env = "KFDB_STORE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     store_cache_bytes: u64,
 }
 
 #[derive(Parser)]
 struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on: one PLAINTEXT listener (shorthand for --listeners).
     #[arg(long, env = "KFDB_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
     /// host:port clients are told to connect to (default: the listen address).
     #[arg(long, env = "KFDB_ADVERTISED_LISTENER")]
     advertised_listener: Option<String>,
+    /// listeners, as Kafka writes them: NAME://host:port,... (e.g.
+    /// PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093); replaces --listen.
+    #[arg(long, env = "KFDB_LISTENERS", conflicts_with = "advertised_listener")]
+    listeners: Option<String>,
+    /// advertised.listeners: NAME://host:port,... what clients are told, per listener name
+    /// (default: each listener's own address).
+    #[arg(long, env = "KFDB_ADVERTISED_LISTENERS", requires = "listeners")]
+    advertised_listeners: Option<String>,
+    /// listener.security.protocol.map: NAME:PROTOCOL,... (PLAINTEXT, SSL, SASL_PLAINTEXT,
+    /// SASL_SSL); without it each listener's name must be its protocol.
+    #[arg(long, env = "KFDB_LISTENER_SECURITY_PROTOCOL_MAP", default_value = "")]
+    listener_security_protocol_map: String,
+    /// PEM certificate chain of the SSL and SASL_SSL listeners (ssl.keystore.location).
+    #[arg(long, env = "KFDB_SSL_CERT_FILE")]
+    ssl_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "KFDB_SSL_KEY_FILE")]
+    ssl_key_file: Option<PathBuf>,
+    /// PEM CA certificates client certificates are checked against (ssl.truststore.location).
+    #[arg(long, env = "KFDB_SSL_CA_FILE")]
+    ssl_ca_file: Option<PathBuf>,
+    /// ssl.client.auth: none, requested or required.
+    #[arg(long, env = "KFDB_SSL_CLIENT_AUTH", default_value = "none")]
+    ssl_client_auth: String,
+    /// sasl.enabled.mechanisms: of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    #[arg(
+        long,
+        env = "KFDB_SASL_ENABLED_MECHANISMS",
+        default_value = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+    )]
+    sasl_enabled_mechanisms: String,
+    /// Offer PLAIN on SASL_PLAINTEXT listeners too (passwords then cross the network in clear).
+    #[arg(long, env = "KFDB_SASL_PLAIN_ALLOW_PLAINTEXT")]
+    sasl_plain_allow_plaintext: bool,
+    /// connections.max.reauth.ms: SASL sessions last this long, then clients re-authenticate
+    /// (0: sessions do not expire).
+    #[arg(long, env = "KFDB_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    connections_max_reauth_ms: u64,
+    /// connection.failed.authentication.delay.ms: how long a failed authentication waits
+    /// before it is answered and the connection closed.
+    #[arg(
+        long,
+        env = "KFDB_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = 100
+    )]
+    connection_failed_authentication_delay_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
     /// This broker's node id (Kafka's node.id); without it, the id of this listener's earlier
@@ -103,7 +171,7 @@ struct ServeArgs {
     #[arg(long, env = "KFDB_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9_000)]
     broker_session_timeout_ms: u64,
     /// Run this many brokers in this process over one store (a whole cluster in one process):
-    /// broker i listens on the --listen port + i and advertises the advertised port + i.
+    /// broker i listens on every listener's port + i and advertises its advertised port + i.
     #[arg(long, env = "KFDB_BROKERS", default_value_t = 1)]
     brokers: u16,
     /// auto.create.topics.enable
@@ -276,15 +344,18 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn log_config(args: &ServeArgs, index: usize, host: &str, port: i32) -> LogConfig {
+fn log_config(args: &ServeArgs, index: usize, listeners: &[Listener]) -> LogConfig {
     LogConfig {
         membership: Some(MembershipConfig {
             node_id: args.node_id.map(|n| n + index as i32),
-            endpoints: vec![Endpoint {
-                listener: "PLAINTEXT".into(),
-                host: host.to_string(),
-                port,
-            }],
+            endpoints: listeners
+                .iter()
+                .map(|l| Endpoint {
+                    listener: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                })
+                .collect(),
             rack: args.broker_rack.clone(),
             heartbeat: Duration::from_millis(args.broker_heartbeat_interval_ms.max(1)),
             session_timeout: Duration::from_millis(args.broker_session_timeout_ms.max(1)),
@@ -314,10 +385,11 @@ fn log_config(args: &ServeArgs, index: usize, host: &str, port: i32) -> LogConfi
     }
 }
 
-fn broker_config(args: &ServeArgs, host: &str, port: i32) -> BrokerConfig {
+fn broker_config(args: &ServeArgs, security: &Security, listeners: Vec<Listener>) -> BrokerConfig {
     BrokerConfig {
-        advertised_host: host.to_string(),
-        advertised_port: port,
+        listeners,
+        tls: security.tls.clone(),
+        sasl: security.sasl.clone(),
         max_request_bytes: args.socket_request_max_bytes,
         metadata_max_topics: args.metadata_max_topics.max(1),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
@@ -351,30 +423,157 @@ fn log_dir(store: &StoreArgs) -> String {
     }
 }
 
+/// This machine's host name: what a listener bound to every interface advertises by default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The listeners of `kfdb serve`: `--listeners` (with the advertised listeners and the protocol
+/// map), else one PLAINTEXT listener on `--listen`.
+fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, String> {
+    match &args.listeners {
+        Some(l) => kfdb_broker::listeners::parse(
+            l,
+            args.advertised_listeners.as_deref().unwrap_or(""),
+            &args.listener_security_protocol_map,
+            &host_name(),
+        ),
+        None => {
+            let ip = args.listen.ip().to_string();
+            let mut l = Listener::plaintext(&ip, args.listen.port());
+            if args.listen.ip().is_unspecified() {
+                l.advertised_host = host_name();
+            }
+            if let Some(a) = &args.advertised_listener {
+                let (host, port) = split_host_port(a)?;
+                l.advertised_host = host;
+                l.advertised_port = port;
+            }
+            Ok(vec![l])
+        }
+    }
+}
+
+/// TLS and SASL settings, shared by every broker of the process.
+struct Security {
+    tls: Option<std::sync::Arc<kfdb_broker::tls::Tls>>,
+    sasl: SaslConfig,
+}
+
+fn security(args: &ServeArgs, listeners: &[Listener]) -> Result<Security, String> {
+    let client_auth = ClientAuth::from_name(&args.ssl_client_auth).ok_or_else(|| {
+        format!(
+            "--ssl-client-auth {}: expected none, requested or required",
+            args.ssl_client_auth
+        )
+    })?;
+    let tls = match (&args.ssl_cert_file, &args.ssl_key_file) {
+        (Some(cert), Some(key)) => Some(Tls::load(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: args.ssl_ca_file.clone(),
+            client_auth,
+        })?),
+        (None, None) => None,
+        _ => return Err("--ssl-cert-file and --ssl-key-file go together".into()),
+    };
+    if let Some(l) = listeners.iter().find(|l| l.protocol.tls()) {
+        if tls.is_none() {
+            return Err(format!(
+                "listener {} is {}: it needs --ssl-cert-file and --ssl-key-file",
+                l.name, l.protocol
+            ));
+        }
+    }
+    let enabled_mechanisms = args
+        .sasl_enabled_mechanisms
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            Mechanism::from_name(&m.to_ascii_uppercase()).ok_or_else(|| {
+                format!("--sasl-enabled-mechanisms: {m} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let sasl = SaslConfig {
+        enabled_mechanisms,
+        plain_allow_plaintext: args.sasl_plain_allow_plaintext,
+        max_reauth: (args.connections_max_reauth_ms > 0)
+            .then(|| Duration::from_millis(args.connections_max_reauth_ms)),
+        failed_authentication_delay: Duration::from_millis(
+            args.connection_failed_authentication_delay_ms,
+        ),
+    };
+    if args.sasl_plain_allow_plaintext
+        && sasl.enabled_mechanisms.contains(&Mechanism::Plain)
+        && listeners
+            .iter()
+            .any(|l| l.protocol == SecurityProtocol::SaslPlaintext)
+    {
+        tracing::warn!(
+            "PLAIN is offered on a SASL_PLAINTEXT listener: passwords cross the network unencrypted"
+        );
+    }
+    Ok(Security { tls, sasl })
+}
+
+/// Broker `i`'s listeners: every port + `i`.
+fn offset_listeners(listeners: &[Listener], i: usize) -> Result<Vec<Listener>, String> {
+    listeners
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.bind_port = l
+                .bind_port
+                .checked_add(i as u16)
+                .ok_or("a listener's port + --brokers is past 65535")?;
+            l.advertised_port += i as i32;
+            Ok(l)
+        })
+        .collect()
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let advertised = args
-        .advertised_listener
-        .clone()
-        .unwrap_or_else(|| args.listen.to_string());
-    let (host, port) = split_host_port(&advertised)?;
+    let listeners = listeners(&args)?;
+    let security = security(&args, &listeners)?;
     let db = open_store(&args.store)?;
     let brokers = usize::from(args.brokers.max(1));
+    let mut per_broker = Vec::with_capacity(brokers);
     let mut configs = Vec::with_capacity(brokers);
     for i in 0..brokers {
-        let mut listen = args.listen;
-        listen.set_port(
-            args.listen
-                .port()
-                .checked_add(i as u16)
-                .ok_or("--listen port + --brokers is past 65535")?,
-        );
-        configs.push((broker_config(&args, &host, port + i as i32), listen));
+        let l = offset_listeners(&listeners, i)?;
+        configs.push(broker_config(&args, &security, l.clone()));
+        per_broker.push(l);
     }
+    if let Some(tls) = &security.tls {
+        tokio::spawn(tls.clone().watch(Duration::from_secs(5)));
+        #[cfg(unix)]
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tls.reload_logged("SIGHUP");
+                }
+            });
+        }
+    }
+    let advertised = listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+        .collect::<Vec<_>>()
+        .join(",");
     let args = std::sync::Arc::new(args);
     let opener: LogOpener = {
-        let (args, host) = (args.clone(), host.clone());
+        let args = args.clone();
         std::sync::Arc::new(move |i| {
-            let (db, config) = (db.clone(), log_config(&args, i, &host, port + i as i32));
+            let listeners = per_broker.get(i).cloned().unwrap_or_default();
+            let (db, config) = (db.clone(), log_config(&args, i, &listeners));
             Box::pin(async move { Log::open(db, config).await })
         })
     };
@@ -436,6 +635,10 @@ fn main() -> std::process::ExitCode {
             Command::Key(args) => {
                 let db = open_store(&args.store)?;
                 key::run(db, args).await
+            }
+            Command::User(args) => {
+                let db = open_store(&args.store)?;
+                user::run(db, args).await
             }
         }
     });

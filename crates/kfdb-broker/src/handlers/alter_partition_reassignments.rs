@@ -42,7 +42,7 @@ pub async fn handle(
                         .await
                         .map_err(|e| (error_code::from_log_error(&e), e.to_string())),
                     Some(replicas) => match replicas.first() {
-                        Some(first) if broker.node(first.0).is_some() => log
+                        Some(first) if broker.live_nodes().contains(&first.0) => log
                             .leadership()
                             .pin(id, Some(first.0))
                             .await

@@ -11,7 +11,7 @@ pub const VERSIONS: Versions = Versions::new(0, 3);
 pub type Request = CreatePartitionsRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitionsResponse> {
-    let live: Vec<i32> = ctx.broker.nodes().iter().map(|n| n.id).collect();
+    let live: Vec<i32> = ctx.broker.live_nodes();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let foreign = t

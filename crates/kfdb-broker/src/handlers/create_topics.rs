@@ -15,7 +15,7 @@ pub const VERSIONS: Versions = Versions::new(2, 7);
 pub type Request = CreateTopicsRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
-    let live: Vec<i32> = ctx.broker.nodes().iter().map(|n| n.id).collect();
+    let live: Vec<i32> = ctx.broker.live_nodes();
     let mut specs = Vec::with_capacity(req.topics.len());
     let mut early: Vec<Option<(i16, String)>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {

@@ -12,7 +12,7 @@ pub type Request = DescribeClusterRequest;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeClusterResponse> {
     let broker = ctx.broker;
     let brokers = broker
-        .nodes()
+        .nodes(&ctx.client.listener)
         .into_iter()
         .map(|n| {
             DescribeClusterBroker::default()

@@ -75,7 +75,7 @@ enum Role {
 }
 
 /// Decide how this broker serves `w` (its topic known).
-async fn role_of(broker: &Broker, version: i16, rack_id: &str, w: &Wanted) -> Role {
+async fn role_of(broker: &Broker, listener: &str, version: i16, rack_id: &str, w: &Wanted) -> Role {
     let Ok(topic) = &w.topic else {
         return Role::Refuse(error_code::UNKNOWN_TOPIC_OR_PARTITION, None);
     };
@@ -119,7 +119,7 @@ async fn role_of(broker: &Broker, version: i16, rack_id: &str, w: &Wanted) -> Ro
     if leader == Some(me) && version >= 11 && !rack_id.is_empty() && !in_rack {
         // A broker in the consumer's rack, chosen per partition so the load spreads.
         let in_its_rack: Vec<i32> = broker
-            .nodes()
+            .nodes(listener)
             .into_iter()
             .filter(|n| n.rack.as_deref() == Some(rack_id))
             .map(|n| n.id)
@@ -252,7 +252,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     }
     for w in &mut wanted {
         if w.topic.is_ok() {
-            w.role = role_of(ctx.broker, ctx.version, req.rack_id.as_str(), w).await;
+            w.role = role_of(
+                ctx.broker,
+                &ctx.client.listener,
+                ctx.version,
+                req.rack_id.as_str(),
+                w,
+            )
+            .await;
         }
     }
     let replica_reads = wanted.iter().any(|w| w.role == Role::Read(false));
@@ -374,7 +381,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             let node_endpoints = if ctx.version >= 12 {
                 endpoints
                     .iter()
-                    .filter_map(|n| ctx.broker.node(*n))
+                    .filter_map(|n| ctx.broker.node(*n, &ctx.client.listener))
                     .map(|n| {
                         NodeEndpoint::default()
                             .with_node_id(BrokerId(n.id))

@@ -43,7 +43,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FindCoordinato
                 CoordinatorKind::Group => invalid(error_code::INVALID_GROUP_ID, "empty group id"),
             };
         }
-        match broker.coordinator(kind, key).and_then(|n| broker.node(n)) {
+        match broker
+            .coordinator(kind, key)
+            .and_then(|n| broker.node(n, &ctx.client.listener))
+        {
             Some(n) => (error_code::NONE, None, n.id, n.host, n.port),
             None => invalid(error_code::COORDINATOR_NOT_AVAILABLE, "no broker is live"),
         }

@@ -169,7 +169,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
         }
     }
     let brokers = broker
-        .nodes()
+        .nodes(&ctx.client.listener)
         .into_iter()
         .map(|n| {
             MetadataResponseBroker::default()

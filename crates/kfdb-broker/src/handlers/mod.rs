@@ -2,6 +2,10 @@
 //! type and `handle`. The single `handlers!` list below generates both dispatch and the ApiVersions
 //! answer, so ApiVersions cannot advertise an API that is not dispatched.
 //!
+//! Who may send what is checked here too, once: on a SASL listener nothing but ApiVersions and
+//! SASL is served before the connection's [`Session`] is authenticated (or after its session
+//! expired, KIP-368); such a request closes the connection, as Kafka does.
+//!
 //! Versions are checked here, once: a request outside a handler's range closes the connection with
 //! a log line, except ApiVersions, which answers a too-new version with `UNSUPPORTED_VERSION` in the
 //! v0 format plus the supported ranges (KIP-511), so the client can retry with one it knows.
@@ -11,6 +15,7 @@ mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_replica_log_dirs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod commit_plan;
 mod consumer_group_describe;
@@ -27,6 +32,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -46,11 +52,14 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod topic_configs;
 mod txn_offset_commit;
 
 use crate::Broker;
+use crate::sasl::Session;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -99,6 +108,20 @@ pub struct RequestCtx<'a> {
     pub header: &'a RequestHeader,
     /// The client's address.
     pub peer: std::net::SocketAddr,
+    /// The connection's listener and who is on it.
+    pub client: &'a Client,
+}
+
+/// The connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The name of the listener it connected to (responses name brokers by that listener's
+    /// addresses).
+    pub listener: String,
+    /// Its authentication state and principal.
+    pub session: Arc<Session>,
 }
 
 impl RequestCtx<'_> {
@@ -121,6 +144,9 @@ pub enum HandleError {
     Decode(ApiKey, i16, String),
     /// The response did not encode (a bug).
     Encode(ApiKey, i16, String),
+    /// A request other than ApiVersions and SASL before authentication (or after the session
+    /// expired).
+    Unauthenticated(ApiKey),
 }
 
 impl HandleError {
@@ -132,6 +158,7 @@ impl HandleError {
             HandleError::UnsupportedVersion(..) => "unsupported_version",
             HandleError::Decode(..) => "decode",
             HandleError::Encode(..) => "encode",
+            HandleError::Unauthenticated(..) => "unauthenticated",
         }
     }
 }
@@ -144,6 +171,12 @@ impl std::fmt::Display for HandleError {
             HandleError::UnsupportedVersion(k, v) => write!(f, "unsupported version {v} of {k:?}"),
             HandleError::Decode(k, v, e) => write!(f, "{k:?} v{v} did not decode: {e}"),
             HandleError::Encode(k, v, e) => write!(f, "{k:?} v{v} response did not encode: {e}"),
+            HandleError::Unauthenticated(k) => {
+                write!(
+                    f,
+                    "{k:?} before SASL authentication (or after the session expired)"
+                )
+            }
         }
     }
 }
@@ -242,6 +275,10 @@ handlers!(
         alter_partition_reassignments,
         list_partition_reassignments,
         alter_replica_log_dirs,
+        sasl_handshake,
+        sasl_authenticate,
+        describe_user_scram_credentials,
+        alter_user_scram_credentials,
     ],
     later: [produce],
 );
@@ -287,7 +324,7 @@ pub fn is_produce(frame: &[u8]) -> bool {
 /// Answer one request frame (header and body).
 pub async fn handle(
     broker: &Arc<Broker>,
-    peer: std::net::SocketAddr,
+    client: &Client,
     mut frame: Bytes,
 ) -> Result<Answer, HandleError> {
     if frame.len() < 8 {
@@ -305,13 +342,21 @@ pub async fn handle(
         }
         return Err(HandleError::UnsupportedVersion(key, version));
     }
+    let sasl_exchange = matches!(
+        key,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    );
+    if !sasl_exchange && !client.session.authenticated() {
+        return Err(HandleError::Unauthenticated(key));
+    }
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| HandleError::Decode(key, version, e.to_string()))?;
     let ctx = RequestCtx {
         broker,
         version,
         header: &header,
-        peer,
+        peer: client.peer,
+        client,
     };
     let started = std::time::Instant::now();
     let result = dispatch(&ctx, key, &mut frame).await;
@@ -399,7 +444,7 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(api_name(ApiKey::SaslHandshake), "Other", "not served");
+        assert_eq!(api_name(ApiKey::DescribeAcls), "Other", "not served");
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub async fn begin(
         topics.push((topic.name, topic.topic_id, outcomes));
     }
     let broker = ctx.broker.clone();
+    let listener = ctx.client.listener.clone();
     Box::pin(async move {
         // Where the refused partitions are led, for the client (KIP-951).
         let not_led: Vec<PartitionId> = topics
@@ -212,7 +213,7 @@ pub async fn begin(
         }
         let node_endpoints = endpoints
             .into_iter()
-            .filter_map(|n| broker.node(n))
+            .filter_map(|n| broker.node(n, &listener))
             .map(|n| {
                 NodeEndpoint::default()
                     .with_node_id(BrokerId(n.id))

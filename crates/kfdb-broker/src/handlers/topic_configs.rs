@@ -46,7 +46,7 @@ pub fn topic(meta: &TopicMeta) -> Vec<Reported> {
 pub fn broker(broker: &crate::Broker) -> Vec<Reported> {
     let log: &LogConfig = broker.log.config();
     let node_id = broker.node_id();
-    let me = broker.node(node_id);
+    let listeners = &broker.config.listeners;
     let r = |name: &'static str, value: String, kind: ConfigType| Reported {
         name,
         value,
@@ -79,14 +79,21 @@ pub fn broker(broker: &crate::Broker) -> Vec<Reported> {
         ),
         r(
             "advertised.listeners",
-            me.as_ref()
-                .map(|n| format!("PLAINTEXT://{}:{}", n.host, n.port))
-                .unwrap_or_default(),
+            listeners
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+                .collect::<Vec<_>>()
+                .join(","),
             ConfigType::List,
         ),
         r(
             "broker.rack",
-            me.and_then(|n| n.rack).unwrap_or_default(),
+            broker
+                .log
+                .membership()
+                .rack()
+                .map(str::to_string)
+                .unwrap_or_default(),
             ConfigType::String,
         ),
         r(
