@@ -204,13 +204,12 @@ class Kfdb:
         assert self.proc is None or self.proc.poll() is not None, "kfdb is already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
+        # A module that gives --listeners names every listener itself (``port`` is one of them).
+        listen = [] if "--listeners" in self.extra_args else ["--listen", self.bootstrap, "--advertised-listener", self.bootstrap]
         cmd = [
             str(self.binary),
             "serve",
-            "--listen",
-            self.bootstrap,
-            "--advertised-listener",
-            self.bootstrap,
+            *listen,
             "--data-dir",
             str(self.data_dir),
             "--node-id",

@@ -85,10 +85,13 @@ impl Connection {
                     self.listener.name
                 )
             })?;
-            let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp))
-                .await
-                .map_err(|_| "TLS handshake timed out".to_string())?
-                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let stream = tokio::time::timeout(
+                TLS_HANDSHAKE_TIMEOUT,
+                tls.acceptor(!self.listener.protocol.sasl()).accept(tcp),
+            )
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
             if let Some(cert) = stream
                 .get_ref()
                 .1

@@ -107,7 +107,7 @@ impl Broker {
             config,
             groups,
             metrics,
-            auth_failures: sasl::FailureLimiter::new(10, 1.0),
+            auth_failures: sasl::FailureLimiter::new(10, 2.0, std::time::Duration::from_secs(5)),
             stopping: tokio::sync::watch::Sender::new(false),
         }))
     }

@@ -90,8 +90,8 @@ impl Metrics {
         let sasl_authentications = IntCounterVec::new(
             Opts::new(
                 "kfdb_sasl_authentications_total",
-                "SASL authentications, by mechanism and result (ok, failed, throttled: refused \
-                 because the address failed too often)",
+                "SASL authentications, by mechanism and result (ok, failed; throttled: delayed \
+                 because the address failed too often lately)",
             ),
             &["mechanism", "result"],
         )

@@ -4,8 +4,10 @@
 //! connection takes the configuration current at its handshake, so a reload never drops one, and
 //! a reload that fails (a half-written file) keeps the old configuration with a log line.
 //!
-//! A client certificate's subject becomes the connection's principal, as Kafka's default
-//! principal builder makes it: `User:` and the subject in RFC 2253 form (`CN=app,O=acme`).
+//! Client certificates are asked for on SSL listeners only: on SASL_SSL the principal comes from
+//! SASL, and Kafka likewise applies `ssl.client.auth` to SASL_SSL listeners only when set for that
+//! listener. A client certificate's subject becomes an SSL connection's principal, as Kafka's
+//! default principal builder makes it: `User:` and the subject in RFC 2253 form (`CN=app,O=acme`).
 
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -65,8 +67,22 @@ impl TlsFiles {
             .collect()
     }
 
-    /// Build a server configuration from the files.
-    fn load(&self) -> Result<ServerConfig, String> {
+    /// Build the server configurations from the files: with client authentication as set, and
+    /// without any.
+    fn load(&self) -> Result<Configs, String> {
+        let with = Arc::new(self.load_with(self.client_auth)?);
+        let without = if self.client_auth == ClientAuth::None {
+            with.clone()
+        } else {
+            Arc::new(self.load_with(ClientAuth::None)?)
+        };
+        Ok(Configs {
+            client_auth: with,
+            no_client_auth: without,
+        })
+    }
+
+    fn load_with(&self, client_auth: ClientAuth) -> Result<ServerConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs = CertificateDer::pem_file_iter(&self.cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -79,7 +95,7 @@ impl TlsFiles {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        let builder = match (self.client_auth, &self.ca) {
+        let builder = match (client_auth, &self.ca) {
             (ClientAuth::None, _) => builder.with_no_client_auth(),
             (_, None) => {
                 return Err("client authentication needs a CA file (--ssl-ca-file)".into());
@@ -107,10 +123,19 @@ impl TlsFiles {
     }
 }
 
+/// The server configurations in force.
+#[derive(Clone)]
+struct Configs {
+    /// For SSL listeners: client certificates as `ssl.client.auth` says.
+    client_auth: Arc<ServerConfig>,
+    /// For SASL_SSL listeners: no client certificates.
+    no_client_auth: Arc<ServerConfig>,
+}
+
 /// The TLS settings of the broker's TLS listeners (see the module documentation).
 pub struct Tls {
     files: TlsFiles,
-    current: RwLock<(Arc<ServerConfig>, Vec<Option<SystemTime>>)>,
+    current: RwLock<(Configs, Vec<Option<SystemTime>>)>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -126,17 +151,22 @@ impl Tls {
         let config = files.load()?;
         Ok(Arc::new(Self {
             files,
-            current: RwLock::new((Arc::new(config), stamp)),
+            current: RwLock::new((config, stamp)),
         }))
     }
 
-    /// The acceptor for a new connection.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = match self.current.read() {
+    /// The acceptor for a new connection (`client_auth`: ask for a client certificate as
+    /// `ssl.client.auth` says, else never).
+    pub fn acceptor(&self, client_auth: bool) -> tokio_rustls::TlsAcceptor {
+        let configs = match self.current.read() {
             Ok(c) => c.0.clone(),
             Err(poisoned) => poisoned.into_inner().0.clone(),
         };
-        tokio_rustls::TlsAcceptor::from(config)
+        tokio_rustls::TlsAcceptor::from(if client_auth {
+            configs.client_auth
+        } else {
+            configs.no_client_auth
+        })
     }
 
     /// Read the files again; on an error the old configuration stays.
@@ -147,7 +177,7 @@ impl Tls {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *current = (Arc::new(config), stamp);
+        *current = (config, stamp);
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //!
 //! Credentials are the store's (kfdb-log `Users`), so every broker of a cluster checks the same
 //! ones. PLAIN is checked against the same salted SCRAM credentials. `scram` is the SCRAM exchange,
-//! `limiter` the per-address limit on failed attempts.
+//! `limiter` the per-address brake on failed attempts.
 
 mod limiter;
 pub mod scram;
@@ -261,14 +261,13 @@ impl Session {
                 .inc()
         };
         let limiter = &broker.auth_failures;
-        if exchange.is_none() && !limiter.allows(peer) {
-            counter("throttled");
-            tracing::warn!(%peer, "authentication refused: too many failures from this address");
-            tokio::time::sleep(broker.config.sasl.failed_authentication_delay).await;
-            return AuthAnswer::failed(
-                SASL_AUTHENTICATION_FAILED,
-                "Authentication failed: too many failed attempts from this address; try again later",
-            );
+        if exchange.is_none() {
+            let wait = limiter.wait(peer);
+            if !wait.is_zero() {
+                counter("throttled");
+                tracing::info!(%peer, wait_ms = wait.as_millis() as u64, "authentication delayed: recent failures from this address");
+                tokio::time::sleep(wait).await;
+            }
         }
         let step = match (mechanism, exchange) {
             (Mechanism::Plain, _) => plain(broker, token).await.map(|user| (user, Vec::new())),

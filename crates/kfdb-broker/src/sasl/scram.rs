@@ -276,10 +276,10 @@ impl Exchange {
         if channel != self.first.gs2_header.as_bytes() {
             return Err("the channel binding does not match".into());
         }
-        // RFC 5802 wants the server's nonce echoed; librdkafka sends its own nonce in front of it,
-        // which Kafka accepts (it checks that the client's ends with the server's). The server's
-        // random part is in it either way, so a replayed exchange still fails.
-        if !nonce.is_some_and(|n| n.ends_with(&self.nonce)) {
+        // The nonce echoed exactly (RFC 5802), as Kafka 4 checks it. Older librdkafka (kcat 1.7.1's
+        // 2.0.2) sends its own nonce in front of the server's; Kafka 3 accepted that, Kafka 4 and
+        // kfdb do not.
+        if nonce != Some(self.nonce.as_str()) {
             return Err("the nonce does not match".into());
         }
         let proof = b64
