@@ -321,3 +321,16 @@ def test_tls_hello_on_a_plaintext_port_and_plaintext_on_a_tls_port_close_cleanly
     # Everyone else is served as before.
     assert login_errors(secure.addr("SASL_PLAINTEXT"), sasl_conf("SCRAM-SHA-256")) == []
     assert login_errors(secure.addr("SSL"), {"security.protocol": "SSL", "ssl.ca.location": secure.path("ca.pem")}) == []
+
+
+def test_kafka_configs_adds_a_scram_user_who_then_logs_in(secure):
+    proc = jvmhelpers.run_java(
+        "org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", secure.addr("PLAINTEXT"), "--alter",
+        "--entity-type", "users", "--entity-name", "dave", "--add-config", "SCRAM-SHA-512=[password=dave-secret]",
+        timeout=120, heap="256m",
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "Completed updating config for user dave" in proc.stdout
+    conf = sasl_conf("SCRAM-SHA-512", "dave", "dave-secret", protocol="SASL_SSL",
+                     **{"ssl.ca.location": secure.path("ca.pem")})
+    wait_for(lambda: not login_errors(secure.addr("SASL_SSL"), conf, 5), 30, "dave's SCRAM login")
