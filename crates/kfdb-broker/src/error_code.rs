@@ -72,6 +72,16 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 /// acks other than -1, 0, 1.
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+/// Not allowed on the topic (ACLs).
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+/// Not allowed on the group (ACLs).
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+/// Not allowed on the cluster (ACLs).
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+/// Not allowed on the transactional id (ACLs).
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+/// No authorizer is configured (the ACL APIs).
+pub const SECURITY_DISABLED: i16 = 54;
 /// The SASL mechanism is not enabled on this listener.
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 /// A SASL request out of order (or on a listener without SASL).

@@ -6,8 +6,10 @@
 //! socket. `error_code` maps data-model errors to Kafka error codes in one place. `http` serves
 //! metrics and broker control; `keyapi` kfdb's own HTTP API (the latest record of a key).
 //! `listeners` parses Kafka's listener settings; `tls` terminates TLS on SSL listeners and `sasl`
-//! authenticates clients on SASL listeners (a connection's `Session` and principal).
+//! authenticates clients on SASL listeners (a connection's `Session` and principal); `authz`
+//! decides what a principal may do (ACLs).
 
+pub mod authz;
 pub mod cluster;
 mod connection;
 pub mod error_code;
@@ -40,6 +42,8 @@ pub struct BrokerConfig {
     pub tls: Option<Arc<tls::Tls>>,
     /// SASL for the SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: sasl::SaslConfig,
+    /// ACL enforcement.
+    pub authz: authz::AuthzConfig,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub max_request_bytes: usize,
     /// `max.connections`.
@@ -71,6 +75,7 @@ impl Default for BrokerConfig {
             listeners: vec![listeners::Listener::plaintext("127.0.0.1", 9092)],
             tls: None,
             sasl: sasl::SaslConfig::default(),
+            authz: authz::AuthzConfig::default(),
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             group: group::GroupConfig::default(),
@@ -91,6 +96,8 @@ pub struct Broker {
     pub groups: Arc<group::Coordinator>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Decides what each principal may do (ACLs).
+    pub authorizer: authz::Authorizer,
     /// Failed authentications per client address.
     pub auth_failures: sasl::FailureLimiter,
     /// Set when the server shuts down: long-polling requests answer at once.
@@ -102,7 +109,9 @@ impl Broker {
     pub fn new(log: Arc<Log>, config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let groups = group::Coordinator::new(log.clone(), config.group.clone());
         let metrics = metrics::Metrics::new(&log)?;
+        let authorizer = authz::Authorizer::new(log.clone(), config.authz.clone());
         Ok(Arc::new(Self {
+            authorizer,
             log,
             config,
             groups,

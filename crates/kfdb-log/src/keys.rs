@@ -53,6 +53,9 @@
 //!                                                         long for a store key, chained by hash
 //! ("kfdb", "scram", user, mechanism)                   → ScramCredential: a SASL/SCRAM user's salted
 //!                                                         credential (mechanism "SCRAM-SHA-256"/"-512")
+//! ("kfdb", "acl", resource_type, pattern_type, resource_name, principal, host, operation, permission)
+//!                                                      → () : an ACL binding (Kafka's codes)
+//! ("kfdb", "acls_version")                             → counter: bumped with every ACL change
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -645,6 +648,34 @@ pub(crate) fn scram_user(user: &str) -> KeyRange {
 /// The user and mechanism of a credential key.
 pub(crate) fn parse_scram_credential(key: &[u8]) -> LogResult<(String, String)> {
     parse(&scram_space(), key, "scram credential")
+}
+
+// ---- ACLs ----------------------------------------------------------------------------------
+
+fn acl_space() -> Subspace {
+    root().subspace(&"acl")
+}
+
+/// One ACL binding's key: `(resource_type, pattern_type, name, principal, host, operation,
+/// permission)`.
+pub(crate) type AclKey = (i64, i64, String, String, String, i64, i64);
+
+pub(crate) fn acl(k: &AclKey) -> Vec<u8> {
+    acl_space().pack(k)
+}
+
+/// Every ACL binding.
+pub(crate) fn acls() -> KeyRange {
+    range_of(&acl_space())
+}
+
+/// The binding of an ACL key.
+pub(crate) fn parse_acl(key: &[u8]) -> LogResult<AclKey> {
+    parse(&acl_space(), key, "acl")
+}
+
+pub(crate) fn acls_version() -> Vec<u8> {
+    pack(&"acls_version")
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
 //! - `groups::GroupStore`: committed offsets and stored group membership.
 //! - `txn::TxnCoordinator` (with `markers.rs`): the transaction coordinator.
-//! - `users::Users`: SASL users' salted SCRAM credentials.
+//! - `users::Users`: SASL users' salted SCRAM credentials; `acls::Acls`: ACL bindings.
 //! - `sweeps`: the background loops over retention, transactions and producers.
 //! - `tails::Tails`: what this broker holds in memory about partition tails (hot cache,
 //!   watermark channels), shared by the writers, the reader and retention.
@@ -32,6 +32,7 @@
 //! (ownership keys), `producer.rs` (sequence rules), `batch.rs`, `config.rs`, `cache.rs`,
 //! `walk.rs`, `keys.rs`, `values.rs`, `ids.rs`, `error.rs`, `clock.rs`.
 
+mod acls;
 mod append;
 pub mod batch;
 pub mod cache;
@@ -64,6 +65,7 @@ mod walk;
 mod watchers;
 mod writer;
 
+pub use acls::{AclBinding, Acls};
 pub use append::Condition;
 pub use catalog::{AlterOp, NewTopic, TopicCatalog, TopicId, validate_topic_name};
 pub use clock::now_ms;
@@ -186,6 +188,7 @@ pub struct Log {
     groups: GroupStore,
     txns: Arc<TxnCoordinator>,
     users: Users,
+    acls: Acls,
 }
 
 impl Log {
@@ -263,6 +266,7 @@ impl Log {
             )),
             groups: GroupStore::new(db.clone(), node),
             users: Users::new(db.clone()),
+            acls: Acls::new(db.clone()),
             db,
             config,
             cluster_id,
@@ -344,6 +348,11 @@ impl Log {
     /// SASL users' credentials.
     pub fn users(&self) -> &Users {
         &self.users
+    }
+
+    /// ACL bindings.
+    pub fn acls(&self) -> &Acls {
+        &self.acls
     }
 
     /// Partition tails in memory: watermark channels and the hot cache's counters.

@@ -10,6 +10,8 @@ mod user;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kfdb_broker::BrokerConfig;
+use kfdb_broker::authz::AuthzConfig;
+use kfdb_broker::authz::acl::Policy;
 use kfdb_broker::listeners::{Listener, SecurityProtocol};
 use kfdb_broker::node::{LocalCluster, LogOpener};
 use kfdb_broker::sasl::{Mechanism, SaslConfig};
@@ -149,6 +151,16 @@ struct ServeArgs {
         default_value_t = 100
     )]
     connection_failed_authentication_delay_ms: u64,
+    /// authorizer.class.name: `acl` enforces Kafka's ACLs on every API; `none` (default, as
+    /// Kafka without an authorizer) allows everything and refuses the ACL APIs.
+    #[arg(long, env = "KFDB_AUTHORIZER", default_value = "none")]
+    authorizer: String,
+    /// super.users: principals allowed everything, e.g. "User:admin;User:ops".
+    #[arg(long, env = "KFDB_SUPER_USERS", default_value = "")]
+    super_users: String,
+    /// allow.everyone.if.no.acl.found: a resource no ACL names is open to everyone.
+    #[arg(long, env = "KFDB_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_everyone_if_no_acl_found: bool,
     #[command(flatten)]
     store: StoreArgs,
     /// This broker's node id (Kafka's node.id); without it, the id of this listener's earlier
@@ -390,6 +402,7 @@ fn broker_config(args: &ServeArgs, security: &Security, listeners: Vec<Listener>
         listeners,
         tls: security.tls.clone(),
         sasl: security.sasl.clone(),
+        authz: security.authz.clone(),
         max_request_bytes: args.socket_request_max_bytes,
         metadata_max_topics: args.metadata_max_topics.max(1),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
@@ -462,6 +475,7 @@ fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, String> {
 struct Security {
     tls: Option<std::sync::Arc<kfdb_broker::tls::Tls>>,
     sasl: SaslConfig,
+    authz: AuthzConfig,
 }
 
 fn security(args: &ServeArgs, listeners: &[Listener]) -> Result<Security, String> {
@@ -519,7 +533,31 @@ fn security(args: &ServeArgs, listeners: &[Listener]) -> Result<Security, String
             "PLAIN is offered on a SASL_PLAINTEXT listener: passwords cross the network unencrypted"
         );
     }
-    Ok(Security { tls, sasl })
+    let enabled = match args.authorizer.as_str() {
+        "acl" => true,
+        "none" | "" => false,
+        other => return Err(format!("--authorizer {other}: expected acl or none")),
+    };
+    let super_users: Vec<String> = args
+        .super_users
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = super_users.iter().find(|u| !u.contains(':')) {
+        return Err(format!(
+            "--super-users: {bad} is not a principal (User:name)"
+        ));
+    }
+    let authz = AuthzConfig {
+        enabled,
+        policy: Policy {
+            super_users,
+            allow_if_no_acl: args.allow_everyone_if_no_acl_found,
+        },
+    };
+    Ok(Security { tls, sasl, authz })
 }
 
 /// Broker `i`'s listeners: every port + `i`.

@@ -6,6 +6,7 @@
 //! failure while looking a topic up is answered as the store failure, never as unknown).
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -33,21 +34,30 @@ async fn add(
     verify_only: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let log = &ctx.broker.log;
+    let txn_denied = !ctx.allowed(op::WRITE, Resource::TransactionalId(id)).await;
     // Per partition: its store identity, or the error code it gets if it cannot be added (an
     // unknown topic or partition; a store failure looking the topic up, which is not "unknown").
     let mut resolved: Vec<Vec<Resolved>> = Vec::with_capacity(topics.len());
     for t in topics {
         let meta = log.topics().get(&t.name).await;
+        let denied = if txn_denied {
+            Some(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !ctx.allowed(op::WRITE, Resource::Topic(&t.name)).await {
+            Some(error_code::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
         resolved.push(
             t.partitions
                 .iter()
                 .map(|&p| {
-                    let found = match &meta {
-                        Ok(m) => m
+                    let found = match (&meta, denied) {
+                        (_, Some(code)) => Err(code),
+                        (Ok(m), None) => m
                             .as_ref()
                             .and_then(|m| m.partition(p))
                             .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                        Err(e) => Err(error_code::for_txn(e, ctx.version, FENCED_FROM)),
+                        (Err(e), None) => Err(error_code::for_txn(e, ctx.version, FENCED_FROM)),
                     };
                     (p, found)
                 })

@@ -3,6 +3,7 @@
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
@@ -15,7 +16,16 @@ pub type Request = AlterConfigsRequest;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AlterConfigsResponse> {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        let result = if r.resource_type != RESOURCE_TOPIC {
+        let result = if r.resource_type == RESOURCE_TOPIC
+            && !ctx
+                .allowed(op::ALTER_CONFIGS, Resource::Topic(&r.resource_name))
+                .await
+        {
+            Err((
+                error_code::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".to_string(),
+            ))
+        } else if r.resource_type != RESOURCE_TOPIC {
             Err((
                 error_code::INVALID_REQUEST,
                 "only topic configs can be altered".to_string(),

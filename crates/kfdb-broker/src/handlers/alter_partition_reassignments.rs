@@ -6,6 +6,7 @@
 //! there is none. The first broker must be live (INVALID_REPLICA_ASSIGNMENT otherwise).
 
 use super::{RequestCtx, Versions, partition_of, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -23,6 +24,13 @@ pub async fn handle(
     req: Request,
 ) -> Option<AlterPartitionReassignmentsResponse> {
     let broker = ctx.broker;
+    if !ctx.allowed(op::ALTER, Resource::Cluster).await {
+        return Some(
+            AlterPartitionReassignmentsResponse::default()
+                .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(s("Cluster authorization failed."))),
+        );
+    }
     let log = &broker.log;
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {

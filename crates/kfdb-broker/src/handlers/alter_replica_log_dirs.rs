@@ -4,6 +4,7 @@
 //! UNKNOWN_TOPIC_OR_PARTITION.
 
 use super::{RequestCtx, Versions, partition_of};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::alter_replica_log_dirs_response::{
     AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
@@ -18,8 +19,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AlterReplicaLo
     let broker = ctx.broker;
     let ours = broker.config.log_dir.as_str();
     let mut results = Vec::new();
+    let allowed = ctx.allowed(op::ALTER, Resource::Cluster).await;
     for dir in req.dirs {
-        let dir_code = if dir.path.as_str() == ours {
+        let dir_code = if !allowed {
+            error_code::CLUSTER_AUTHORIZATION_FAILED
+        } else if dir.path.as_str() == ours {
             error_code::NONE
         } else {
             error_code::LOG_DIR_NOT_FOUND

@@ -7,6 +7,7 @@
 //! credential that does not exist RESOURCE_NOT_FOUND. One result per user.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::sasl::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramMechanism};
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -86,6 +87,7 @@ pub async fn handle(
     req: Request,
 ) -> Option<AlterUserScramCredentialsResponse> {
     let store = ctx.broker.log.users();
+    let allowed = ctx.allowed(op::ALTER, Resource::Cluster).await;
     // Per user, in the order users first appear: their one alteration, or why it fails.
     let mut users: Vec<(String, Result<Change, Failure>)> = Vec::new();
     let deletions = req
@@ -107,6 +109,10 @@ pub async fn handle(
             continue;
         }
         let change = match (d, u) {
+            _ if !allowed => Err(fail(
+                error_code::CLUSTER_AUTHORIZATION_FAILED,
+                "Cluster authorization failed.",
+            )),
             (Some(d), _) => deletion(store, name, d.mechanism).await,
             (_, Some(u)) => upsertion(u),
             (None, None) => continue,

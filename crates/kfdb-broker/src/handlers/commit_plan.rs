@@ -1,9 +1,12 @@
 //! What OffsetCommit and TxnOffsetCommit share: checking each requested partition (the group's
 //! verdict, `offset.metadata.max.bytes`, the topic and partition exist) and collecting the offsets
-//! to store, so both answer per partition the same way.
+//! to store, so both answer per partition the same way. A topic the client may not READ answers
+//! TOPIC_AUTHORIZATION_FAILED.
 
+use super::RequestCtx;
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
-use kfdb_log::{CommittedOffset, Log, PartitionId, committed};
+use kfdb_log::{CommittedOffset, PartitionId, committed};
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA: usize = 4096;
@@ -60,17 +63,26 @@ macro_rules! requested_topics {
 pub(crate) use requested_topics;
 
 /// Check every partition of `topics` (name, partitions) given the group's verdict `group_code`.
-pub(crate) async fn plan(log: &Log, group_code: i16, topics: Vec<(&str, Vec<Requested>)>) -> Plan {
+pub(crate) async fn plan(
+    ctx: &RequestCtx<'_>,
+    group_code: i16,
+    topics: Vec<(&str, Vec<Requested>)>,
+) -> Plan {
+    let log = &ctx.broker.log;
     let mut codes = Vec::with_capacity(topics.len());
     let mut to_store = Vec::new();
     for (name, partitions) in topics {
         // The topic, or the code its partitions get: unknown, or the store failure that kept it
         // from being looked up (never reported as unknown).
         let meta = if group_code == error_code::NONE {
-            match log.topics().get(name).await {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Err(e) => Err(error_code::for_group(&e)),
+            if !ctx.allowed(op::READ, Resource::Topic(name)).await {
+                Err(error_code::TOPIC_AUTHORIZATION_FAILED)
+            } else {
+                match log.topics().get(name).await {
+                    Ok(Some(m)) => Ok(m),
+                    Ok(None) => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                    Err(e) => Err(error_code::for_group(&e)),
+                }
             }
         } else {
             Err(group_code)

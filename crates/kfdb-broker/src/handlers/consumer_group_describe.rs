@@ -2,6 +2,7 @@
 //! target assignments.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::group::consumer::Tp;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -43,6 +44,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupD
         let base = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if !ctx.allowed(op::DESCRIBE, Resource::Group(&id)).await {
+            groups.push(base.with_error_code(error_code::GROUP_AUTHORIZATION_FAILED));
+            continue;
+        }
+        let base = if req.include_authorized_operations {
+            base.with_authorized_operations(ctx.authorized_operations(Resource::Group(&id)).await)
+        } else {
+            base
+        };
         if let Err(code) = ctx.broker.groups.check(&id) {
             groups.push(base.with_error_code(code));
             continue;

@@ -2,6 +2,7 @@
 //! consumer group whose assignment the broker computes (`group::consumer`).
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::group::consumer::{Heartbeat, TopicInfo};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
@@ -28,6 +29,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
     };
     if req.group_id.is_empty() {
         return fail(error_code::INVALID_GROUP_ID, "empty group id");
+    }
+    if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        return fail(
+            error_code::GROUP_AUTHORIZATION_FAILED,
+            "Group authorization failed.",
+        );
+    }
+    for t in req.subscribed_topic_names.iter().flatten() {
+        if !ctx.allowed(op::DESCRIBE, Resource::Topic(t)).await {
+            return fail(
+                error_code::TOPIC_AUTHORIZATION_FAILED,
+                "Topic authorization failed.",
+            );
+        }
     }
     tracing::debug!(group = %req.group_id.0, member = %req.member_id, epoch = req.member_epoch, topics = ?req.subscribed_topic_names, regex = ?req.subscribed_topic_regex, "consumer group heartbeat");
     if req

@@ -2,6 +2,7 @@
 //! brokers.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
@@ -19,7 +20,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
             .iter()
             .flatten()
             .any(|a| a.broker_ids.iter().any(|b| !live.contains(&b.0)));
-        let result = if foreign {
+        let result = if !ctx.allowed(op::ALTER, Resource::Topic(&t.name)).await {
+            Err((
+                error_code::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".to_string(),
+            ))
+        } else if foreign {
             Err((
                 error_code::INVALID_REPLICA_ASSIGNMENT,
                 format!("replicas may only be on live brokers {live:?}"),

@@ -3,6 +3,7 @@
 //! placed by the cluster, not by the assignment).
 
 use super::{RequestCtx, Versions, s, topic_configs};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -16,12 +17,18 @@ pub type Request = CreateTopicsRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
     let live: Vec<i32> = ctx.broker.live_nodes();
+    let cluster_create = ctx.allowed(op::CREATE, Resource::Cluster).await;
     let mut specs = Vec::with_capacity(req.topics.len());
     let mut early: Vec<Option<(i16, String)>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let mut partitions = t.num_partitions;
         let mut problem = None;
-        if !t.assignments.is_empty() {
+        if !cluster_create && !ctx.allowed(op::CREATE, Resource::Topic(&t.name)).await {
+            problem = Some((
+                error_code::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".to_string(),
+            ));
+        } else if !t.assignments.is_empty() {
             if t.num_partitions != -1 || t.replication_factor != -1 {
                 problem = Some((
                     error_code::INVALID_REQUEST,

@@ -1,6 +1,7 @@
 //! DeleteGroups (key 42): delete empty groups with their committed offsets.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
@@ -14,6 +15,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteGroupsRe
     let log = &ctx.broker.log;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
+        if !ctx.allowed(op::DELETE, Resource::Group(&id)).await {
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(error_code::GROUP_AUTHORIZATION_FAILED),
+            );
+            continue;
+        }
         if let Err(code) = coordinator.check(&id) {
             results.push(
                 DeletableGroupResult::default()

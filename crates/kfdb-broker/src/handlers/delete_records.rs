@@ -1,6 +1,7 @@
 //! DeleteRecords (key 21): advance partitions' log start offsets, deleting whole batches below.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -17,8 +18,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteRecordsR
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = log.topics().get(&t.name).await;
+        let allowed = ctx.allowed(op::DELETE, Resource::Topic(&t.name)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
+            if !allowed {
+                partitions.push(
+                    DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1)
+                        .with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED),
+                );
+                continue;
+            }
             let led = match &meta {
                 Ok(Some(m)) => match m.partition(p.partition_index) {
                     Some(id) => ctx.broker.lead(id, -1).await.map(|_| ()),

@@ -1,6 +1,7 @@
 //! DeleteTopics (key 20): by name (v1–5) or by name or topic id (v6+).
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -25,6 +26,29 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsRe
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
+        // ACLs: DELETE on the topic (by id: on the name the id resolves to).
+        let acl_name = match &name {
+            Some(n) => Some(n.clone()),
+            None => log
+                .topics()
+                .get_by_uuid(id)
+                .await
+                .ok()
+                .flatten()
+                .map(|m| m.name.clone()),
+        };
+        if let Some(n) = &acl_name
+            && !ctx.allowed(op::DELETE, Resource::Topic(n)).await
+        {
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(name.map(|n| TopicName(s(n))))
+                    .with_topic_id(id)
+                    .with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message((ctx.version >= 5).then(|| s("Authorization failed."))),
+            );
+            continue;
+        }
         let result = match &name {
             Some(n) => log.delete_topic(TopicId::Name(n)).await,
             None => log.delete_topic(TopicId::Uuid(id)).await,

@@ -2,6 +2,7 @@
 //! controller (the live broker with the lowest node id).
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
@@ -11,6 +12,18 @@ pub type Request = DescribeClusterRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeClusterResponse> {
     let broker = ctx.broker;
+    if !ctx.allowed(op::DESCRIBE, Resource::Cluster).await {
+        return Some(
+            DescribeClusterResponse::default()
+                .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(s("Cluster authorization failed."))),
+        );
+    }
+    let operations = if req.include_cluster_authorized_operations {
+        ctx.authorized_operations(Resource::Cluster).await
+    } else {
+        i32::MIN
+    };
     let brokers = broker
         .nodes(&ctx.client.listener)
         .into_iter()
@@ -28,6 +41,6 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeCluste
             .with_cluster_id(s(broker.log.cluster_id()))
             .with_controller_id(BrokerId(broker.controller()))
             .with_brokers(brokers)
-            .with_cluster_authorized_operations(i32::MIN),
+            .with_cluster_authorized_operations(operations),
     )
 }

@@ -2,6 +2,7 @@
 //! configs (resource types 2 and 4).
 
 use super::{RequestCtx, Versions, s, topic_configs};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -24,7 +25,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
         let base = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        let resource = match r.resource_type {
+            RESOURCE_TOPIC => Some(Resource::Topic(&r.resource_name)),
+            RESOURCE_BROKER => Some(Resource::Cluster),
+            _ => None,
+        };
+        let denied = match resource {
+            Some(res) => !ctx.allowed(op::DESCRIBE_CONFIGS, res).await,
+            None => false,
+        };
         let reported = match r.resource_type {
+            _ if denied => Err((
+                if r.resource_type == RESOURCE_TOPIC {
+                    error_code::TOPIC_AUTHORIZATION_FAILED
+                } else {
+                    error_code::CLUSTER_AUTHORIZATION_FAILED
+                },
+                "Authorization failed.".into(),
+            )),
             RESOURCE_TOPIC => match broker.log.topics().get(&r.resource_name).await {
                 Ok(Some(meta)) => Ok(topic_configs::topic(&meta)),
                 Ok(None) => Err((

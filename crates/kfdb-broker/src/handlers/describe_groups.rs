@@ -2,6 +2,7 @@
 //! assignments) of classic groups.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
@@ -17,6 +18,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeGroups
         let base = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if !ctx.allowed(op::DESCRIBE, Resource::Group(&id)).await {
+            out.push(base.with_error_code(error_code::GROUP_AUTHORIZATION_FAILED));
+            continue;
+        }
+        let base = if ctx.version >= 3 && req.include_authorized_operations {
+            base.with_authorized_operations(ctx.authorized_operations(Resource::Group(&id)).await)
+        } else {
+            base
+        };
         if let Err(code) = coordinator.check(&id) {
             out.push(base.with_error_code(code));
             continue;

@@ -6,6 +6,7 @@
 
 use super::{RequestCtx, Versions, s};
 use crate::Broker;
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -39,6 +40,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeLogDir
                 ]),
         )
     };
+    if !ctx.allowed(op::DESCRIBE, Resource::Cluster).await {
+        return failed(crate::error_code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let mut topics = Vec::new();
     match &req.topics {
         Some(asked) => {

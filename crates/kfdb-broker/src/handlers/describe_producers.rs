@@ -3,6 +3,7 @@
 //! find-hanging`). Served by the partition's leader, as Kafka does.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -20,8 +21,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeProduc
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = log.topics().get(&t.name).await;
+        let allowed = ctx.allowed(op::READ, Resource::Topic(&t.name)).await;
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for p in t.partition_indexes {
+            if !allowed {
+                partitions.push(
+                    PartitionResponse::default()
+                        .with_partition_index(p)
+                        .with_error_code(crate::error_code::TOPIC_AUTHORIZATION_FAILED),
+                );
+                continue;
+            }
             let found = match &meta {
                 Ok(Some(m)) => match m.partition(p) {
                     Some(id) => match ctx.broker.lead(id, -1).await {

@@ -5,6 +5,7 @@
 //! unknown.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -63,6 +64,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTopicP
         }
     }
     for (name, meta) in candidates {
+        if !ctx.allowed(op::DESCRIBE, Resource::Topic(&name)).await {
+            // A named topic answers TOPIC_AUTHORIZATION_FAILED; a listed one is left out.
+            if !req.topics.is_empty() {
+                out.push(
+                    DescribeTopicPartitionsResponseTopic::default()
+                        .with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED)
+                        .with_name(Some(TopicName(s(name)))),
+                );
+            }
+            continue;
+        }
         let meta = match meta {
             Ok(Some(m)) => m,
             other => {

@@ -2,6 +2,7 @@
 //! timeout, start time and the partitions of its open transaction.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
@@ -21,6 +22,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTransa
             .with_transactional_id(id.clone())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
+        if !ctx
+            .allowed(op::DESCRIBE, Resource::TransactionalId(&id))
+            .await
+        {
+            states.push(
+                base.with_error_code(crate::error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            );
+            continue;
+        }
         states.push(match log.txns().describe(&id).await {
             Ok(Some((s, parts))) => {
                 let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! twice answers DUPLICATE_RESOURCE for it, an unknown one RESOURCE_NOT_FOUND, as Kafka does.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::sasl::scram::ScramMechanism;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
@@ -43,6 +44,13 @@ pub async fn handle(
             .with_error_code(code)
             .with_error_message(message.map(s))
     };
+    if !ctx.allowed(op::DESCRIBE, Resource::Cluster).await {
+        return Some(
+            response
+                .with_error_code(error_code::CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(s("Cluster authorization failed."))),
+        );
+    }
     let Some(names) = req.users.filter(|u| !u.is_empty()) else {
         return Some(match users.list(None).await {
             Ok(all) => {

@@ -6,6 +6,7 @@
 //! cases. An unclean election (type 1) is never needed: some live broker always leads. Without a partition list, Kafka lists only the partitions it elected: none here.
 
 use super::{RequestCtx, Versions, partition_of, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse};
@@ -16,6 +17,12 @@ pub type Request = ElectLeadersRequest;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ElectLeadersResponse> {
     let broker = ctx.broker;
+    if !ctx.allowed(op::ALTER, Resource::Cluster).await {
+        return Some(
+            ElectLeadersResponse::default()
+                .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED),
+        );
+    }
     let view = broker.log.membership().view();
     let mut results = Vec::new();
     for t in req.topic_partitions.iter().flatten() {

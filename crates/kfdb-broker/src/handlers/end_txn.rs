@@ -3,6 +3,7 @@
 //! most `kfdb_log::MARKERS_PER_TXN` partitions).
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse};
 
@@ -15,6 +16,15 @@ pub type Request = EndTxnRequest;
 const FENCED_FROM: i16 = 2;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<EndTxnResponse> {
+    if !ctx
+        .allowed(op::WRITE, Resource::TransactionalId(&req.transactional_id))
+        .await
+    {
+        return Some(
+            EndTxnResponse::default()
+                .with_error_code(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        );
+    }
     let code = match ctx
         .broker
         .log

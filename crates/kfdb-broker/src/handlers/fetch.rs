@@ -28,6 +28,7 @@
 //! wakes when a transaction marker moves the last stable offset.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::{Broker, error_code};
 use bytes::Bytes;
 use futures::future::select_all;
@@ -222,7 +223,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             log.topics().get(&t.topic).await
         };
         let topic = match meta {
+            Ok(Some(m)) if !ctx.allowed(op::READ, Resource::Topic(&m.name)).await => {
+                Err(error_code::TOPIC_AUTHORIZATION_FAILED)
+            }
             Ok(Some(m)) => Ok(m),
+            Ok(None) if !by_id && !ctx.allowed(op::READ, Resource::Topic(&t.topic)).await => {
+                Err(error_code::TOPIC_AUTHORIZATION_FAILED)
+            }
             Ok(None) => Err(missing),
             Err(e) => {
                 tracing::warn!(topic = %t.topic.as_str(), error = %e, "fetch: topic lookup failed");

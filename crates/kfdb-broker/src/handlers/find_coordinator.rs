@@ -3,6 +3,7 @@
 //! COORDINATOR_NOT_AVAILABLE while no broker is live. v4+ answers a batch of keys.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -22,6 +23,22 @@ type Found = (i16, Option<String>, i32, String, i32);
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FindCoordinatorResponse> {
     let broker = ctx.broker;
+    // DESCRIBE on the group or transactional id (ACLs), decided before the answers are built.
+    let keys: Vec<&str> = if ctx.version >= 4 {
+        req.coordinator_keys.iter().map(|k| k.as_str()).collect()
+    } else {
+        vec![req.key.as_str()]
+    };
+    let mut denied = Vec::new();
+    for k in keys {
+        let r = match req.key_type {
+            TRANSACTION => Resource::TransactionalId(k),
+            _ => Resource::Group(k),
+        };
+        if !k.is_empty() && !ctx.allowed(op::DESCRIBE, r).await {
+            denied.push(k.to_string());
+        }
+    }
     let answer = |key: &str| -> Found {
         let invalid =
             |code, message: &str| (code, Some(message.to_string()), -1, String::new(), -1);
@@ -35,6 +52,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FindCoordinato
                 );
             }
         };
+        if denied.iter().any(|d| d == key) {
+            return match kind {
+                CoordinatorKind::Transaction => invalid(
+                    error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    "Transactional Id authorization failed.",
+                ),
+                CoordinatorKind::Group => invalid(
+                    error_code::GROUP_AUTHORIZATION_FAILED,
+                    "Group authorization failed.",
+                ),
+            };
+        }
         if key.is_empty() {
             return match kind {
                 CoordinatorKind::Transaction => {

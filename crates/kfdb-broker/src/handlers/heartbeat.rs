@@ -1,6 +1,7 @@
 //! Heartbeat (key 12): keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 use tokio::time::Instant;
@@ -14,6 +15,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<HeartbeatRespo
         return Some(
             HeartbeatResponse::default()
                 .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
+    }
+    if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        return Some(
+            HeartbeatResponse::default()
+                .with_error_code(error_code::answered(error_code::GROUP_AUTHORIZATION_FAILED)),
         );
     }
     if let Err(code) = ctx.broker.groups.check(&req.group_id) {

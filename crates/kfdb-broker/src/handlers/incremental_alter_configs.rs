@@ -2,6 +2,7 @@
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{self, Resource};
 use crate::error_code;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
@@ -33,6 +34,20 @@ fn op(operation: i8, name: String, value: Option<String>) -> Result<AlterOp, Log
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<IncrementalAlterConfigsResponse> {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
+        if r.resource_type == RESOURCE_TOPIC
+            && !ctx
+                .allowed(acl::op::ALTER_CONFIGS, Resource::Topic(&r.resource_name))
+                .await
+        {
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(s("Authorization failed."))),
+            );
+            continue;
+        }
         let result = if r.resource_type != RESOURCE_TOPIC {
             Err(LogError::InvalidRequest(
                 "only topic configs can be altered".into(),

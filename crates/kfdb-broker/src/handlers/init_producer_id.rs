@@ -4,6 +4,7 @@
 //! their open transaction (kfdb-log `txn.rs`).
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -24,6 +25,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<InitProducerId
     let log = &ctx.broker.log;
     let granted = match req.transactional_id.as_ref() {
         Some(id) if id.is_empty() => Err(error_code::INVALID_REQUEST),
+        Some(id) if !ctx.allowed(op::WRITE, Resource::TransactionalId(id)).await => {
+            Err(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        }
+        None if !ctx.allowed(op::IDEMPOTENT_WRITE, Resource::Cluster).await
+            && !ctx
+                .allowed_on_some(crate::authz::acl::resource::TOPIC, op::WRITE)
+                .await =>
+        {
+            Err(error_code::CLUSTER_AUTHORIZATION_FAILED)
+        }
         Some(id) => {
             let expected = (ctx.version >= 3 && req.producer_id.0 >= 0)
                 .then_some((req.producer_id.0, req.producer_epoch));

@@ -2,6 +2,7 @@
 //! completes (all members rejoined, or the rebalance timeout). See `group::state`.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::group::state::JoinRequest;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -27,6 +28,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
     if req.group_id.is_empty() {
         return Some(error(
             error_code::answered(error_code::INVALID_GROUP_ID),
+            req.member_id.to_string(),
+        ));
+    }
+    if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        return Some(error(
+            error_code::answered(error_code::GROUP_AUTHORIZATION_FAILED),
             req.member_id.to_string(),
         ));
     }

@@ -2,6 +2,7 @@
 //! the group rebalances.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::group::state::Group;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -17,6 +18,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<LeaveGroupResp
         return Some(
             LeaveGroupResponse::default()
                 .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
+    }
+    if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        return Some(
+            LeaveGroupResponse::default()
+                .with_error_code(error_code::answered(error_code::GROUP_AUTHORIZATION_FAILED)),
         );
     }
     let coordinator = &ctx.broker.groups;

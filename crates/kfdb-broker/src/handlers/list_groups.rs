@@ -2,6 +2,7 @@
 //! (filters from v4/v5).
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -36,8 +37,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListGroupsResp
         }
     }
     let mut groups = Vec::new();
+    // ACLs: DESCRIBE on the cluster lists every group, else those the client may DESCRIBE.
+    let all_visible = ctx.allowed(op::DESCRIBE, Resource::Cluster).await;
     // Each broker lists the groups it coordinates; clients ask every broker and merge.
     for id in ids.into_iter().filter(|id| coordinator.check(id).is_ok()) {
+        if !all_visible && !ctx.allowed(op::DESCRIBE, Resource::Group(&id)).await {
+            continue;
+        }
         // KIP-848 groups report their own state and type.
         let (state, protocol_type, group_type) = match coordinator.loaded_consumer_group(&id) {
             Some(cg) => (cg.lock().await.state(), "consumer".to_string(), "consumer"),

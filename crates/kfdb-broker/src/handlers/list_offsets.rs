@@ -4,6 +4,7 @@
 //! partition's leader, which checks `current_leader_epoch` (v4+) and reports its epoch.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -19,8 +20,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = log.topics().get(&t.name).await;
+        let allowed = ctx.allowed(op::DESCRIBE, Resource::Topic(&t.name)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
+            if !allowed {
+                partitions.push(
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(crate::error_code::TOPIC_AUTHORIZATION_FAILED)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1),
+                );
+                continue;
+            }
             let base = ListOffsetsPartitionResponse::default()
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)

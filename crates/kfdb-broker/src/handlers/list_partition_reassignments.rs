@@ -4,6 +4,7 @@
 //! whose broker leads is a finished reassignment, as in Kafka, and is no longer listed.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -22,6 +23,13 @@ pub async fn handle(
     req: Request,
 ) -> Option<ListPartitionReassignmentsResponse> {
     let broker = ctx.broker;
+    if !ctx.allowed(op::DESCRIBE, Resource::Cluster).await {
+        return Some(
+            ListPartitionReassignmentsResponse::default()
+                .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(s("Cluster authorization failed."))),
+        );
+    }
     let log = &broker.log;
     let view = log.membership().view();
     let mut by_topic: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();

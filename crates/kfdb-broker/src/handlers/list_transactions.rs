@@ -3,6 +3,7 @@
 //! v2 (regular-expression filter on the id) is not advertised.
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -32,7 +33,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListTransactio
             );
         }
     };
-    let states = all
+    let mut visible = Vec::with_capacity(all.len());
+    for (id, st) in all {
+        if ctx
+            .allowed(op::DESCRIBE, Resource::TransactionalId(&id))
+            .await
+        {
+            visible.push((id, st));
+        }
+    }
+    let states = visible
         .into_iter()
         .filter(|(_, s)| {
             (req.state_filters.is_empty() || wanted_states.contains(&s.status))

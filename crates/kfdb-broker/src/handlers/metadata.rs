@@ -2,9 +2,12 @@
 //! with the lowest node id), and topics with their partitions: each partition's leader as the
 //! cluster places it and its leader epoch. The store replicates, so a partition's only replica (and
 //! ISR) is its leader. Named topics are auto-created when allowed; "all topics" is read from the
-//! store page by page.
+//! store page by page. With ACLs: only topics the client may DESCRIBE are listed (a named one it
+//! may not: TOPIC_AUTHORIZATION_FAILED), and auto-creation needs CREATE on the cluster or the
+//! topic. Authorized operations (KIP-430) when asked.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::{Broker, error_code};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -104,7 +107,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
         loop {
             match log.topics().list(after.as_deref(), PAGE).await {
                 Ok(page) => {
-                    topics.extend(topic_entries(broker, ctx.version, &page).await);
+                    let mut visible = Vec::with_capacity(page.len());
+                    for t in &page {
+                        if ctx.allowed(op::DESCRIBE, Resource::Topic(&t.name)).await {
+                            visible.push(t.clone());
+                        }
+                    }
+                    topics.extend(topic_entries(broker, ctx.version, &visible).await);
                     if topics.len() >= broker.config.metadata_max_topics {
                         topics.truncate(broker.config.metadata_max_topics);
                         tracing::warn!(
@@ -131,13 +140,45 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             // Java client leaves the name at its default "" instead of null (describeTopics by
             // id), and Kafka resolves every non-zero id before looking at names.
             let by_id = ctx.version >= 10 && !t.topic_id.is_nil();
+            let name = t.name.as_ref().filter(|_| !by_id).map(|n| n.to_string());
+            if let Some(n) = &name
+                && !ctx.allowed(op::DESCRIBE, Resource::Topic(n)).await
+            {
+                topics.push(error_entry(
+                    ctx.version,
+                    name,
+                    t.topic_id,
+                    error_code::TOPIC_AUTHORIZATION_FAILED,
+                ));
+                continue;
+            }
+            let may_create = |n: &str| {
+                let n = n.to_string();
+                async move {
+                    ctx.allowed(op::CREATE, Resource::Cluster).await
+                        || ctx.allowed(op::CREATE, Resource::Topic(&n)).await
+                }
+            };
             let found: Result<Option<Arc<TopicMeta>>, LogError> = match &t.name {
                 _ if by_id => log.topics().get_by_uuid(t.topic_id).await,
-                Some(name) if auto_create => log.topics().get_or_create(name).await,
+                Some(name) if auto_create && may_create(name).await => {
+                    log.topics().get_or_create(name).await
+                }
                 Some(name) => log.topics().get(name).await,
                 None => log.topics().get_by_uuid(t.topic_id).await,
             };
-            let name = t.name.as_ref().filter(|_| !by_id).map(|n| n.to_string());
+            let found = match found {
+                Ok(Some(meta)) if !ctx.allowed(op::DESCRIBE, Resource::Topic(&meta.name)).await => {
+                    topics.push(error_entry(
+                        ctx.version,
+                        name,
+                        t.topic_id,
+                        error_code::TOPIC_AUTHORIZATION_FAILED,
+                    ));
+                    continue;
+                }
+                other => other,
+            };
             topics.push(match found {
                 Ok(Some(meta)) => {
                     found_topics.push((topics.len(), meta));
@@ -168,6 +209,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             topics[*i] = entry;
         }
     }
+    if ctx.version >= 8 && req.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    ctx.authorized_operations(Resource::Topic(name)).await;
+            }
+        }
+    }
+    let cluster_operations =
+        if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+            ctx.authorized_operations(Resource::Cluster).await
+        } else {
+            i32::MIN
+        };
     let brokers = broker
         .nodes(&ctx.client.listener)
         .into_iter()
@@ -185,6 +240,6 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             .with_cluster_id((ctx.version >= 2).then(|| s(log.cluster_id())))
             .with_controller_id(BrokerId(broker.controller()))
             .with_topics(topics)
-            .with_cluster_authorized_operations(i32::MIN),
+            .with_cluster_authorized_operations(cluster_operations),
     )
 }

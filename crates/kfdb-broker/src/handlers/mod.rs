@@ -20,11 +20,14 @@ mod api_versions;
 mod commit_plan;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -59,6 +62,7 @@ mod topic_configs;
 mod txn_offset_commit;
 
 use crate::Broker;
+use crate::authz::acl::Resource;
 use crate::sasl::Session;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -128,6 +132,39 @@ impl RequestCtx<'_> {
     /// The client's host as Kafka reports it in group descriptions (`/` + IP address).
     pub fn client_host(&self) -> String {
         format!("/{}", self.peer.ip())
+    }
+
+    /// Whether the client may do `operation` (`authz::acl::op`) on `r`.
+    pub async fn allowed(&self, operation: i8, r: Resource<'_>) -> bool {
+        if !self.broker.authorizer.enabled() {
+            return true;
+        }
+        let principal = self.client.session.principal();
+        let host = self.peer.ip().to_string();
+        self.broker
+            .authorizer
+            .allowed(&principal, &host, operation, r)
+            .await
+    }
+
+    /// Whether the client is allowed `operation` on some resource of `resource_type`.
+    pub async fn allowed_on_some(&self, resource_type: i8, operation: i8) -> bool {
+        let principal = self.client.session.principal();
+        let host = self.peer.ip().to_string();
+        self.broker
+            .authorizer
+            .allowed_on_some(&principal, &host, resource_type, operation)
+            .await
+    }
+
+    /// KIP-430's authorized operations of `r` for the client.
+    pub async fn authorized_operations(&self, r: Resource<'_>) -> i32 {
+        let principal = self.client.session.principal();
+        let host = self.peer.ip().to_string();
+        self.broker
+            .authorizer
+            .authorized_operations(&principal, &host, r)
+            .await
     }
 }
 
@@ -279,6 +316,9 @@ handlers!(
         sasl_authenticate,
         describe_user_scram_credentials,
         alter_user_scram_credentials,
+        describe_acls,
+        create_acls,
+        delete_acls,
     ],
     later: [produce],
 );
@@ -444,7 +484,11 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(api_name(ApiKey::DescribeAcls), "Other", "not served");
+        assert_eq!(
+            api_name(ApiKey::DescribeClientQuotas),
+            "Other",
+            "not served"
+        );
     }
 
     #[test]

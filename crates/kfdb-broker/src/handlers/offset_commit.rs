@@ -3,6 +3,7 @@
 
 use super::commit_plan::{self, Plan};
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -61,6 +62,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     };
     let group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
+    } else if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        error_code::GROUP_AUTHORIZATION_FAILED
     } else if let Some(g) = &consumer_guard {
         g.check_commit(&req.member_id, req.generation_id_or_member_epoch)
     } else if let Some(g) = &classic_guard {
@@ -73,7 +76,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
         load_error.unwrap_or(error_code::NOT_COORDINATOR)
     };
     let topics = commit_plan::requested_topics!(req.topics);
-    let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
+    let Plan { codes, to_store } = commit_plan::plan(ctx, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE
     } else {

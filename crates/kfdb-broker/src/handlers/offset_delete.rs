@@ -3,6 +3,7 @@
 //! this is stricter than Kafka, which refuses only for subscribed topics).
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -16,6 +17,14 @@ pub type Request = OffsetDeleteRequest;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteResponse> {
     let coordinator = &ctx.broker.groups;
     let log = &ctx.broker.log;
+    if !ctx
+        .allowed(op::DELETE, Resource::Group(&req.group_id))
+        .await
+    {
+        return Some(
+            OffsetDeleteResponse::default().with_error_code(error_code::GROUP_AUTHORIZATION_FAILED),
+        );
+    }
     if let Err(code) = coordinator.check(&req.group_id) {
         return Some(OffsetDeleteResponse::default().with_error_code(code));
     }
@@ -49,6 +58,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetDeleteRe
     for t in req.topics {
         // The topic, or the code its partitions get (a store failure is not "unknown").
         let meta = match log.topics().get(&t.name).await {
+            _ if !ctx.allowed(op::READ, Resource::Topic(&t.name)).await => {
+                Err(error_code::TOPIC_AUTHORIZATION_FAILED)
+            }
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
             Err(e) => Err(error_code::for_group(&e)),

@@ -1,9 +1,12 @@
 //! OffsetFetch (key 9): a group's committed offsets, for named partitions or all; v8+ answers
 //! several groups at once. With `require_stable` (v7+, sent by read_committed consumers) a
 //! partition whose offset is pending in an open transaction answers UNSTABLE_OFFSET_COMMIT, and
-//! the client retries until the transaction ends.
+//! the client retries until the transaction ends. ACLs: DESCRIBE on the group
+//! (GROUP_AUTHORIZATION_FAILED); topics the client may not DESCRIBE are left out of "all", and
+//! named ones answer TOPIC_AUTHORIZATION_FAILED.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -76,6 +79,22 @@ async fn lookup(
     Ok(found)
 }
 
+/// Leave out (all topics asked) or refuse (named) the topics the client may not DESCRIBE.
+async fn authorized(ctx: &RequestCtx<'_>, found: Found, named: bool) -> Found {
+    let mut out = Found::new();
+    for (name, mut ps) in found {
+        if ctx.allowed(op::DESCRIBE, Resource::Topic(&name)).await {
+            out.insert(name, ps);
+        } else if named {
+            for v in ps.values_mut() {
+                *v = Err(error_code::TOPIC_AUTHORIZATION_FAILED);
+            }
+            out.insert(name, ps);
+        }
+    }
+    out
+}
+
 fn parts(o: &Result<Option<CommittedOffset>, i16>, version: i16) -> (i64, i32, String, i16) {
     match o {
         Ok(Some(o)) => (
@@ -128,23 +147,41 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            if !ctx
+                .allowed(op::DESCRIBE, Resource::Group(&g.group_id))
+                .await
+            {
+                groups.push(group.with_error_code(error_code::GROUP_AUTHORIZATION_FAILED));
+                continue;
+            }
             if let Err(code) = ctx.broker.groups.check(&g.group_id) {
                 groups.push(group.with_error_code(code));
                 continue;
             }
-            groups.push(
-                match lookup(log, &g.group_id, wanted, req.require_stable).await {
-                    Ok(found) => group.with_topics(response_topics!(
-                        found,
-                        v,
-                        OffsetFetchResponseTopics,
-                        OffsetFetchResponsePartitions
-                    )),
-                    Err(e) => group.with_error_code(error_code::for_group(&e)),
-                },
-            );
+            let named = wanted.is_some();
+            let found = match lookup(log, &g.group_id, wanted, req.require_stable).await {
+                Ok(found) => Ok(authorized(ctx, found, named).await),
+                Err(e) => Err(e),
+            };
+            groups.push(match found {
+                Ok(found) => group.with_topics(response_topics!(
+                    found,
+                    v,
+                    OffsetFetchResponseTopics,
+                    OffsetFetchResponsePartitions
+                )),
+                Err(e) => group.with_error_code(error_code::for_group(&e)),
+            });
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));
+    }
+    if !ctx
+        .allowed(op::DESCRIBE, Resource::Group(&req.group_id))
+        .await
+    {
+        return Some(
+            OffsetFetchResponse::default().with_error_code(error_code::GROUP_AUTHORIZATION_FAILED),
+        );
     }
     if let Err(code) = ctx.broker.groups.check(&req.group_id) {
         return Some(OffsetFetchResponse::default().with_error_code(code));
@@ -154,7 +191,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetFetchRes
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match lookup(log, &req.group_id, wanted, v >= 7 && req.require_stable).await {
+    let named = wanted.is_some();
+    let found = match lookup(log, &req.group_id, wanted, v >= 7 && req.require_stable).await {
+        Ok(found) => Ok(authorized(ctx, found, named).await),
+        Err(e) => Err(e),
+    };
+    match found {
         Ok(found) => Some(OffsetFetchResponse::default().with_topics(response_topics!(
             found,
             v,

@@ -6,6 +6,7 @@
 //! `current_leader_epoch` check (v2+).
 
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -21,12 +22,17 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetForLeade
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = log.topics().get(&t.topic).await;
+        let allowed = ctx.allowed(op::DESCRIBE, Resource::Topic(&t.topic)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = EpochEndOffset::default()
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
+            if !allowed {
+                partitions.push(base.with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             let id = match &meta {
                 Ok(Some(m)) => m.partition(p.partition),
                 _ => None,

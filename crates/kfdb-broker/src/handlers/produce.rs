@@ -12,6 +12,7 @@
 //! request order.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use futures::future::{BoxFuture, join_all};
 use kafka_protocol::messages::produce_response::{
@@ -88,6 +89,10 @@ pub async fn begin(
     let version = ctx.version;
     let acks = req.acks;
     let log = &ctx.broker.log;
+    let txn_denied = match &req.transactional_id {
+        Some(id) => !ctx.allowed(op::WRITE, Resource::TransactionalId(id)).await,
+        None => false,
+    };
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let found = if version >= 13 {
@@ -100,6 +105,17 @@ pub async fn begin(
         } else {
             error_code::UNKNOWN_TOPIC_OR_PARTITION
         };
+        let acl_name = match &found {
+            Ok(Some(meta)) => meta.name.clone(),
+            _ => topic.name.to_string(),
+        };
+        let denied = if txn_denied {
+            Some(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !ctx.allowed(op::WRITE, Resource::Topic(&acl_name)).await {
+            Some(error_code::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
         let outcomes: Vec<Outcome> = topic
             .partition_data
             .into_iter()
@@ -110,6 +126,9 @@ pub async fn begin(
                 };
                 if !(-1..=1).contains(&acks) {
                     return refuse(error_code::INVALID_REQUIRED_ACKS, None);
+                }
+                if let Some(code) = denied {
+                    return refuse(code, None);
                 }
                 let meta = match &found {
                     Ok(Some(meta)) => meta,

@@ -1,6 +1,7 @@
 //! SyncGroup (key 14): the leader hands out assignments; every member waits for its own.
 
 use super::{RequestCtx, Versions, s};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use tokio::sync::oneshot;
@@ -15,6 +16,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
         return Some(
             SyncGroupResponse::default()
                 .with_error_code(error_code::answered(error_code::INVALID_GROUP_ID)),
+        );
+    }
+    if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        return Some(
+            SyncGroupResponse::default()
+                .with_error_code(error_code::answered(error_code::GROUP_AUTHORIZATION_FAILED)),
         );
     }
     let coordinator = &ctx.broker.groups;

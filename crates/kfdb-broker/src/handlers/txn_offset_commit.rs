@@ -4,6 +4,7 @@
 
 use super::commit_plan::{self, Plan};
 use super::{RequestCtx, Versions};
+use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -18,6 +19,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
     let log = &ctx.broker.log;
     let mut group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
+    } else if !ctx
+        .allowed(op::WRITE, Resource::TransactionalId(&req.transactional_id))
+        .await
+    {
+        error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    } else if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
+        error_code::GROUP_AUTHORIZATION_FAILED
     } else {
         // Sent to the group's coordinator, as OffsetCommit.
         ctx.broker
@@ -47,7 +55,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
         };
     }
     let topics = commit_plan::requested_topics!(req.topics);
-    let Plan { codes, to_store } = commit_plan::plan(log, group_code, topics).await;
+    let Plan { codes, to_store } = commit_plan::plan(ctx, group_code, topics).await;
     let store_code = if to_store.is_empty() {
         error_code::NONE
     } else {
