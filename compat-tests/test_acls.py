@@ -233,3 +233,25 @@ def test_a_user_cannot_manage_acls_or_users(broker):
         with pytest.raises(KafkaException) as e:
             f.result(timeout=30)
         assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_authorized_operations_kip_430(broker, topic_name):
+    from confluent_kafka import TopicCollection
+
+    topic = topic_name("ops")
+    create_topic(broker.admin_addr, topic)
+    grant(broker, topic_acl(topic, AclOperation.READ, user="bob"))
+    bob = admin_client(broker.sasl_addr, **as_user("bob"))
+
+    def bob_sees():
+        d = bob.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(timeout=10)
+        return set(d.authorized_operations or [])
+
+    ops = wait_for(bob_sees, 30, "bob's topic description")
+    assert ops == {AclOperation.READ, AclOperation.DESCRIBE}, ops
+    admin = admin_client(broker.admin_addr)
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert {AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE} <= set(cluster.authorized_operations)
+    # Anyone may describe the cluster; bob may do nothing to it.
+    seen = bob.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert not seen.authorized_operations, seen.authorized_operations
