@@ -255,3 +255,19 @@ def test_authorized_operations_kip_430(broker, topic_name):
     # Anyone may describe the cluster; bob may do nothing to it.
     seen = bob.describe_cluster(include_authorized_operations=True).result(timeout=30)
     assert not seen.authorized_operations, seen.authorized_operations
+
+
+def test_kafka_acls_tool_adds_and_lists(broker, topic_name):
+    topic = topic_name("tool")
+    create_topic(broker.admin_addr, topic)
+
+    def acls(*args: str):
+        proc = jvmhelpers.run_java("org.apache.kafka.tools.AclCommand", "--bootstrap-server", broker.admin_addr,
+                                   *args, timeout=120, heap="256m")
+        assert proc.returncode == 0, proc.stdout
+        return proc.stdout
+
+    acls("--add", "--allow-principal", "User:bob", "--operation", "Write", "--topic", topic)
+    listed = acls("--list", "--topic", topic)
+    assert "principal=User:bob" in listed and "operation=WRITE" in listed, listed
+    wait_for(lambda: produce_one(broker.sasl_addr, topic, as_user("bob"), 5) is None, 30, "bob may write")
