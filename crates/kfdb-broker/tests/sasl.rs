@@ -1,8 +1,9 @@
 //! SASL on the wire, request by request: what may be sent before authentication, the PLAIN and
 //! SCRAM exchanges (also v0's bare tokens), failures and what follows them (a closed connection,
 //! others unaffected, the per-address brake), KIP-368 session expiry and re-authentication, and
-//! Describe/AlterUserScramCredentials' checks. Real clients over SASL and TLS are in
-//! compat-tests/test_security.py.
+//! Describe/AlterUserScramCredentials' checks, and with `--authorizer acl` the authorization
+//! error every API answers a principal without ACLs. Real clients over SASL and TLS, and ACLs
+//! granted and taken back, are in compat-tests/test_security.py and test_acls.py.
 
 mod common;
 
@@ -16,6 +17,8 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use kfdb_broker::authz::AuthzConfig;
+use kfdb_broker::authz::acl::Policy;
 use kfdb_broker::listeners::{Listener, SecurityProtocol};
 use kfdb_broker::sasl::SaslConfig;
 use kfdb_broker::sasl::scram::ScramMechanism;
@@ -40,6 +43,10 @@ struct Server {
 }
 
 async fn start(sasl: SaslConfig) -> Server {
+    start_with(sasl, AuthzConfig::default()).await
+}
+
+async fn start_with(sasl: SaslConfig, authz: AuthzConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
     let log = Log::open(db, LogConfig::default()).await.unwrap();
@@ -64,6 +71,7 @@ async fn start(sasl: SaslConfig) -> Server {
         BrokerConfig {
             listeners: listeners.clone(),
             sasl,
+            authz,
             ..BrokerConfig::default()
         },
     )
@@ -438,7 +446,9 @@ async fn user_scram_credentials_are_checked_as_kafka_checks_them() {
         ])),
     )
     .await;
-    let got: Vec<(String, i16, Vec<(i8, i32)>)> = r
+    // (user, error code, [(mechanism, iterations)])
+    type Described = (String, i16, Vec<(i8, i32)>);
+    let got: Vec<Described> = r
         .results
         .iter()
         .map(|r| {
@@ -492,4 +502,220 @@ async fn user_scram_credentials_are_checked_as_kafka_checks_them() {
     )
     .await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+}
+
+#[tokio::test]
+async fn without_acls_every_api_answers_its_authorization_error() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    let srv = start_with(
+        quick(),
+        AuthzConfig {
+            enabled: true,
+            policy: Policy {
+                super_users: vec!["User:ANONYMOUS".into()],
+                allow_if_no_acl: false,
+            },
+        },
+    )
+    .await;
+    // The super user (PLAINTEXT: User:ANONYMOUS) makes a topic.
+    let mut admin = TcpStream::connect(srv.plain).await.unwrap();
+    let topic = StrBytes::from_static_str("guarded");
+    let r: CreateTopicsResponse = call(
+        &mut admin,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(topic.clone()))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    )
+    .await;
+    assert_eq!(r.topics[0].error_code, 0);
+
+    let mut s = TcpStream::connect(srv.sasl).await.unwrap();
+    assert_eq!(scram_login(&mut s, PASSWORD).await.error_code, 0);
+    let tname = TopicName(topic.clone());
+
+    let all_topics = MetadataRequest::default().with_topics(None);
+    let r: MetadataResponse = call(&mut s, ApiKey::Metadata, 12, &all_topics).await;
+    assert!(r.topics.is_empty(), "no topic is visible");
+    let r: ListOffsetsResponse = call(
+        &mut s,
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(tname.clone())
+                .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)]),
+        ]),
+    )
+    .await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 29);
+    let r: DescribeConfigsResponse = call(
+        &mut s,
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(topic.clone()),
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("")),
+        ]),
+    )
+    .await;
+    assert_eq!((r.results[0].error_code, r.results[1].error_code), (29, 31));
+    let r: DeleteTopicsResponse = call(
+        &mut s,
+        ApiKey::DeleteTopics,
+        6,
+        &DeleteTopicsRequest::default().with_topics(vec![
+            delete_topics_request::DeleteTopicState::default().with_name(Some(tname.clone())),
+        ]),
+    )
+    .await;
+    assert_eq!(r.responses[0].error_code, 29);
+    let r: CreatePartitionsResponse = call(
+        &mut s,
+        ApiKey::CreatePartitions,
+        3,
+        &CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(tname.clone())
+                .with_count(3),
+        ]),
+    )
+    .await;
+    assert_eq!(r.results[0].error_code, 29);
+    let group = GroupId(StrBytes::from_static_str("g"));
+    let r: OffsetFetchResponse = call(
+        &mut s,
+        ApiKey::OffsetFetch,
+        8,
+        &OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default().with_group_id(group.clone()),
+        ]),
+    )
+    .await;
+    assert_eq!(r.groups[0].error_code, 30);
+    let r: DescribeGroupsResponse = call(
+        &mut s,
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![group.clone()]),
+    )
+    .await;
+    assert_eq!(r.groups[0].error_code, 30);
+    let r: DeleteGroupsResponse = call(
+        &mut s,
+        ApiKey::DeleteGroups,
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![group.clone()]),
+    )
+    .await;
+    assert_eq!(r.results[0].error_code, 30);
+    let r: FindCoordinatorResponse = call(
+        &mut s,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("tx"))
+            .with_key_type(1),
+    )
+    .await;
+    assert_eq!(r.error_code, 53);
+    let r: InitProducerIdResponse = call(
+        &mut s,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+            .with_transaction_timeout_ms(60_000),
+    )
+    .await;
+    assert_eq!(r.error_code, 53);
+    let r: InitProducerIdResponse = call(
+        &mut s,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000),
+    )
+    .await;
+    assert_eq!(
+        r.error_code, 31,
+        "idempotence needs IDEMPOTENT_WRITE or WRITE on a topic"
+    );
+    let r: DescribeLogDirsResponse = call(
+        &mut s,
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default(),
+    )
+    .await;
+    assert_eq!(r.error_code, 31);
+    let r: DescribeUserScramCredentialsResponse = call(
+        &mut s,
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        &DescribeUserScramCredentialsRequest::default(),
+    )
+    .await;
+    assert_eq!(r.error_code, 31);
+    let r: DescribeAclsResponse = call(
+        &mut s,
+        ApiKey::DescribeAcls,
+        3,
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
+    )
+    .await;
+    assert_eq!(r.error_code, 31);
+    let r: ListGroupsResponse =
+        call(&mut s, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+    assert_eq!((r.error_code, r.groups.len()), (0, 0));
+
+    // The super user sees the topic, and the ACL APIs work for it.
+    let r: MetadataResponse = call(&mut admin, ApiKey::Metadata, 12, &all_topics).await;
+    assert_eq!(r.topics.len(), 1);
+    let r: DescribeAclsResponse = call(
+        &mut admin,
+        ApiKey::DescribeAcls,
+        3,
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
+    )
+    .await;
+    assert_eq!((r.error_code, r.resources.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn acl_apis_are_security_disabled_without_an_authorizer() {
+    let srv = start(quick()).await;
+    let mut s = TcpStream::connect(srv.plain).await.unwrap();
+    let r: DescribeAclsResponse = call(
+        &mut s,
+        ApiKey::DescribeAcls,
+        3,
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
+    )
+    .await;
+    assert_eq!(r.error_code, 54);
 }

@@ -495,13 +495,13 @@ fn security(args: &ServeArgs, listeners: &[Listener]) -> Result<Security, String
         (None, None) => None,
         _ => return Err("--ssl-cert-file and --ssl-key-file go together".into()),
     };
-    if let Some(l) = listeners.iter().find(|l| l.protocol.tls()) {
-        if tls.is_none() {
-            return Err(format!(
-                "listener {} is {}: it needs --ssl-cert-file and --ssl-key-file",
-                l.name, l.protocol
-            ));
-        }
+    if let Some(l) = listeners.iter().find(|l| l.protocol.tls())
+        && tls.is_none()
+    {
+        return Err(format!(
+            "listener {} is {}: it needs --ssl-cert-file and --ssl-key-file",
+            l.name, l.protocol
+        ));
     }
     let enabled_mechanisms = args
         .sasl_enabled_mechanisms
