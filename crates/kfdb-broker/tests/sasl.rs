@@ -96,6 +96,15 @@ fn quick() -> SaslConfig {
     }
 }
 
+/// DescribeAcls for every binding.
+fn any_acl() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
 fn metadata_frame() -> Bytes {
     request(ApiKey::Metadata, 12, 7, &MetadataRequest::default())
 }
@@ -669,17 +678,7 @@ async fn without_acls_every_api_answers_its_authorization_error() {
     )
     .await;
     assert_eq!(r.error_code, 31);
-    let r: DescribeAclsResponse = call(
-        &mut s,
-        ApiKey::DescribeAcls,
-        3,
-        &DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_pattern_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1),
-    )
-    .await;
+    let r: DescribeAclsResponse = call(&mut s, ApiKey::DescribeAcls, 3, &any_acl()).await;
     assert_eq!(r.error_code, 31);
     let r: ListGroupsResponse =
         call(&mut s, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
@@ -688,17 +687,7 @@ async fn without_acls_every_api_answers_its_authorization_error() {
     // The super user sees the topic, and the ACL APIs work for it.
     let r: MetadataResponse = call(&mut admin, ApiKey::Metadata, 12, &all_topics).await;
     assert_eq!(r.topics.len(), 1);
-    let r: DescribeAclsResponse = call(
-        &mut admin,
-        ApiKey::DescribeAcls,
-        3,
-        &DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_pattern_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1),
-    )
-    .await;
+    let r: DescribeAclsResponse = call(&mut admin, ApiKey::DescribeAcls, 3, &any_acl()).await;
     assert_eq!((r.error_code, r.resources.len()), (0, 0));
 }
 
@@ -706,16 +695,6 @@ async fn without_acls_every_api_answers_its_authorization_error() {
 async fn acl_apis_are_security_disabled_without_an_authorizer() {
     let srv = start(quick()).await;
     let mut s = TcpStream::connect(srv.plain).await.unwrap();
-    let r: DescribeAclsResponse = call(
-        &mut s,
-        ApiKey::DescribeAcls,
-        3,
-        &DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_pattern_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1),
-    )
-    .await;
+    let r: DescribeAclsResponse = call(&mut s, ApiKey::DescribeAcls, 3, &any_acl()).await;
     assert_eq!(r.error_code, 54);
 }

@@ -230,6 +230,22 @@ pub struct Filter {
     pub permission: i8,
 }
 
+/// The filter of a DescribeAcls request or a DeleteAcls filter (their fields share names).
+macro_rules! filter_of {
+    ($f:expr) => {
+        $crate::authz::acl::Filter {
+            resource_type: $f.resource_type_filter,
+            name: $f.resource_name_filter.as_ref().map(|n| n.to_string()),
+            pattern_type: $f.pattern_type_filter,
+            principal: $f.principal_filter.as_ref().map(|p| p.to_string()),
+            host: $f.host_filter.as_ref().map(|h| h.to_string()),
+            operation: $f.operation,
+            permission: $f.permission_type,
+        }
+    };
+}
+pub(crate) use filter_of;
+
 impl Filter {
     /// Whether a code is unknown (0, or past the known ones): such a filter is refused.
     pub fn has_unknown(&self) -> bool {

@@ -5,7 +5,7 @@
 //! answers SECURITY_DISABLED, as Kafka does.
 
 use super::{RequestCtx, Versions, s};
-use crate::authz::acl::{self, Resource, op};
+use crate::authz::acl::{self, op};
 use crate::error_code;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::{ApiKey, CreateAclsRequest, CreateAclsResponse};
@@ -32,17 +32,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateAclsResp
             ),
         )
     };
-    if !ctx.broker.authorizer.enabled() {
-        return all(
-            error_code::SECURITY_DISABLED,
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.allowed(op::ALTER, Resource::Cluster).await {
-        return all(
-            error_code::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(op::ALTER).await {
+        return all(code, message);
     }
     let bindings: Vec<AclBinding> = req
         .creations

@@ -3,7 +3,7 @@
 //! SECURITY_DISABLED.
 
 use super::{RequestCtx, Versions, s};
-use crate::authz::acl::{Filter, Resource, op};
+use crate::authz::acl::{Filter, filter_of, op};
 use crate::error_code;
 use kafka_protocol::messages::delete_acls_response::{
     DeleteAclsFilterResult, DeleteAclsMatchingAcl,
@@ -27,29 +27,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteAclsResp
                 .with_filter_results(req.filters.iter().map(|_| failed(code, message)).collect()),
         )
     };
-    if !ctx.broker.authorizer.enabled() {
-        return refuse(
-            error_code::SECURITY_DISABLED,
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.allowed(op::ALTER, Resource::Cluster).await {
-        return refuse(
-            error_code::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(op::ALTER).await {
+        return refuse(code, message);
     }
     let mut results = Vec::with_capacity(req.filters.len());
     for f in &req.filters {
-        let filter = Filter {
-            resource_type: f.resource_type_filter,
-            name: f.resource_name_filter.as_ref().map(|n| n.to_string()),
-            pattern_type: f.pattern_type_filter,
-            principal: f.principal_filter.as_ref().map(|p| p.to_string()),
-            host: f.host_filter.as_ref().map(|h| h.to_string()),
-            operation: f.operation,
-            permission: f.permission_type,
-        };
+        let filter: Filter = filter_of!(f);
         if filter.has_unknown() {
             results.push(failed(
                 error_code::INVALID_REQUEST,

@@ -3,7 +3,7 @@
 //! SECURITY_DISABLED.
 
 use super::{RequestCtx, Versions, s};
-use crate::authz::acl::{Filter, Resource, op};
+use crate::authz::acl::{Filter, filter_of, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{ApiKey, DescribeAclsRequest, DescribeAclsResponse};
@@ -21,27 +21,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeAclsRe
                 .with_error_message(Some(s(message))),
         )
     };
-    if !ctx.broker.authorizer.enabled() {
-        return fail(
-            error_code::SECURITY_DISABLED,
-            "No Authorizer is configured.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(op::DESCRIBE).await {
+        return fail(code, message);
     }
-    if !ctx.allowed(op::DESCRIBE, Resource::Cluster).await {
-        return fail(
-            error_code::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
-    }
-    let filter = Filter {
-        resource_type: req.resource_type_filter,
-        name: req.resource_name_filter.map(|n| n.to_string()),
-        pattern_type: req.pattern_type_filter,
-        principal: req.principal_filter.map(|p| p.to_string()),
-        host: req.host_filter.map(|h| h.to_string()),
-        operation: req.operation,
-        permission: req.permission_type,
-    };
+    let filter: Filter = filter_of!(req);
     if filter.has_unknown() {
         return fail(
             error_code::INVALID_REQUEST,

@@ -141,17 +141,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
             // id), and Kafka resolves every non-zero id before looking at names.
             let by_id = ctx.version >= 10 && !t.topic_id.is_nil();
             let name = t.name.as_ref().filter(|_| !by_id).map(|n| n.to_string());
-            if let Some(n) = &name
-                && !ctx.allowed(op::DESCRIBE, Resource::Topic(n)).await
-            {
-                topics.push(error_entry(
-                    ctx.version,
-                    name,
-                    t.topic_id,
-                    error_code::TOPIC_AUTHORIZATION_FAILED,
-                ));
-                continue;
-            }
+            // ACLs: DESCRIBE on the topic, by the name asked for (before anything is created)
+            // or, for a topic asked for by id, by the name found.
+            let mut denied = match &name {
+                Some(n) => !ctx.allowed(op::DESCRIBE, Resource::Topic(n)).await,
+                None => false,
+            };
             let may_create = |n: &str| {
                 let n = n.to_string();
                 async move {
@@ -160,6 +155,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
                 }
             };
             let found: Result<Option<Arc<TopicMeta>>, LogError> = match &t.name {
+                _ if denied => Ok(None),
                 _ if by_id => log.topics().get_by_uuid(t.topic_id).await,
                 Some(name) if auto_create && may_create(name).await => {
                     log.topics().get_or_create(name).await
@@ -167,18 +163,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
                 Some(name) => log.topics().get(name).await,
                 None => log.topics().get_by_uuid(t.topic_id).await,
             };
-            let found = match found {
-                Ok(Some(meta)) if !ctx.allowed(op::DESCRIBE, Resource::Topic(&meta.name)).await => {
-                    topics.push(error_entry(
-                        ctx.version,
-                        name,
-                        t.topic_id,
-                        error_code::TOPIC_AUTHORIZATION_FAILED,
-                    ));
-                    continue;
-                }
-                other => other,
-            };
+            if let (Ok(Some(meta)), None) = (&found, &name) {
+                denied = !ctx.allowed(op::DESCRIBE, Resource::Topic(&meta.name)).await;
+            }
+            if denied {
+                topics.push(error_entry(
+                    ctx.version,
+                    name,
+                    t.topic_id,
+                    error_code::TOPIC_AUTHORIZATION_FAILED,
+                ));
+                continue;
+            }
             topics.push(match found {
                 Ok(Some(meta)) => {
                     found_topics.push((topics.len(), meta));

@@ -134,13 +134,17 @@ impl RequestCtx<'_> {
         format!("/{}", self.peer.ip())
     }
 
+    /// The client's principal and host, as ACLs name them.
+    fn who(&self) -> (String, String) {
+        (self.client.session.principal(), self.peer.ip().to_string())
+    }
+
     /// Whether the client may do `operation` (`authz::acl::op`) on `r`.
     pub async fn allowed(&self, operation: i8, r: Resource<'_>) -> bool {
         if !self.broker.authorizer.enabled() {
             return true;
         }
-        let principal = self.client.session.principal();
-        let host = self.peer.ip().to_string();
+        let (principal, host) = self.who();
         self.broker
             .authorizer
             .allowed(&principal, &host, operation, r)
@@ -149,18 +153,34 @@ impl RequestCtx<'_> {
 
     /// Whether the client is allowed `operation` on some resource of `resource_type`.
     pub async fn allowed_on_some(&self, resource_type: i8, operation: i8) -> bool {
-        let principal = self.client.session.principal();
-        let host = self.peer.ip().to_string();
+        let (principal, host) = self.who();
         self.broker
             .authorizer
             .allowed_on_some(&principal, &host, resource_type, operation)
             .await
     }
 
+    /// The ACL APIs' gate: SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED
+    /// without `operation` on the cluster; the code and message to answer.
+    pub async fn acl_api_refusal(&self, operation: i8) -> Option<(i16, &'static str)> {
+        if !self.broker.authorizer.enabled() {
+            Some((
+                crate::error_code::SECURITY_DISABLED,
+                "No Authorizer is configured.",
+            ))
+        } else if !self.allowed(operation, Resource::Cluster).await {
+            Some((
+                crate::error_code::CLUSTER_AUTHORIZATION_FAILED,
+                "Cluster authorization failed.",
+            ))
+        } else {
+            None
+        }
+    }
+
     /// KIP-430's authorized operations of `r` for the client.
     pub async fn authorized_operations(&self, r: Resource<'_>) -> i32 {
-        let principal = self.client.session.principal();
-        let host = self.peer.ip().to_string();
+        let (principal, host) = self.who();
         self.broker
             .authorizer
             .authorized_operations(&principal, &host, r)
