@@ -1,6 +1,7 @@
 """ACLs with real clients, on kfdb (`--authorizer acl`) and on Kafka 4.4 (StandardAuthorizer). The
 PLAINTEXT listener's principal (User:ANONYMOUS) is a super user and plays the administrator; alice
-and bob log in with SCRAM on a SASL_PLAINTEXT listener. Without ACLs alice can neither produce,
+and bob log in with SCRAM on a SASL_PLAINTEXT listener; an SSL listener requires client certificates,
+whose subject is the principal. Without ACLs alice can neither produce,
 consume, commit, see nor create a topic; after CreateAcls through confluent-kafka's AdminClient she
 can do exactly what she was granted; prefixed ACLs, deny beating allow, DescribeAcls and DeleteAcls
 taking a grant back.
@@ -32,6 +33,7 @@ from confluent_kafka.admin import (
 import conftest
 import jvmhelpers
 from ckhelpers import admin_client, base_conf, create_topic, wait_for
+from tlshelpers import CLIENT_PRINCIPAL, make_certs
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 
@@ -49,13 +51,18 @@ class Broker:
     def sasl_addr(self) -> str:
         return f"127.0.0.1:{self.ports['SASL_PLAINTEXT']}"
 
+    @property
+    def ssl_addr(self) -> str:
+        return f"127.0.0.1:{self.ports['SSL']}"
+
 
 @pytest.fixture(scope="module")
 def broker():
     if os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
         pytest.skip("needs a broker this suite starts with its own listeners")
     d = Path(tempfile.mkdtemp(prefix="kfdb-compat-acls-"))
-    ports = {name: conftest.free_port() for name in ("PLAINTEXT", "SASL_PLAINTEXT")}
+    make_certs(d)
+    ports = {name: conftest.free_port() for name in ("PLAINTEXT", "SASL_PLAINTEXT", "SSL")}
     listeners = ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items())
     if conftest.on_kafka():
         server = jvmhelpers.ApacheKafka(d / "kafka", port=ports["PLAINTEXT"])
@@ -63,7 +70,13 @@ def broker():
         server.configs = {
             "listeners": f"{listeners},CONTROLLER://127.0.0.1:{server.controller_port}",
             "advertised.listeners": listeners,
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,"
+            "CONTROLLER:PLAINTEXT",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(d / "broker-keystore.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(d / "ca.pem"),
+            "listener.name.ssl.ssl.client.auth": "required",
             "sasl.enabled.mechanisms": "SCRAM-SHA-256",
             "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": scram,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -72,9 +85,12 @@ def broker():
     else:
         server = conftest.Kfdb(conftest.kfdb_binary(), d / "data", ports["PLAINTEXT"], extra_args=[
             "--listeners", listeners, "--authorizer", "acl", "--super-users", "User:ANONYMOUS",
+            "--ssl-cert-file", str(d / "broker.pem"), "--ssl-key-file", str(d / "broker.key"),
+            "--ssl-ca-file", str(d / "ca.pem"), "--ssl-client-auth", "required",
         ])
     server.start()
     b = Broker(ports, server)
+    b.dir = d
     admin = admin_client(b.admin_addr)
     for user, password in USERS.items():
         upsert = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
@@ -271,3 +287,21 @@ def test_kafka_acls_tool_adds_and_lists(broker, topic_name):
     listed = acls("--list", "--topic", topic)
     assert "principal=User:bob" in listed and "operation=WRITE" in listed, listed
     wait_for(lambda: produce_one(broker.sasl_addr, topic, as_user("bob"), 5) is None, 30, "bob may write")
+
+
+def test_a_client_certificate_subject_is_the_principal(broker, topic_name):
+    topic = topic_name("mtls")
+    create_topic(broker.admin_addr, topic)
+    tls = {"security.protocol": "SSL", "ssl.ca.location": str(broker.dir / "ca.pem")}
+    with_cert = dict(tls, **{"ssl.certificate.location": str(broker.dir / "client.pem"),
+                             "ssl.key.location": str(broker.dir / "client.key")})
+    err = produce_one(broker.ssl_addr, topic, with_cert)
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+    grant(broker, AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, CLIENT_PRINCIPAL, "*",
+                             AclOperation.WRITE, AclPermissionType.ALLOW))
+    wait_for(lambda: produce_one(broker.ssl_addr, topic, with_cert, 5) is None, 30, f"{CLIENT_PRINCIPAL} may write")
+    # ssl.client.auth=required: no certificate, no connection.
+    errors: list = []
+    p = Producer(base_conf(broker.ssl_addr, error_cb=errors.append, **tls))
+    with pytest.raises(KafkaException):
+        p.list_topics(timeout=5)

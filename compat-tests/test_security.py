@@ -25,38 +25,15 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 import conftest
+import jshelpers
 import jvmhelpers
 from ckhelpers import admin_client, base_conf, consume, create_topic, produce, wait_for
+from tlshelpers import make_certs, openssl
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
 USER, PASSWORD = "alice", "alice-secret"
 BOB, BOB_PASSWORD = "bob", "bob-secret"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    proc = subprocess.run(["openssl", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.returncode == 0, f"openssl {' '.join(args)}: {proc.stdout.decode()[-2000:]}"
-
-
-def make_certs(d: Path) -> None:
-    """A CA and the broker's certificate (127.0.0.1, localhost) signed by it, a client certificate
-    signed by it, and another CA."""
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
-                "-days", "2", "-subj", f"/CN=kfdb-test-{ca}", cwd=d)
-    (d / "broker.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, ca, subject, ext in [
-        ("broker", "ca", "/CN=localhost", "broker.ext"),
-        ("client", "ca", "/C=US/O=kfdb/OU=eng/CN=app1", "client.ext"),
-    ]:
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", subject, cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext, cwd=d)
-    # Kafka's PEM keystore: the key and the certificate chain in one file.
-    (d / "broker-keystore.pem").write_text((d / "broker.key").read_text() + (d / "broker.pem").read_text())
 
 
 class Secure:
@@ -334,3 +311,116 @@ def test_kafka_configs_adds_a_scram_user_who_then_logs_in(secure):
     conf = sasl_conf("SCRAM-SHA-512", "dave", "dave-secret", protocol="SASL_SSL",
                      **{"ssl.ca.location": secure.path("ca.pem")})
     wait_for(lambda: not login_errors(secure.addr("SASL_SSL"), conf, 5), 30, "dave's SCRAM login")
+
+
+@jshelpers.kafkajs_test
+@pytest.mark.parametrize("mechanism,listener", [("scram-sha-512", "SASL_PLAINTEXT"), ("plain", "SASL_SSL")])
+def test_kafkajs_sasl(secure, topic_name, mechanism, listener):
+    topic = topic_name(f"kafkajs-{mechanism}")
+    create_topic(secure.addr("PLAINTEXT"), topic)
+    env = {"KFDB_BROKER": secure.addr(listener), "TOPIC": topic, "MECHANISM": mechanism,
+           "USERNAME": USER, "PASSWORD": PASSWORD}
+    if listener == "SASL_SSL":
+        env["SSL_CA"] = secure.path("ca.pem")
+    result = jshelpers.run_js("secure.js", env)
+    assert result["offsets"] == ["0"], result
+    assert result["wrongPassword"] == "KafkaJSSASLAuthenticationError", result
+    got = consume(secure.addr("PLAINTEXT"), topic, [0], 5)
+    assert [m.value for m in got] == [f"kafkajs-secure-{i}".encode() for i in range(5)]
+
+
+def test_aiokafka_scram_and_ssl(secure, topic_name, caplog):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition as AioTP
+    from aiokafka.helpers import create_ssl_context
+
+    topic = topic_name("aiokafka")
+    create_topic(secure.addr("PLAINTEXT"), topic)
+    setups = [
+        (secure.addr("SASL_PLAINTEXT"), dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                                             sasl_plain_username=USER, sasl_plain_password=PASSWORD)),
+        (secure.addr("SASL_SSL"), dict(security_protocol="SASL_SSL", sasl_mechanism="PLAIN",
+                                       sasl_plain_username=USER, sasl_plain_password=PASSWORD,
+                                       ssl_context=create_ssl_context(cafile=secure.path("ca.pem")))),
+    ]
+
+    async def run(bootstrap: str, extra: dict, tag: str) -> list:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **extra)
+        await producer.start()
+        try:
+            metas = [await producer.send_and_wait(topic, f"{tag}-{i}".encode(), partition=0) for i in range(3)]
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **extra)
+        await consumer.start()
+        try:
+            tp = AioTP(topic, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, metas[0].offset)
+            got = []
+            while len(got) < 3:
+                batch = await consumer.getmany(tp, timeout_ms=10_000)
+                if not batch:
+                    break
+                got += [r.value for r in batch[tp]]
+            return got
+        finally:
+            await consumer.stop()
+
+    for bootstrap, extra in setups:
+        tag = extra["security_protocol"]
+        assert asyncio.run(run(bootstrap, extra, tag)) == [f"{tag}-{i}".encode() for i in range(3)]
+    bad = dict(setups[0][1], sasl_plain_password="wrong")
+
+    async def wrong():
+        producer = AIOKafkaProducer(bootstrap_servers=setups[0][0], **bad)
+        try:
+            await producer.start()
+        finally:
+            await producer.stop()
+
+    # aiokafka logs the SASL failure and gives up bootstrapping.
+    with pytest.raises(Exception):
+        asyncio.run(wrong())
+    assert "SaslAuthenticationFailed" in caplog.text, caplog.text
+
+
+def test_certificates_reload_without_dropping_connections(topic_name, tmp_path):
+    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
+        pytest.skip("kfdb's reload of changed certificate files (Kafka reloads through dynamic configs)")
+    make_certs(tmp_path)
+    # A second broker certificate, from the other CA, to rotate to.
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "next.key", "-out", "next.csr", "-subj",
+            "/CN=localhost", cwd=tmp_path)
+    openssl("x509", "-req", "-in", "next.csr", "-CA", "other-ca.pem", "-CAkey", "other-ca.key", "-CAcreateserial",
+            "-out", "next.pem", "-days", "2", "-extfile", "broker.ext", cwd=tmp_path)
+    shutil.copy(tmp_path / "broker.pem", tmp_path / "live.pem")
+    shutil.copy(tmp_path / "broker.key", tmp_path / "live.key")
+    plain, tls_port = conftest.free_port(), conftest.free_port()
+    server = conftest.Kfdb(conftest.kfdb_binary(), tmp_path / "data", plain, extra_args=[
+        "--listeners", f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls_port}",
+        "--ssl-cert-file", str(tmp_path / "live.pem"), "--ssl-key-file", str(tmp_path / "live.key"),
+    ])
+    server.start()
+    try:
+        topic = topic_name("reload")
+        create_topic(f"127.0.0.1:{plain}", topic)
+        addr = f"127.0.0.1:{tls_port}"
+        old = {"security.protocol": "SSL", "ssl.ca.location": str(tmp_path / "ca.pem")}
+        new = {"security.protocol": "SSL", "ssl.ca.location": str(tmp_path / "other-ca.pem")}
+        delivered: list = []
+        producer = Producer(base_conf(addr, **{"acks": "all", "enable.idempotence": False}, **old))
+        producer.produce(topic, b"before", on_delivery=lambda e, m: delivered.append(e))
+        producer.flush(30)
+        assert delivered == [None]
+        assert login_errors(addr, new, timeout=3), "the next certificate is not served yet"
+        # Rotate: key first, then the chain (a reload between the two fails and keeps the old pair).
+        shutil.copy(tmp_path / "next.key", tmp_path / "live.key")
+        shutil.copy(tmp_path / "next.pem", tmp_path / "live.pem")
+        wait_for(lambda: not login_errors(addr, new, timeout=3), 30, "new connections get the new certificate")
+        producer.produce(topic, b"after", on_delivery=lambda e, m: delivered.append(e))
+        producer.flush(30)
+        assert delivered == [None, None], "the connection made before the reload still works"
+    finally:
+        server.stop()

@@ -1,5 +1,6 @@
 //! `kfdb topic ...` against an embedded store directory: create, paginated list, describe,
-//! delete, and errors a user would see; `kfdb key get` on what kfdb's HTTP API appended.
+//! delete, and errors a user would see; `kfdb key get` on what kfdb's HTTP API appended; `kfdb
+//! user` create, list and delete with the password on standard input.
 
 use std::process::{Command, Output};
 
@@ -173,5 +174,75 @@ fn key_get_reads_what_the_http_api_appended() {
     assert!(
         !other.status.success(),
         "alice was written to partition 1 only"
+    );
+}
+
+/// `kfdb user ...` with the password on standard input.
+fn user(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kfdb"))
+        .arg("user")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("KFDB_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kfdb");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).unwrap();
+    }
+    child.wait_with_output().expect("kfdb user")
+}
+
+#[test]
+fn user_subcommands_create_list_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = user(
+        dir.path(),
+        &["create", "admin", "--password-stdin"],
+        "s3cret\n",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let one = user(
+        dir.path(),
+        &[
+            "create",
+            "app",
+            "--password-stdin",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "4096",
+        ],
+        "pw\n",
+    );
+    assert!(one.status.success(), "{one:?}");
+    let listed = stdout(&user(dir.path(), &["list"], ""));
+    assert_eq!(
+        listed,
+        "admin\tSCRAM-SHA-256\t8192\nadmin\tSCRAM-SHA-512\t8192\napp\tSCRAM-SHA-512\t4096\n"
+    );
+    for (args, stdin) in [
+        (&["create", "x", "--password-stdin"][..], "\n"),
+        (
+            &["create", "x", "--password-stdin", "--iterations", "100"][..],
+            "pw\n",
+        ),
+        (
+            &["create", "x", "--password-stdin", "--mechanism", "MD5"][..],
+            "pw\n",
+        ),
+        (&["create", "x"][..], "pw\n"),
+        (&["delete", "nobody"][..], ""),
+    ] {
+        assert!(!user(dir.path(), args, stdin).status.success(), "{args:?}");
+    }
+    assert!(user(dir.path(), &["delete", "admin"], "").status.success());
+    assert_eq!(
+        stdout(&user(dir.path(), &["list"], "")),
+        "app\tSCRAM-SHA-512\t4096\n"
     );
 }
