@@ -424,3 +424,24 @@ def test_certificates_reload_without_dropping_connections(topic_name, tmp_path):
         assert delivered == [None, None], "the connection made before the reload still works"
     finally:
         server.stop()
+
+
+def test_a_user_made_with_the_cli_before_the_broker_starts_logs_in(topic_name, tmp_path):
+    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
+        pytest.skip("kfdb's own `kfdb user create` (Kafka's counterpart is kafka-storage format --add-scram)")
+    data = tmp_path / "data"
+    made = subprocess.run([str(conftest.kfdb_binary()), "user", "create", "ops", "--password-stdin",
+                           "--data-dir", str(data)], input=b"ops-secret\n", capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr.decode()
+    plain, sasl = conftest.free_port(), conftest.free_port()
+    server = conftest.Kfdb(conftest.kfdb_binary(), data, plain, extra_args=[
+        "--listeners", f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}",
+    ])
+    server.start()
+    try:
+        topic = topic_name("cli-user")
+        create_topic(f"127.0.0.1:{plain}", topic)
+        round_trip(f"127.0.0.1:{sasl}", topic, sasl_conf("SCRAM-SHA-512", "ops", "ops-secret"), n=3)
+        assert login_errors(f"127.0.0.1:{sasl}", sasl_conf("SCRAM-SHA-256", "ops", "nope"), 5)
+    finally:
+        server.stop()
