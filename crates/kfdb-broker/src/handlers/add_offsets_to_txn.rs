@@ -2,7 +2,6 @@
 //! (`sendOffsetsToTransaction`); the offsets themselves follow in TxnOffsetCommit.
 
 use super::{RequestCtx, Versions};
-use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 use kfdb_log::TxnAddition;
@@ -17,13 +16,11 @@ const FENCED_FROM: i16 = 2;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AddOffsetsToTxnResponse> {
     let code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
-    } else if !ctx
-        .allowed(op::WRITE, Resource::TransactionalId(&req.transactional_id))
+    } else if let Some(code) = ctx
+        .txn_offsets_refusal(&req.transactional_id, &req.group_id)
         .await
     {
-        error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    } else if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
-        error_code::GROUP_AUTHORIZATION_FAILED
+        code
     } else {
         match ctx
             .broker

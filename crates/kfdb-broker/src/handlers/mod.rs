@@ -62,7 +62,7 @@ mod topic_configs;
 mod txn_offset_commit;
 
 use crate::Broker;
-use crate::authz::acl::Resource;
+use crate::authz::acl::{Resource, op};
 use crate::sasl::Session;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -158,6 +158,21 @@ impl RequestCtx<'_> {
             .authorizer
             .allowed_on_some(&principal, &host, resource_type, operation)
             .await
+    }
+
+    /// What AddOffsetsToTxn and TxnOffsetCommit need: WRITE on the transactional id and READ on
+    /// the group; the code to answer when one is missing.
+    pub async fn txn_offsets_refusal(&self, transactional_id: &str, group: &str) -> Option<i16> {
+        if !self
+            .allowed(op::WRITE, Resource::TransactionalId(transactional_id))
+            .await
+        {
+            Some(crate::error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !self.allowed(op::READ, Resource::Group(group)).await {
+            Some(crate::error_code::GROUP_AUTHORIZATION_FAILED)
+        } else {
+            None
+        }
     }
 
     /// The ACL APIs' gate: SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED

@@ -4,7 +4,6 @@
 
 use super::commit_plan::{self, Plan};
 use super::{RequestCtx, Versions};
-use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -19,13 +18,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<TxnOffsetCommi
     let log = &ctx.broker.log;
     let mut group_code = if req.group_id.is_empty() {
         error_code::INVALID_GROUP_ID
-    } else if !ctx
-        .allowed(op::WRITE, Resource::TransactionalId(&req.transactional_id))
+    } else if let Some(code) = ctx
+        .txn_offsets_refusal(&req.transactional_id, &req.group_id)
         .await
     {
-        error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    } else if !ctx.allowed(op::READ, Resource::Group(&req.group_id)).await {
-        error_code::GROUP_AUTHORIZATION_FAILED
+        code
     } else {
         // Sent to the group's coordinator, as OffsetCommit.
         ctx.broker
