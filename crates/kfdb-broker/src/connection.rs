@@ -24,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+/// The largest frame a SASL listener reads before the client authenticated.
+const PRE_AUTH_MAX_BYTES: usize = 512 * 1024;
+
 /// How long a client has to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -166,11 +169,18 @@ impl Connection {
     }
 
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
-        let max = self.broker.config.max_request_bytes;
         let Some(client) = self.client.clone() else {
             return Err(End::Fault);
         };
         loop {
+            // Before SASL authentication a frame may be 512 KiB at most (Kafka's
+            // `sasl.server.max.receive.size`), so nobody unauthenticated makes the broker buffer
+            // `socket.request.max.bytes`.
+            let max = if client.session.authenticated() {
+                self.broker.config.max_request_bytes
+            } else {
+                PRE_AUTH_MAX_BYTES.min(self.broker.config.max_request_bytes)
+            };
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {
                     self.broker.metrics.bytes_in.inc_by(body.len() as u64 + 4);

@@ -513,6 +513,18 @@ async fn transaction_apis_over_the_wire() {
                     ]),
             ])
     };
+    // Transactional records without a transactional id: refused, as Kafka refuses them.
+    let anonymous: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        9,
+        &produce(0).with_transactional_id(None),
+    )
+    .await;
+    assert_eq!(
+        anonymous.responses[0].partition_responses[0].error_code, 53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
     let produced: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce(0)).await;
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
     let refused: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce(1)).await;

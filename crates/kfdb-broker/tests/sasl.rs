@@ -698,3 +698,23 @@ async fn acl_apis_are_security_disabled_without_an_authorizer() {
     let r: DescribeAclsResponse = call(&mut s, ApiKey::DescribeAcls, 3, &any_acl()).await;
     assert_eq!(r.error_code, 54);
 }
+
+#[tokio::test]
+async fn before_authentication_frames_are_small_and_reauthentication_keeps_its_mechanism() {
+    use tokio::io::AsyncWriteExt;
+    let srv = start(SaslConfig {
+        max_reauth: Some(Duration::from_secs(60)),
+        ..quick()
+    })
+    .await;
+    // A 1 MiB frame before authentication: closed (Kafka's 512 KiB sasl.server.max.receive.size).
+    let mut s = TcpStream::connect(srv.sasl).await.unwrap();
+    s.write_all(&(1i32 << 20).to_be_bytes()).await.unwrap();
+    assert!(closed(&mut s).await);
+    let mut s = TcpStream::connect(srv.sasl).await.unwrap();
+    assert_eq!(scram_login(&mut s, PASSWORD).await.error_code, 0);
+    // Re-authentication with another mechanism is refused, then the connection closes.
+    let r = handshake(&mut s, 1, "SCRAM-SHA-512").await;
+    assert_eq!(r.error_code, 33);
+    assert!(closed(&mut s).await);
+}

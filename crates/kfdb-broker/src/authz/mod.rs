@@ -75,7 +75,11 @@ impl Authorizer {
                 copy.checked = Some(Instant::now());
             }
             Ok(None) => copy.checked = Some(Instant::now()),
-            Err(e) => tracing::warn!(error = %e, "reading the ACLs failed; using the last copy"),
+            Err(e) => {
+                // Back off: the next check in REFRESH, not every request meanwhile.
+                copy.checked = Some(Instant::now());
+                tracing::warn!(error = %e, "reading the ACLs failed; using the last copy")
+            }
         }
         copy.bindings.clone()
     }

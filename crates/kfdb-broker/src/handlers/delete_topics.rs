@@ -29,13 +29,18 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsRe
         // ACLs: DELETE on the topic (by id: on the name the id resolves to).
         let acl_name = match &name {
             Some(n) => Some(n.clone()),
-            None => log
-                .topics()
-                .get_by_uuid(id)
-                .await
-                .ok()
-                .flatten()
-                .map(|m| m.name.clone()),
+            None => match log.topics().get_by_uuid(id).await {
+                Ok(found) => found.map(|m| m.name.clone()),
+                Err(e) => {
+                    responses.push(
+                        DeletableTopicResult::default()
+                            .with_topic_id(id)
+                            .with_error_code(error_code::from_log_error(&e))
+                            .with_error_message((ctx.version >= 5).then(|| s(e.to_string()))),
+                    );
+                    continue;
+                }
+            },
         };
         if let Some(n) = &acl_name
             && !ctx.allowed(op::DELETE, Resource::Topic(n)).await

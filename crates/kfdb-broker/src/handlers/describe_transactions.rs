@@ -37,6 +37,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTransa
                 let mut failed = None;
                 for p in parts {
                     match log.topics().get_by_tid(p.tid).await {
+                        // Topics the client may not DESCRIBE are left out, as Kafka does.
+                        Ok(Some(t))
+                            if !ctx.allowed(op::DESCRIBE, Resource::Topic(&t.name)).await => {}
                         Ok(Some(t)) => by_topic
                             .entry(t.name.clone())
                             .or_default()

@@ -68,11 +68,16 @@ pub async fn handle(
                 .with_error_message(Some(s(e.to_string()))),
         });
     };
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in &names {
+        *counts.entry(n.name.as_str()).or_default() += 1;
+    }
+    let mut reported: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut results = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
+    for name in names.iter() {
         let user = name.name.as_str();
-        if names.iter().filter(|n| n.name == name.name).count() > 1 {
-            if names[..i].iter().all(|n| n.name != name.name) {
+        if counts.get(user).copied().unwrap_or(0) > 1 {
+            if reported.insert(user) {
                 results.push(result(
                     user,
                     error_code::DUPLICATE_RESOURCE,

@@ -154,15 +154,23 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
                         || ctx.allowed(op::CREATE, Resource::Topic(&n)).await
                 }
             };
+            // A missing topic the client may see but not create: TOPIC_AUTHORIZATION_FAILED.
+            let mut create_denied = false;
             let found: Result<Option<Arc<TopicMeta>>, LogError> = match &t.name {
                 _ if denied => Ok(None),
                 _ if by_id => log.topics().get_by_uuid(t.topic_id).await,
                 Some(name) if auto_create && may_create(name).await => {
                     log.topics().get_or_create(name).await
                 }
-                Some(name) => log.topics().get(name).await,
+                Some(name) => {
+                    create_denied = auto_create;
+                    log.topics().get(name).await
+                }
                 None => log.topics().get_by_uuid(t.topic_id).await,
             };
+            if create_denied && matches!(found, Ok(None)) {
+                denied = true;
+            }
             if let (Ok(Some(meta)), None) = (&found, &name) {
                 denied = !ctx.allowed(op::DESCRIBE, Resource::Topic(&meta.name)).await;
             }

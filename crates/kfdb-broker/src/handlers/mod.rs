@@ -131,12 +131,16 @@ pub struct Client {
 impl RequestCtx<'_> {
     /// The client's host as Kafka reports it in group descriptions (`/` + IP address).
     pub fn client_host(&self) -> String {
-        format!("/{}", self.peer.ip())
+        format!("/{}", self.peer.ip().to_canonical())
     }
 
     /// The client's principal and host, as ACLs name them.
     fn who(&self) -> (String, String) {
-        (self.client.session.principal(), self.peer.ip().to_string())
+        // An IPv4 client of a dual-stack listener as Kafka names it (1.2.3.4, not ::ffff:1.2.3.4).
+        (
+            self.client.session.principal(),
+            self.peer.ip().to_canonical().to_string(),
+        )
     }
 
     /// Whether the client may do `operation` (`authz::acl::op`) on `r`.

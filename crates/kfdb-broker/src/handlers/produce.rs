@@ -89,8 +89,10 @@ pub async fn begin(
     let version = ctx.version;
     let acks = req.acks;
     let log = &ctx.broker.log;
-    let txn_denied = match &req.transactional_id {
-        Some(id) => !ctx.allowed(op::WRITE, Resource::TransactionalId(id)).await,
+    // Transactional batches need a transactional id the client may WRITE (Kafka refuses them
+    // without one, authorizer or not).
+    let txn_allowed = match &req.transactional_id {
+        Some(id) => ctx.allowed(op::WRITE, Resource::TransactionalId(id)).await,
         None => false,
     };
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -109,9 +111,7 @@ pub async fn begin(
             Ok(Some(meta)) => meta.name.clone(),
             _ => topic.name.to_string(),
         };
-        let denied = if txn_denied {
-            Some(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-        } else if !ctx.allowed(op::WRITE, Resource::Topic(&acl_name)).await {
+        let denied = if !ctx.allowed(op::WRITE, Resource::Topic(&acl_name)).await {
             Some(error_code::TOPIC_AUTHORIZATION_FAILED)
         } else {
             None
@@ -143,6 +143,11 @@ pub async fn begin(
                 let queued = match p.records.as_ref().map(batch::parse_batches) {
                     None => Err(LogError::CorruptMessage("no records".into())),
                     Some(Err(e)) => Err(e),
+                    Some(Ok(batches))
+                        if !txn_allowed && batches.iter().any(|b| b.is_transactional()) =>
+                    {
+                        return refuse(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None);
+                    }
                     Some(Ok(batches)) => log.writers().enqueue(meta, index, batches),
                 };
                 match queued {

@@ -106,8 +106,11 @@ enum State {
         exchange: Option<Box<Exchange>>,
         reauth: Option<String>,
     },
-    /// Authenticated until `expires`.
-    Authenticated { expires: Option<Instant> },
+    /// Authenticated with `mechanism` until `expires`.
+    Authenticated {
+        mechanism: Mechanism,
+        expires: Option<Instant>,
+    },
     /// A failure was answered; the connection closes after the response.
     Closing,
 }
@@ -175,7 +178,7 @@ impl Session {
     pub fn authenticated(&self) -> bool {
         match &*lock(&self.state) {
             State::Open => true,
-            State::Authenticated { expires } => expires.is_none_or(|e| Instant::now() < e),
+            State::Authenticated { expires, .. } => expires.is_none_or(|e| Instant::now() < e),
             _ => false,
         }
     }
@@ -195,16 +198,25 @@ impl Session {
     pub fn handshake(&self, version: i16, mechanism: &str, offered: &[Mechanism]) -> i16 {
         use crate::error_code::{ILLEGAL_SASL_STATE, NONE, UNSUPPORTED_SASL_MECHANISM};
         let mut state = lock(&self.state);
-        let reauth = match &*state {
-            State::AwaitHandshake => None,
-            State::Authenticated { .. } => Some(self.principal()),
+        // Re-authentication (KIP-368) as Kafka allows it: before the session expired, with v1
+        // and the mechanism the session was made with.
+        let (reauth, same) = match &*state {
+            State::AwaitHandshake => (None, None),
+            State::Authenticated { mechanism, expires }
+                if version >= 1 && expires.is_none_or(|e| Instant::now() < e) =>
+            {
+                (Some(self.principal()), Some(*mechanism))
+            }
             State::Open => return ILLEGAL_SASL_STATE,
             _ => {
                 *state = State::Closing;
                 return ILLEGAL_SASL_STATE;
             }
         };
-        match Mechanism::from_name(mechanism).filter(|m| offered.contains(m)) {
+        let chosen = Mechanism::from_name(mechanism)
+            .filter(|m| offered.contains(m))
+            .filter(|m| same.is_none_or(|s| s == *m));
+        match chosen {
             Some(mechanism) => {
                 *state = State::AwaitToken {
                     raw: version == 0,
@@ -314,7 +326,8 @@ impl Session {
                 let lifetime = broker.config.sasl.max_reauth;
                 *lock(&self.principal) = principal;
                 *lock(&self.state) = State::Authenticated {
-                    expires: lifetime.map(|d| Instant::now() + d),
+                    mechanism,
+                    expires: lifetime.and_then(|d| Instant::now().checked_add(d)),
                 };
                 AuthAnswer {
                     error_code: 0,
@@ -365,6 +378,7 @@ async fn plain(broker: &Broker, token: &[u8]) -> Result<String, String> {
                 .into(),
         );
     }
+    let mut found = None;
     for m in ScramMechanism::ALL {
         let credential = broker
             .log
@@ -373,14 +387,29 @@ async fn plain(broker: &Broker, token: &[u8]) -> Result<String, String> {
             .await
             .map_err(|e| format!("Authentication failed: the store failed: {e}"))?;
         if let Some(c) = credential {
-            return if m.password_matches(&c, password) {
-                Ok(user.to_string())
-            } else {
-                Err(INVALID.into())
-            };
+            found = Some((m, c));
+            break;
         }
     }
-    Err(INVALID.into())
+    // PBKDF2 runs off the async workers; an unknown user costs the same as a wrong password, so
+    // the time taken does not tell which users exist.
+    let known = found.is_some();
+    let (m, c) = found.unwrap_or_else(|| {
+        let m = ScramMechanism::Sha256;
+        (
+            m,
+            m.credential_from_salted(&[0; 32], b"no such user", 4_096),
+        )
+    });
+    let password = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || m.password_matches(&c, &password))
+        .await
+        .unwrap_or(false);
+    if known && matches {
+        Ok(user.to_string())
+    } else {
+        Err(INVALID.into())
+    }
 }
 
 /// SCRAM's first round: the client's first message, answered with the server's.
