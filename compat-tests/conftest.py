@@ -121,6 +121,16 @@ def clear_fdb(cluster_file: str) -> None:
         pytest.fail(f"clearing FoundationDB with {fdbcli} failed: {proc.stdout.decode(errors='replace')}")
 
 
+def fresh_store_args() -> list[str]:
+    """`kfdb serve` arguments for a module that starts its own kfdb: on FoundationDB (emptied
+    first), else nothing (its own embedded data dir)."""
+    cluster = fdb_cluster_file()
+    if not cluster:
+        return []
+    clear_fdb(cluster)
+    return ["--store", "fdb", "--fdb-cluster-file", cluster]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -84,7 +84,7 @@ def broker():
         }
     else:
         server = conftest.Kfdb(conftest.kfdb_binary(), d / "data", ports["PLAINTEXT"], extra_args=[
-            "--listeners", listeners, "--authorizer", "acl", "--super-users", "User:ANONYMOUS",
+            *conftest.fresh_store_args(), "--listeners", listeners, "--authorizer", "acl", "--super-users", "User:ANONYMOUS",
             "--ssl-cert-file", str(d / "broker.pem"), "--ssl-key-file", str(d / "broker.key"),
             "--ssl-ca-file", str(d / "ca.pem"), "--ssl-client-auth", "required",
         ])

@@ -91,6 +91,7 @@ def secure(request):
             d / "data",
             ports["PLAINTEXT"],
             extra_args=[
+                *conftest.fresh_store_args(),
                 "--listeners", listeners,
                 "--ssl-cert-file", str(d / "broker.pem"),
                 "--ssl-key-file", str(d / "broker.key"),
@@ -387,8 +388,9 @@ def test_aiokafka_scram_and_ssl(secure, topic_name, caplog):
 
 
 def test_certificates_reload_without_dropping_connections(topic_name, tmp_path):
-    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
-        pytest.skip("kfdb's reload of changed certificate files (Kafka reloads through dynamic configs)")
+    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP") or conftest.fdb_cluster_file():
+        pytest.skip("kfdb's reload of changed certificate files, on an embedded data dir (Kafka reloads "
+                    "through dynamic configs)")
     make_certs(tmp_path)
     # A second broker certificate, from the other CA, to rotate to.
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "next.key", "-out", "next.csr", "-subj",
@@ -427,8 +429,9 @@ def test_certificates_reload_without_dropping_connections(topic_name, tmp_path):
 
 
 def test_a_user_made_with_the_cli_before_the_broker_starts_logs_in(topic_name, tmp_path):
-    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP"):
-        pytest.skip("kfdb's own `kfdb user create` (Kafka's counterpart is kafka-storage format --add-scram)")
+    if conftest.on_kafka() or os.environ.get("KFDB_COMPAT_BOOTSTRAP") or conftest.fdb_cluster_file():
+        pytest.skip("kfdb's own `kfdb user create` on an embedded data dir (Kafka's counterpart is "
+                    "kafka-storage format --add-scram)")
     data = tmp_path / "data"
     made = subprocess.run([str(conftest.kfdb_binary()), "user", "create", "ops", "--password-stdin",
                            "--data-dir", str(data)], input=b"ops-secret\n", capture_output=True, timeout=60)
