@@ -41,11 +41,8 @@ type Pending = FuturesOrdered<BoxFuture<'static, Result<Option<BytesMut>, Handle
 
 pub(crate) struct Connection {
     socket: Box<dyn Stream>,
-    /// The TCP socket until `run` has set the connection up (TLS handshake).
-    tcp: Option<TcpStream>,
     peer: SocketAddr,
-    listener: Arc<Listener>,
-    client: Option<Client>,
+    client: Client,
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
     buf: BytesMut,
@@ -57,83 +54,87 @@ enum End {
     Fault,
 }
 
+/// Set a new connection up: the TLS handshake on a TLS listener (its client certificate, if any,
+/// naming the principal), and the session.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    broker: &Broker,
+) -> Result<(Box<dyn Stream>, Client), String> {
+    let mut tls_principal = None;
+    let socket: Box<dyn Stream> = if listener.protocol.tls() {
+        let tls = broker.config.tls.as_ref().ok_or_else(|| {
+            format!(
+                "listener {} needs TLS settings (--ssl-cert-file)",
+                listener.name
+            )
+        })?;
+        let stream = tokio::time::timeout(
+            TLS_HANDSHAKE_TIMEOUT,
+            tls.acceptor(!listener.protocol.sasl()).accept(tcp),
+        )
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        if let Some(cert) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        {
+            let subject =
+                tls::subject_name(cert).ok_or("the client certificate's subject does not parse")?;
+            tls_principal = Some(format!("User:{subject}"));
+        }
+        Box::new(stream)
+    } else {
+        Box::new(tcp)
+    };
+    let client = Client {
+        peer,
+        listener: listener.name.clone(),
+        session: Session::new(listener.protocol, tls_principal),
+    };
+    Ok((socket, client))
+}
+
 impl Connection {
-    pub(crate) fn new(
-        socket: TcpStream,
+    /// Open the connection accepted on `listener` and serve it until it ends.
+    pub(crate) async fn run(
+        tcp: TcpStream,
         peer: SocketAddr,
         listener: Arc<Listener>,
         broker: Arc<Broker>,
         stop: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
-            socket: Box::new(tokio::io::empty()),
-            tcp: Some(socket),
+    ) {
+        tracing::debug!(peer = %peer, listener = %listener.name, "connection opened");
+        let metrics = broker.metrics.clone();
+        let (socket, client) = match open(tcp, peer, &listener, &broker).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                metrics
+                    .protocol_errors
+                    .with_label_values(&["tls_handshake"])
+                    .inc();
+                tracing::warn!(peer = %peer, listener = %listener.name, error = %e, "closing connection");
+                return;
+            }
+        };
+        let mut conn = Connection {
+            socket,
             peer,
-            listener,
-            client: None,
+            client,
             broker,
             stop,
             buf: BytesMut::with_capacity(64 * 1024),
-        }
-    }
-
-    /// Set the connection up: the TLS handshake on a TLS listener, and the session.
-    async fn open(&mut self) -> Result<(), String> {
-        let tcp = self.tcp.take().ok_or("the connection was opened twice")?;
-        let mut tls_principal = None;
-        if self.listener.protocol.tls() {
-            let tls = self.broker.config.tls.as_ref().ok_or_else(|| {
-                format!(
-                    "listener {} needs TLS settings (--ssl-cert-file)",
-                    self.listener.name
-                )
-            })?;
-            let stream = tokio::time::timeout(
-                TLS_HANDSHAKE_TIMEOUT,
-                tls.acceptor(!self.listener.protocol.sasl()).accept(tcp),
-            )
-            .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            if let Some(cert) = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-            {
-                let subject = tls::subject_name(cert)
-                    .ok_or("the client certificate's subject does not parse")?;
-                tls_principal = Some(format!("User:{subject}"));
-            }
-            self.socket = Box::new(stream);
-        } else {
-            self.socket = Box::new(tcp);
-        }
-        self.client = Some(Client {
-            peer: self.peer,
-            listener: self.listener.name.clone(),
-            session: Session::new(self.listener.protocol, tls_principal),
-        });
-        Ok(())
-    }
-
-    pub(crate) async fn run(mut self) {
-        tracing::debug!(peer = %self.peer, listener = %self.listener.name, "connection opened");
-        let metrics = self.broker.metrics.clone();
-        if let Err(e) = self.open().await {
-            metrics
-                .protocol_errors
-                .with_label_values(&["tls_handshake"])
-                .inc();
-            tracing::warn!(peer = %self.peer, listener = %self.listener.name, error = %e, "closing connection");
-            return;
-        }
+        };
         metrics.connections.inc();
         let mut pending = Pending::new();
-        let _ = self.serve(&mut pending).await;
+        let _ = conn.serve(&mut pending).await;
         // Whatever was queued still completes; answer it if the socket is still there.
         while let Some(answer) = pending.next().await {
-            if self.write(answer).await.is_err() {
+            if conn.write(answer).await.is_err() {
                 break;
             }
         }
@@ -169,9 +170,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
-        let Some(client) = self.client.clone() else {
-            return Err(End::Fault);
-        };
+        let client = self.client.clone();
         loop {
             // Before SASL authentication a frame may be 512 KiB at most (Kafka's
             // `sasl.server.max.receive.size`), so nobody unauthenticated makes the broker buffer

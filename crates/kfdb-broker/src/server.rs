@@ -99,7 +99,7 @@ pub async fn serve(
             },
         };
         let _ = socket.set_nodelay(true);
-        let conn = Connection::new(
+        let conn = Connection::run(
             socket,
             peer,
             settings[index].clone(),
@@ -107,7 +107,7 @@ pub async fn serve(
             stop_rx.clone(),
         );
         connections.spawn(async move {
-            conn.run().await;
+            conn.await;
             drop(permit);
         });
         while connections.try_join_next().is_some() {}

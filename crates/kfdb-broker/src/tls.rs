@@ -40,6 +40,13 @@ impl ClientAuth {
     }
 }
 
+/// Every certificate of a PEM file (an error names the file).
+fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Where the TLS material is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -84,9 +91,7 @@ impl TlsFiles {
 
     fn load_with(&self, client_auth: ClientAuth) -> Result<ServerConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = CertificateDer::pem_file_iter(&self.cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{}: {e}", self.cert.display()))?;
+        let certs = read_certs(&self.cert)?;
         if certs.is_empty() {
             return Err(format!("{}: no certificate", self.cert.display()));
         }
@@ -102,10 +107,7 @@ impl TlsFiles {
             }
             (auth, Some(ca)) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let cas = CertificateDer::pem_file_iter(ca)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
-                for c in cas {
+                for c in read_certs(ca)? {
                     roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);

@@ -28,6 +28,11 @@ enum Change {
 
 type Failure = (i16, String);
 
+/// A store fault, answered with its own code.
+fn store_failure(e: kfdb_log::LogError) -> Failure {
+    (error_code::from_log_error(&e), e.to_string())
+}
+
 fn fail(code: i16, message: &str) -> Failure {
     (code, message.to_string())
 }
@@ -56,7 +61,7 @@ async fn deletion(store: &Users, user: &str, code: i8) -> Result<Change, Failure
             error_code::RESOURCE_NOT_FOUND,
             "Attempt to delete a user credential that does not exist",
         )),
-        Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
+        Err(e) => Err(store_failure(e)),
     }
 }
 
@@ -121,7 +126,6 @@ pub async fn handle(
     }
     let mut results = Vec::with_capacity(users.len());
     for (user, change) in users {
-        let store_failure = |e: kfdb_log::LogError| (error_code::from_log_error(&e), e.to_string());
         let outcome = match change {
             Err(f) => Err(f),
             Ok(Change::Upsert(m, credential)) => store
