@@ -182,6 +182,7 @@ impl Connection {
             };
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {
+                    let received = std::time::Instant::now();
                     self.broker.metrics.bytes_in.inc_by(body.len() as u64 + 4);
                     if client.session.expects_raw_token() {
                         // After a v0 SaslHandshake: a bare token, answered with a bare token.
@@ -205,7 +206,7 @@ impl Connection {
                             self.write(answer).await?;
                         }
                     }
-                    match handlers::handle(&self.broker, &client, body).await {
+                    match handlers::handle(&self.broker, &client, body, received).await {
                         Ok(Answer::Later(answer)) => pending.push_back(answer),
                         Ok(Answer::Now(response)) => self.write(Ok(response)).await?,
                         Err(e) => self.write(Err(e)).await?,

@@ -2,6 +2,9 @@
 //! the brokers of an in-process cluster (`kfdb serve --brokers N`), for scripts and tests:
 //!
 //! - `GET /metrics`: broker 0's metrics (`?broker=i`: broker `i`'s), in the text format;
+//! - `GET /healthz`: 200 while the process serves (liveness);
+//! - `GET /readyz`: 200 when every running broker reaches the store and is registered and not
+//!   fenced, else 503 with the reason (readiness; the store check gives up after 2 s);
 //! - `GET /brokers`: one line per broker: `index node_id address running|stopped`;
 //! - `POST /brokers/{i}/stop`: controlled shutdown of broker `i` (it leaves the cluster first);
 //! - `POST /brokers/{i}/kill`: stop it at once, as a crash would (the others take over when its
@@ -22,6 +25,31 @@ pub(crate) fn reply(status: StatusCode, body: String) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r
+}
+
+/// `/readyz`: every running broker reaches the store and is in the cluster.
+async fn readiness(cluster: &LocalCluster) -> Reply {
+    let brokers = cluster.running_brokers().await;
+    if brokers.is_empty() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no broker is running\n".into(),
+        );
+    }
+    for b in brokers {
+        let check = tokio::time::timeout(std::time::Duration::from_secs(2), b.log.readiness());
+        match check.await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return reply(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+            Err(_) => {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unreachable: no answer in 2 s\n".into(),
+                );
+            }
+        }
+    }
+    reply(StatusCode::OK, "ready\n".into())
 }
 
 async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
@@ -57,6 +85,8 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
                 None => reply(StatusCode::NOT_FOUND, "no broker is running\n".into()),
             }
         }
+        (&Method::GET, ["healthz"]) => reply(StatusCode::OK, "ok\n".into()),
+        (&Method::GET, ["readyz"]) => readiness(cluster).await,
         (&Method::GET, ["brokers"]) => {
             let lines: String = cluster
                 .brokers()

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node;
 pub mod sasl;
 mod server;
+pub mod slowlog;
 pub mod tls;
 
 pub use server::serve;
@@ -33,6 +34,10 @@ use std::sync::Arc;
 /// Broker settings (Kafka's names in comments where one exists).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// Log requests slower than this (`--slow-request-ms`; `None`: off).
+    pub slow_request: Option<std::time::Duration>,
+    /// How often consumer-group lag is sampled for `kfdb_group_lag_records`.
+    pub lag_sample_interval: std::time::Duration,
     /// `node.id`.
     pub node_id: i32,
     /// `listeners` with their `advertised.listeners` and protocols; the first is the one
@@ -71,6 +76,8 @@ impl BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
+            slow_request: None,
+            lag_sample_interval: std::time::Duration::from_secs(30),
             node_id: 1,
             listeners: vec![listeners::Listener::plaintext("127.0.0.1", 9092)],
             tls: None,

@@ -45,7 +45,14 @@ pub struct Metrics {
     compaction_bytes_removed: IntGauge,
     compaction_max_dirty_ratio: prometheus::Gauge,
     compaction_max_lag_seconds: prometheus::Gauge,
+    rebalances: prometheus::IntGaugeVec,
+    /// Total lag (records) of the consumer groups with the largest lag (see [`sample_lag`]).
+    pub group_lag: prometheus::IntGaugeVec,
 }
+
+/// How many groups `kfdb_group_lag_records` reports: the ones with the largest lag, so the
+/// series count stays bounded at any number of groups.
+pub const LAG_TOP_GROUPS: usize = 20;
 
 fn fail(e: prometheus::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
@@ -106,7 +113,28 @@ impl Metrics {
             &["code"],
         )
         .map_err(fail)?;
+        let rebalances = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "kfdb_group_rebalances_total",
+                "Completed group rebalances: new generations of classic groups, new epochs of \
+                 KIP-848 consumer groups (by group_type)",
+            ),
+            &["group_type"],
+        )
+        .map_err(fail)?;
+        let group_lag = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "kfdb_group_lag_records",
+                "Records the group has not committed yet (high watermark minus committed offset, \
+                 summed over its partitions), for the groups this broker coordinates with the \
+                 largest lag; sampled every --metrics-lag-interval-ms (30 s)",
+            ),
+            &["group"],
+        )
+        .map_err(fail)?;
         let m = Self {
+            rebalances,
+            group_lag,
             cache_hits: gauge(
                 "kfdb_cache_hits_total",
                 "Fetches answered from the hot-segment cache",
@@ -207,6 +235,8 @@ impl Metrics {
             Box::new(m.compaction_bytes_removed.clone()),
             Box::new(m.compaction_max_dirty_ratio.clone()),
             Box::new(m.compaction_max_lag_seconds.clone()),
+            Box::new(m.rebalances.clone()),
+            Box::new(m.group_lag.clone()),
             Box::new(log.store_commit_seconds()),
         ];
         for c in collectors {
@@ -251,10 +281,64 @@ impl Metrics {
             .set(c.max_dirty_per_mille.load(relaxed) as f64 / 1000.0);
         self.compaction_max_lag_seconds
             .set(c.max_lag_ms.load(relaxed) as f64 / 1000.0);
+        for (label, counter) in [
+            ("classic", &crate::group::REBALANCES_CLASSIC),
+            ("consumer", &crate::group::REBALANCES_CONSUMER),
+        ] {
+            self.rebalances
+                .with_label_values(&[label])
+                .set(counter.load(relaxed) as i64);
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
     }
+}
+
+/// Every `every`, the lag of each group this broker coordinates and holds in memory (classic and
+/// consumer groups): its committed offsets against the partitions' high watermarks. The
+/// [`LAG_TOP_GROUPS`] largest are exported; a group whose partitions are gone counts what is left.
+pub async fn sample_lag(broker: Arc<crate::Broker>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut ids = broker.groups.loaded_ids();
+        ids.extend(broker.groups.consumer_group_ids());
+        ids.sort_unstable();
+        ids.dedup();
+        let mut lags = Vec::with_capacity(ids.len());
+        for id in ids {
+            match group_lag(&broker.log, &id).await {
+                Ok(Some(lag)) => lags.push((lag, id)),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(group = %id, error = %e, "lag not sampled"),
+            }
+        }
+        lags.sort_unstable_by(|a, b| b.cmp(a));
+        lags.truncate(LAG_TOP_GROUPS);
+        broker.metrics.group_lag.reset();
+        for (lag, id) in lags {
+            broker.metrics.group_lag.with_label_values(&[&id]).set(lag);
+        }
+    }
+}
+
+/// A group's total lag, or `None` when it has committed nothing.
+async fn group_lag(log: &Log, group: &str) -> kfdb_log::LogResult<Option<i64>> {
+    let committed = log.groups().fetch_offsets(group, None).await?;
+    if committed.is_empty() {
+        return Ok(None);
+    }
+    let partitions: Vec<_> = committed.iter().map(|(p, _)| *p).collect();
+    let states = log.reader().partition_states(&partitions).await?;
+    Ok(Some(
+        committed
+            .iter()
+            .zip(states)
+            .map(|((_, c), s)| (s.next_offset - c.offset).max(0))
+            .sum(),
+    ))
 }

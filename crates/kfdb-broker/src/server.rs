@@ -76,6 +76,10 @@ pub async fn serve(
             .clone()
             .run_ticker(tokio::time::Duration::from_millis(200)),
     );
+    let lag = tokio::spawn(crate::metrics::sample_lag(
+        broker.clone(),
+        broker.config.lag_sample_interval,
+    ));
     let (accepted_tx, mut accepted) = mpsc::channel(64);
     let mut settings = Vec::with_capacity(listeners.len());
     let mut acceptors = JoinSet::new();
@@ -135,6 +139,8 @@ pub async fn serve(
     }
     ticker.abort();
     let _ = ticker.await;
+    lag.abort();
+    let _ = lag.await;
     Ok(())
 }
 

@@ -398,6 +398,26 @@ impl Log {
         Background { tasks }
     }
 
+    /// Whether this broker can serve: the store answers a read, and the broker is in the
+    /// cluster's view and not fenced (`/readyz`). The reason when it cannot.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.db
+            .run(|tx, _| async move {
+                tx.get(&keys::cluster_id(), false).await?;
+                Ok::<_, LogError>(())
+            })
+            .await
+            .map_err(|e| format!("store unreachable: {e}"))?;
+        let node = self.membership.node_id();
+        if *self.membership.fenced().borrow() {
+            return Err(format!("broker {node} is fenced (its lease ran out)"));
+        }
+        if !self.membership.view().nodes().contains(&node) {
+            return Err(format!("broker {node} is not registered yet"));
+        }
+        Ok(())
+    }
+
     /// The store's counters.
     pub fn store_stats(&self) -> StoreStats {
         let embedded = self.db.as_embedded().map(|e| e.stats());

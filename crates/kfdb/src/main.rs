@@ -4,6 +4,8 @@
 //! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
 
 mod alloc;
+mod config;
+mod health;
 mod key;
 mod topic;
 mod user;
@@ -50,6 +52,20 @@ enum Command {
     Key(key::KeyArgs),
     /// Manage SASL/SCRAM users directly in the store (as `kfdb topic`).
     User(user::UserArgs),
+    /// The configuration of `kfdb serve`: effective values and where they come from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Ask a running kfdb whether it is alive (exit 0) — for container health checks.
+    Healthcheck(health::HealthcheckArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every setting's effective value and its source (flag, environment, file,
+    /// default); takes the same arguments as `kfdb serve`.
+    Print(Box<ServeArgs>),
+    /// Print the configuration reference (docs/configuration.md) in Markdown.
+    Reference,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -99,6 +115,10 @@ pub(crate) struct StoreArgs {
 
 #[derive(Parser)]
 struct ServeArgs {
+    /// A Kafka server.properties file (Kafka's keys, and kfdb's own `kfdb.*` keys): flags and
+    /// environment variables win over it (docs/configuration.md).
+    #[arg(long, env = "KFDB_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on: one PLAINTEXT listener (shorthand for --listeners).
     #[arg(long, env = "KFDB_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
@@ -117,6 +137,10 @@ struct ServeArgs {
     /// SASL_SSL); without it each listener's name must be its protocol.
     #[arg(long, env = "KFDB_LISTENER_SECURITY_PROTOCOL_MAP", default_value = "")]
     listener_security_protocol_map: String,
+    /// controller.listener.names: listeners of these names (comma-separated) are Kafka's
+    /// controller listeners; kfdb has no controller and does not open them.
+    #[arg(long, env = "KFDB_CONTROLLER_LISTENER_NAMES", default_value = "")]
+    controller_listener_names: String,
     /// PEM certificate chain of the SSL and SASL_SSL listeners (ssl.keystore.location).
     #[arg(long, env = "KFDB_SSL_CERT_FILE")]
     ssl_cert_file: Option<PathBuf>,
@@ -289,6 +313,10 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off when not given).
     #[arg(long, env = "KFDB_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// How often the lag of consumer groups is sampled for the metric kfdb_group_lag_records
+    /// (the 20 groups with the largest lag that this broker coordinates).
+    #[arg(long, env = "KFDB_METRICS_LAG_INTERVAL_MS", default_value_t = 30_000)]
+    metrics_lag_interval_ms: u64,
     /// Serve kfdb's own HTTP API (the latest record of a key: docs/http-api.md) at
     /// http://HOST:PORT/v1/ (off when not given).
     #[arg(long, env = "KFDB_HTTP_LISTEN")]
@@ -302,6 +330,23 @@ struct ServeArgs {
     /// On SIGTERM, how long to wait for connections to finish their requests before closing them.
     #[arg(long, env = "KFDB_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     shutdown_timeout_ms: u64,
+    /// Log lines as text (coloured only on a terminal) or as JSON objects, one per line.
+    #[arg(long, env = "KFDB_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level, or a tracing filter (`info,kfdb_broker=debug`); RUST_LOG is used when this
+    /// is not given.
+    #[arg(long, env = "KFDB_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// Log every request that takes longer than this many ms (0: off), with its API, client
+    /// id, topic and where the time went.
+    #[arg(long, env = "KFDB_SLOW_REQUEST_MS", default_value_t = 0)]
+    slow_request_ms: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn split_host_port(s: &str) -> Result<(String, i32), String> {
@@ -404,6 +449,9 @@ fn broker_config(args: &ServeArgs, security: &Security, listeners: Vec<Listener>
         sasl: security.sasl.clone(),
         authz: security.authz.clone(),
         max_request_bytes: args.socket_request_max_bytes,
+        lag_sample_interval: Duration::from_millis(args.metrics_lag_interval_ms.max(100)),
+        slow_request: (args.slow_request_ms > 0)
+            .then(|| Duration::from_millis(args.slow_request_ms)),
         metadata_max_topics: args.metadata_max_topics.max(1),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
         log_dir: log_dir(&args.store),
@@ -445,13 +493,34 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// A listener list without Kafka's controller listeners (`controller.listener.names`): a Kafka
+/// server.properties names them, and kfdb, having no controller, does not open them.
+fn without_controllers(list: &str, controllers: &str) -> String {
+    let names: Vec<String> = controllers
+        .split(',')
+        .map(|n| n.trim().to_ascii_uppercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| {
+            let name = e.split("://").next().unwrap_or("").to_ascii_uppercase();
+            !e.is_empty() && !names.contains(&name)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The listeners of `kfdb serve`: `--listeners` (with the advertised listeners and the protocol
 /// map), else one PLAINTEXT listener on `--listen`.
 fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, String> {
     match &args.listeners {
         Some(l) => kfdb_broker::listeners::parse(
-            l,
-            args.advertised_listeners.as_deref().unwrap_or(""),
+            &without_controllers(l, &args.controller_listener_names),
+            &without_controllers(
+                args.advertised_listeners.as_deref().unwrap_or(""),
+                &args.controller_listener_names,
+            ),
             &args.listener_security_protocol_map,
             &host_name(),
         ),
@@ -644,18 +713,56 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Logging: `--log-level` (else `KFDB_LOG`/`RUST_LOG`, else info), dependencies' chatter at warn
+/// unless the filter names them, colour only on a terminal, text or JSON lines.
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    use std::io::IsTerminal;
+    let filter = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("KFDB_LOG").ok())
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let mut directives = filter.clone();
+    for dep in ["fjall", "lsm_tree", "hyper", "h2", "rustls", "foundationdb"] {
+        if !filter.contains(dep) {
+            directives.push_str(&format!(",{dep}=warn"));
+        }
+    }
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("kfdb: log filter {filter:?}: {e}; logging at info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     if let Err(e) = alloc::spawn_memory_purger(Duration::from_secs(5)) {
         eprintln!("kfdb: could not start the memory purger thread: {e}");
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KFDB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let resolved = match config::resolve::<Cli>(std::env::args_os().collect()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kfdb: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match &resolved.cli.command {
+        Command::Serve(args) => init_logging(args.log_format, args.log_level.as_deref()),
+        _ => init_logging(LogFormat::Text, None),
+    }
+    if !resolved.ignored.is_empty() {
+        tracing::info!(
+            keys = %resolved.ignored.join(","),
+            "server.properties: Kafka settings kfdb does not need are ignored"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -663,6 +770,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let config::Resolved {
+        cli,
+        sources,
+        matches,
+        ..
+    } = resolved;
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
@@ -678,6 +791,19 @@ fn main() -> std::process::ExitCode {
                 let db = open_store(&args.store)?;
                 user::run(db, args).await
             }
+            Command::Config(ConfigCommand::Print(_)) => {
+                let root = <Cli as clap::CommandFactory>::command();
+                let cmd = config_print_command(&root);
+                let matches = matches.ok_or("internal: no matches for config print")?;
+                print!("{}", config::print(cmd, &matches, &sources));
+                Ok(())
+            }
+            Command::Config(ConfigCommand::Reference) => {
+                let root = <Cli as clap::CommandFactory>::command();
+                print!("{}", config::reference(serve_command(&root)));
+                Ok(())
+            }
+            Command::Healthcheck(args) => health::run(args),
         }
     });
     match result {
@@ -686,5 +812,51 @@ fn main() -> std::process::ExitCode {
             tracing::error!("{e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+fn serve_command(root: &clap::Command) -> &clap::Command {
+    root.find_subcommand("serve")
+        .expect("kfdb has a serve command")
+}
+
+fn config_print_command(root: &clap::Command) -> &clap::Command {
+    root.find_subcommand("config")
+        .and_then(|c| c.find_subcommand("print"))
+        .expect("kfdb has a config print command")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/configuration.md is what `kfdb config reference` prints.
+    #[test]
+    fn configuration_reference_is_current() {
+        let root = <Cli as clap::CommandFactory>::command();
+        let generated = config::reference(serve_command(&root));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/configuration.md is stale: cargo run -p kfdb -- config reference > docs/configuration.md"
+        );
+    }
+
+    #[test]
+    fn controller_listeners_are_dropped() {
+        assert_eq!(
+            without_controllers("PLAINTEXT://:9092,CONTROLLER://:9093", "CONTROLLER"),
+            "PLAINTEXT://:9092"
+        );
+        assert_eq!(
+            without_controllers("A://h:1, B://h:2", ""),
+            "A://h:1,B://h:2"
+        );
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -447,6 +447,7 @@ impl ConsumerGroup {
     /// The group changed: new epoch, new target assignment.
     fn bump(&mut self, topics: &BTreeMap<String, TopicInfo>) {
         self.group_epoch += 1;
+        super::REBALANCES_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.topology = self
             .subscribed_topics()
             .into_iter()

@@ -18,6 +18,12 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio::time::{Duration, Instant};
 
+/// Rebalances completed by classic groups (a new generation with members), in this process:
+/// the state machines are pure and count here; `metrics.rs` exports it.
+pub static REBALANCES_CLASSIC: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// New group epochs of KIP-848 consumer groups (a new target assignment), in this process.
+pub static REBALANCES_CONSUMER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Coordinator settings (Kafka's names).
 #[derive(Debug, Clone)]
 pub struct GroupConfig {

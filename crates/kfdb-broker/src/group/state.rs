@@ -498,6 +498,7 @@ impl Group {
         }
         self.members.retain(|_, m| m.join_waiter.is_some());
         self.generation += 1;
+        super::REBALANCES_CLASSIC.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.initial = false;
         if self.members.is_empty() {
             self.state = State::Empty;

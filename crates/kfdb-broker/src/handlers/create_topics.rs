@@ -21,6 +21,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
     let mut specs = Vec::with_capacity(req.topics.len());
     let mut early: Vec<Option<(i16, String)>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
+        ctx.note_topic(&t.name);
         let mut partitions = t.num_partitions;
         let mut problem = None;
         if !cluster_create && !ctx.allowed(op::CREATE, Resource::Topic(&t.name)).await {

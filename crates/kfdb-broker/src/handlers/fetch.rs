@@ -222,6 +222,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         } else {
             log.topics().get(&t.topic).await
         };
+        if let Ok(Some(m)) = &meta {
+            ctx.note_topic(&m.name);
+        }
         let topic = match meta {
             Ok(Some(m)) if !ctx.allowed(op::READ, Resource::Topic(&m.name)).await => {
                 Err(error_code::TOPIC_AUTHORIZATION_FAILED)

@@ -19,6 +19,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ListOffsetsRes
     let log = &ctx.broker.log;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
+        ctx.note_topic(&t.name);
         let meta = log.topics().get(&t.name).await;
         let allowed = ctx.allowed(op::DESCRIBE, Resource::Topic(&t.name)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());

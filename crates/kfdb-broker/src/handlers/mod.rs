@@ -114,6 +114,8 @@ pub struct RequestCtx<'a> {
     pub peer: std::net::SocketAddr,
     /// The connection's listener and who is on it.
     pub client: &'a Client,
+    /// What the slow-request log records (only when it is on).
+    pub trace: Option<Arc<crate::slowlog::Trace>>,
 }
 
 /// The connection a request came on.
@@ -129,6 +131,13 @@ pub struct Client {
 }
 
 impl RequestCtx<'_> {
+    /// Note the topic this request touches, for the slow-request log (free when it is off).
+    pub fn note_topic(&self, name: &str) {
+        if let Some(t) = &self.trace {
+            t.topic(name);
+        }
+    }
+
     /// The client's host as Kafka reports it in group descriptions (`/` + IP address).
     pub fn client_host(&self) -> String {
         format!("/{}", self.peer.ip().to_canonical())
@@ -284,7 +293,7 @@ macro_rules! handlers {
                     let request = <$module::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     return match $module::handle(ctx, request).await {
-                        Some(response) => encode(ctx.header.correlation_id, key, ctx.version, &response)
+                        Some(response) => encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response)
                             .map(|b| Answer::Now(Some(b))),
                         None => Ok(Answer::Now(None)),
                     };
@@ -296,9 +305,10 @@ macro_rules! handlers {
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     let pending = $later::begin(ctx, request).await;
                     let (correlation_id, version) = (ctx.header.correlation_id, ctx.version);
+                    let trace = ctx.trace.clone();
                     return Ok(Answer::Later(Box::pin(async move {
                         match pending.await {
-                            Some(response) => encode(correlation_id, key, version, &response).map(Some),
+                            Some(response) => encode(trace.as_deref(), correlation_id, key, version, &response).map(Some),
                             None => Ok(None),
                         }
                     })));
@@ -369,6 +379,21 @@ pub fn entry(key: ApiKey) -> Option<&'static ApiEntry> {
 
 /// Frame a response: size prefix, response header, body.
 fn encode<R: Encodable>(
+    trace: Option<&crate::slowlog::Trace>,
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    response: &R,
+) -> Result<BytesMut, HandleError> {
+    let started = trace.map(|_| std::time::Instant::now());
+    let out = encode_response(correlation_id, key, version, response);
+    if let (Some(t), Some(s)) = (trace, started) {
+        t.encoded(s.elapsed());
+    }
+    out
+}
+
+fn encode_response<R: Encodable>(
     correlation_id: i32,
     key: ApiKey,
     version: i16,
@@ -400,11 +425,12 @@ pub fn is_produce(frame: &[u8]) -> bool {
     frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16
 }
 
-/// Answer one request frame (header and body).
+/// Answer one request frame (header and body), `received` when the connection read it.
 pub async fn handle(
     broker: &Arc<Broker>,
     client: &Client,
     mut frame: Bytes,
+    received: std::time::Instant,
 ) -> Result<Answer, HandleError> {
     if frame.len() < 8 {
         return Err(HandleError::TooShort);
@@ -417,7 +443,7 @@ pub async fn handle(
     if version < entry.versions.min || version > entry.versions.max {
         if key == ApiKey::ApiVersions {
             let response = api_versions::unsupported_version();
-            return encode(correlation_id, key, 0, &response).map(|b| Answer::Now(Some(b)));
+            return encode(None, correlation_id, key, 0, &response).map(|b| Answer::Now(Some(b)));
         }
         return Err(HandleError::UnsupportedVersion(key, version));
     }
@@ -436,17 +462,33 @@ pub async fn handle(
         header: &header,
         peer: client.peer,
         client,
+        trace: broker
+            .config
+            .slow_request
+            .map(|_| Arc::new(crate::slowlog::Trace::default())),
     };
     let started = std::time::Instant::now();
     let result = dispatch(&ctx, key, &mut frame).await;
     let api = api_name(key);
     broker.metrics.requests.with_label_values(&[api]).inc();
     let metrics = broker.metrics.clone();
+    let slow = broker
+        .config
+        .slow_request
+        .zip(ctx.trace.clone())
+        .map(|(t, trace)| {
+            let client_id = header.client_id.clone();
+            (t, trace, client_id, client.peer)
+        });
     let observe = move || {
         metrics
             .latency
             .with_label_values(&[api])
-            .observe(started.elapsed().as_secs_f64())
+            .observe(started.elapsed().as_secs_f64());
+        if let Some((threshold, trace, client_id, peer)) = slow {
+            let timing = crate::slowlog::Timing { received, started };
+            crate::slowlog::finish(threshold, api, client_id.as_deref(), peer, timing, &trace);
+        }
     };
     match result {
         Ok(Answer::Later(pending)) => Ok(Answer::Later(Box::pin(async move {

@@ -75,6 +75,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<OffsetCommitRe
     } else {
         load_error.unwrap_or(error_code::NOT_COORDINATOR)
     };
+    if let Some(t) = req.topics.first() {
+        ctx.note_topic(&t.name);
+    }
     let topics = commit_plan::requested_topics!(req.topics);
     let Plan { codes, to_store } = commit_plan::plan(ctx, group_code, topics).await;
     let store_code = if to_store.is_empty() {

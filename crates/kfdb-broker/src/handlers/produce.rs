@@ -111,6 +111,7 @@ pub async fn begin(
             Ok(Some(meta)) => meta.name.clone(),
             _ => topic.name.to_string(),
         };
+        ctx.note_topic(&acl_name);
         let denied = if !ctx.allowed(op::WRITE, Resource::Topic(&acl_name)).await {
             Some(error_code::TOPIC_AUTHORIZATION_FAILED)
         } else {
