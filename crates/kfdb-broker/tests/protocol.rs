@@ -834,3 +834,84 @@ async fn shutdown_closes_a_connection_that_stopped_reading_after_the_timeout() {
         .unwrap();
     drop(s);
 }
+
+/// Found by kfdb's admin CLI, which Apache Kafka 4.4 answered INVALID_RECORD: a Produce request
+/// whose partition carries two record batches is refused whole (nothing appended), as Kafka
+/// refuses it; and CreatePartitions with explicit assignments needs one per added partition
+/// (INVALID_REPLICA_ASSIGNMENT), as in Kafka.
+#[tokio::test]
+async fn produce_takes_one_batch_per_partition_and_assignments_must_cover_new_partitions() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, ProduceRequest,
+        ProduceResponse, TopicName, produce_request,
+    };
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let created = create_topics(&mut s, 5, &create_topics_request("one-batch", &[])).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let produce = |records: Bytes| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("one-batch")))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(records)),
+                    ]),
+            ])
+    };
+    let mut two = bytes::BytesMut::new();
+    two.extend_from_slice(&encode_records(&["a"], -1, -1, -1, false));
+    two.extend_from_slice(&encode_records(&["b"], -1, -1, -1, false));
+    let refused: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce(two.freeze())).await;
+    assert_eq!(
+        refused.responses[0].partition_responses[0].error_code, 87,
+        "INVALID_RECORD"
+    );
+    let one: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        9,
+        &produce(encode_records(&["c"], -1, -1, -1, false)),
+    )
+    .await;
+    let p = &one.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "nothing was appended before"
+    );
+
+    let grow = |assignments| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("one-batch")))
+                    .with_count(3)
+                    .with_assignments(assignments),
+            ])
+    };
+    let short: CreatePartitionsResponse = call(
+        &mut s,
+        ApiKey::CreatePartitions,
+        3,
+        &grow(Some(vec![
+            CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)]),
+        ])),
+    )
+    .await;
+    assert_eq!(
+        short.results[0].error_code, 39,
+        "INVALID_REPLICA_ASSIGNMENT"
+    );
+    let grown: CreatePartitionsResponse =
+        call(&mut s, ApiKey::CreatePartitions, 3, &grow(None)).await;
+    assert_eq!(grown.results[0].error_code, 0);
+}

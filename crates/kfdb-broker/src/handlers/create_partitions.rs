@@ -25,6 +25,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
                 error_code::TOPIC_AUTHORIZATION_FAILED,
                 "Authorization failed.".to_string(),
             ))
+        } else if let Some(missing) = assignment_mismatch(ctx, &t).await {
+            Err((error_code::INVALID_REPLICA_ASSIGNMENT, missing))
         } else if foreign {
             Err((
                 error_code::INVALID_REPLICA_ASSIGNMENT,
@@ -45,4 +47,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
         });
     }
     Some(CreatePartitionsResponse::default().with_results(results))
+}
+
+/// Kafka's check of explicit assignments: one per added partition.
+async fn assignment_mismatch(
+    ctx: &RequestCtx<'_>,
+    t: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+) -> Option<String> {
+    let given = t.assignments.as_ref()?.len() as i32;
+    let current = match ctx.broker.log.topics().get(&t.name).await {
+        Ok(Some(meta)) => meta.partitions,
+        // An unknown topic or a store fault: answered by the create below.
+        _ => return None,
+    };
+    let added = t.count - current;
+    (added > 0 && given != added).then(|| {
+        format!(
+            "Attempted to add {added} additional partition(s), but only {given} assignment(s) \
+             were specified."
+        )
+    })
 }

@@ -44,8 +44,13 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeTopicP
     let mut next_cursor = None;
     let mut candidates: Vec<(String, LogResult<Option<Arc<TopicMeta>>>)> = Vec::new();
     if names.is_empty() {
+        // The cursor's topic comes first when it (still) exists; a listing never names a
+        // topic that does not exist.
         if let Some(t) = &start_topic {
-            candidates.push((t.clone(), log.topics().get(t).await));
+            match log.topics().get(t).await {
+                Ok(None) => {}
+                found => candidates.push((t.clone(), found)),
+            }
         }
         match log.topics().list(start_topic.as_deref(), limit + 1).await {
             Ok(list) => candidates.extend(list.into_iter().map(|m| (m.name.clone(), Ok(Some(m))))),

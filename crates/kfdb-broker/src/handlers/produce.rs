@@ -144,6 +144,17 @@ pub async fn begin(
                 let queued = match p.records.as_ref().map(batch::parse_batches) {
                     None => Err(LogError::CorruptMessage("no records".into())),
                     Some(Err(e)) => Err(e),
+                    // Kafka takes exactly one batch per partition from a v3+ Produce request.
+                    Some(Ok(batches)) if batches.len() != 1 => {
+                        return refuse(
+                            error_code::INVALID_RECORD,
+                            Some(format!(
+                                "a Produce request carries exactly one record batch per \
+                                 partition (this one carries {})",
+                                batches.len()
+                            )),
+                        );
+                    }
                     Some(Ok(batches))
                         if !txn_allowed && batches.iter().any(|b| b.is_transactional()) =>
                     {
