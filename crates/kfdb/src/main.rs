@@ -3,6 +3,7 @@
 //! `kfdb serve` runs on the embedded store in `--data-dir` by default; built with `--features fdb`
 //! it can use FoundationDB instead (`--store fdb`, `--fdb-cluster-file`).
 
+mod admin;
 mod alloc;
 mod config;
 mod health;
@@ -44,9 +45,30 @@ struct Cli {
 enum Command {
     /// Serve Kafka clients.
     Serve(Box<ServeArgs>),
-    /// Manage topics directly in the store (FoundationDB: while brokers run; the embedded
-    /// store: while no kfdb serve has it open).
+    /// The cluster: id, controller, brokers (over the Kafka protocol).
+    Cluster {
+        #[command(flatten)]
+        conn: admin::ConnArgs,
+        #[command(subcommand)]
+        command: admin::cluster::ClusterCommand,
+    },
+    /// Manage topics: with a running cluster over the Kafka protocol (--bootstrap-server,
+    /// default 127.0.0.1:9092); with --data-dir or --store fdb directly in the store, for
+    /// recovery and bootstrap (FoundationDB: while brokers run; the embedded store: while no
+    /// kfdb serve has it open).
     Topic(topic::TopicArgs),
+    /// Consumer groups: list, describe (with lag), reset-offsets, delete (over the Kafka
+    /// protocol).
+    Group {
+        #[command(flatten)]
+        conn: admin::ConnArgs,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Produce each line of standard input as a record (over the Kafka protocol, acks=all).
+    Produce(Box<ProduceArgs>),
+    /// Print records of a topic (over the Kafka protocol).
+    Consume(Box<ConsumeArgs>),
     /// Read the latest record of a key of a compacted (or kfdb.key.index) topic directly in the
     /// store (as `kfdb topic`).
     Key(key::KeyArgs),
@@ -57,6 +79,183 @@ enum Command {
     Config(ConfigCommand),
     /// Ask a running kfdb whether it is alive (exit 0) — for container health checks.
     Healthcheck(health::HealthcheckArgs),
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Every group of the cluster with its type and state.
+    List,
+    /// A group's state, members and, per partition, committed offset, log end and lag.
+    Describe {
+        /// Group id.
+        group: String,
+    },
+    /// Move a group's committed offsets (a plan; --execute commits it). The group must have
+    /// no members, as in Kafka.
+    ResetOffsets {
+        /// Group id.
+        group: String,
+        /// TOPIC or TOPIC:P,P,... (repeatable; none: every partition the group committed).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// To each partition's log start.
+        #[arg(long, group = "to")]
+        to_earliest: bool,
+        /// To each partition's end.
+        #[arg(long, group = "to")]
+        to_latest: bool,
+        /// To this offset (moved into the log when outside it).
+        #[arg(long, group = "to")]
+        to_offset: Option<i64>,
+        /// By this many records from the committed offset (negative: back).
+        #[arg(long, group = "to", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// To the first offset at or after this time (ms since the epoch).
+        #[arg(long, group = "to")]
+        to_timestamp: Option<i64>,
+        /// Commit the new offsets (without it, only the plan is printed).
+        #[arg(long)]
+        execute: bool,
+    },
+    /// Delete groups (and their committed offsets); a group with members cannot be deleted.
+    Delete {
+        /// Group ids.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    conn: admin::ConnArgs,
+    /// Topic to write to.
+    topic: String,
+    /// Write every record to this partition (default: by key, Kafka's murmur2; unkeyed records
+    /// round-robin).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Split each line at the first SEP into key and value.
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// A header NAME=VALUE on every record (repeatable).
+    #[arg(long = "header", value_parser = parse_kv)]
+    headers: Vec<(String, String)>,
+    /// acks: all (-1) or 1.
+    #[arg(long, default_value = "all", value_parser = ["all", "-1", "1"])]
+    acks: String,
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    conn: admin::ConnArgs,
+    /// Topic to read.
+    topic: String,
+    /// Only these partitions (repeatable; default: all).
+    #[arg(long = "partition")]
+    partitions: Vec<i32>,
+    /// Start at this group's committed offsets, and commit where it stopped.
+    #[arg(long)]
+    group: Option<String>,
+    /// Start at each partition's log start (default: its end, as Kafka's console consumer).
+    #[arg(long, group = "start")]
+    from_beginning: bool,
+    /// Start at this offset.
+    #[arg(long, group = "start")]
+    offset: Option<i64>,
+    /// Start at the first record at or after this time (ms since the epoch).
+    #[arg(long, group = "start")]
+    from_timestamp: Option<i64>,
+    /// Stop after this many records.
+    #[arg(long)]
+    max_messages: Option<u64>,
+    /// Stop when no record came for this many ms.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Print keys too (KEY<separator>VALUE).
+    #[arg(long)]
+    print_key: bool,
+    /// What separates key and value with --print-key.
+    #[arg(long, default_value = "\t")]
+    key_separator: String,
+    /// read_committed (default) or read_uncommitted.
+    #[arg(long, default_value = "read_committed", value_parser = ["read_committed", "read_uncommitted"])]
+    isolation_level: String,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s}: expected NAME=VALUE"))
+}
+
+/// Run one of the Kafka-protocol admin commands.
+async fn run_group(conn: &admin::ConnArgs, command: GroupCommand) -> Result<(), String> {
+    use admin::groups::{self, ResetTo};
+    match command {
+        GroupCommand::List => groups::list(conn).await,
+        GroupCommand::Describe { group } => groups::describe(conn, &group).await,
+        GroupCommand::ResetOffsets {
+            group,
+            topics,
+            to_earliest,
+            to_latest,
+            to_offset,
+            shift_by,
+            to_timestamp,
+            execute,
+        } => {
+            let to = match (to_earliest, to_latest, to_offset, shift_by, to_timestamp) {
+                (true, ..) => ResetTo::Earliest,
+                (_, true, ..) => ResetTo::Latest,
+                (_, _, Some(o), ..) => ResetTo::Offset(o),
+                (_, _, _, Some(n), _) => ResetTo::ShiftBy(n),
+                (.., Some(t)) => ResetTo::Timestamp(t),
+                _ => {
+                    return Err("say where to: --to-earliest, --to-latest, --to-offset, \
+                                --shift-by or --to-timestamp"
+                        .into());
+                }
+            };
+            groups::reset_offsets(conn, &group, &topics, to, execute).await
+        }
+        GroupCommand::Delete { groups: ids } => groups::delete(conn, &ids).await,
+    }
+}
+
+async fn run_produce(args: ProduceArgs) -> Result<(), String> {
+    let opts = admin::records::ProduceOptions {
+        partition: args.partition,
+        key_separator: args.key_separator,
+        headers: args.headers,
+        acks: if args.acks == "1" { 1 } else { -1 },
+    };
+    admin::records::produce(&args.conn, &args.topic, opts).await
+}
+
+async fn run_consume(args: ConsumeArgs) -> Result<(), String> {
+    use admin::records::Start;
+    let start = match (args.from_beginning, args.offset, args.from_timestamp) {
+        (true, ..) => Start::Beginning,
+        (_, Some(o), _) => Start::Offset(o),
+        (.., Some(t)) => Start::Timestamp(t),
+        _ => Start::End,
+    };
+    let opts = admin::records::ConsumeOptions {
+        partitions: args.partitions,
+        group: args.group,
+        start,
+        max: args.max_messages,
+        idle_timeout: args.timeout_ms.map(Duration::from_millis),
+        print_key: args.print_key,
+        key_separator: args.key_separator.replace("\\t", "\t"),
+        read_committed: args.isolation_level == "read_committed",
+    };
+    tokio::select! {
+        r = admin::records::consume(&args.conn, &args.topic, opts) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -776,13 +975,25 @@ fn main() -> std::process::ExitCode {
         matches,
         ..
     } = resolved;
+    // `kfdb topic` goes to the store when told where it is, else to a running cluster.
+    let store_direct = matches.as_ref().is_some_and(|m| {
+        ["data_dir", "store", "fdb_cluster_file"].iter().any(|id| {
+            m.try_contains_id(id).unwrap_or(false)
+                && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    });
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            Command::Topic(args) if !store_direct => topic::run_protocol(args).await,
             Command::Topic(args) => {
                 let db = open_store(&args.store)?;
                 topic::run(db, args).await
             }
+            Command::Cluster { conn, command } => admin::cluster::run(&conn, command).await,
+            Command::Group { conn, command } => run_group(&conn, command).await,
+            Command::Produce(args) => run_produce(*args).await,
+            Command::Consume(args) => run_consume(*args).await,
             Command::Key(args) => {
                 let db = open_store(&args.store)?;
                 key::run(db, args).await

@@ -1,5 +1,7 @@
-//! `kfdb topic`: list (paginated), create, describe and delete topics straight in the store,
-//! through kfdb-log — the same code the brokers use, without a Kafka client.
+//! `kfdb topic`: its arguments, and the store-direct form (with `--data-dir` or `--store fdb`):
+//! list (paginated), create, describe and delete topics straight in the store, through kfdb-log —
+//! the same code the brokers use, for recovery and bootstrap. Without those flags the same
+//! commands go to a running cluster over the Kafka protocol (`admin/topics.rs`).
 
 use crate::StoreArgs;
 use clap::{Args, Subcommand};
@@ -12,42 +14,112 @@ use kfdb_log::{Log, LogConfig, NewTopic, TopicId, TopicMeta};
 pub(crate) struct TopicArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) conn: crate::admin::ConnArgs,
     #[command(subcommand)]
     command: TopicCommand,
 }
 
 #[derive(Subcommand)]
 enum TopicCommand {
-    /// List topic names in order, one page at a time.
+    /// List topic names in order (paginated: --prefix, --after, --limit).
     List {
+        /// Only names that start with this.
+        #[arg(long)]
+        prefix: Option<String>,
         /// Start after this name (the last name of the previous page).
         #[arg(long)]
         after: Option<String>,
-        /// Names per page.
-        #[arg(long, default_value_t = 1000)]
-        limit: usize,
+        /// At most this many names (the store-direct form: 1000 when not given).
+        #[arg(long)]
+        limit: Option<usize>,
     },
-    /// Create a topic.
+    /// Create topics (`-` reads names from standard input, one per line).
     Create {
-        /// Topic name.
-        name: String,
-        /// Partitions (-1: num.partitions).
+        /// Topic names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Partitions (-1: the cluster's num.partitions).
         #[arg(long, default_value_t = -1)]
         partitions: i32,
+        /// Replication factor (-1: the cluster's default; kfdb's store replicates).
+        #[arg(long, default_value_t = -1)]
+        replication_factor: i16,
         /// A config override, NAME=VALUE (repeatable).
         #[arg(long = "config", value_parser = parse_kv)]
         configs: Vec<(String, String)>,
+        /// A topic that exists already is not an error.
+        #[arg(long)]
+        if_not_exists: bool,
     },
-    /// Show a topic's id, partitions, offsets and configs.
+    /// Show a topic's id, partitions (leader, log start, high watermark) and config overrides.
     Describe {
         /// Topic name.
         name: String,
     },
-    /// Delete a topic and its data.
-    Delete {
+    /// Set or delete a topic's config overrides.
+    AlterConfig {
         /// Topic name.
         name: String,
+        /// NAME=VALUE to set (repeatable).
+        #[arg(long = "set", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        /// NAME to reset to the default (repeatable).
+        #[arg(long = "delete")]
+        delete: Vec<String>,
     },
+    /// Delete topics and their data (`-` reads names from standard input).
+    Delete {
+        /// Topic names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Grow a topic to this many partitions.
+    AddPartitions {
+        /// Topic name.
+        name: String,
+        /// The new partition count.
+        #[arg(long)]
+        total: i32,
+    },
+}
+
+/// `kfdb topic ...` over the Kafka protocol, with a running cluster.
+pub(crate) async fn run_protocol(args: TopicArgs) -> Result<(), String> {
+    use crate::admin::topics;
+    let conn = &args.conn;
+    match args.command {
+        TopicCommand::List {
+            prefix,
+            after,
+            limit,
+        } => topics::list(conn, prefix.as_deref(), after.as_deref(), limit).await,
+        TopicCommand::Create {
+            names,
+            partitions,
+            replication_factor,
+            configs,
+            if_not_exists,
+        } => {
+            topics::create(
+                conn,
+                names,
+                partitions,
+                replication_factor,
+                &configs,
+                if_not_exists,
+            )
+            .await
+        }
+        TopicCommand::Describe { name } => topics::describe(conn, &name).await,
+        TopicCommand::AlterConfig { name, set, delete } => {
+            topics::alter_config(conn, &name, &set, &delete).await
+        }
+        TopicCommand::Delete { names } => topics::delete(conn, names).await,
+        TopicCommand::AddPartitions { name, total } => {
+            topics::add_partitions(conn, &name, total).await
+        }
+    }
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -75,13 +147,36 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("opening the data model: {e}"))?;
     match args.command {
-        TopicCommand::List { after, limit } => {
+        TopicCommand::List {
+            prefix,
+            after,
+            limit,
+        } => {
+            let limit = limit.unwrap_or(1000);
+            let prefix = prefix.unwrap_or_default();
+            let after = match after {
+                Some(a) if a >= prefix => Some(a),
+                _ if prefix.is_empty() => None,
+                _ => {
+                    // Names > prefix, and the prefix itself if it is a topic.
+                    if log
+                        .topics()
+                        .get(&prefix)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_some()
+                    {
+                        println!("{prefix}");
+                    }
+                    Some(prefix.clone())
+                }
+            };
             let page = log
                 .topics()
                 .list(after.as_deref(), limit.max(1))
                 .await
                 .map_err(|e| e.to_string())?;
-            for t in &page {
+            for t in page.iter().filter(|t| t.name.starts_with(&prefix)) {
                 println!("{}", t.name);
             }
             if page.len() == limit.max(1)
@@ -91,21 +186,28 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
             }
         }
         TopicCommand::Create {
-            name,
+            names,
             partitions,
+            replication_factor,
             configs,
+            if_not_exists,
         } => {
-            let spec = NewTopic {
-                name: name.clone(),
-                partitions,
-                replication_factor: -1,
-                configs,
-            };
-            let created = log.topics().create(vec![spec], false).await.pop();
-            match created {
-                Some(Ok(meta)) => print!("{}", describe(&meta)),
-                Some(Err(e)) => return Err(format!("{name}: {e}")),
-                None => return Err(format!("{name}: not created")),
+            for name in crate::admin::topics::names_or_stdin(names)? {
+                let spec = NewTopic {
+                    name: name.clone(),
+                    partitions,
+                    replication_factor,
+                    configs: configs.clone(),
+                };
+                let created = log.topics().create(vec![spec], false).await.pop();
+                match created {
+                    Some(Ok(meta)) => print!("{}", describe(&meta)),
+                    Some(Err(kfdb_log::LogError::TopicExists)) if if_not_exists => {
+                        println!("{name}: exists");
+                    }
+                    Some(Err(e)) => return Err(format!("{name}: {e}")),
+                    None => return Err(format!("{name}: not created")),
+                }
             }
         }
         TopicCommand::Describe { name } => {
@@ -128,11 +230,20 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
                 );
             }
         }
-        TopicCommand::Delete { name } => {
-            log.delete_topic(TopicId::Name(&name))
-                .await
-                .map_err(|e| format!("{name}: {e}"))?;
-            println!("deleted {name}");
+        TopicCommand::Delete { names } => {
+            for name in crate::admin::topics::names_or_stdin(names)? {
+                log.delete_topic(TopicId::Name(&name))
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                println!("deleted {name}");
+            }
+        }
+        TopicCommand::AlterConfig { .. } | TopicCommand::AddPartitions { .. } => {
+            return Err(
+                "alter-config and add-partitions work over the Kafka protocol only: run them \
+                 without --data-dir/--store, against a running kfdb (--bootstrap-server)"
+                    .into(),
+            );
         }
     }
     Ok(())

@@ -41,7 +41,7 @@ pub(crate) struct Resolved<T> {
     pub cli: T,
     /// (clap argument id, source) for every argument of the serving command that has a value.
     pub sources: BTreeMap<String, Source>,
-    /// The final matches of the serving command (for printing values as given).
+    /// The final matches of the leaf command (values as given, and where they came from).
     pub matches: Option<ArgMatches>,
     /// Keys of the file that kfdb accepts and does not use (to log once).
     pub ignored: Vec<String>,
@@ -86,7 +86,7 @@ pub(crate) fn resolve<T: CommandFactory + FromArgMatches>(
         return Ok(Resolved {
             cli,
             sources: BTreeMap::new(),
-            matches: None,
+            matches: Some(leaf_matches.clone()),
             ignored: Vec::new(),
         });
     }

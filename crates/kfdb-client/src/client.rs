@@ -1,0 +1,152 @@
+//! A client of one cluster: a bootstrap connection for cluster-wide requests, one connection
+//! per broker it had to reach (a partition's leader, a group's coordinator), and the brokers'
+//! addresses as the last Metadata answer gave them.
+
+use crate::conn::Connection;
+use crate::error::{Error, Result};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// A client of one Kafka(-compatible) cluster.
+pub struct Client {
+    bootstrap: Connection,
+    nodes: HashMap<i32, Connection>,
+    brokers: BTreeMap<i32, String>,
+    client_id: String,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connect to the first reachable of `bootstrap` (host:port,host:port...).
+    pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> Result<Self> {
+        let mut last = Error::Io(format!("no bootstrap server in {bootstrap:?}"));
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Connection::connect(addr, client_id, timeout).await {
+                Ok(conn) => {
+                    return Ok(Self {
+                        bootstrap: conn,
+                        nodes: HashMap::new(),
+                        brokers: BTreeMap::new(),
+                        client_id: client_id.to_string(),
+                        timeout,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The brokers (node id → host:port) of the last Metadata answer.
+    pub fn brokers(&self) -> &BTreeMap<i32, String> {
+        &self.brokers
+    }
+
+    /// Metadata of `topics` (`None`: every topic), never creating one.
+    pub async fn metadata(&mut self, topics: Option<&[String]>) -> Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let answer = self.bootstrap.call(&request, 12).await?;
+        self.brokers = answer
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        Ok(answer)
+    }
+
+    /// The version the bootstrap broker takes `R` at (at most `cap`).
+    pub fn version<R: Request>(&self, cap: i16) -> Result<i16> {
+        self.bootstrap.version::<R>(cap)
+    }
+
+    /// Send a cluster-wide request to the bootstrap broker, at most at version `cap`.
+    pub async fn call<R: Request>(&mut self, request: &R, cap: i16) -> Result<R::Response> {
+        self.bootstrap.call(request, cap).await
+    }
+
+    /// Send a request to broker `node` (a partition's leader, a coordinator).
+    pub async fn call_node<R: Request>(
+        &mut self,
+        node: i32,
+        request: &R,
+        cap: i16,
+    ) -> Result<R::Response> {
+        self.connection(node).await?.call(request, cap).await
+    }
+
+    /// The connection to broker `node`, opened on first use.
+    async fn connection(&mut self, node: i32) -> Result<&mut Connection> {
+        if !self.nodes.contains_key(&node) {
+            if !self.brokers.contains_key(&node) {
+                self.metadata(Some(&[])).await?;
+            }
+            let addr = self
+                .brokers
+                .get(&node)
+                .ok_or_else(|| Error::Protocol(format!("broker {node} is not in the cluster")))?
+                .clone();
+            let conn = Connection::connect(&addr, &self.client_id, self.timeout).await?;
+            self.nodes.insert(node, conn);
+        }
+        Ok(self.nodes.get_mut(&node).expect("inserted above"))
+    }
+
+    /// The coordinator of group `group` (key type 0) or transactional id (1).
+    pub async fn coordinator(&mut self, key: &str, key_type: i8) -> Result<i32> {
+        let conn = &mut self.bootstrap;
+        let version = conn.version::<FindCoordinatorRequest>(6)?;
+        let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
+        if version >= 4 {
+            request.coordinator_keys = vec![StrBytes::from_string(key.to_string())];
+        } else {
+            request.key = StrBytes::from_string(key.to_string());
+        }
+        let answer = conn.send(&request, version).await?;
+        let (code, message, node, host, port) = if version >= 4 {
+            let c = answer
+                .coordinators
+                .first()
+                .ok_or_else(|| Error::Protocol("FindCoordinator answered no coordinator".into()))?;
+            (
+                c.error_code,
+                c.error_message.as_ref().map(|m| m.to_string()),
+                c.node_id,
+                c.host.to_string(),
+                c.port,
+            )
+        } else {
+            (
+                answer.error_code,
+                answer.error_message.as_ref().map(|m| m.to_string()),
+                answer.node_id,
+                answer.host.to_string(),
+                answer.port,
+            )
+        };
+        Error::check(
+            code,
+            message.as_deref(),
+            &format!("finding the coordinator of {key}"),
+        )?;
+        let BrokerId(id) = node;
+        self.brokers.insert(id, format!("{host}:{port}"));
+        Ok(id)
+    }
+}
