@@ -528,6 +528,40 @@ impl TopicCatalog {
         Ok(meta)
     }
 
+    /// Rename a topic: one store transaction moves its name key and rewrites its metadata; its
+    /// data, key index and committed offsets are keyed by the topic's id and stay where they
+    /// are (O(1) at any size). Its uuid stays the same. `TopicExists` when `to` is taken.
+    pub async fn rename(&self, from: &str, to: &str) -> LogResult<Arc<TopicMeta>> {
+        validate_topic_name(to)?;
+        if from == to {
+            return Err(LogError::TopicExists);
+        }
+        let renamed = self
+            .db
+            .run(|tx, maybe_committed| async move {
+                if let Some(taken) = meta_by_name(&tx, to, false).await? {
+                    // Our own earlier attempt landed: the new name points at the old topic.
+                    let ours = meta_by_name(&tx, from, false).await?.is_none();
+                    if maybe_committed.0 && ours {
+                        return Ok(taken);
+                    }
+                    return Err(LogError::TopicExists);
+                }
+                let mut meta = meta_by_name(&tx, from, false)
+                    .await?
+                    .ok_or(LogError::UnknownTopic)?;
+                tx.clear(&keys::topic_name(from));
+                tx.set(&keys::topic_name(to), &values::encode_topic_id(meta.id));
+                meta.name = to.to_string();
+                tx.set(&keys::topic_meta(meta.id), &meta.encode());
+                bump_topics_version(&tx);
+                Ok::<_, LogError>(meta)
+            })
+            .await?;
+        self.invalidate();
+        Ok(Arc::new(renamed))
+    }
+
     /// Change a topic's metadata in one store transaction. After commit_unknown_result, finding
     /// the metadata this change wrote means it landed.
     async fn update(

@@ -696,3 +696,51 @@ async fn idle_partitions_keep_no_writer_or_watch_in_memory() {
         .unwrap();
     assert_eq!(r.base_offset, 1);
 }
+
+/// Renaming moves the name only: the records, the topic id and the group's committed offsets
+/// are the ones the old name had; the old name is free, a taken name is refused.
+#[tokio::test]
+async fn rename_keeps_the_data_ids_and_committed_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let t = topic(&log, "before", 1, &[]).await;
+    topic(&log, "taken", 1, &[]).await;
+    log.writers()
+        .append(&t, 0, batch_of(&[b"one", b"two"], 1))
+        .await
+        .unwrap();
+    let p = kfdb_log::PartitionId::new(t.id, 0);
+    log.groups()
+        .commit_offsets("g", &[(p, kfdb_log::committed(1, -1, String::new()))])
+        .await
+        .unwrap();
+    assert!(matches!(
+        log.topics().rename("before", "taken").await,
+        Err(LogError::TopicExists)
+    ));
+    assert!(matches!(
+        log.topics().rename("missing", "x").await,
+        Err(LogError::UnknownTopic)
+    ));
+    assert!(matches!(
+        log.topics().rename("before", "bad/name").await,
+        Err(LogError::InvalidTopic(_))
+    ));
+    let renamed = log.topics().rename("before", "after").await.unwrap();
+    assert_eq!((renamed.id, renamed.uuid), (t.id, t.uuid));
+    assert!(log.topics().get("before").await.unwrap().is_none());
+    let found = log.topics().get("after").await.unwrap().unwrap();
+    assert_eq!(found.id, t.id);
+    let values: Vec<Vec<u8>> = fetch_all(&log, &found, 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, vec![b"one".to_vec(), b"two".to_vec()]);
+    let offsets = log.groups().fetch_offsets("g", None).await.unwrap();
+    assert_eq!(offsets.len(), 1);
+    assert_eq!((offsets[0].0, offsets[0].1.offset), (p, 1));
+    // The old name can be used again, for a new topic.
+    let again = topic(&log, "before", 1, &[]).await;
+    assert_ne!(again.id, t.id);
+}

@@ -74,6 +74,16 @@ enum TopicCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Rename a topic, atomically and in O(1) (its data is keyed by its id): store-direct only
+    /// (no Kafka API renames), so with --store fdb (brokers may run: they see the new name
+    /// within a second) or --data-dir (while no kfdb serve has it open). Records, committed
+    /// offsets and the topic id stay; ACLs name topics and do not follow.
+    Rename {
+        /// The topic's name.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
     /// Grow a topic to this many partitions.
     AddPartitions {
         /// Topic name.
@@ -119,6 +129,10 @@ pub(crate) async fn run_protocol(args: TopicArgs) -> Result<(), String> {
         TopicCommand::AddPartitions { name, total } => {
             topics::add_partitions(conn, &name, total).await
         }
+        TopicCommand::Rename { .. } => Err("no Kafka API renames a topic: kfdb topic rename \
+             works on the store, with --store fdb (brokers may run) or --data-dir (the embedded \
+             store, while no kfdb serve has it open)"
+            .into()),
     }
 }
 
@@ -237,6 +251,14 @@ pub(crate) async fn run(db: Database, args: TopicArgs) -> Result<(), String> {
                     .map_err(|e| format!("{name}: {e}"))?;
                 println!("deleted {name}");
             }
+        }
+        TopicCommand::Rename { from, to } => {
+            let meta = log
+                .topics()
+                .rename(&from, &to)
+                .await
+                .map_err(|e| format!("{from} -> {to}: {e}"))?;
+            println!("renamed {from} to {} (topic id {})", meta.name, meta.uuid);
         }
         TopicCommand::AlterConfig { .. } | TopicCommand::AddPartitions { .. } => {
             return Err(

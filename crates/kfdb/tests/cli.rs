@@ -63,6 +63,34 @@ fn topic_subcommands_create_list_describe_delete() {
     assert_eq!(stdout(&kfdb(dir.path(), &["list"])), "b\nc\nd\n");
 }
 
+#[test]
+fn topic_rename_and_prefix_listing_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["app.a", "app.b", "other"] {
+        assert!(kfdb(dir.path(), &["create", n]).status.success());
+    }
+    assert_eq!(
+        stdout(&kfdb(dir.path(), &["list", "--prefix", "app."])),
+        "app.a\napp.b\n"
+    );
+    let renamed = kfdb(dir.path(), &["rename", "app.a", "app.c"]);
+    assert!(renamed.status.success(), "{renamed:?}");
+    assert_eq!(
+        stdout(&kfdb(dir.path(), &["list", "--prefix", "app."])),
+        "app.b\napp.c\n"
+    );
+    let taken = kfdb(dir.path(), &["rename", "app.b", "other"]);
+    assert!(!taken.status.success(), "renaming onto an existing topic fails");
+    // Without the store flags, rename has no Kafka API to go to.
+    let over_protocol = Command::new(env!("CARGO_BIN_EXE_kfdb"))
+        .args(["topic", "rename", "x", "y", "--bootstrap-server", "127.0.0.1:1"])
+        .env("KFDB_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!over_protocol.status.success());
+    assert!(String::from_utf8_lossy(&over_protocol.stderr).contains("no Kafka API renames"));
+}
+
 /// One HTTP/1.1 request on a fresh connection; returns the status code and the body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
