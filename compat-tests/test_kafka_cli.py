@@ -171,6 +171,25 @@ def test_console_producer_consumer_groups(bootstrap, topic_name):
     assert group not in tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--list").stdout.split()
 
 
+def test_kafka_configs_for_groups(bootstrap, topic_name):
+    """KIP-848 group configs (config resource GROUP): set, described with their source, checked
+    against Kafka's bounds, deleted."""
+    g = dashed(topic_name("group"))
+    args = ("kafka-configs", "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", g)
+    out = tool(*args, "--alter", "--add-config", "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000").stdout
+    assert f"Completed updating config for group {g}." in out
+    desc = tool(*args, "--describe").stdout
+    assert f"Dynamic configs for group {g} are:" in desc, desc
+    assert re.search(r"^\s+consumer\.session\.timeout\.ms=50000 sensitive=false", desc, re.M), desc
+    assert re.search(r"^\s+consumer\.heartbeat\.interval\.ms=6000 sensitive=false", desc, re.M), desc
+    for bad in ("consumer.session.timeout.ms=1000", "consumer.heartbeat.interval.ms=60000", "no.such.config=1"):
+        r = tool(*args, "--alter", "--add-config", bad, check=False)
+        assert r.returncode != 0 and "InvalidConfigurationException" in r.stdout + r.stderr, (bad, r.stdout, r.stderr)
+    tool(*args, "--alter", "--delete-config", "consumer.session.timeout.ms")
+    desc = tool(*args, "--describe").stdout
+    assert "consumer.session.timeout.ms" not in desc and "consumer.heartbeat.interval.ms=6000" in desc, desc
+
+
 def test_kafka_configs(bootstrap, topic_name):
     t = dashed(topic_name())
     create_topic(bootstrap, t)

@@ -915,3 +915,64 @@ async fn produce_takes_one_batch_per_partition_and_assignments_must_cover_new_pa
         call(&mut s, ApiKey::CreatePartitions, 3, &grow(None)).await;
     assert_eq!(grown.results[0].error_code, 0);
 }
+
+/// A group's `consumer.heartbeat.interval.ms` (config resource GROUP, stored with the group)
+/// is the interval its members are told in ConsumerGroupHeartbeat; deleting it brings back the
+/// broker's `group.consumer.heartbeat.interval.ms`.
+#[tokio::test]
+async fn group_config_overrides_reach_the_members() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
+    };
+    let (addr, _dir, _stop) = start().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let alter = |op: i8, value: Option<&'static str>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_static_str("g848"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("consumer.heartbeat.interval.ms"))
+                        .with_config_operation(op)
+                        .with_value(value.map(StrBytes::from_static_str)),
+                ]),
+        ])
+    };
+    let set: IncrementalAlterConfigsResponse = call(
+        &mut s,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &alter(0, Some("6000")),
+    )
+    .await;
+    assert_eq!(set.responses[0].error_code, 0);
+    let join = |member: &'static str, epoch: i32| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g848")))
+            .with_member_id(StrBytes::from_static_str(member))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str(
+                "nothing-yet",
+            ))]))
+            .with_topic_partitions(Some(vec![]))
+    };
+    let joined: ConsumerGroupHeartbeatResponse =
+        call(&mut s, ApiKey::ConsumerGroupHeartbeat, 0, &join("m-1", 0)).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert_eq!(joined.heartbeat_interval_ms, 6000);
+    let deleted: IncrementalAlterConfigsResponse =
+        call(&mut s, ApiKey::IncrementalAlterConfigs, 1, &alter(1, None)).await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let again: ConsumerGroupHeartbeatResponse =
+        call(&mut s, ApiKey::ConsumerGroupHeartbeat, 0, &join("m-2", 0)).await;
+    assert_eq!(
+        again.heartbeat_interval_ms, 5000,
+        "the broker's default again"
+    );
+}

@@ -180,6 +180,38 @@ impl GroupStore {
             .await
     }
 
+    /// A group's config overrides (config resource GROUP), in name order.
+    pub async fn configs(&self, group: &str) -> LogResult<Vec<(String, String)>> {
+        self.db
+            .run(|tx, _| async move {
+                match tx.get(&keys::group_config(group), false).await? {
+                    Some(v) => crate::values::decode_group_configs(&v),
+                    None => Ok(Vec::new()),
+                }
+            })
+            .await
+    }
+
+    /// Replace a group's config overrides (none: the key goes). Deleting the group deletes them.
+    pub async fn set_configs(&self, group: &str, configs: &[(String, String)]) -> LogResult<()> {
+        let mut sorted = configs.to_vec();
+        sorted.sort();
+        let sorted = &sorted;
+        self.db
+            .run(|tx, _| async move {
+                if sorted.is_empty() {
+                    tx.clear(&keys::group_config(group));
+                } else {
+                    tx.set(
+                        &keys::group_config(group),
+                        &crate::values::encode_group_configs(sorted),
+                    );
+                }
+                Ok::<_, LogError>(())
+            })
+            .await
+    }
+
     /// Delete a group and everything stored for it.
     pub async fn delete(&self, group: &str) -> LogResult<()> {
         self.db

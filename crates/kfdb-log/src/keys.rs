@@ -39,6 +39,8 @@
 //! ("kfdb", "group", group, "offset", tid, partition)   → CommittedOffset
 //! ("kfdb", "group", group, "cmember", member_id)       → ConsumerMember: a KIP-848 member
 //! ("kfdb", "group", group, "cmeta")                    → ConsumerGroupMeta: a KIP-848 group's epochs
+//! ("kfdb", "group", group, "config")                   → [(name, value)]: the group's configs
+//!                                                          (config resource GROUP)
 //! ("kfdb", "broker", node_id)                          → BrokerRecord: a broker's lease
 //! ("kfdb", "members_version")                          → counter: bumped when a broker joins or leaves
 //! ("kfdb", "topics_version")                           → counter: bumped when a topic is deleted or altered
@@ -504,6 +506,10 @@ pub(crate) fn group_indexes() -> KeyRange {
 /// The group id of a group-index key.
 pub(crate) fn parse_group_index(key: &[u8]) -> LogResult<String> {
     parse(&group_index_space(), key, "group index")
+}
+
+pub(crate) fn group_config(group: &str) -> Vec<u8> {
+    group_space(group).pack(&"config")
 }
 
 pub(crate) fn group_meta(group: &str) -> Vec<u8> {

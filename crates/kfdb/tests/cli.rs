@@ -80,10 +80,20 @@ fn topic_rename_and_prefix_listing_in_the_store() {
         "app.b\napp.c\n"
     );
     let taken = kfdb(dir.path(), &["rename", "app.b", "other"]);
-    assert!(!taken.status.success(), "renaming onto an existing topic fails");
+    assert!(
+        !taken.status.success(),
+        "renaming onto an existing topic fails"
+    );
     // Without the store flags, rename has no Kafka API to go to.
     let over_protocol = Command::new(env!("CARGO_BIN_EXE_kfdb"))
-        .args(["topic", "rename", "x", "y", "--bootstrap-server", "127.0.0.1:1"])
+        .args([
+            "topic",
+            "rename",
+            "x",
+            "y",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+        ])
         .env("KFDB_LOG", "error")
         .output()
         .unwrap();

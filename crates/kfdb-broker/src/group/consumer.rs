@@ -109,6 +109,12 @@ pub struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// The session timeout members get from now on (the group's `consumer.session.timeout.ms`
+    /// override, or the broker's `group.consumer.session.timeout.ms`).
+    pub fn set_session_timeout(&mut self, timeout: Duration) {
+        self.session_timeout = timeout;
+    }
+
     /// An empty group; `session_timeout` is `group.consumer.session.timeout.ms`.
     pub fn new(id: &str, session_timeout: Duration) -> Self {
         Self {

@@ -63,7 +63,18 @@ pub struct Coordinator {
     consumer_groups: std::sync::Mutex<HashMap<String, Arc<Mutex<ConsumerGroup>>>>,
     /// Since when each loaded group has had no members (for `idle_eviction`).
     empty_since: std::sync::Mutex<HashMap<String, Instant>>,
+    /// Each group's stored config overrides (config resource GROUP) and when they were read:
+    /// re-read after a second, so a change made through any broker applies within one.
+    overrides: std::sync::Mutex<HashMap<String, (Instant, GroupOverrides)>>,
 }
+
+/// A group's config overrides: (name, value) pairs.
+pub type GroupOverrides = Arc<Vec<(String, String)>>;
+
+/// How long a group's config overrides are used before they are read again.
+const OVERRIDES_TTL: Duration = Duration::from_secs(1);
+/// Groups whose overrides are held at most (then the cache starts over).
+const OVERRIDES_LIMIT: usize = 10_000;
 
 impl Coordinator {
     /// A coordinator over `log`.
@@ -74,7 +85,47 @@ impl Coordinator {
             groups: std::sync::Mutex::new(HashMap::new()),
             consumer_groups: std::sync::Mutex::new(HashMap::new()),
             empty_since: std::sync::Mutex::new(HashMap::new()),
+            overrides: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Group `id`'s config overrides (name, value), read from the store at most once a second.
+    /// A store fault keeps the last ones read (or none), logged.
+    pub async fn group_overrides(&self, id: &str) -> GroupOverrides {
+        let cached = self
+            .overrides
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some((at, o)) = &cached
+            && at.elapsed() < OVERRIDES_TTL
+        {
+            return o.clone();
+        }
+        match self.log.groups().configs(id).await {
+            Ok(configs) => {
+                let configs = Arc::new(configs);
+                let mut map = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= OVERRIDES_LIMIT {
+                    map.clear();
+                }
+                map.insert(id.to_string(), (Instant::now(), configs.clone()));
+                configs
+            }
+            Err(e) => {
+                tracing::warn!(group = id, error = %e, "reading the group's configs failed");
+                cached.map(|(_, o)| o).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Read group `id`'s overrides again on next use (they were just changed here).
+    pub fn forget_overrides(&self, id: &str) {
+        self.overrides
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Settings in force.

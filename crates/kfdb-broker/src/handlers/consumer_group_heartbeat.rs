@@ -1,7 +1,7 @@
 //! ConsumerGroupHeartbeat (key 68, KIP-848): join, heartbeat, report owned partitions and leave a
 //! consumer group whose assignment the broker computes (`group::consumer`).
 
-use super::{RequestCtx, Versions, s};
+use super::{RequestCtx, Versions, group_configs, s};
 use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use crate::group::consumer::{Heartbeat, TopicInfo};
@@ -70,7 +70,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
         Ok(g) => g,
         Err(e) => return fail(error_code::for_group(&e), "loading the group failed"),
     };
+    let overrides = coordinator.group_overrides(&req.group_id).await;
+    let defaults = coordinator.config();
+    let session_timeout = group_configs::millis(&overrides, group_configs::SESSION_TIMEOUT)
+        .map(Duration::from_millis)
+        .unwrap_or(defaults.consumer_session_timeout);
+    let interval = group_configs::millis(&overrides, group_configs::HEARTBEAT_INTERVAL)
+        .map(Duration::from_millis)
+        .unwrap_or(defaults.consumer_heartbeat_interval);
     let mut g = group.lock().await;
+    g.set_session_timeout(session_timeout);
     // Resolve every topic the group subscribes to (after this request) to its id and size.
     let mut names: BTreeSet<String> = g.subscribed_topics();
     if let Some(subs) = &req.subscribed_topic_names {
@@ -128,7 +137,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<ConsumerGroupH
         assignment = ?reply.assignment.as_ref().map(|a| a.iter().map(|(_, p)| *p).collect::<Vec<_>>()),
         "consumer group heartbeat answered"
     );
-    let interval = coordinator.config().consumer_heartbeat_interval.as_millis() as i32;
+    let interval = interval.as_millis() as i32;
     let assignment = reply.assignment.map(|set| {
         let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
         for (t, p) in set {

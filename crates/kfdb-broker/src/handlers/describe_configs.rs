@@ -1,7 +1,7 @@
 //! DescribeConfigs (key 32): topic configs (value, source, type, read-only) and this broker's
-//! configs (resource types 2 and 4).
+//! configs (resource types 2 and 4), and a group's configs (32, KIP-848).
 
-use super::{RequestCtx, Versions, s, topic_configs};
+use super::{RequestCtx, Versions, group_configs, s, topic_configs};
 use crate::authz::acl::{Resource, op};
 use crate::error_code;
 use kafka_protocol::messages::describe_configs_response::{
@@ -28,6 +28,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
         let resource = match r.resource_type {
             RESOURCE_TOPIC => Some(Resource::Topic(&r.resource_name)),
             RESOURCE_BROKER => Some(Resource::Cluster),
+            group_configs::RESOURCE_GROUP => Some(Resource::Group(&r.resource_name)),
             _ => None,
         };
         let denied = match resource {
@@ -36,10 +37,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
         };
         let reported = match r.resource_type {
             _ if denied => Err((
-                if r.resource_type == RESOURCE_TOPIC {
-                    error_code::TOPIC_AUTHORIZATION_FAILED
-                } else {
-                    error_code::CLUSTER_AUTHORIZATION_FAILED
+                match r.resource_type {
+                    RESOURCE_TOPIC => error_code::TOPIC_AUTHORIZATION_FAILED,
+                    group_configs::RESOURCE_GROUP => error_code::GROUP_AUTHORIZATION_FAILED,
+                    _ => error_code::CLUSTER_AUTHORIZATION_FAILED,
                 },
                 "Authorization failed.".into(),
             )),
@@ -57,6 +58,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                     Ok(topic_configs::broker(broker))
                 } else {
                     Err((error_code::INVALID_REQUEST, format!("no broker {name}")))
+                }
+            }
+            group_configs::RESOURCE_GROUP => {
+                match broker.log.groups().configs(&r.resource_name).await {
+                    Ok(overrides) => Ok(group_configs::report(&overrides, broker.groups.config())),
+                    Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
                 }
             }
             other => Err((
