@@ -135,6 +135,17 @@ def test_kafka_server_properties_as_is(workdir, topic_name):
         md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
         assert len(md.topics[topic].partitions) == 3, "num.partitions from the file applies to auto-created topics"
         assert md.brokers[1].port == port and len(md.brokers) == 1, "node.id and advertised.listeners from the file"
+        # DescribeConfigs of the broker names each setting's source, as Kafka does.
+        from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        futures = admin.describe_configs([ConfigResource(ResourceType.BROKER, "1")])
+        entries = list(futures.values())[0].result(timeout=10)
+        assert entries["num.partitions"].value == "3"
+        assert entries["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+        assert entries["log.cleaner.backoff.ms"].value == "15000"
+        assert entries["log.cleaner.backoff.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+        assert entries["kfdb.hot.cache.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
         got = consume(bootstrap, topic, range(3), 30)
         assert sorted(m.value for m in got) == sorted(f"v{i}".encode() for i in range(30))
         log = server.log()

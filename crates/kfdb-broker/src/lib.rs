@@ -31,9 +31,24 @@ pub use server::serve;
 use kfdb_log::Log;
 use std::sync::Arc;
 
+/// One setting of `kfdb serve` as DescribeConfigs reports it for the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerSetting {
+    /// Its server.properties name (`num.partitions`, `kfdb.hot.cache.bytes`).
+    pub name: String,
+    /// Its value as given.
+    pub value: String,
+    /// Kafka's config source: 4 (STATIC_BROKER_CONFIG: a flag, the environment or the file) or
+    /// 5 (DEFAULT_CONFIG).
+    pub source: i8,
+}
+
 /// Broker settings (Kafka's names in comments where one exists).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// The settings this broker was started with, by their server.properties names, with their
+    /// sources (DescribeConfigs of the broker reports them).
+    pub settings: Arc<Vec<BrokerSetting>>,
     /// Log requests slower than this (`--slow-request-ms`; `None`: off).
     pub slow_request: Option<std::time::Duration>,
     /// How often consumer-group lag is sampled for `kfdb_group_lag_records`.
@@ -76,6 +91,7 @@ impl BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
+            settings: Arc::default(),
             slow_request: None,
             lag_sample_interval: std::time::Duration::from_secs(30),
             node_id: 1,

@@ -641,8 +641,14 @@ fn log_config(args: &ServeArgs, index: usize, listeners: &[Listener]) -> LogConf
     }
 }
 
-fn broker_config(args: &ServeArgs, security: &Security, listeners: Vec<Listener>) -> BrokerConfig {
+fn broker_config(
+    args: &ServeArgs,
+    security: &Security,
+    listeners: Vec<Listener>,
+    settings: &std::sync::Arc<Vec<kfdb_broker::BrokerSetting>>,
+) -> BrokerConfig {
     BrokerConfig {
+        settings: settings.clone(),
         listeners,
         tls: security.tls.clone(),
         sasl: security.sasl.clone(),
@@ -844,7 +850,8 @@ fn offset_listeners(listeners: &[Listener], i: usize) -> Result<Vec<Listener>, S
         .collect()
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Result<(), String> {
+    let settings = std::sync::Arc::new(settings);
     let listeners = listeners(&args)?;
     let security = security(&args, &listeners)?;
     let db = open_store(&args.store)?;
@@ -853,7 +860,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut configs = Vec::with_capacity(brokers);
     for i in 0..brokers {
         let l = offset_listeners(&listeners, i)?;
-        configs.push(broker_config(&args, &security, l.clone()));
+        configs.push(broker_config(&args, &security, l.clone(), &settings));
         per_broker.push(l);
     }
     if let Some(tls) = &security.tls {
@@ -984,7 +991,14 @@ fn main() -> std::process::ExitCode {
     });
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(*args).await,
+            Command::Serve(args) => {
+                let root = <Cli as clap::CommandFactory>::command();
+                let settings = matches
+                    .as_ref()
+                    .map(|m| config::broker_settings(serve_command(&root), m, &sources))
+                    .unwrap_or_default();
+                serve(*args, settings).await
+            }
             Command::Topic(args) if !store_direct => topic::run_protocol(args).await,
             Command::Topic(args) => {
                 let db = open_store(&args.store)?;

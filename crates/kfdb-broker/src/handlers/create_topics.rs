@@ -101,7 +101,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
                     .into_iter()
                     .map(|c| {
                         CreatableTopicConfigs::default()
-                            .with_name(s(c.name))
+                            .with_name(s(c.name.to_string()))
                             .with_value(Some(s(c.value)))
                             .with_read_only(c.read_only)
                             .with_config_source(c.source)

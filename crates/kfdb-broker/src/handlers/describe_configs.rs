@@ -76,7 +76,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                 let wanted = r.configuration_keys.as_ref();
                 let configs = configs
                     .into_iter()
-                    .filter(|c| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name)))
+                    .filter(|c| {
+                        wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name.as_ref()))
+                    })
                     .map(|c| {
                         // Synonyms (v1+, when asked): Kafka lists every source of a value in
                         // precedence order. kfdb lists the entry's own source when it is a topic
@@ -87,7 +89,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                             if req.include_synonyms && c.source != topic_configs::SOURCE_DEFAULT {
                                 vec![
                                     DescribeConfigsSynonym::default()
-                                        .with_name(s(c.name))
+                                        .with_name(s(c.name.to_string()))
                                         .with_value(Some(s(c.value.clone())))
                                         .with_source(c.source),
                                 ]
@@ -95,7 +97,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                                 Vec::new()
                             };
                         DescribeConfigsResourceResult::default()
-                            .with_name(s(c.name))
+                            .with_name(s(c.name.to_string()))
                             .with_value(Some(s(c.value)))
                             .with_read_only(c.read_only)
                             .with_config_source(c.source)

@@ -41,7 +41,7 @@ pub fn report(overrides: &[(String, String)], defaults: &GroupConfig) -> Vec<Rep
     .map(|(name, default)| {
         let set = overrides.iter().find(|(k, _)| k == name);
         Reported {
-            name,
+            name: name.into(),
             value: set.map(|(_, v)| v.clone()).unwrap_or(default),
             source: if set.is_some() {
                 SOURCE_GROUP

@@ -13,7 +13,7 @@ pub const SOURCE_DEFAULT: i8 = 5;
 
 /// One config as reported.
 pub struct Reported {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub value: String,
     pub source: i8,
     pub kind: ConfigType,
@@ -28,7 +28,7 @@ pub fn topic(meta: &TopicMeta) -> Vec<Reported> {
         .map(|d| {
             let (value, overridden) = eff.get(d.name).unwrap_or((d.default, false));
             Reported {
-                name: d.name,
+                name: d.name.into(),
                 value: value.to_string(),
                 source: if overridden {
                     SOURCE_TOPIC
@@ -48,13 +48,13 @@ pub fn broker(broker: &crate::Broker) -> Vec<Reported> {
     let node_id = broker.node_id();
     let listeners = &broker.config.listeners;
     let r = |name: &'static str, value: String, kind: ConfigType| Reported {
-        name,
+        name: name.into(),
         value,
         source: SOURCE_STATIC_BROKER,
         kind,
         read_only: true,
     };
-    vec![
+    let mut reported = vec![
         r("node.id", node_id.to_string(), ConfigType::Int),
         r("broker.id", node_id.to_string(), ConfigType::Int),
         r(
@@ -101,5 +101,36 @@ pub fn broker(broker: &crate::Broker) -> Vec<Reported> {
             broker.config.log_dir.clone(),
             ConfigType::String,
         ),
-    ]
+    ];
+    // Every setting the broker was started with, by its server.properties name, with where it
+    // came from (a flag, the environment or the file: STATIC_BROKER_CONFIG; else DEFAULT_CONFIG).
+    let settings = &broker.config.settings;
+    for c in reported.iter_mut() {
+        if let Some(s) = settings.iter().find(|s| s.name == c.name) {
+            c.source = s.source;
+        }
+    }
+    for s in settings.iter() {
+        if !reported.iter().any(|c| c.name == s.name.as_str()) {
+            reported.push(Reported {
+                name: s.name.clone().into(),
+                value: s.value.clone(),
+                source: s.source,
+                kind: kind_of(&s.value),
+                read_only: true,
+            });
+        }
+    }
+    reported
+}
+
+/// A setting's type as DescribeConfigs reports it, from its value.
+fn kind_of(value: &str) -> ConfigType {
+    if value == "true" || value == "false" {
+        ConfigType::Boolean
+    } else if value.parse::<i64>().is_ok() {
+        ConfigType::Long
+    } else {
+        ConfigType::String
+    }
 }

@@ -233,6 +233,40 @@ pub(crate) fn print(
         .collect()
 }
 
+/// Every setting with a server.properties name, its value and whether it was given (for
+/// DescribeConfigs of the broker: STATIC_BROKER_CONFIG) or is the default (DEFAULT_CONFIG).
+pub(crate) fn broker_settings(
+    cmd: &Command,
+    matches: &ArgMatches,
+    sources: &BTreeMap<String, Source>,
+) -> Vec<kfdb_broker::BrokerSetting> {
+    cmd.get_arguments()
+        .filter(|a| is_setting(a))
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let name = properties::property_of(id)?;
+            let value = if arg.get_action().takes_values() {
+                matches
+                    .get_raw(id)?
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                matches.get_flag(id).to_string()
+            };
+            let source = match sources.get(id) {
+                Some(Source::Default) | None => 5,
+                Some(_) => 4,
+            };
+            Some(kfdb_broker::BrokerSetting {
+                name: name.to_string(),
+                value,
+                source,
+            })
+        })
+        .collect()
+}
+
 /// docs/configuration.md: every setting of `kfdb serve` with its file key, flag, environment
 /// variable, default and description, then the Kafka keys kfdb accepts and ignores.
 pub(crate) fn reference(serve: &Command) -> String {
