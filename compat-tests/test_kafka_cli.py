@@ -190,6 +190,31 @@ def test_kafka_configs_for_groups(bootstrap, topic_name):
     assert "consumer.session.timeout.ms" not in desc and "consumer.heartbeat.interval.ms=6000" in desc, desc
 
 
+def test_kafka_configs_for_the_cluster_default_broker(bootstrap, topic_name):
+    """A cluster-wide dynamic broker config (`--entity-type brokers --entity-default`) becomes the
+    default of every topic without its own value, reported with its source; deleting it restores
+    Kafka's default."""
+    t = dashed(topic_name())
+    create_topic(bootstrap, t)
+    default = ("kafka-configs", "--bootstrap-server", bootstrap, "--entity-type", "brokers", "--entity-default")
+    topic = ("kafka-configs", "--bootstrap-server", bootstrap, "--entity-type", "topics", "--entity-name", t)
+    try:
+        out = tool(*default, "--alter", "--add-config", "log.retention.ms=7777777").stdout
+        assert "Completed updating default config for brokers in the cluster." in out, out
+        desc = tool(*default, "--describe").stdout
+        assert re.search(r"^\s+log\.retention\.ms=7777777 sensitive=false synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG", desc, re.M), desc
+
+        def topic_retention():
+            every = tool(*topic, "--describe", "--all").stdout
+            m = re.search(r"^\s+retention\.ms=(\S+) sensitive=false synonyms=\{(\w*)", every, re.M)
+            return m and (m.group(1), m.group(2))
+
+        wait_for(lambda: topic_retention() == ("7777777", "DYNAMIC_DEFAULT_BROKER_CONFIG"), 10, "the topic's retention.ms from the cluster default")
+    finally:
+        tool(*default, "--alter", "--delete-config", "log.retention.ms")
+    wait_for(lambda: topic_retention()[0] == "604800000", 10, "Kafka's default back")
+
+
 def test_kafka_configs(bootstrap, topic_name):
     t = dashed(topic_name())
     create_topic(bootstrap, t)

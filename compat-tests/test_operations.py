@@ -108,7 +108,9 @@ def http_get(url: str) -> tuple[int, str]:
 
 def test_kafka_server_properties_as_is(workdir, topic_name):
     port = conftest.free_port()
-    props = kafka_server_properties(workdir, port, {"num.partitions": "3"})
+    props = kafka_server_properties(
+        workdir, port, {"num.partitions": "3", "log.retention.hours": "24", "log.retention.check.interval.ms": "300"}
+    )
     text = props.read_text()
     assert "process.roles=broker,controller" in text and "controller.listener.names=CONTROLLER" in text
 
@@ -146,8 +148,42 @@ def test_kafka_server_properties_as_is(workdir, topic_name):
         assert entries["log.cleaner.backoff.ms"].value == "15000"
         assert entries["log.cleaner.backoff.ms"].source == ConfigSource.DEFAULT_CONFIG.value
         assert entries["kfdb.hot.cache.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+        # log.retention.hours from the file is every topic's default retention.ms...
+        t_entries = list(admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values())[0].result(10)
+        assert t_entries["retention.ms"].value == str(24 * 3600 * 1000)
+        assert t_entries["retention.ms"].source == ConfigSource.STATIC_BROKER_CONFIG.value
         got = consume(bootstrap, topic, range(3), 30)
         assert sorted(m.value for m in got) == sorted(f"v{i}".encode() for i in range(30))
+        # ... and a cluster-wide dynamic log.retention.ms wins over it, and is applied: records
+        # older than it go at the next retention check.
+        old_topic = topic_name("old")
+        create_topic(bootstrap, old_topic, partitions=1)
+        hour_ago = int(time.time() * 1000) - 3_600_000
+        produce(bootstrap, old_topic, [{"value": b"old", "timestamp": hour_ago} for _ in range(5)])
+        # (librdkafka cannot name the default broker resource; Kafka's own tool can.)
+        altered = jvmhelpers.run_java(
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server", bootstrap, "--entity-type", "brokers", "--entity-default",
+            "--alter", "--add-config", "log.retention.ms=60000",
+            timeout=120,
+        )
+        assert altered.returncode == 0, altered.stdout
+        t_entries = list(admin.describe_configs([ConfigResource(ResourceType.TOPIC, old_topic)]).values())[0].result(10)
+        assert (t_entries["retention.ms"].value, t_entries["retention.ms"].source) == (
+            "60000",
+            ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value,
+        )
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+        try:
+            wait_for(
+                lambda: c.get_watermark_offsets(TopicPartition(old_topic, 0), timeout=5) == (5, 5),
+                15,
+                "records older than the dynamic log.retention.ms deleted",
+            )
+        finally:
+            c.close()
         log = server.log()
         assert "are ignored" in log and "log.dirs" in log and "process.roles" in log
         assert "\x1b[" not in log, "no colour codes when stderr is not a terminal"

@@ -18,7 +18,7 @@
 //! TOPIC_ALREADY_EXISTS for the topic it just created.
 
 use crate::clock::now_ms;
-use crate::config;
+use crate::config::{self, BrokerDefaults};
 use crate::error::{LogError, LogResult};
 use crate::keys;
 use crate::values::{self, TopicMeta};
@@ -81,6 +81,9 @@ pub(crate) struct TopicDefaults {
     pub num_partitions: i32,
     /// `default.replication.factor`.
     pub replication_factor: i16,
+    /// Broker configs given to `kfdb serve` that are defaults of topic configs
+    /// (`log.retention.hours`, ...), by their broker names.
+    pub broker_configs: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -178,15 +181,26 @@ pub struct TopicCatalog {
     cache: TopicCache,
     /// This broker's reserved topic ids: `[next, end)`.
     ids: Mutex<(i64, i64)>,
+    /// The broker defaults of topic configs last read, and whether they must be read again
+    /// (set when `topics_version` moved: someone may have changed them).
+    broker_defaults: Mutex<(Arc<BrokerDefaults>, bool)>,
 }
 
 impl TopicCatalog {
     pub(crate) fn new(db: Database, defaults: TopicDefaults) -> Self {
+        let fixed = BrokerDefaults::from_broker_configs(&defaults.broker_configs);
         Self {
             db,
             defaults,
             cache: TopicCache::default(),
             ids: Mutex::new((0, 0)),
+            broker_defaults: Mutex::new((
+                Arc::new(BrokerDefaults {
+                    dynamic: Vec::new(),
+                    fixed,
+                }),
+                true,
+            )),
         }
     }
 
@@ -374,10 +388,70 @@ impl TopicCatalog {
             .await
     }
 
-    /// Forget every cached topic (another broker changed one).
+    /// Forget every cached topic (another broker changed one), and the broker defaults.
     pub(crate) fn invalidate(&self) {
         self.cache.by_name.clear();
         self.cache.by_uuid.clear();
+        self.broker_defaults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1 = true;
+    }
+
+    /// The broker defaults of topic configs in force: this broker's own settings, and the
+    /// cluster-wide dynamic ones (read from the store again after any broker changed them).
+    pub async fn broker_defaults(&self) -> LogResult<Arc<BrokerDefaults>> {
+        let (current, stale) = self
+            .broker_defaults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !stale {
+            return Ok(current);
+        }
+        let dynamic = self.dynamic_broker_configs().await?;
+        let fresh = Arc::new(BrokerDefaults {
+            dynamic: BrokerDefaults::from_broker_configs(&dynamic),
+            fixed: current.fixed.clone(),
+        });
+        *self
+            .broker_defaults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (fresh.clone(), false);
+        Ok(fresh)
+    }
+
+    /// The cluster-wide dynamic broker configs, by their broker names (`log.retention.ms`).
+    pub async fn dynamic_broker_configs(&self) -> LogResult<Vec<(String, String)>> {
+        self.db
+            .run(|tx, _| async move {
+                match tx.get(&keys::broker_defaults(), false).await? {
+                    Some(v) => values::decode_configs("broker defaults", &v),
+                    None => Ok(Vec::new()),
+                }
+            })
+            .await
+    }
+
+    /// Replace the cluster-wide dynamic broker configs; every broker follows within a second
+    /// (`topics_version` moves).
+    pub async fn set_dynamic_broker_configs(&self, configs: &[(String, String)]) -> LogResult<()> {
+        let mut sorted = configs.to_vec();
+        sorted.sort();
+        let sorted = &sorted;
+        self.db
+            .run(|tx, _| async move {
+                if sorted.is_empty() {
+                    tx.clear(&keys::broker_defaults());
+                } else {
+                    tx.set(&keys::broker_defaults(), &values::encode_configs(sorted));
+                }
+                bump_topics_version(&tx);
+                Ok::<_, LogError>(())
+            })
+            .await?;
+        self.invalidate();
+        Ok(())
     }
 
     /// Topics held in the metadata cache (at most `CACHE_LIMIT`; created topics are not cached

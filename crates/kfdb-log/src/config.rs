@@ -204,24 +204,108 @@ pub fn validate(name: &str, value: &str) -> LogResult<String> {
     Ok(value.to_string())
 }
 
-/// A topic's effective configs: overrides over defaults.
+/// Broker configs that are defaults of topic configs, as Kafka names them: (broker config, topic
+/// config, factor from the broker config's unit to the topic config's). Kafka takes the first of
+/// `log.retention.ms`, `.minutes`, `.hours` that is set.
+pub const BROKER_SYNONYMS: &[(&str, &str, i64)] = &[
+    ("log.retention.ms", "retention.ms", 1),
+    ("log.retention.minutes", "retention.ms", 60_000),
+    ("log.retention.hours", "retention.ms", 3_600_000),
+    ("log.retention.bytes", "retention.bytes", 1),
+];
+
+/// The broker configs that can be changed cluster-wide while brokers run (IncrementalAlterConfigs
+/// of the default broker resource), stored so every broker follows.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["log.retention.ms", "log.retention.bytes"];
+
+/// Broker-level defaults of topic configs, by topic config name: `dynamic` set cluster-wide while
+/// brokers run (stored), `fixed` given to `kfdb serve` (flags, environment, server.properties).
+/// A topic's own override wins over both, `dynamic` over `fixed`, `fixed` over Kafka's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerDefaults {
+    /// Cluster-wide dynamic defaults (topic config name, value).
+    pub dynamic: Vec<(String, String)>,
+    /// Defaults from the broker's own settings (topic config name, value).
+    pub fixed: Vec<(String, String)>,
+}
+
+impl BrokerDefaults {
+    /// Topic-config defaults from broker configs (`log.retention.hours=24` →
+    /// `retention.ms=86400000`); of several synonyms the first in `BROKER_SYNONYMS` order wins.
+    pub fn from_broker_configs(configs: &[(String, String)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (broker, topic, factor) in BROKER_SYNONYMS {
+            if out.iter().any(|(t, _)| t == topic) {
+                continue;
+            }
+            if let Some((_, v)) = configs.iter().find(|(k, _)| k == broker)
+                && let Ok(n) = v.trim().parse::<i64>()
+            {
+                let value = if n < 0 { n } else { n.saturating_mul(*factor) };
+                out.push((topic.to_string(), value.to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// Where a topic config's value comes from (Kafka's config sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The topic's own override (DYNAMIC_TOPIC_CONFIG).
+    Topic,
+    /// A cluster-wide dynamic broker default (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    DynamicDefault,
+    /// The broker's settings (STATIC_BROKER_CONFIG).
+    StaticBroker,
+    /// Kafka's default (DEFAULT_CONFIG).
+    Default,
+}
+
+/// A topic's effective configs: overrides over broker defaults over Kafka's defaults.
 #[derive(Debug, Clone)]
 pub struct EffectiveConfig<'a> {
     overrides: &'a [(String, String)],
+    defaults: Option<&'a BrokerDefaults>,
 }
 
 impl<'a> EffectiveConfig<'a> {
-    /// The effective configs given a topic's overrides.
+    /// The effective configs given a topic's overrides, over Kafka's defaults.
     pub fn new(overrides: &'a [(String, String)]) -> Self {
-        Self { overrides }
+        Self {
+            overrides,
+            defaults: None,
+        }
     }
 
-    /// The value in force and whether it is an override.
-    pub fn get(&self, name: &str) -> Option<(&'a str, bool)> {
-        if let Some((_, v)) = self.overrides.iter().find(|(k, _)| k == name) {
-            return Some((v.as_str(), true));
+    /// The effective configs given a topic's overrides and the broker's defaults.
+    pub fn with_defaults(overrides: &'a [(String, String)], defaults: &'a BrokerDefaults) -> Self {
+        Self {
+            overrides,
+            defaults: Some(defaults),
         }
-        lookup(name).map(|d| (d.default, false))
+    }
+
+    /// The value in force and where it comes from.
+    pub fn get_with_source(&self, name: &str) -> Option<(&'a str, ConfigSource)> {
+        if let Some((_, v)) = self.overrides.iter().find(|(k, _)| k == name) {
+            return Some((v.as_str(), ConfigSource::Topic));
+        }
+        if let Some(d) = self.defaults {
+            if let Some((_, v)) = d.dynamic.iter().find(|(k, _)| k == name) {
+                return Some((v.as_str(), ConfigSource::DynamicDefault));
+            }
+            if let Some((_, v)) = d.fixed.iter().find(|(k, _)| k == name) {
+                return Some((v.as_str(), ConfigSource::StaticBroker));
+            }
+        }
+        lookup(name).map(|d| (d.default, ConfigSource::Default))
+    }
+
+    /// The value in force and whether it is the topic's own override.
+    pub fn get(&self, name: &str) -> Option<(&'a str, bool)> {
+        self.get_with_source(name)
+            .map(|(v, source)| (v, source == ConfigSource::Topic))
     }
 
     fn long(&self, name: &str) -> i64 {
@@ -295,6 +379,39 @@ impl<'a> EffectiveConfig<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_defaults_sit_between_overrides_and_kafkas_defaults() {
+        let fixed = BrokerDefaults::from_broker_configs(&[
+            ("log.retention.hours".to_string(), "24".to_string()),
+            ("log.retention.minutes".to_string(), "30".to_string()),
+        ]);
+        assert_eq!(
+            fixed,
+            vec![("retention.ms".to_string(), "1800000".to_string())]
+        );
+        let mut d = BrokerDefaults {
+            dynamic: Vec::new(),
+            fixed,
+        };
+        let none: Vec<(String, String)> = Vec::new();
+        let c = EffectiveConfig::with_defaults(&none, &d);
+        assert_eq!(c.retention_ms(), 1_800_000);
+        assert_eq!(
+            c.get_with_source("retention.ms").unwrap().1,
+            ConfigSource::StaticBroker
+        );
+        d.dynamic = vec![("retention.ms".to_string(), "5".to_string())];
+        let c = EffectiveConfig::with_defaults(&none, &d);
+        assert_eq!(c.retention_ms(), 5);
+        let own = vec![("retention.ms".to_string(), "7".to_string())];
+        let c = EffectiveConfig::with_defaults(&own, &d);
+        assert_eq!(
+            c.get_with_source("retention.ms"),
+            Some(("7", ConfigSource::Topic))
+        );
+        assert_eq!(c.retention_bytes(), -1);
+    }
 
     #[test]
     fn validation_follows_types_and_enumerations() {

@@ -185,7 +185,7 @@ impl GroupStore {
         self.db
             .run(|tx, _| async move {
                 match tx.get(&keys::group_config(group), false).await? {
-                    Some(v) => crate::values::decode_group_configs(&v),
+                    Some(v) => crate::values::decode_configs("group configs", &v),
                     None => Ok(Vec::new()),
                 }
             })
@@ -204,7 +204,7 @@ impl GroupStore {
                 } else {
                     tx.set(
                         &keys::group_config(group),
-                        &crate::values::encode_group_configs(sorted),
+                        &crate::values::encode_configs(sorted),
                     );
                 }
                 Ok::<_, LogError>(())

@@ -44,6 +44,9 @@
 //! ("kfdb", "broker", node_id)                          → BrokerRecord: a broker's lease
 //! ("kfdb", "members_version")                          → counter: bumped when a broker joins or leaves
 //! ("kfdb", "topics_version")                           → counter: bumped when a topic is deleted or altered
+//!                                                          (or renamed, or the broker defaults change)
+//! ("kfdb", "broker_defaults")                          → [(name, value)]: cluster-wide dynamic broker
+//!                                                          configs (log.retention.ms, ...)
 //! ("kfdb", "pin", tid, partition)                      → node id: an operator's leader pin
 //! ("kfdb", "part", tid, partition, "epoch", epoch)     → first offset written in that leader epoch
 //! ("kfdb", "inbox", node_id, tid, partition)           → () : a partition another broker changed
@@ -587,6 +590,10 @@ pub(crate) fn members_version() -> Vec<u8> {
 
 pub(crate) fn topics_version() -> Vec<u8> {
     pack(&"topics_version")
+}
+
+pub(crate) fn broker_defaults() -> Vec<u8> {
+    pack(&"broker_defaults")
 }
 
 fn pin_space() -> Subspace {

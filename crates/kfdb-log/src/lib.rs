@@ -131,6 +131,9 @@ pub struct LogConfig {
     pub markers_per_txn: usize,
     /// `log.cleaner.backoff.ms`: how often compaction looks at the partitions written since.
     pub cleaner_backoff: Duration,
+    /// Broker configs given to `kfdb serve` that are defaults of topic configs
+    /// (`log.retention.hours=24`, ...; `config::BROKER_SYNONYMS`), by their broker names.
+    pub broker_topic_defaults: Vec<(String, String)>,
 }
 
 impl Default for LogConfig {
@@ -152,6 +155,7 @@ impl Default for LogConfig {
             txn_expiry_interval: Duration::from_secs(10),
             markers_per_txn: MARKERS_PER_TXN,
             cleaner_backoff: Duration::from_secs(15),
+            broker_topic_defaults: Vec::new(),
         }
     }
 }
@@ -218,6 +222,7 @@ impl Log {
                 auto_create: config.auto_create_topics,
                 num_partitions: config.num_partitions,
                 replication_factor: config.default_replication_factor,
+                broker_configs: config.broker_topic_defaults.clone(),
             },
         ));
         let writers = Arc::new(PartitionWriters::new(

@@ -95,7 +95,8 @@ impl Retention {
         let Some(p) = topic.partition(partition) else {
             return Err(LogError::UnknownPartition);
         };
-        let cfg = EffectiveConfig::new(&topic.configs);
+        let defaults = self.topics.broker_defaults().await?;
+        let cfg = EffectiveConfig::with_defaults(&topic.configs, &defaults);
         let (retention_ms, retention_bytes) = (cfg.retention_ms(), cfg.retention_bytes());
         if !cfg.deletes() || (retention_ms < 0 && retention_bytes < 0) {
             return Ok(0);

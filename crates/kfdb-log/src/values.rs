@@ -58,15 +58,14 @@ pub(crate) fn decode_cluster_id(bytes: &[u8]) -> String {
     }
 }
 
-/// A group's config overrides (name, value), in name order.
-pub(crate) fn encode_group_configs(configs: &[(String, String)]) -> Vec<u8> {
+/// Config pairs (name, value), in name order: a group's overrides, the broker defaults.
+pub(crate) fn encode_configs(configs: &[(String, String)]) -> Vec<u8> {
     versioned(configs.to_vec())
 }
 
-pub(crate) fn decode_group_configs(bytes: &[u8]) -> LogResult<Vec<(String, String)>> {
-    let (v, configs): (i64, Vec<(String, String)>) =
-        unpack(bytes).map_err(|e| corrupt("group configs", e))?;
-    expect_version("group configs", v, V1)?;
+pub(crate) fn decode_configs(what: &str, bytes: &[u8]) -> LogResult<Vec<(String, String)>> {
+    let (v, configs): (i64, Vec<(String, String)>) = unpack(bytes).map_err(|e| corrupt(what, e))?;
+    expect_version(what, v, V1)?;
     Ok(configs)
 }
 

@@ -429,6 +429,23 @@ struct ServeArgs {
         default_value_t = 300_000
     )]
     log_retention_check_interval_ms: u64,
+    /// log.retention.ms: the default retention.ms of topics (wins over the minutes and hours).
+    #[arg(long, env = "KFDB_LOG_RETENTION_MS", allow_hyphen_values = true)]
+    log_retention_ms: Option<i64>,
+    /// log.retention.minutes: the default retention of topics in minutes (wins over hours).
+    #[arg(long, env = "KFDB_LOG_RETENTION_MINUTES", allow_hyphen_values = true)]
+    log_retention_minutes: Option<i64>,
+    /// log.retention.hours: the default retention of topics in hours.
+    #[arg(
+        long,
+        env = "KFDB_LOG_RETENTION_HOURS",
+        default_value_t = 168,
+        allow_hyphen_values = true
+    )]
+    log_retention_hours: i64,
+    /// log.retention.bytes: the default retention.bytes of topics (per partition; -1: none).
+    #[arg(long, env = "KFDB_LOG_RETENTION_BYTES", default_value_t = -1, allow_hyphen_values = true)]
+    log_retention_bytes: i64,
     /// log.cleaner.backoff.ms: how often compaction looks at compacted partitions written since.
     #[arg(long, env = "KFDB_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
     log_cleaner_backoff_ms: u64,
@@ -600,8 +617,25 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn log_config(args: &ServeArgs, index: usize, listeners: &[Listener]) -> LogConfig {
+fn log_config(
+    args: &ServeArgs,
+    index: usize,
+    listeners: &[Listener],
+    settings: &[kfdb_broker::BrokerSetting],
+) -> LogConfig {
+    // Broker defaults of topic configs that were given (not left at Kafka's default).
+    let broker_topic_defaults = settings
+        .iter()
+        .filter(|s| s.source == 4)
+        .filter(|s| {
+            kfdb_log::config::BROKER_SYNONYMS
+                .iter()
+                .any(|(name, ..)| *name == s.name)
+        })
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
     LogConfig {
+        broker_topic_defaults,
         membership: Some(MembershipConfig {
             node_id: args.node_id.map(|n| n + index as i32),
             endpoints: listeners
@@ -882,11 +916,15 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
         .collect::<Vec<_>>()
         .join(",");
     let args = std::sync::Arc::new(args);
+    let settings_for_log = settings.clone();
     let opener: LogOpener = {
         let args = args.clone();
         std::sync::Arc::new(move |i| {
             let listeners = per_broker.get(i).cloned().unwrap_or_default();
-            let (db, config) = (db.clone(), log_config(&args, i, &listeners));
+            let (db, config) = (
+                db.clone(),
+                log_config(&args, i, &listeners, &settings_for_log),
+            );
             Box::pin(async move { Log::open(db, config).await })
         })
     };

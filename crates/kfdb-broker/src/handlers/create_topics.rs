@@ -97,7 +97,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         };
         results.push(match outcome {
             Ok(meta) => {
-                let configs = topic_configs::topic(&meta)
+                let defaults = ctx
+                    .broker
+                    .log
+                    .topics()
+                    .broker_defaults()
+                    .await
+                    .unwrap_or_default();
+                let configs = topic_configs::topic(&meta, &defaults)
                     .into_iter()
                     .map(|c| {
                         CreatableTopicConfigs::default()

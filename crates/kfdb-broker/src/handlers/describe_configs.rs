@@ -45,7 +45,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
                 "Authorization failed.".into(),
             )),
             RESOURCE_TOPIC => match broker.log.topics().get(&r.resource_name).await {
-                Ok(Some(meta)) => Ok(topic_configs::topic(&meta)),
+                Ok(Some(meta)) => match broker.log.topics().broker_defaults().await {
+                    Ok(defaults) => Ok(topic_configs::topic(&meta, &defaults)),
+                    Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
+                },
                 Ok(None) => Err((
                     error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     "unknown topic".into(),
@@ -54,10 +57,21 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
             },
             RESOURCE_BROKER => {
                 let name = r.resource_name.to_string();
-                if name.is_empty() || name == broker.node_id().to_string() {
-                    Ok(topic_configs::broker(broker))
-                } else {
-                    Err((error_code::INVALID_REQUEST, format!("no broker {name}")))
+                match broker.log.topics().dynamic_broker_configs().await {
+                    Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
+                    // The default broker resource: the cluster-wide dynamic configs only.
+                    Ok(dynamic) if name.is_empty() => Ok(topic_configs::dynamic_broker(&dynamic)),
+                    Ok(dynamic) if name == broker.node_id().to_string() => {
+                        let mut all = topic_configs::broker(broker);
+                        for d in topic_configs::dynamic_broker(&dynamic) {
+                            match all.iter_mut().find(|c| c.name == d.name) {
+                                Some(c) => *c = d,
+                                None => all.push(d),
+                            }
+                        }
+                        Ok(all)
+                    }
+                    Ok(_) => Err((error_code::INVALID_REQUEST, format!("no broker {name}"))),
                 }
             }
             group_configs::RESOURCE_GROUP => {

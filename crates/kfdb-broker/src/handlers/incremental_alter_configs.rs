@@ -1,7 +1,9 @@
 //! IncrementalAlterConfigs (key 44): set, delete, append to or subtract from a topic's configs;
-//! set or delete a group's (KIP-848 group configs, `group_configs.rs`).
+//! set or delete a group's (KIP-848 group configs, `group_configs.rs`); set or delete the
+//! cluster-wide dynamic broker configs (`log.retention.ms`, `log.retention.bytes`: the default
+//! broker resource, stored, followed by every broker).
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{RequestCtx, Versions, group_configs, s};
 use crate::authz::acl::{self, Resource};
 use crate::error_code;
@@ -44,6 +46,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<IncrementalAlt
                 .allowed(acl::op::ALTER_CONFIGS, Resource::Group(&r.resource_name))
                 .await)
                 .then_some(error_code::GROUP_AUTHORIZATION_FAILED),
+            RESOURCE_BROKER => (!ctx.allowed(acl::op::ALTER_CONFIGS, Resource::Cluster).await)
+                .then_some(error_code::CLUSTER_AUTHORIZATION_FAILED),
             _ => None,
         };
         if let Some(code) = denied {
@@ -58,9 +62,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<IncrementalAlt
         }
         let result = if r.resource_type == group_configs::RESOURCE_GROUP {
             alter_group(ctx, &r, req.validate_only).await
+        } else if r.resource_type == RESOURCE_BROKER {
+            alter_broker_defaults(ctx, &r, req.validate_only).await
         } else if r.resource_type != RESOURCE_TOPIC {
             Err(LogError::InvalidRequest(
-                "only topic and group configs can be altered".into(),
+                "only topic, group and cluster-wide broker configs can be altered".into(),
             ))
         } else {
             match r
@@ -121,6 +127,62 @@ async fn alter_group(
     if !validate_only {
         groups.set_configs(&r.resource_name, &next).await?;
         ctx.broker.groups.forget_overrides(&r.resource_name);
+    }
+    Ok(())
+}
+
+/// The cluster-wide dynamic broker configs (the default broker resource, name ""). kfdb's brokers
+/// share every partition, so a per-broker value would mean nothing: a broker's own resource is
+/// refused.
+async fn alter_broker_defaults(
+    ctx: &RequestCtx<'_>,
+    r: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), LogError> {
+    if !r.resource_name.is_empty() {
+        return Err(LogError::InvalidRequest(format!(
+            "broker {}: kfdb's brokers share every partition; set broker configs cluster-wide \
+             (the default broker resource, kafka-configs --entity-default)",
+            r.resource_name
+        )));
+    }
+    let topics = ctx.broker.log.topics();
+    let mut configs = topics.dynamic_broker_configs().await?;
+    for c in &r.configs {
+        let name = c.name.to_string();
+        if !kfdb_log::config::DYNAMIC_BROKER_CONFIGS.contains(&name.as_str()) {
+            return Err(LogError::InvalidConfig(format!(
+                "{name} cannot be changed while brokers run (kfdb: {})",
+                kfdb_log::config::DYNAMIC_BROKER_CONFIGS.join(", ")
+            )));
+        }
+        configs.retain(|(k, _)| *k != name);
+        match c.config_operation {
+            0 => {
+                let v = c
+                    .value
+                    .as_ref()
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default();
+                match v.parse::<i64>() {
+                    Ok(n) if n >= -1 => configs.push((name, n.to_string())),
+                    _ => {
+                        return Err(LogError::InvalidConfig(format!(
+                            "Invalid value {v} for configuration {name}: expected a number >= -1"
+                        )));
+                    }
+                }
+            }
+            1 => {}
+            _ => {
+                return Err(LogError::InvalidConfig(format!(
+                    "{name}: only SET and DELETE apply"
+                )));
+            }
+        }
+    }
+    if !validate_only {
+        topics.set_dynamic_broker_configs(&configs).await?;
     }
     Ok(())
 }

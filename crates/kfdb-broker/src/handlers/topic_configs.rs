@@ -1,11 +1,13 @@
 //! Shared by CreateTopics and DescribeConfigs: a topic's configs as Kafka reports them (value,
 //! source, type), and the broker's own read-only configs.
 
-use kfdb_log::config::{ConfigType, EffectiveConfig, TOPIC_CONFIGS};
+use kfdb_log::config::{BrokerDefaults, ConfigSource, ConfigType, EffectiveConfig, TOPIC_CONFIGS};
 use kfdb_log::{LogConfig, TopicMeta};
 
 /// `DYNAMIC_TOPIC_CONFIG`: set on the topic.
 pub const SOURCE_TOPIC: i8 = 1;
+/// `DYNAMIC_DEFAULT_BROKER_CONFIG`: set cluster-wide while brokers run.
+pub const SOURCE_DYNAMIC_DEFAULT: i8 = 3;
 /// `STATIC_BROKER_CONFIG`: from the broker's settings.
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 /// `DEFAULT_CONFIG`: Kafka's default.
@@ -21,20 +23,18 @@ pub struct Reported {
 }
 
 /// Every topic config with its effective value and source.
-pub fn topic(meta: &TopicMeta) -> Vec<Reported> {
-    let eff = EffectiveConfig::new(&meta.configs);
+pub fn topic(meta: &TopicMeta, defaults: &BrokerDefaults) -> Vec<Reported> {
+    let eff = EffectiveConfig::with_defaults(&meta.configs, defaults);
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let (value, overridden) = eff.get(d.name).unwrap_or((d.default, false));
+            let (value, source) = eff
+                .get_with_source(d.name)
+                .unwrap_or((d.default, ConfigSource::Default));
             Reported {
                 name: d.name.into(),
                 value: value.to_string(),
-                source: if overridden {
-                    SOURCE_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                },
+                source: source_code(source),
                 kind: d.kind,
                 read_only: false,
             }
@@ -133,4 +133,29 @@ fn kind_of(value: &str) -> ConfigType {
     } else {
         ConfigType::String
     }
+}
+
+/// Kafka's code of a config source.
+pub fn source_code(source: ConfigSource) -> i8 {
+    match source {
+        ConfigSource::Topic => SOURCE_TOPIC,
+        ConfigSource::DynamicDefault => SOURCE_DYNAMIC_DEFAULT,
+        ConfigSource::StaticBroker => SOURCE_STATIC_BROKER,
+        ConfigSource::Default => SOURCE_DEFAULT,
+    }
+}
+
+/// The cluster-wide dynamic broker configs as DescribeConfigs of the default broker resource
+/// (and of each broker, over its static settings) reports them.
+pub fn dynamic_broker(configs: &[(String, String)]) -> Vec<Reported> {
+    configs
+        .iter()
+        .map(|(k, v)| Reported {
+            name: k.clone().into(),
+            value: v.clone(),
+            source: SOURCE_DYNAMIC_DEFAULT,
+            kind: ConfigType::Long,
+            read_only: false,
+        })
+        .collect()
 }

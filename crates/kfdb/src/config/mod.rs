@@ -326,15 +326,7 @@ pub(crate) fn reference(serve: &Command) -> String {
          - `controller.listener.names`: listeners with these names are Kafka's controller \
          listeners; kfdb has no controller and does not open them.\n",
     );
-    out.push_str("- Broker defaults of topic configs, accepted at Kafka's default (kfdb's too); another value is an error that says which topic config to set instead: ");
-    out.push_str(
-        &properties::TOPIC_DEFAULTS
-            .iter()
-            .map(|(k, ..)| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    out.push_str(".\n\n## Kafka keys accepted and ignored\n\nkfdb needs none of these (FoundationDB replicates and stores the data; there is no controller quorum, no segment file and no thread pool to size); a file may hold them, and they are logged once at start:\n\n");
+    out.push_str("\n## Kafka keys accepted and ignored\n\nkfdb needs none of these (FoundationDB replicates and stores the data; there is no controller quorum, no segment file and no thread pool to size); a file may hold them, and they are logged once at start:\n\n");
     out.push_str(
         &properties::IGNORED
             .iter()

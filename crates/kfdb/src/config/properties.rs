@@ -55,6 +55,10 @@ pub(crate) const DIRECT: &[(&str, &str)] = &[
         "log_retention_check_interval_ms",
     ),
     ("log.cleaner.backoff.ms", "log_cleaner_backoff_ms"),
+    ("log.retention.ms", "log_retention_ms"),
+    ("log.retention.minutes", "log_retention_minutes"),
+    ("log.retention.hours", "log_retention_hours"),
+    ("log.retention.bytes", "log_retention_bytes"),
     ("transaction.max.timeout.ms", "transaction_max_timeout_ms"),
     (
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
@@ -168,21 +172,6 @@ pub(crate) const IGNORED: &[&str] = &[
     "delete.topic.enable",
 ];
 
-/// Kafka's topic defaults on the broker (`log.retention.hours` is the broker's default of a
-/// topic's `retention.ms`): accepted when they are Kafka's default, which is also kfdb's;
-/// (property, the value in kfdb's unit, that value's topic config, its default).
-pub(crate) const TOPIC_DEFAULTS: &[(&str, i64, &str, i64)] = &[
-    ("log.retention.ms", 1, "retention.ms", 604_800_000),
-    ("log.retention.minutes", 60_000, "retention.ms", 604_800_000),
-    (
-        "log.retention.hours",
-        3_600_000,
-        "retention.ms",
-        604_800_000,
-    ),
-    ("log.retention.bytes", 1, "retention.bytes", -1),
-];
-
 /// What a key translates into: (clap argument id, value) pairs, or why it cannot be taken.
 /// `others` are the file's other keys (a keystore's location needs its type).
 pub(crate) fn translate(
@@ -229,25 +218,7 @@ pub(crate) fn translate(
             pem("ssl.truststore.type")?;
             Ok(vec![("ssl_ca_file", value.into())])
         }
-        _ => {
-            if let Some((_, unit, topic_key, default)) =
-                TOPIC_DEFAULTS.iter().find(|(k, ..)| *k == key)
-            {
-                let v: i64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{key}={value}: expected an integer"))?;
-                let in_unit = if v < 0 { v } else { v.saturating_mul(*unit) };
-                if in_unit != *default {
-                    return Err(format!(
-                        "{key}={value}: kfdb applies only Kafka's default here ({topic_key}={default}); \
-                         set {topic_key} on the topics instead (kafka-configs --alter --add-config)"
-                    ));
-                }
-                return Ok(vec![]);
-            }
-            Err(format!("{key} is not a kfdb setting"))
-        }
+        _ => Err(format!("{key} is not a kfdb setting")),
     }
 }
 
@@ -257,7 +228,6 @@ pub(crate) fn known_keys() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|(k, _)| *k)
         .chain(TRANSLATED.iter().copied())
-        .chain(TOPIC_DEFAULTS.iter().map(|(k, ..)| *k))
         .chain(IGNORED.iter().copied())
 }
 
@@ -307,12 +277,6 @@ mod tests {
             vec![("authorizer", "acl".to_string())]
         );
         assert!(translate("authorizer.class.name", "com.example.Custom", &none).is_err());
-        assert!(
-            translate("log.retention.hours", "168", &none)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(translate("log.retention.hours", "24", &none).is_err());
         assert!(translate("ssl.keystore.location", "/k.pem", &none).is_err());
         let pem = |k: &str| (k == "ssl.keystore.type").then(|| "PEM".to_string());
         assert_eq!(
