@@ -230,6 +230,12 @@ def test_health_readiness_and_healthcheck(workdir):
         for path in ("healthz", "readyz"):
             r = run_kfdb("healthcheck", "--url", f"http://127.0.0.1:{mport}/{path}")
             assert r.returncode == 0, r.stderr
+        # A taken metrics address fails the start (no kfdb without its health endpoints).
+        taken = run_kfdb(
+            "serve", "--listen", f"127.0.0.1:{conftest.free_port()}", "--data-dir", str(workdir / "other"),
+            "--metrics-listen", f"127.0.0.1:{mport}",
+        )
+        assert taken.returncode != 0 and f"--metrics-listen 127.0.0.1:{mport}" in taken.stderr, taken.stderr
     finally:
         assert server.stop() == 0
     r = run_kfdb("healthcheck", "--url", f"http://127.0.0.1:{mport}/healthz", "--timeout-ms", "500")

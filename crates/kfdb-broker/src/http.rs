@@ -1,8 +1,10 @@
 //! The broker's HTTP listener (`kfdb serve --metrics-listen`): Prometheus metrics, and control of
 //! the brokers of an in-process cluster (`kfdb serve --brokers N`), for scripts and tests:
 //!
-//! - `GET /metrics`: broker 0's metrics (`?broker=i`: broker `i`'s), in the text format;
-//! - `GET /healthz`: 200 while the process serves (liveness);
+//! - `GET /metrics`: the first running broker's metrics (`?broker=i`: broker `i`'s), in the
+//!   text format;
+//! - `GET /healthz`: 200 while a broker of the process serves, 503 when none does (stopped, or
+//!   fenced after its lease ran out) — liveness;
 //! - `GET /readyz`: 200 when every running broker reaches the store and is registered and not
 //!   fenced, else 503 with the reason (readiness; the store check gives up after 2 s);
 //! - `GET /brokers`: one line per broker: `index node_id address running|stopped`;
@@ -16,7 +18,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -85,7 +86,18 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
                 None => reply(StatusCode::NOT_FOUND, "no broker is running\n".into()),
             }
         }
-        (&Method::GET, ["healthz"]) => reply(StatusCode::OK, "ok\n".into()),
+        // Alive while a broker serves: a fenced broker stops serving, and a liveness probe
+        // should then restart the process.
+        (&Method::GET, ["healthz"]) => {
+            if cluster.running_brokers().await.is_empty() {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no broker is serving (stopped or fenced)\n".into(),
+                )
+            } else {
+                reply(StatusCode::OK, "ok\n".into())
+            }
+        }
         (&Method::GET, ["readyz"]) => readiness(cluster).await,
         (&Method::GET, ["brokers"]) => {
             let lines: String = cluster
@@ -138,9 +150,14 @@ async fn route(cluster: &LocalCluster, req: Request<Incoming>) -> Reply {
 }
 
 /// Serve the HTTP listener on `addr` until the task is dropped.
-pub async fn serve_http(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io::Result<()> {
+/// Serve the metrics listener on `listener` (bound by the caller, so a taken port fails the
+/// start instead of a background task).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    cluster: Arc<LocalCluster>,
+) -> std::io::Result<()> {
     serve(
-        addr,
+        listener,
         "HTTP listener (metrics, broker control)",
         cluster,
         |c, req| async move { route(&c, req).await },
@@ -148,10 +165,10 @@ pub async fn serve_http(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io
     .await
 }
 
-/// Accept HTTP/1 connections on `addr` and answer each request with `handle`, until the task is
+/// Accept HTTP/1 connections on `listener` and answer each request with `handle`, until the task is
 /// dropped (shared by the metrics listener and kfdb's own API, `keyapi.rs`).
 pub(crate) async fn serve<F, Fut>(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     what: &'static str,
     cluster: Arc<LocalCluster>,
     handle: F,
@@ -160,7 +177,7 @@ where
     F: Fn(Arc<LocalCluster>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "{what}");
     loop {
         let (socket, _) = listener.accept().await?;

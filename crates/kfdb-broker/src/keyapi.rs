@@ -32,12 +32,14 @@ use kfdb_log::batch::NewRecord;
 use kfdb_log::{Condition, KeyedRecord, Log, LogError, StoreFault, default_partition};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Serve the API on `addr` until the task is dropped, reading through any running broker.
-pub async fn serve_api(addr: SocketAddr, cluster: Arc<LocalCluster>) -> std::io::Result<()> {
-    crate::http::serve(addr, "HTTP API (keys)", cluster, |c, req| async move {
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    cluster: Arc<LocalCluster>,
+) -> std::io::Result<()> {
+    crate::http::serve(listener, "HTTP API (keys)", cluster, |c, req| async move {
         route(&c, req).await
     })
     .await

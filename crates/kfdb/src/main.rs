@@ -549,8 +549,8 @@ struct ServeArgs {
     /// Log lines as text (coloured only on a terminal) or as JSON objects, one per line.
     #[arg(long, env = "KFDB_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Log level, or a tracing filter (`info,kfdb_broker=debug`); RUST_LOG is used when this
-    /// is not given.
+    /// Log level, or a tracing filter (`info,kfdb_broker=debug`); when not given, the filter in
+    /// KFDB_LOG or RUST_LOG, else info. Dependencies log at warn unless the filter names them.
     #[arg(long, env = "KFDB_LOG_LEVEL")]
     log_level: Option<String>,
     /// Log every request that takes longer than this many ms (0: off), with its API, client
@@ -573,6 +573,17 @@ fn split_host_port(s: &str) -> Result<(String, i32), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
+/// An error and its causes, `: `-separated (the store's errors keep the OS's reason as a cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
+}
+
 fn open_store(args: &StoreArgs) -> Result<Database, String> {
     match args.store {
         Store::Embedded => {
@@ -582,11 +593,11 @@ fn open_store(args: &StoreArgs) -> Result<Database, String> {
                 ..EmbeddedOptions::default()
             };
             Database::open_embedded(&args.data_dir, options)
-                .map_err(|e| format!("opening {}: {e}", args.data_dir.display()))
+                .map_err(|e| format!("opening {}: {}", args.data_dir.display(), chain(&e)))
         }
         #[cfg(feature = "fdb")]
         Store::Fdb => Database::open_fdb(args.fdb_cluster_file.as_deref())
-            .map_err(|e| format!("connecting to FoundationDB: {e}")),
+            .map_err(|e| format!("connecting to FoundationDB: {}", chain(&e))),
         #[cfg(not(feature = "fdb"))]
         Store::Fdb => {
             let _ = &args.fdb_cluster_file;
@@ -868,6 +879,13 @@ fn security(args: &ServeArgs, listeners: &[Listener]) -> Result<Security, String
     Ok(Security { tls, sasl, authz })
 }
 
+/// Bind an HTTP listener, or say which setting names a taken address.
+async fn bind_http(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{flag} {addr}: {e}"))
+}
+
 /// Broker `i`'s listeners: every port + `i`.
 fn offset_listeners(listeners: &[Listener], i: usize) -> Result<Vec<Listener>, String> {
     listeners
@@ -931,12 +949,40 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
     let cluster = LocalCluster::start(opener, configs)
         .await
         .map_err(|e| e.to_string())?;
-    let http = args
-        .metrics_listen
-        .map(|addr| tokio::spawn(kfdb_broker::http::serve_http(addr, cluster.clone())));
-    let api = args
-        .http_listen
-        .map(|addr| tokio::spawn(kfdb_broker::keyapi::serve_api(addr, cluster.clone())));
+    let http = match args.metrics_listen {
+        Some(addr) => {
+            let l = bind_http(addr, "--metrics-listen").await;
+            let l = match l {
+                Ok(l) => l,
+                Err(e) => {
+                    cluster.shutdown().await;
+                    return Err(e);
+                }
+            };
+            Some(tokio::spawn(kfdb_broker::http::serve_http(
+                l,
+                cluster.clone(),
+            )))
+        }
+        None => None,
+    };
+    let api = match args.http_listen {
+        Some(addr) => {
+            let l = bind_http(addr, "--http-listen").await;
+            let l = match l {
+                Ok(l) => l,
+                Err(e) => {
+                    cluster.shutdown().await;
+                    return Err(e);
+                }
+            };
+            Some(tokio::spawn(kfdb_broker::keyapi::serve_api(
+                l,
+                cluster.clone(),
+            )))
+        }
+        None => None,
+    };
     if let Some(b) = cluster.broker(0).await {
         tracing::info!(
             brokers,

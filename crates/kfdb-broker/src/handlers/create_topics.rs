@@ -128,7 +128,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
                 }
             }
             Err((code, message)) => {
-                if code != error_code::from_log_error(&LogError::TopicExists) {
+                if code != error_code::TOPIC_ALREADY_EXISTS {
                     tracing::debug!(topic = %spec.name, code, message, "create topic rejected");
                 }
                 base.with_error_code(code)
