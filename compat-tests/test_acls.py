@@ -9,7 +9,9 @@ taking a grant back.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import shutil
 import tempfile
 import time
@@ -305,3 +307,24 @@ def test_a_client_certificate_subject_is_the_principal(broker, topic_name):
     p = Producer(base_conf(broker.ssl_addr, error_cb=errors.append, **tls))
     with pytest.raises(KafkaException):
         p.list_topics(timeout=5)
+
+
+def test_kfdb_acl_cli_creates_lists_and_deletes(broker, topic_name):
+    """kfdb's own `kfdb acl` (over the Kafka protocol, as kafka-acls): what it grants takes effect."""
+    topic = topic_name("cli")
+    create_topic(broker.admin_addr, topic)
+
+    def kfdb_acl(*args: str):
+        r = subprocess.run([str(conftest.kfdb_binary()), "acl", *args, "--bootstrap-server", broker.admin_addr],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert produce_one(broker.sasl_addr, topic, as_user("bob"), 5) is not None, "no ACL yet"
+    kfdb_acl("create", "--principal", "User:bob", "--operation", "Write", "--operation", "Describe", "--topic", topic)
+    listed = json.loads(kfdb_acl("list", "--topic", topic, "--format", "json"))
+    assert sorted(a["operation"] for a in listed) == ["Describe", "Write"]
+    assert {(a["principal"], a["permission"], a["pattern_type"]) for a in listed} == {("User:bob", "Allow", "Literal")}
+    wait_for(lambda: produce_one(broker.sasl_addr, topic, as_user("bob"), 5) is None, 30, "bob may write")
+    assert "deleted 2 ACL(s)" in kfdb_acl("delete", "--topic", topic, "--principal", "User:bob")
+    assert json.loads(kfdb_acl("list", "--topic", topic, "--format", "json")) == []

@@ -448,3 +448,38 @@ def test_a_user_made_with_the_cli_before_the_broker_starts_logs_in(topic_name, t
         assert login_errors(f"127.0.0.1:{sasl}", sasl_conf("SCRAM-SHA-256", "ops", "nope"), 5)
     finally:
         server.stop()
+
+
+def test_kfdb_cli_over_sasl_ssl_manages_users(secure):
+    """kfdb's admin CLI with a Kafka client properties file (`--command-config`, as Kafka's tools):
+    SCRAM over TLS; a user it creates logs in, one it deletes no longer does; a wrong password is
+    refused."""
+
+    def props(name: str, password: str) -> str:
+        p = secure.dir / name
+        p.write_text(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{USER}" password="{password}";\n'
+            f"ssl.truststore.type=PEM\nssl.truststore.location={secure.path('ca.pem')}\n"
+        )
+        return str(p)
+
+    def cli(*args: str, config: str, stdin: str | None = None, check: bool = True):
+        r = subprocess.run([str(conftest.kfdb_binary()), *args, "--bootstrap-server", secure.addr("SASL_SSL"),
+                            "--command-config", config], input=stdin, capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, r.stderr
+        return r
+
+    good = props("cli.properties", PASSWORD)
+    assert "BROKER" in cli("cluster", "info", config=good).stdout
+    cli("user", "create", "carol", "--password-stdin", "--mechanism", "SCRAM-SHA-256", config=good, stdin="carol-pw\n")
+    assert "carol\tSCRAM-SHA-256" in cli("user", "list", config=good).stdout
+    wait_for(lambda: not login_errors(secure.addr("SASL_PLAINTEXT"), sasl_conf("SCRAM-SHA-256", "carol", "carol-pw")),
+             30, "carol logs in")
+    cli("user", "delete", "carol", "--mechanism", "SCRAM-SHA-256", config=good)
+    wait_for(lambda: login_errors(secure.addr("SASL_PLAINTEXT"), sasl_conf("SCRAM-SHA-256", "carol", "carol-pw"), 5),
+             30, "carol refused")
+    bad = cli("cluster", "info", config=props("bad.properties", "wrong"), check=False)
+    assert bad.returncode != 0 and "SASL_AUTHENTICATION_FAILED" in bad.stderr, bad.stderr

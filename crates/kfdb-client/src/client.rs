@@ -4,6 +4,7 @@
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
+use crate::security::Security;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
@@ -18,18 +19,24 @@ pub struct Client {
     brokers: BTreeMap<i32, String>,
     client_id: String,
     timeout: Duration,
+    security: Security,
 }
 
 impl Client {
     /// Connect to the first reachable of `bootstrap` (host:port,host:port...).
-    pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> Result<Self> {
+    pub async fn connect(
+        bootstrap: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: Security,
+    ) -> Result<Self> {
         let mut last = Error::Io(format!("no bootstrap server in {bootstrap:?}"));
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect(addr, client_id, timeout).await {
+            match Connection::connect(addr, client_id, timeout, &security).await {
                 Ok(conn) => {
                     return Ok(Self {
                         bootstrap: conn,
@@ -37,6 +44,7 @@ impl Client {
                         brokers: BTreeMap::new(),
                         client_id: client_id.to_string(),
                         timeout,
+                        security,
                     });
                 }
                 Err(e) => last = e,
@@ -102,7 +110,8 @@ impl Client {
                 .get(&node)
                 .ok_or_else(|| Error::Protocol(format!("broker {node} is not in the cluster")))?
                 .clone();
-            let conn = Connection::connect(&addr, &self.client_id, self.timeout).await?;
+            let conn =
+                Connection::connect(&addr, &self.client_id, self.timeout, &self.security).await?;
             self.nodes.insert(node, conn);
         }
         Ok(self.nodes.get_mut(&node).expect("inserted above"))

@@ -2,22 +2,28 @@
 //! announced (ApiVersions, asked first), so each request is sent at a version both sides know.
 
 use crate::error::{Error, Result};
+use crate::security::{Scram, ScramClient, Security};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The largest response this client reads (a Fetch answers at most what it asked for).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
+/// A byte stream to a broker: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A connection to one broker.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     addr: String,
     client_id: StrBytes,
     correlation: i32,
@@ -27,13 +33,31 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connect to `addr` (host:port) and ask which API versions it serves.
-    pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    /// Connect to `addr` (host:port): TLS and SASL as `security` says, then ask which API
+    /// versions it serves.
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self> {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Io(format!("{addr}: no connection within {timeout:?}")))?
             .map_err(|e| Error::Io(format!("{addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(Security::tls_config(tls)?);
+                let name = Security::server_name(addr)?;
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| Error::Io(format!("{addr}: no TLS handshake within {timeout:?}")))?
+                    .map_err(|e| Error::Io(format!("{addr}: TLS: {e}")))?;
+                Box::new(tls)
+            }
+        };
         let mut conn = Self {
             stream,
             addr: addr.to_string(),
@@ -56,7 +80,57 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(&sasl.mechanism, &sasl.username, &sasl.password)
+                .await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake, then the mechanism's exchange in SaslAuthenticate requests.
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<()> {
+        let shake = self
+            .send(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(mechanism.to_string())),
+                1,
+            )
+            .await?;
+        let offered: Vec<String> = shake.mechanisms.iter().map(|m| m.to_string()).collect();
+        Error::check(
+            shake.error_code,
+            Some(&format!("the broker offers {offered:?}")),
+            &format!("SASL {mechanism}"),
+        )?;
+        let version = self.version::<SaslAuthenticateRequest>(2)?;
+        let round =
+            |bytes: Vec<u8>| SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes));
+        match Scram::from_mechanism(mechanism) {
+            None if mechanism == "PLAIN" => {
+                let token = format!("\0{username}\0{password}").into_bytes();
+                let answer = self.send(&round(token), version).await?;
+                Error::check(
+                    answer.error_code,
+                    answer.error_message.as_deref(),
+                    "SASL PLAIN",
+                )
+            }
+            None => Err(Error::Unsupported(format!("SASL mechanism {mechanism}"))),
+            Some(scram) => {
+                let mut client = ScramClient::new(scram, username, password);
+                let first = self.send(&round(client.first_message()), version).await?;
+                Error::check(first.error_code, first.error_message.as_deref(), mechanism)?;
+                let fin = client.final_message(&first.auth_bytes)?;
+                let last = self.send(&round(fin), version).await?;
+                Error::check(last.error_code, last.error_message.as_deref(), mechanism)?;
+                client.verify(&last.auth_bytes)
+            }
+        }
     }
 
     /// The broker's address.

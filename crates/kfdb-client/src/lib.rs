@@ -6,12 +6,15 @@
 //! version would change what the caller means, e.g. topic ids instead of names), correlation
 //! ids, timeouts, and routing — the bootstrap broker for cluster-wide requests, a partition's
 //! leader, a group's coordinator. The messages themselves are kafka-protocol's; what a command
-//! does with them lives in the `kfdb` binary. No TLS or SASL yet.
+//! does with them lives in the `kfdb` binary. TLS (rustls) and SASL PLAIN/SCRAM as Kafka clients
+//! configure them (`security.rs`).
 
 mod client;
 mod conn;
 mod error;
+mod security;
 
 pub use client::Client;
 pub use conn::Connection;
 pub use error::{Error, Result, error_name};
+pub use security::{SaslSettings, Security, TlsSettings};

@@ -72,8 +72,16 @@ enum Command {
     /// Read the latest record of a key of a compacted (or kfdb.key.index) topic directly in the
     /// store (as `kfdb topic`).
     Key(key::KeyArgs),
-    /// Manage SASL/SCRAM users directly in the store (as `kfdb topic`).
+    /// SASL/SCRAM users: over the Kafka protocol with a running cluster, or with --data-dir /
+    /// --store fdb directly in the store (the first user, before any broker runs).
     User(user::UserArgs),
+    /// ACLs (over the Kafka protocol): list, create, delete, as kafka-acls.
+    Acl {
+        #[command(flatten)]
+        conn: admin::ConnArgs,
+        #[command(subcommand)]
+        command: admin::acls::AclCommand,
+    },
     /// The configuration of `kfdb serve`: effective values and where they come from.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -1096,6 +1104,8 @@ fn main() -> std::process::ExitCode {
                 let db = open_store(&args.store)?;
                 key::run(db, args).await
             }
+            Command::User(args) if !store_direct => user::run_protocol(args).await,
+            Command::Acl { conn, command } => admin::acls::run(&conn, command).await,
             Command::User(args) => {
                 let db = open_store(&args.store)?;
                 user::run(db, args).await

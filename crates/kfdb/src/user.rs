@@ -1,6 +1,7 @@
-//! `kfdb user create|list|delete`: SASL/SCRAM users, written straight into the store — how the
-//! first (super) user is made before any broker runs, as Kafka's `kafka-storage format
-//! --add-scram` does. Brokers read credentials from the store at each authentication, so a user
+//! `kfdb user create|list|delete`: SASL/SCRAM users. With `--data-dir` or `--store fdb`, written
+//! straight into the store — how the first (super) user is made before any broker runs, as
+//! Kafka's `kafka-storage format --add-scram` does; otherwise through a running cluster
+//! (Describe/AlterUserScramCredentials, as `kafka-configs --entity-type users` does). Brokers read credentials from the store at each authentication, so a user
 //! made here can log in at once, on every broker. The password is read from standard input,
 //! never from the command line.
 
@@ -16,6 +17,8 @@ use std::io::BufRead;
 pub(crate) struct UserArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) conn: crate::admin::ConnArgs,
     #[command(subcommand)]
     command: UserCommand,
 }
@@ -62,6 +65,132 @@ fn mechanisms(names: &[String]) -> Result<Vec<ScramMechanism>, String> {
         .collect()
 }
 
+/// The password: the first line of standard input.
+fn read_password() -> Result<String, String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("the password (first line of standard input) is empty".into());
+    }
+    Ok(password)
+}
+
+/// `kfdb user ...` over the Kafka protocol (Describe/AlterUserScramCredentials): the salted
+/// password is computed here, so the password never crosses the network.
+pub(crate) async fn run_protocol(args: UserArgs) -> Result<(), String> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        AlterUserScramCredentialsRequest, ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafka_protocol::messages::describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let mut client = args.conn.client().await?;
+    let name_of = |code: i8| {
+        ScramMechanism::from_code(code)
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| format!("mechanism {code}"))
+    };
+    let results = match args.command {
+        UserCommand::List => {
+            let answer = client
+                .call(
+                    &DescribeUserScramCredentialsRequest::default().with_users(None),
+                    0,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            kfdb_client::Error::check(answer.error_code, answer.error_message.as_deref(), "users")
+                .map_err(|e| e.to_string())?;
+            for r in answer.results {
+                for c in r.credential_infos {
+                    println!("{}\t{}\t{}", r.user, name_of(c.mechanism), c.iterations);
+                }
+            }
+            return Ok(());
+        }
+        UserCommand::Create {
+            name,
+            password_stdin: _,
+            mechanism,
+            iterations,
+        } => {
+            let mechanisms = mechanisms(&mechanism)?;
+            let password = read_password()?;
+            let upsertions = mechanisms
+                .iter()
+                .map(|m| {
+                    let salt: [u8; 32] = rand::random();
+                    let salted =
+                        m.salted_password(password.as_bytes(), &salt, iterations.max(1) as u32);
+                    ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_string(name.clone()))
+                        .with_mechanism(m.code())
+                        .with_iterations(iterations)
+                        .with_salt(bytes::Bytes::copy_from_slice(&salt))
+                        .with_salted_password(bytes::Bytes::from(salted))
+                })
+                .collect::<Vec<_>>();
+            // Kafka takes one alteration per user and request.
+            let mut out = Vec::new();
+            for u in upsertions {
+                let m = name_of(u.mechanism);
+                let answer = client
+                    .call(
+                        &AlterUserScramCredentialsRequest::default().with_upsertions(vec![u]),
+                        0,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.extend(answer.results.into_iter().map(|r| (r, m.clone())));
+            }
+            out
+        }
+        UserCommand::Delete { name, mechanism } => {
+            let mut out = Vec::new();
+            for m in mechanisms(&mechanism)? {
+                let answer = client
+                    .call(
+                        &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                            ScramCredentialDeletion::default()
+                                .with_name(StrBytes::from_string(name.clone()))
+                                .with_mechanism(m.code()),
+                        ]),
+                        0,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.extend(
+                    answer
+                        .results
+                        .into_iter()
+                        .map(|r| (r, m.name().to_string())),
+                );
+            }
+            out
+        }
+    };
+    let mut failed = 0;
+    for (r, mechanism) in results {
+        if r.error_code == 0 {
+            println!("{}\t{mechanism}\tok", r.user);
+        } else {
+            failed += 1;
+            eprintln!(
+                "{}\t{mechanism}\t{}",
+                r.user,
+                crate::admin::code_text(r.error_code, r.error_message.as_deref())
+            );
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} alteration(s) failed"));
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(db: Database, args: UserArgs) -> Result<(), String> {
     let users = Users::new(db);
     match args.command {
@@ -80,18 +209,10 @@ pub(crate) async fn run(db: Database, args: UserArgs) -> Result<(), String> {
                     "--iterations must be within {MIN_ITERATIONS}..={MAX_ITERATIONS}"
                 ));
             }
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .map_err(|e| format!("reading the password: {e}"))?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.is_empty() {
-                return Err("the password (first line of standard input) is empty".into());
-            }
+            let password = read_password()?;
             for m in mechanisms {
                 users
-                    .upsert(&name, m.name(), &m.credential(password, iterations))
+                    .upsert(&name, m.name(), &m.credential(&password, iterations))
                     .await
                     .map_err(|e| e.to_string())?;
                 println!("{name}\t{}\t{iterations}", m.name());

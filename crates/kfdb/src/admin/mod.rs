@@ -4,6 +4,7 @@
 //! is, how to print) and the output helpers; each command family has its own file. The store-direct
 //! forms (`kfdb topic --data-dir ...`) live in `topic.rs` beside `main.rs`.
 
+pub(crate) mod acls;
 pub(crate) mod cluster;
 pub(crate) mod groups;
 pub(crate) mod records;
@@ -29,6 +30,11 @@ pub(crate) struct ConnArgs {
     /// Give up on a broker that does not answer for this many ms.
     #[arg(long, global = true, default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// A Kafka client properties file, as Kafka's tools take it: `security.protocol`,
+    /// `sasl.mechanism`, `sasl.jaas.config` (username/password), `ssl.truststore.location` and
+    /// `ssl.keystore.location` (type PEM).
+    #[arg(long, global = true, env = "KFDB_COMMAND_CONFIG")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// Output format.
@@ -40,10 +46,22 @@ pub(crate) enum Format {
 
 impl ConnArgs {
     pub(crate) async fn client(&self) -> Result<Client, String> {
+        let security = match &self.command_config {
+            None => kfdb_client::Security::default(),
+            Some(path) => {
+                let f = std::fs::File::open(path)
+                    .map_err(|e| format!("--command-config {}: {e}", path.display()))?;
+                let props = java_properties::read(std::io::BufReader::new(f))
+                    .map_err(|e| format!("--command-config {}: {e}", path.display()))?;
+                kfdb_client::Security::from_properties(&props)
+                    .map_err(|e| format!("--command-config {}: {e}", path.display()))?
+            }
+        };
         Client::connect(
             &self.bootstrap_server,
             "kfdb-cli",
             Duration::from_millis(self.request_timeout_ms.max(1)),
+            security,
         )
         .await
         .map_err(|e| format!("{}: {e}", self.bootstrap_server))
