@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -114,6 +115,12 @@ def test_produce_and_consume(bootstrap, topic_name):
         offsets.setdefault(r["partition"], []).append(r["offset"])
     for p_offsets in offsets.values():
         assert p_offsets == list(range(len(p_offsets))), "dense offsets in order"
+    # Bounded reads end by themselves: before an offset, before a time.
+    first_two = cli(bootstrap, "consume", topic, "--partition", "0", "--offset", "0", "--to-offset", "2").stdout.splitlines()
+    assert len(first_two) == 2
+    assert cli(bootstrap, "consume", topic, "--from-beginning", "--to-timestamp", "1").stdout == ""
+    later = str(int(time.time() * 1000) + 3_600_000)
+    assert len(cli(bootstrap, "consume", topic, "--from-beginning", "--to-timestamp", later).stdout.splitlines()) == 81
     text = cli(bootstrap, "consume", topic, "--partition", "0", "--offset", "0", "--timeout-ms", "1500", "--print-key", "--key-separator", "=").stdout
     assert all("=" in line for line in text.splitlines())
 

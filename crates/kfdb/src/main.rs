@@ -178,6 +178,12 @@ struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long)]
     max_messages: Option<u64>,
+    /// Stop each partition before this offset.
+    #[arg(long, group = "end")]
+    to_offset: Option<i64>,
+    /// Stop each partition at its first record at or after this time (ms since the epoch).
+    #[arg(long, group = "end")]
+    to_timestamp: Option<i64>,
     /// Stop when no record came for this many ms.
     #[arg(long)]
     timeout_ms: Option<u64>,
@@ -255,6 +261,11 @@ async fn run_consume(args: ConsumeArgs) -> Result<(), String> {
         group: args.group,
         start,
         max: args.max_messages,
+        end: match (args.to_offset, args.to_timestamp) {
+            (Some(o), _) => Some(Start::Offset(o)),
+            (_, Some(t)) => Some(Start::Timestamp(t)),
+            _ => None,
+        },
         idle_timeout: args.timeout_ms.map(Duration::from_millis),
         print_key: args.print_key,
         key_separator: args.key_separator.replace("\\t", "\t"),

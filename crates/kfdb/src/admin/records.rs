@@ -255,6 +255,8 @@ pub(crate) struct ConsumeOptions {
     pub group: Option<String>,
     pub start: Start,
     pub max: Option<u64>,
+    /// Where each partition stops (exclusive): an offset, or the first record at a time.
+    pub end: Option<Start>,
     pub idle_timeout: Option<Duration>,
     pub print_key: bool,
     pub key_separator: String,
@@ -284,6 +286,24 @@ pub(crate) async fn consume(
         opts.partitions.clone()
     };
     let mut positions = start_positions(&mut client, topic, &leaders, &partitions, &opts).await?;
+    let bounds: Option<BTreeMap<i32, i64>> = match opts.end {
+        None => None,
+        Some(Start::Offset(o)) => Some(partitions.iter().map(|p| (*p, o)).collect()),
+        Some(end) => {
+            let at = ConsumeOptions {
+                partitions: Vec::new(),
+                group: None,
+                start: end,
+                max: None,
+                end: None,
+                idle_timeout: None,
+                print_key: false,
+                key_separator: String::new(),
+                read_committed: opts.read_committed,
+            };
+            Some(start_positions(&mut client, topic, &leaders, &partitions, &at).await?)
+        }
+    };
     let bar = opts
         .max
         .filter(|_| conn.format == Format::Table)
@@ -302,7 +322,14 @@ pub(crate) async fn consume(
         }
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for p in &partitions {
+            if bounds.as_ref().is_some_and(|b| positions[p] >= b[p]) {
+                continue;
+            }
             by_leader.entry(leaders[p]).or_default().push(*p);
+        }
+        if by_leader.is_empty() {
+            // Every partition reached its end offset.
+            break;
         }
         for (leader, ps) in by_leader {
             let request = FetchRequest::default()
@@ -354,6 +381,12 @@ pub(crate) async fn consume(
                             let pos = positions.get_mut(&p).expect("a consumed partition");
                             if r.offset < *pos {
                                 continue;
+                            }
+                            if let Some(bound) = bounds.as_ref().map(|b| b[&p])
+                                && r.offset >= bound
+                            {
+                                *pos = (*pos).max(bound);
+                                break;
                             }
                             *pos = r.offset + 1;
                             if r.control {
@@ -603,6 +636,7 @@ async fn start_positions(
                 group: None,
                 start: Start::End,
                 max: None,
+                end: None,
                 idle_timeout: None,
                 print_key: false,
                 key_separator: String::new(),
