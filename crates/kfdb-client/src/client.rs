@@ -6,10 +6,16 @@ use crate::conn::Connection;
 use crate::error::{Error, Result};
 use crate::security::Security;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
-use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{BrokerId, GroupId, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// A client of one Kafka(-compatible) cluster.
@@ -157,5 +163,119 @@ impl Client {
         let BrokerId(id) = node;
         self.brokers.insert(id, format!("{host}:{port}"));
         Ok(id)
+    }
+
+    /// The offset of each partition at `timestamp` (-2: its log start, -1: its end, else the
+    /// first offset at or after that time, or -1 when there is none), asked of each partition's
+    /// leader. Partitions of unknown topics are an error.
+    pub async fn offsets_at(
+        &mut self,
+        partitions: &BTreeSet<(String, i32)>,
+        timestamp: i64,
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        let topics: Vec<String> = partitions
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let md = self.metadata(Some(&topics)).await?;
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for t in &md.topics {
+            let Some(name) = &t.name else { continue };
+            Error::check(t.error_code, None, name.0.as_str())?;
+            for p in &t.partitions {
+                if partitions.contains(&(name.0.to_string(), p.partition_index)) {
+                    by_leader
+                        .entry(p.leader_id.0)
+                        .or_default()
+                        .entry(name.0.to_string())
+                        .or_default()
+                        .push(p.partition_index);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (leader, topics) in by_leader {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t.clone())))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(*p)
+                                                .with_current_leader_epoch(-1)
+                                                .with_timestamp(timestamp)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let answer = self.call_node(leader, &request, 9).await?;
+            for t in answer.topics {
+                for p in t.partitions {
+                    let tp = (t.name.0.to_string(), p.partition_index);
+                    Error::check(p.error_code, None, &format!("offsets of {}-{}", tp.0, tp.1))?;
+                    out.insert(tp, p.offset);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commit `offsets` for `group` outside any group membership (generation -1, no member id),
+    /// as Kafka's tools do; Kafka accepts it only while the group has no members. The error code
+    /// of each partition (0: committed).
+    pub async fn commit_offsets(
+        &mut self,
+        group: &str,
+        offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<Vec<((String, i32), i16)>> {
+        let node = self.coordinator(group, 0).await?;
+        let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        for ((t, p), o) in offsets {
+            by_topic.entry(t).or_default().push((*p, *o));
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::default())
+            .with_topics(
+                by_topic
+                    .iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|(p, o)| {
+                                        OffsetCommitRequestPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(*o)
+                                            .with_committed_leader_epoch(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let answer = self.call_node(node, &request, 8).await?;
+        Ok(answer
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.partitions
+                    .into_iter()
+                    .map(move |p| ((name.clone(), p.partition_index), p.error_code))
+            })
+            .collect())
     }
 }

@@ -9,14 +9,8 @@ use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDesc
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
-use kafka_protocol::messages::{BrokerId, ConsumerProtocolAssignment, GroupId, TopicName};
+use kafka_protocol::messages::{ConsumerProtocolAssignment, GroupId};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kfdb_client::{Client, Error};
 use std::collections::{BTreeMap, BTreeSet};
@@ -237,75 +231,16 @@ async fn committed(
     Ok(out)
 }
 
-/// The offset of each partition at `timestamp` (-2 earliest, -1 latest, else the first offset
-/// at or after it; -1 when there is none), asked of each partition's leader.
+/// The offset of each partition at `timestamp` (kfdb-client's ListOffsets at each leader).
 async fn offsets_at(
     client: &mut Client,
     partitions: &BTreeSet<Tp>,
     timestamp: i64,
 ) -> Result<BTreeMap<Tp, i64>, String> {
-    let topics: Vec<String> = partitions
-        .iter()
-        .map(|(t, _)| t.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let md = client
-        .metadata(Some(&topics))
+    client
+        .offsets_at(partitions, timestamp)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-    for t in &md.topics {
-        let Some(name) = &t.name else { continue };
-        Error::check(t.error_code, None, name.0.as_str()).map_err(|e| e.to_string())?;
-        for p in &t.partitions {
-            if partitions.contains(&(name.0.to_string(), p.partition_index)) {
-                by_leader
-                    .entry(p.leader_id.0)
-                    .or_default()
-                    .entry(name.0.to_string())
-                    .or_default()
-                    .push(p.partition_index);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (leader, topics) in by_leader {
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|p| {
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(*p)
-                                            .with_current_leader_epoch(-1)
-                                            .with_timestamp(timestamp)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
-        let answer = client
-            .call_node(leader, &request, 9)
-            .await
-            .map_err(|e| e.to_string())?;
-        for t in answer.topics {
-            for p in t.partitions {
-                let tp = (t.name.0.to_string(), p.partition_index);
-                Error::check(p.error_code, None, &format!("{}-{}", tp.0, tp.1))
-                    .map_err(|e| e.to_string())?;
-                out.insert(tp, p.offset);
-            }
-        }
-    }
-    Ok(out)
+        .map_err(|e| e.to_string())
 }
 
 /// `kfdb group describe`: state, members, and per partition the committed offset, log end and lag.
@@ -480,47 +415,14 @@ pub(crate) async fn reset_offsets(
     }
     let mut failures = Vec::new();
     if execute {
-        let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-        for ((t, p), o) in &plan {
-            by_topic.entry(t).or_default().push((*p, *o));
-        }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_generation_id_or_member_epoch(-1)
-            .with_member_id(StrBytes::default())
-            .with_topics(
-                by_topic
-                    .iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|(p, o)| {
-                                        OffsetCommitRequestPartition::default()
-                                            .with_partition_index(*p)
-                                            .with_committed_offset(*o)
-                                            .with_committed_leader_epoch(-1)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
-        let answer = client
-            .call_node(node, &request, 8)
+        let wanted: BTreeMap<Tp, i64> = plan.iter().cloned().collect();
+        for ((t, p), code) in client
+            .commit_offsets(group, &wanted)
             .await
-            .map_err(|e| e.to_string())?;
-        for t in answer.topics {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    failures.push(format!(
-                        "{}-{}: {}",
-                        t.name.0,
-                        p.partition_index,
-                        code_text(p.error_code, None)
-                    ));
-                }
+            .map_err(|e| e.to_string())?
+        {
+            if code != 0 {
+                failures.push(format!("{t}-{p}: {}", code_text(code, None)));
             }
         }
     }

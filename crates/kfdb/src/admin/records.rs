@@ -9,12 +9,6 @@ use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestTopic};
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
@@ -575,48 +569,19 @@ async fn start_positions(
             return Ok(out);
         }
     };
-    let missing: Vec<i32> = partitions
+    let missing: std::collections::BTreeSet<(String, i32)> = partitions
         .iter()
-        .copied()
         .filter(|p| !out.contains_key(p))
+        .map(|p| (topic.to_string(), *p))
         .collect();
-    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in missing {
-        by_leader.entry(leaders[&p]).or_default().push(p);
-    }
-    for (leader, ps) in by_leader {
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(s(topic)))
-                    .with_partitions(
-                        ps.iter()
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    ),
-            ]);
-        let answer = client
-            .call_node(leader, &request, 9)
+    if !missing.is_empty() {
+        let found = client
+            .offsets_at(&missing, timestamp)
             .await
             .map_err(|e| e.to_string())?;
-        for t in answer.topics {
-            for p in t.partitions {
-                Error::check(
-                    p.error_code,
-                    None,
-                    &format!("offsets of {topic}-{}", p.partition_index),
-                )
-                .map_err(|e| e.to_string())?;
-                // No record at or after the timestamp: start at the end.
-                let offset = if p.offset < 0 { i64::MAX } else { p.offset };
-                out.insert(p.partition_index, offset);
-            }
+        for ((_, p), offset) in found {
+            // No record at or after the timestamp: start at the end.
+            out.insert(p, if offset < 0 { i64::MAX } else { offset });
         }
     }
     // An unknown timestamp position resolves to the end.
@@ -656,42 +621,17 @@ async fn commit(
     topic: &str,
     positions: &BTreeMap<i32, i64>,
 ) -> Result<(), String> {
-    let node = client
-        .coordinator(group, 0)
+    let offsets = positions
+        .iter()
+        .map(|(p, o)| ((topic.to_string(), *p), *o))
+        .collect();
+    for ((t, p), code) in client
+        .commit_offsets(group, &offsets)
         .await
-        .map_err(|e| e.to_string())?;
-    let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(StrBytes::default())
-        .with_topics(vec![
-            OffsetCommitRequestTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_partitions(
-                    positions
-                        .iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                                .with_committed_leader_epoch(-1)
-                        })
-                        .collect(),
-                ),
-        ]);
-    let answer = client
-        .call_node(node, &request, 8)
-        .await
-        .map_err(|e| e.to_string())?;
-    for t in answer.topics {
-        for p in t.partitions {
-            Error::check(
-                p.error_code,
-                None,
-                &format!("committing {topic}-{} for {group}", p.partition_index),
-            )
+        .map_err(|e| e.to_string())?
+    {
+        Error::check(code, None, &format!("committing {t}-{p} for {group}"))
             .map_err(|e| e.to_string())?;
-        }
     }
     Ok(())
 }

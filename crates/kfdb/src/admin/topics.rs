@@ -20,10 +20,7 @@ use kafka_protocol::messages::describe_topic_partitions_request::{
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
 };
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
+use kafka_protocol::messages::{MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kfdb_client::{Client, Error};
 use std::collections::BTreeMap;
@@ -338,56 +335,28 @@ pub(crate) async fn offsets(
         .iter()
         .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
         .ok_or_else(|| format!("{topic}: no such topic"))?;
-    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in &t.partitions {
-        by_leader
-            .entry(p.leader_id.0)
-            .or_default()
-            .push(p.partition_index);
-    }
-    let mut out: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
-    for (leader, parts) in by_leader {
-        for (slot, timestamp) in [(0, -2i64), (1, -1i64)] {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![
-                    ListOffsetsTopic::default()
-                        .with_name(name(topic))
-                        .with_partitions(
-                            parts
-                                .iter()
-                                .map(|p| {
-                                    ListOffsetsPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_current_leader_epoch(-1)
-                                        .with_timestamp(timestamp)
-                                })
-                                .collect(),
-                        ),
-                ]);
-            let answer = client
-                .call_node(leader, &request, 9)
-                .await
-                .map_err(|e| e.to_string())?;
-            for rt in answer.topics {
-                for p in rt.partitions {
-                    Error::check(
-                        p.error_code,
-                        None,
-                        &format!("offsets of {topic}-{}", p.partition_index),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    let e = out.entry(p.partition_index).or_insert((0, 0));
-                    if slot == 0 {
-                        e.0 = p.offset;
-                    } else {
-                        e.1 = p.offset;
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+    let partitions: std::collections::BTreeSet<(String, i32)> = t
+        .partitions
+        .iter()
+        .map(|p| (topic.to_string(), p.partition_index))
+        .collect();
+    let start = client
+        .offsets_at(&partitions, -2)
+        .await
+        .map_err(|e| e.to_string())?;
+    let end = client
+        .offsets_at(&partitions, -1)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(start
+        .into_iter()
+        .map(|((_, p), s)| {
+            (
+                p,
+                (s, end.get(&(topic.to_string(), p)).copied().unwrap_or(s)),
+            )
+        })
+        .collect())
 }
 
 /// `kfdb topic describe`: id, partitions with leaders and offsets, config overrides.
