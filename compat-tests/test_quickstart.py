@@ -187,6 +187,8 @@ def test_one_broker_on_the_embedded_store(walkthrough):
     assert "partitions: 3" in w.output_of("kfdb topic describe demo")
     assert "readers" in w.output_of("kfdb group list")
     assert '"name": "demo"' in w.output_of("kfdb topic list --format json")
+    kcat_read = [out for cmd, out in w.outputs if cmd.startswith("kcat") and " -C " in cmd]
+    assert kcat_read and "hello" in kcat_read[-1].splitlines(), "kcat reads what kcat wrote"
 
 
 def test_three_brokers_in_one_process(walkthrough):
