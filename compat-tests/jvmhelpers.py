@@ -144,6 +144,8 @@ KAFKA_MAPPED_FLAGS = {
     "--num-partitions",
     "--auto-create-topics",
     "--log-cleaner-backoff-ms",
+    "--max-connections-per-ip",
+    "--connections-max-idle-ms",
 }
 
 # kfdb serve flags for kfdb's own features that Kafka lacks (a test checks those on kfdb only):

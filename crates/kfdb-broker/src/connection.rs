@@ -171,6 +171,8 @@ impl Connection {
 
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
         let client = self.client.clone();
+        let idle = self.broker.config.connections_max_idle;
+        let mut last_active = tokio::time::Instant::now();
         loop {
             // Before SASL authentication a frame may be 512 KiB at most (Kafka's
             // `sasl.server.max.receive.size`), so nobody unauthenticated makes the broker buffer
@@ -221,6 +223,8 @@ impl Connection {
                             self.write(answer).await?;
                         }
                     }
+                    // A request handled (and maybe answered) just now: not idle.
+                    last_active = tokio::time::Instant::now();
                     continue;
                 }
                 Ok(None) => {}
@@ -245,13 +249,21 @@ impl Connection {
                         }
                         return Err(End::Closed);
                     }
-                    Ok(_) => {}
+                    Ok(_) => last_active = tokio::time::Instant::now(),
                     Err(e) => {
                         tracing::debug!(peer = %self.peer, error = %e, "read failed");
                         return Err(End::Closed);
                     }
                 },
-                Some(answer) = pending.next(), if !pending.is_empty() => self.write(answer).await?,
+                Some(answer) = pending.next(), if !pending.is_empty() => {
+                    self.write(answer).await?;
+                    last_active = tokio::time::Instant::now();
+                }
+                // `connections.max.idle.ms`: nothing read or written for that long.
+                _ = tokio::time::sleep_until(last_active + idle), if pending.is_empty() => {
+                    tracing::debug!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                    return Err(End::Closed);
+                }
                 _ = self.stop.changed() => return Ok(()),
             }
         }

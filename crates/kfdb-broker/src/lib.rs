@@ -66,8 +66,13 @@ pub struct BrokerConfig {
     pub authz: authz::AuthzConfig,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub max_request_bytes: usize,
-    /// `max.connections`.
+    /// `max.connections`: beyond it the broker stops accepting until one closes.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: a connection beyond it from one address is closed at once.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection that neither sent nor received for this long is
+    /// closed.
+    pub connections_max_idle: std::time::Duration,
     /// Group coordinator settings.
     pub group: group::GroupConfig,
     /// Most topics a Metadata request for all topics returns (bounds the response's memory).
@@ -101,6 +106,8 @@ impl Default for BrokerConfig {
             authz: authz::AuthzConfig::default(),
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: usize::MAX,
+            connections_max_idle: std::time::Duration::from_secs(600),
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
             shutdown_timeout: std::time::Duration::from_secs(30),

@@ -1,5 +1,6 @@
 //! The accept loops, one per listener, feeding one task per connection, a cap on connections
-//! shared by all listeners, and a graceful shutdown that
+//! shared by all listeners (`max.connections`: accepting waits for a slot) and per client address
+//! (`max.connections.per.ip`: the connection is closed at once), and a graceful shutdown that
 //! stops accepting, lets every connection finish the request it is on (a long-polling Fetch
 //! answers at once with what it has), and waits for them — at most `shutdown_timeout`, after which
 //! the connections still open (a client that stopped reading, a request stuck on the store) are
@@ -67,7 +68,12 @@ pub async fn serve(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let limit = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    // Open connections per client address (`max.connections.per.ip`).
+    let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let ticker = tokio::spawn(
@@ -102,6 +108,33 @@ pub async fn serve(
                 None => break,
             },
         };
+        let ip = peer.ip().to_canonical();
+        let admitted = {
+            let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let n = counts.entry(ip).or_insert(0);
+            if *n >= broker.config.max_connections_per_ip {
+                false
+            } else {
+                *n += 1;
+                true
+            }
+        };
+        if !admitted {
+            // As Kafka: the connection is closed at once, and the broker says why.
+            broker
+                .metrics
+                .protocol_errors
+                .with_label_values(&["max_connections_per_ip"])
+                .inc();
+            tracing::info!(
+                peer = %peer,
+                limit = broker.config.max_connections_per_ip,
+                "closing connection: max.connections.per.ip reached for its address"
+            );
+            drop(socket);
+            drop(permit);
+            continue;
+        }
         let _ = socket.set_nodelay(true);
         let conn = Connection::run(
             socket,
@@ -110,9 +143,17 @@ pub async fn serve(
             broker.clone(),
             stop_rx.clone(),
         );
+        let counts = per_ip.clone();
         connections.spawn(async move {
             conn.await;
             drop(permit);
+            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }

@@ -434,6 +434,21 @@ struct ServeArgs {
     /// num.partitions: partitions of auto-created topics.
     #[arg(long, env = "KFDB_NUM_PARTITIONS", default_value_t = 1)]
     num_partitions: i32,
+    /// max.connections: connections the broker holds at most (beyond: it stops accepting until
+    /// one closes).
+    #[arg(long, env = "KFDB_MAX_CONNECTIONS", default_value_t = 2_147_483_647)]
+    max_connections: usize,
+    /// max.connections.per.ip: connections from one address at most (beyond: closed at once).
+    #[arg(
+        long,
+        env = "KFDB_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 2_147_483_647
+    )]
+    max_connections_per_ip: usize,
+    /// connections.max.idle.ms: a connection that neither sends nor receives for this long is
+    /// closed.
+    #[arg(long, env = "KFDB_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
+    connections_max_idle_ms: u64,
     /// socket.request.max.bytes
     #[arg(
         long,
@@ -718,6 +733,9 @@ fn broker_config(
         sasl: security.sasl.clone(),
         authz: security.authz.clone(),
         max_request_bytes: args.socket_request_max_bytes,
+        max_connections: args.max_connections.max(1),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        connections_max_idle: Duration::from_millis(args.connections_max_idle_ms.max(1)),
         lag_sample_interval: Duration::from_millis(args.metrics_lag_interval_ms.max(100)),
         slow_request: (args.slow_request_ms > 0)
             .then(|| Duration::from_millis(args.slow_request_ms)),

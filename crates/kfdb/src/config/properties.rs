@@ -50,6 +50,9 @@ pub(crate) const DIRECT: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "auto_create_topics"),
     ("num.partitions", "num_partitions"),
     ("socket.request.max.bytes", "socket_request_max_bytes"),
+    ("max.connections", "max_connections"),
+    ("max.connections.per.ip", "max_connections_per_ip"),
+    ("connections.max.idle.ms", "connections_max_idle_ms"),
     (
         "log.retention.check.interval.ms",
         "log_retention_check_interval_ms",
