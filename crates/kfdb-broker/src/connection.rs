@@ -34,6 +34,13 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+/// Room reserved for a read when less than `MIN_READ_BYTES` is free (a frame whose size is known
+/// reserves all of its own room: `frame::parse`).
+const READ_CHUNK_BYTES: usize = 4 * 1024;
+const MIN_READ_BYTES: usize = 1024;
+/// A read buffer larger than this is dropped once it is empty.
+const RETAINED_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Produce requests in flight on one connection before it stops reading (bounds memory).
 const MAX_IN_FLIGHT: usize = 64;
 
@@ -127,7 +134,9 @@ impl Connection {
             client,
             broker,
             stop,
-            buf: BytesMut::with_capacity(64 * 1024),
+            // Grown on demand (a frame's size reserves its room), so an idle connection holds
+            // a few KiB, not a large buffer.
+            buf: BytesMut::new(),
         };
         metrics.connections.inc();
         let mut pending = Pending::new();
@@ -240,6 +249,13 @@ impl Connection {
             }
             if *self.stop.borrow() {
                 return Ok(());
+            }
+            if self.buf.is_empty() && self.buf.capacity() > RETAINED_BUFFER_BYTES {
+                // A large request is done: give its room back rather than keep it per connection.
+                self.buf = BytesMut::new();
+            }
+            if self.buf.capacity() - self.buf.len() < MIN_READ_BYTES {
+                self.buf.reserve(READ_CHUNK_BYTES);
             }
             tokio::select! {
                 read = self.socket.read_buf(&mut self.buf) => match read {
