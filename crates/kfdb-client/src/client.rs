@@ -13,6 +13,7 @@ use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataReques
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestTopic};
 use kafka_protocol::messages::{BrokerId, GroupId, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +27,8 @@ pub struct Client {
     client_id: String,
     timeout: Duration,
     security: Security,
+    /// Coordinators found, by (key type, key): a command asks once.
+    coordinators: HashMap<(i8, String), i32>,
 }
 
 impl Client {
@@ -51,6 +54,7 @@ impl Client {
                         client_id: client_id.to_string(),
                         timeout,
                         security,
+                        coordinators: HashMap::new(),
                     });
                 }
                 Err(e) => last = e,
@@ -123,8 +127,12 @@ impl Client {
         Ok(self.nodes.get_mut(&node).expect("inserted above"))
     }
 
-    /// The coordinator of group `group` (key type 0) or transactional id (1).
+    /// The coordinator of group `group` (key type 0) or transactional id (1), asked once per
+    /// client.
     pub async fn coordinator(&mut self, key: &str, key_type: i8) -> Result<i32> {
+        if let Some(node) = self.coordinators.get(&(key_type, key.to_string())) {
+            return Ok(*node);
+        }
         let conn = &mut self.bootstrap;
         let version = conn.version::<FindCoordinatorRequest>(6)?;
         let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
@@ -162,6 +170,7 @@ impl Client {
         )?;
         let BrokerId(id) = node;
         self.brokers.insert(id, format!("{host}:{port}"));
+        self.coordinators.insert((key_type, key.to_string()), id);
         Ok(id)
     }
 
@@ -277,5 +286,38 @@ impl Client {
                     .map(move |p| ((name.clone(), p.partition_index), p.error_code))
             })
             .collect())
+    }
+
+    /// The offsets `group` committed (those at -1, i.e. none, left out): of every partition, or
+    /// of `only` (a topic and its partitions). Asked of the group's coordinator.
+    pub async fn committed_offsets(
+        &mut self,
+        group: &str,
+        only: Option<(&str, &[i32])>,
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        let node = self.coordinator(group, 0).await?;
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(only.map(|(topic, partitions)| {
+                vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partition_indexes(partitions.to_vec()),
+                ]
+            }));
+        let answer = self.call_node(node, &request, 7).await?;
+        Error::check(answer.error_code, None, group)?;
+        let mut out = BTreeMap::new();
+        for t in answer.topics {
+            for p in t.partitions {
+                if p.error_code == 0 && p.committed_offset >= 0 {
+                    out.insert(
+                        (t.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 }

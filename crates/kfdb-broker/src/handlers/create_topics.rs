@@ -79,6 +79,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         .await
         .into_iter();
     let mut results = Vec::with_capacity(specs.len());
+    // The broker defaults the created topics' configs are reported with (read once).
+    let defaults = ctx
+        .broker
+        .log
+        .topics()
+        .broker_defaults()
+        .await
+        .unwrap_or_default();
     for (spec, problem) in specs.into_iter().zip(early) {
         let base = CreatableTopicResult::default()
             .with_name(kafka_protocol::messages::TopicName(s(spec.name.clone())));
@@ -97,13 +105,6 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         };
         results.push(match outcome {
             Ok(meta) => {
-                let defaults = ctx
-                    .broker
-                    .log
-                    .topics()
-                    .broker_defaults()
-                    .await
-                    .unwrap_or_default();
                 let configs = topic_configs::topic(&meta, &defaults)
                     .into_iter()
                     .map(|c| {

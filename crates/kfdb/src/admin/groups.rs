@@ -9,7 +9,6 @@ use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDesc
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::{ConsumerProtocolAssignment, GroupId};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kfdb_client::{Client, Error};
@@ -201,34 +200,11 @@ fn assigned(bytes: &bytes::Bytes) -> Vec<Tp> {
 }
 
 /// Committed offsets of a group (every partition it committed).
-async fn committed(
-    client: &mut Client,
-    node: i32,
-    group: &str,
-) -> Result<BTreeMap<Tp, i64>, String> {
-    let answer = client
-        .call_node(
-            node,
-            &OffsetFetchRequest::default()
-                .with_group_id(GroupId(s(group)))
-                .with_topics(None),
-            7,
-        )
+async fn committed(client: &mut Client, group: &str) -> Result<BTreeMap<Tp, i64>, String> {
+    client
+        .committed_offsets(group, None)
         .await
-        .map_err(|e| e.to_string())?;
-    Error::check(answer.error_code, None, group).map_err(|e| e.to_string())?;
-    let mut out = BTreeMap::new();
-    for t in answer.topics {
-        for p in t.partitions {
-            if p.error_code == 0 && p.committed_offset >= 0 {
-                out.insert(
-                    (t.name.0.to_string(), p.partition_index),
-                    p.committed_offset,
-                );
-            }
-        }
-    }
-    Ok(out)
+        .map_err(|e| e.to_string())
 }
 
 /// The offset of each partition at `timestamp` (kfdb-client's ListOffsets at each leader).
@@ -251,7 +227,7 @@ pub(crate) async fn describe(conn: &ConnArgs, group: &str) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     let described = describe_group(&mut client, node, group).await?;
-    let committed = committed(&mut client, node, group).await?;
+    let committed = committed(&mut client, group).await?;
     let mut owner: BTreeMap<Tp, (String, String, String)> = BTreeMap::new();
     for (member, client_id, host, parts) in &described.members {
         for tp in parts {
@@ -350,11 +326,7 @@ pub(crate) async fn reset_offsets(
     execute: bool,
 ) -> Result<(), String> {
     let mut client = conn.client().await?;
-    let node = client
-        .coordinator(group, 0)
-        .await
-        .map_err(|e| e.to_string())?;
-    let current = committed(&mut client, node, group).await?;
+    let current = committed(&mut client, group).await?;
     let mut partitions: BTreeSet<Tp> = BTreeSet::new();
     if topics.is_empty() {
         partitions.extend(current.keys().cloned());

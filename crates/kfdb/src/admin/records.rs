@@ -9,17 +9,16 @@ use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestTopic};
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
-use kafka_protocol::messages::{BrokerId, GroupId, MetadataResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kfdb_client::{Client, Error};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 /// Bytes of records per produced batch.
@@ -43,6 +42,17 @@ fn leaders(md: &MetadataResponse, topic: &str) -> Result<BTreeMap<i32, i32>, Str
         .collect())
 }
 
+/// A client, and the leader of each partition of `topic`.
+async fn open_topic(conn: &ConnArgs, topic: &str) -> Result<(Client, BTreeMap<i32, i32>), String> {
+    let mut client = conn.client().await?;
+    let md = client
+        .metadata(Some(&[topic.to_string()]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let leaders = leaders(&md, topic)?;
+    Ok((client, leaders))
+}
+
 /// What `kfdb produce` reads and how.
 pub(crate) struct ProduceOptions {
     pub partition: Option<i32>,
@@ -58,12 +68,7 @@ pub(crate) async fn produce(
     opts: ProduceOptions,
 ) -> Result<(), String> {
     use std::io::BufRead;
-    let mut client = conn.client().await?;
-    let md = client
-        .metadata(Some(&[topic.to_string()]))
-        .await
-        .map_err(|e| e.to_string())?;
-    let leaders = leaders(&md, topic)?;
+    let (mut client, leaders) = open_topic(conn, topic).await?;
     let n = leaders.len() as i32;
     if let Some(p) = opts.partition
         && !leaders.contains_key(&p)
@@ -263,12 +268,7 @@ pub(crate) async fn consume(
     topic: &str,
     opts: ConsumeOptions,
 ) -> Result<(), String> {
-    let mut client = conn.client().await?;
-    let md = client
-        .metadata(Some(&[topic.to_string()]))
-        .await
-        .map_err(|e| e.to_string())?;
-    let leaders = leaders(&md, topic)?;
+    let (mut client, leaders) = open_topic(conn, topic).await?;
     let partitions: Vec<i32> = if opts.partitions.is_empty() {
         leaders.keys().copied().collect()
     } else {
@@ -279,24 +279,18 @@ pub(crate) async fn consume(
         }
         opts.partitions.clone()
     };
-    let mut positions = start_positions(&mut client, topic, &leaders, &partitions, &opts).await?;
+    let mut positions = start_positions(
+        &mut client,
+        topic,
+        &partitions,
+        opts.group.as_deref(),
+        opts.start,
+    )
+    .await?;
     let bounds: Option<BTreeMap<i32, i64>> = match opts.end {
         None => None,
         Some(Start::Offset(o)) => Some(partitions.iter().map(|p| (*p, o)).collect()),
-        Some(end) => {
-            let at = ConsumeOptions {
-                partitions: Vec::new(),
-                group: None,
-                start: end,
-                max: None,
-                end: None,
-                idle_timeout: None,
-                print_key: false,
-                key_separator: String::new(),
-                read_committed: opts.read_committed,
-            };
-            Some(start_positions(&mut client, topic, &leaders, &partitions, &at).await?)
-        }
+        Some(end) => Some(start_positions(&mut client, topic, &partitions, None, end).await?),
     };
     let bar = opts
         .max
@@ -522,94 +516,63 @@ fn print_record(format: Format, topic: &str, partition: i32, r: &Record, opts: &
     }
 }
 
-/// Where each partition starts: the group's committed offset if it has one, else `opts.start`.
+/// Where each partition starts: `group`'s committed offset if it has one, else `start` (a
+/// timestamp with no record at or after it: the partition's end).
 async fn start_positions(
     client: &mut Client,
     topic: &str,
-    leaders: &BTreeMap<i32, i32>,
     partitions: &[i32],
-    opts: &ConsumeOptions,
+    group: Option<&str>,
+    start: Start,
 ) -> Result<BTreeMap<i32, i64>, String> {
-    let mut out = BTreeMap::new();
-    if let Some(group) = &opts.group {
-        let node = client
-            .coordinator(group, 0)
+    let mut out: BTreeMap<i32, i64> = match group {
+        Some(group) => client
+            .committed_offsets(group, Some((topic, partitions)))
             .await
-            .map_err(|e| e.to_string())?;
-        let answer = client
-            .call_node(
-                node,
-                &OffsetFetchRequest::default()
-                    .with_group_id(GroupId(s(group)))
-                    .with_topics(Some(vec![
-                        OffsetFetchRequestTopic::default()
-                            .with_name(TopicName(s(topic)))
-                            .with_partition_indexes(partitions.to_vec()),
-                    ])),
-                7,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        for t in answer.topics {
-            for p in t.partitions {
-                if p.error_code == 0 && p.committed_offset >= 0 {
-                    out.insert(p.partition_index, p.committed_offset);
-                }
-            }
-        }
-    }
-    let timestamp = match opts.start {
-        Start::Beginning => -2,
-        Start::End => -1,
-        Start::Timestamp(t) => t,
-        Start::Offset(o) => {
-            for p in partitions {
-                out.entry(*p).or_insert(o);
-            }
-            return Ok(out);
-        }
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|((_, p), o)| (p, o))
+            .collect(),
+        None => BTreeMap::new(),
     };
-    let missing: std::collections::BTreeSet<(String, i32)> = partitions
+    let missing: BTreeSet<(String, i32)> = partitions
         .iter()
         .filter(|p| !out.contains_key(p))
         .map(|p| (topic.to_string(), *p))
         .collect();
-    if !missing.is_empty() {
-        let found = client
-            .offsets_at(&missing, timestamp)
+    let timestamp = match start {
+        Start::Beginning => -2,
+        Start::End => -1,
+        Start::Timestamp(t) => t,
+        Start::Offset(o) => {
+            out.extend(missing.iter().map(|(_, p)| (*p, o)));
+            return Ok(out);
+        }
+    };
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let found = client
+        .offsets_at(&missing, timestamp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let past_the_end: BTreeSet<(String, i32)> = found
+        .iter()
+        .filter(|(_, o)| **o < 0)
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    out.extend(
+        found
+            .into_iter()
+            .filter(|(_, o)| *o >= 0)
+            .map(|((_, p), o)| (p, o)),
+    );
+    if !past_the_end.is_empty() {
+        let ends = client
+            .offsets_at(&past_the_end, -1)
             .await
             .map_err(|e| e.to_string())?;
-        for ((_, p), offset) in found {
-            // No record at or after the timestamp: start at the end.
-            out.insert(p, if offset < 0 { i64::MAX } else { offset });
-        }
-    }
-    // An unknown timestamp position resolves to the end.
-    let unresolved: Vec<i32> = out
-        .iter()
-        .filter(|(_, o)| **o == i64::MAX)
-        .map(|(p, _)| *p)
-        .collect();
-    if !unresolved.is_empty() {
-        let ends = Box::pin(start_positions(
-            client,
-            topic,
-            leaders,
-            &unresolved,
-            &ConsumeOptions {
-                partitions: Vec::new(),
-                group: None,
-                start: Start::End,
-                max: None,
-                end: None,
-                idle_timeout: None,
-                print_key: false,
-                key_separator: String::new(),
-                read_committed: opts.read_committed,
-            },
-        ))
-        .await?;
-        out.extend(ends);
+        out.extend(ends.into_iter().map(|((_, p), o)| (p, o)));
     }
     Ok(out)
 }

@@ -195,6 +195,22 @@ fn is_setting(arg: &clap::Arg) -> bool {
     id != "config" && id != "help" && id != "version" && arg.get_long().is_some()
 }
 
+/// A setting's value as given (a flag's `true`/`false`; several values comma-joined), or
+/// `None` when it has none.
+fn value_of(arg: &clap::Arg, matches: &ArgMatches) -> Option<String> {
+    let id = arg.get_id().as_str();
+    if !arg.get_action().takes_values() {
+        return Some(matches.get_flag(id).to_string());
+    }
+    Some(
+        matches
+            .get_raw(id)?
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 /// `kfdb config print`: every setting's effective value and where it came from.
 pub(crate) fn print(
     cmd: &Command,
@@ -207,19 +223,7 @@ pub(crate) fn print(
         let name = properties::property_of(id)
             .map(str::to_string)
             .unwrap_or_else(|| format!("--{}", arg.get_long().unwrap_or(id)));
-        let value = matches
-            .get_raw(id)
-            .map(|vs| {
-                vs.map(|v| v.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        let value = if !arg.get_action().takes_values() {
-            matches.get_flag(id).to_string()
-        } else {
-            value
-        };
+        let value = value_of(arg, matches).unwrap_or_default();
         let source = sources
             .get(id)
             .map(ToString::to_string)
@@ -245,15 +249,7 @@ pub(crate) fn broker_settings(
         .filter_map(|arg| {
             let id = arg.get_id().as_str();
             let name = properties::property_of(id)?;
-            let value = if arg.get_action().takes_values() {
-                matches
-                    .get_raw(id)?
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            } else {
-                matches.get_flag(id).to_string()
-            };
+            let value = value_of(arg, matches)?;
             let source = match sources.get(id) {
                 Some(Source::Default) | None => 5,
                 Some(_) => 4,
