@@ -19,6 +19,12 @@ on any backwards commit, aborted record or partial transaction.
 
     compat-tests/crash_verifier.py --kfdb target/release/kfdb --cycles 100 [--seed N]
 
+With ``--faults SPEC`` (a kfdb built with the ``faults`` feature) the store under kfdb injects
+faults (KFDB_FAULTS, crates/kfdb-kv/src/faults.rs); ``--cycles 0 --run-seconds N`` runs the same
+workload for N seconds without killing anything (compat-tests/test_faults.py). A second line,
+``verifier-json:``, carries the whole result, with the injected fault counts and when each
+acknowledgement arrived.
+
 Used by compat-tests/test_crash_verifier.py (a short run in CI); the long run is in
 docs/reliability.md.
 """
@@ -26,6 +32,7 @@ docs/reliability.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -63,8 +70,10 @@ def port_open(port: int) -> bool:
 class Broker:
     """One kfdb process on a fixed port and data dir: start, kill -9, start again."""
 
-    def __init__(self, binary: str, workdir: Path, extra: list[str]):
+    def __init__(self, binary: str, workdir: Path, extra: list[str], faults: str | None = None):
         self.binary = binary
+        self.faults = faults
+        self.started = time.monotonic()
         self.port = free_port()
         self.data = workdir / "data"
         self.log = workdir / "kfdb.log"
@@ -81,7 +90,8 @@ class Broker:
                 [self.binary, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data),
                  "--group-initial-rebalance-delay-ms", "0", *self.extra],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                env={**os.environ, "KFDB_LOG": os.environ.get("KFDB_LOG", "warn")},
+                env={**os.environ, "KFDB_LOG": os.environ.get("KFDB_LOG", "warn"),
+                     **({"KFDB_FAULTS": self.faults} if self.faults else {})},
             )
         deadline = time.monotonic() + 60
         while not port_open(self.port):
@@ -121,6 +131,7 @@ class Writer(threading.Thread):
         self.name_, self.bootstrap, self.stop = name, bootstrap, stop
         self.producer_conf = producer_conf
         self.acked: set[int] = set()
+        self.ack_times: list[float] = []
         self.lock = threading.Lock()
         self.fatal = 0
 
@@ -135,6 +146,7 @@ class Writer(threading.Thread):
             if err is None:
                 with self.lock:
                     self.acked.add(int(msg.value().split(b"-")[1]))
+                    self.ack_times.append(time.monotonic())
 
         while not self.stop.is_set():
             try:
@@ -289,14 +301,44 @@ def committed_now(bootstrap: str) -> dict[int, int]:
         c.close()
 
 
-def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str]) -> tuple[dict, bool]:
+def create_topics(admin: AdminClient, names: list[str]) -> None:
+    """Create the topics, again after a retriable error (a store fault injected under kfdb)."""
+    for attempt in range(20):
+        missing = []
+        for name, f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in names]).items():
+            try:
+                f.result(30)
+            except KafkaException as e:
+                err = e.args[0]
+                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if not err.retriable() and err.code() != KafkaError.KAFKA_STORAGE_ERROR or attempt == 19:
+                    raise
+                missing.append(name)
+        if not missing:
+            return
+        names = missing
+        time.sleep(0.5)
+
+
+def injected(log: Path) -> dict[str, int]:
+    """The fault counts kfdb logged at its last shutdown (``store faults injected: k=n ...``)."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if "store faults injected:" in line:
+            tail = line.split("store faults injected:", 1)[1]
+            counts = {k: int(v) for k, v in (kv.split("=") for kv in tail.split() if "=" in kv)}
+    return counts
+
+
+def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str], faults: str | None = None,
+        run_seconds: float = 0) -> tuple[dict, bool]:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="kfdb-verifier-"))
-    broker = Broker(binary, workdir, extra)
+    broker = Broker(binary, workdir, extra, faults)
     broker.start()
     admin = AdminClient(conf(broker.bootstrap))
-    for f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in ("plain", "idem", "txn")]).values():
-        f.result(30)
+    create_topics(admin, ["plain", "idem", "txn"])
     stop = threading.Event()
     plain = Writer("plain", broker.bootstrap, stop, **{"enable.idempotence": False,
                                                          "max.in.flight.requests.per.connection": 1})
@@ -313,6 +355,8 @@ def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str]) ->
         broker.start()
         if cycle % 10 == 9:
             print(f"verifier: {cycle + 1}/{cycles} kills", file=sys.stderr, flush=True)
+    if cycles == 0:
+        time.sleep(run_seconds)
     time.sleep(2)
     stop.set()
     for t in (plain, idem, txn, member):
@@ -328,10 +372,23 @@ def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str]) ->
         logs = read_all(broker.bootstrap, w.name_, "read_uncommitted")
         found = [s for p in logs.values() for s in seqs(p)]
         reordered = sum(reorderings(seqs(p)) for p in logs.values())
+        if reordered:
+            for part, values in logs.items():
+                log = seqs(values)
+                highest, seen = -1, set()
+                for i in range(len(log)):
+                    first = log[i] not in seen
+                    seen.add(log[i])
+                    highest = max(highest, log[i])
+                    if first and log[i] < highest:
+                        print(f"verifier: {w.name_} partition {part} reordered at {i}: "
+                              f"{log[max(0, i - 8):i + 4]} acked={log[i] in w.acked}", file=sys.stderr)
+                        break
         lost = len(w.acked - set(found))
         dups = len(found) - len(set(found))
         result[w.name_] = {"acked": len(w.acked), "lost": lost, "dup": dups, "reordered": reordered,
-                           "fatal": w.fatal}
+                           "fatal": w.fatal,
+                           "ack_seconds": sorted({int(t - broker.started) for t in w.ack_times})}
         ok = ok and lost == 0 and (w.name_ == "plain" or (dups == 0 and reordered == 0))
     txn_logs = read_all(broker.bootstrap, "txn", "read_committed")
     per_txn: dict[int, int] = defaultdict(int)
@@ -346,6 +403,7 @@ def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str]) ->
     ok = ok and lost_txn == 0 and aborted_seen == 0 and partial == 0
     code = broker.stop()
     result["sigterm_exit"] = code
+    result["faults"] = injected(broker.log)
     ok = ok and code == 0
     if ok and os.environ.get("KFDB_KEEP_DATA") != "1":
         shutil.rmtree(workdir, ignore_errors=True)
@@ -364,6 +422,7 @@ def summary(r: dict) -> str:
         f"committed_backwards={r['committed_backwards']} aborted_seen={t['aborted_seen']} "
         f"partial_txns={t['partial']} txn_aborted={t['aborted']} txn_unknown={t['unknown']} "
         f"fatal_producer_errors={p['fatal'] + i['fatal']} sigterm_exit={r['sigterm_exit']}"
+        + (" faults " + " ".join(f"{k}={n}" for k, n in r["faults"].items()) if r.get("faults") else "")
     )
 
 
@@ -373,10 +432,13 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--max-up", type=float, default=3.0, help="longest run between kills, s")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--faults", help="KFDB_FAULTS for kfdb (a kfdb built with the faults feature)")
+    ap.add_argument("--run-seconds", type=float, default=30, help="with --cycles 0: how long to run")
     ap.add_argument("serve_args", nargs="*", help="extra kfdb serve arguments (after --)")
     a = ap.parse_args()
-    r, ok = run(a.kfdb, a.cycles, a.max_up, a.seed, a.serve_args)
+    r, ok = run(a.kfdb, a.cycles, a.max_up, a.seed, a.serve_args, a.faults, a.run_seconds)
     print(summary(r), flush=True)
+    print("verifier-json: " + json.dumps(r), flush=True)
     if not ok:
         print(f"verifier: FAILED {r}", file=sys.stderr)
     return 0 if ok else 1

@@ -70,17 +70,22 @@ go version
 if [ "${KFDB_COMPAT_TARGET:-kfdb}" = kafka ]; then
   step "compat-tests: target Apache Kafka 4.4 (KFDB_COMPAT_TARGET=kafka), kfdb not built"
 elif [ -z "${KFDB_BIN:-}" ]; then
-  if [ -n "${KFDB_FDB_CLUSTER_FILE:-}" ]; then
-    # On FoundationDB (conftest.py clears the database before each module's kfdb starts).
-    step "compat-tests: cargo build -p kfdb --features fdb"
-    nice -n 10 cargo build -p kfdb --features fdb
-  else
-    step "compat-tests: cargo build -p kfdb"
-    nice -n 10 cargo build -p kfdb
+  FEATURES=""
+  # On FoundationDB (conftest.py clears the database before each module's kfdb starts).
+  [ -n "${KFDB_FDB_CLUSTER_FILE:-}" ] && FEATURES="fdb"
+  if [ -z "${KFDB_FAULTS_BIN:-}" ]; then
+    # test_faults.py: a kfdb whose store injects faults (cargo feature `faults`), kept aside.
+    step "compat-tests: cargo build -p kfdb --features faults${FEATURES:+,$FEATURES} (target/debug/kfdb-faults)"
+    nice -n 10 cargo build -p kfdb --features "faults${FEATURES:+,$FEATURES}"
+    cp "$ROOT/target/debug/kfdb" "$ROOT/target/debug/kfdb-faults"
+    export KFDB_FAULTS_BIN="$ROOT/target/debug/kfdb-faults"
   fi
+  step "compat-tests: cargo build -p kfdb${FEATURES:+ --features $FEATURES}"
+  nice -n 10 cargo build -p kfdb ${FEATURES:+--features $FEATURES}
   export KFDB_BIN="$ROOT/target/debug/kfdb"
 fi
 [ -n "${KFDB_BIN:-}" ] && echo "kfdb binary: $KFDB_BIN"
+[ -n "${KFDB_FAULTS_BIN:-}" ] && echo "kfdb with store faults: $KFDB_FAULTS_BIN"
 
 step "compat-tests: pytest"
 set +e

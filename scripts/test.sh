@@ -32,8 +32,12 @@ if [ "${KFDB_SKIP_FDB_CHECK:-0}" != 1 ]; then
   cargo clippy -p kfdb-kv --features fdb --all-targets -- -D warnings
 fi
 
+step "cargo clippy -p kfdb --features faults (the fault-injecting store of compat-tests/test_faults.py)"
+cargo clippy -p kfdb-kv -p kfdb --features faults --all-targets -- -D warnings
+
 step "cargo test (unit, conformance, crash, integration)"
 cargo test --workspace
+cargo test -p kfdb-kv --features faults --lib faults
 
 if [ -n "${KFDB_FDB_CLUSTER_FILE:-}" ]; then
   step "kfdb-kv conformance suite on FoundationDB ($KFDB_FDB_CLUSTER_FILE)"

@@ -20,6 +20,8 @@
 mod atomic;
 pub mod embedded;
 mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 mod retry;
@@ -48,6 +50,9 @@ pub struct Database {
     retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Time each commit of `run` took, until durable or failed (all clones share it).
     commit_seconds: prometheus::Histogram,
+    /// Faults to inject into every transaction (tests only).
+    #[cfg(feature = "faults")]
+    faults: Option<std::sync::Arc<faults::Faults>>,
 }
 
 /// The histogram `run` records its commits in: 50 µs to 10 s.
@@ -74,7 +79,10 @@ enum DatabaseBackend {
 /// One transaction. Cheap to clone (clones share the transaction): the retry closure receives a
 /// clone it may move into an `async` block.
 #[derive(Clone)]
-pub struct Transaction(TransactionBackend);
+pub struct Transaction(
+    TransactionBackend,
+    #[cfg(feature = "faults")] Option<std::sync::Arc<faults::Faults>>,
+);
 
 #[derive(Clone)]
 enum TransactionBackend {
@@ -106,6 +114,8 @@ impl Database {
             run_options: RunOptions::default(),
             retries: Default::default(),
             commit_seconds: commit_histogram()?,
+            #[cfg(feature = "faults")]
+            faults: None,
         })
     }
 
@@ -118,7 +128,22 @@ impl Database {
             run_options: RunOptions::default(),
             retries: Default::default(),
             commit_seconds: commit_histogram()?,
+            #[cfg(feature = "faults")]
+            faults: None,
         })
+    }
+
+    /// The same database with `plan`'s faults injected into every transaction (tests only).
+    #[cfg(feature = "faults")]
+    pub fn with_faults(mut self, plan: faults::FaultPlan) -> Self {
+        self.faults = Some(std::sync::Arc::new(faults::Faults::new(plan)));
+        self
+    }
+
+    /// How often each kind of injected fault fired so far (empty without a plan).
+    #[cfg(feature = "faults")]
+    pub fn fault_counts(&self) -> Vec<(&'static str, u64)> {
+        self.faults.as_ref().map(|f| f.counts()).unwrap_or_default()
     }
 
     /// The same database with other retry-loop settings for [`Database::run`].
@@ -167,11 +192,17 @@ impl Database {
 
     /// A new transaction. Most callers want [`Database::run`] instead.
     pub fn create_transaction(&self) -> KvResult<Transaction> {
-        Ok(Transaction(match &self.backend {
-            DatabaseBackend::Embedded(db) => TransactionBackend::Embedded(db.create_transaction()),
-            #[cfg(feature = "fdb")]
-            DatabaseBackend::Fdb(db) => TransactionBackend::Fdb(db.create_transaction()?),
-        }))
+        Ok(Transaction(
+            match &self.backend {
+                DatabaseBackend::Embedded(db) => {
+                    TransactionBackend::Embedded(db.create_transaction())
+                }
+                #[cfg(feature = "fdb")]
+                DatabaseBackend::Fdb(db) => TransactionBackend::Fdb(db.create_transaction()?),
+            },
+            #[cfg(feature = "faults")]
+            self.faults.clone(),
+        ))
     }
 
     /// Run `f` in a transaction and commit it, retrying retryable errors (conflicts, too old,
@@ -201,11 +232,13 @@ impl Database {
 impl Transaction {
     /// The value of `key`, or `None`. Adds a read conflict on `key` unless `snapshot`.
     pub async fn get(&self, key: &[u8], snapshot: bool) -> KvResult<Option<Bytes>> {
+        self.before_read().await?;
         on_backend!(self, t => t.get(key, snapshot).await)
     }
 
     /// The key a selector resolves to (`""` or `\xff` past either end of the keyspace).
     pub async fn get_key(&self, selector: &KeySelector, snapshot: bool) -> KvResult<Bytes> {
+        self.before_read().await?;
         on_backend!(self, t => t.get_key(selector, snapshot).await)
     }
 
@@ -213,6 +246,7 @@ impl Transaction {
     /// `more` set when the range holds further rows. Adds a read conflict over what it read unless
     /// `snapshot`.
     pub async fn get_range(&self, range: &RangeOption, snapshot: bool) -> KvResult<RangeResult> {
+        self.before_read().await?;
         on_backend!(self, t => t.get_range(range, snapshot).await)
     }
 
@@ -274,12 +308,32 @@ impl Transaction {
 
     /// The read version this transaction reads at (fetched on first use).
     pub async fn get_read_version(&self) -> KvResult<i64> {
+        self.before_read().await?;
         on_backend!(self, t => t.get_read_version().await)
     }
 
     /// Commit. Returns after the writes are durable. A read-only transaction reports version -1.
     pub async fn commit(&self) -> KvResult<CommitInfo> {
+        #[cfg(feature = "faults")]
+        if let Some(f) = &self.1 {
+            let fault = f.before_commit().await?;
+            let info = on_backend!(self, t => t.commit().await)?;
+            return match fault {
+                faults::CommitFault::None => Ok(info),
+                faults::CommitFault::AfterCommit(e) => Err(e),
+            };
+        }
         on_backend!(self, t => t.commit().await)
+    }
+
+    /// Injected faults before a read (nothing without the `faults` feature).
+    #[inline(always)]
+    async fn before_read(&self) -> KvResult<()> {
+        #[cfg(feature = "faults")]
+        if let Some(f) = &self.1 {
+            return f.before_read().await;
+        }
+        Ok(())
     }
 
     /// Abandon the transaction: outstanding and later operations fail with `transaction_cancelled`.

@@ -619,6 +619,36 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn open_store(args: &StoreArgs) -> Result<Database, String> {
+    let db = open_backend(args)?;
+    with_faults(db)
+}
+
+/// `KFDB_FAULTS`: inject store faults (a kfdb built with the `faults` feature, for tests).
+#[cfg(feature = "faults")]
+fn with_faults(db: Database) -> Result<Database, String> {
+    match std::env::var("KFDB_FAULTS") {
+        Ok(spec) => {
+            let plan = kfdb_kv::faults::FaultPlan::parse(&spec)
+                .map_err(|e| format!("KFDB_FAULTS: {e}"))?;
+            tracing::warn!(?plan, "injecting store faults (KFDB_FAULTS)");
+            Ok(db.with_faults(plan))
+        }
+        Err(_) => Ok(db),
+    }
+}
+
+/// Without the `faults` feature a fault plan is refused rather than silently ignored.
+#[cfg(not(feature = "faults"))]
+fn with_faults(db: Database) -> Result<Database, String> {
+    if std::env::var_os("KFDB_FAULTS").is_some() {
+        return Err(
+            "KFDB_FAULTS is set, but this kfdb was built without the `faults` feature".into(),
+        );
+    }
+    Ok(db)
+}
+
+fn open_backend(args: &StoreArgs) -> Result<Database, String> {
     match args.store {
         Store::Embedded => {
             let options = EmbeddedOptions {
@@ -944,6 +974,8 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
     let listeners = listeners(&args)?;
     let security = security(&args, &listeners)?;
     let db = open_store(&args.store)?;
+    #[cfg(feature = "faults")]
+    let faulty_db = db.clone();
     let brokers = usize::from(args.brokers.max(1));
     let mut per_broker = Vec::with_capacity(brokers);
     let mut configs = Vec::with_capacity(brokers);
@@ -1035,6 +1067,15 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
     for h in [http, api].into_iter().flatten() {
         h.abort();
         let _ = h.await;
+    }
+    #[cfg(feature = "faults")]
+    if std::env::var_os("KFDB_FAULTS").is_some() {
+        let counts: Vec<String> = faulty_db
+            .fault_counts()
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        tracing::warn!("store faults injected: {}", counts.join(" "));
     }
     tracing::info!("kfdb stopped");
     Ok(())

@@ -6,7 +6,7 @@
 //! may not: TOPIC_AUTHORIZATION_FAILED), and auto-creation needs CREATE on the cluster or the
 //! topic. Authorized operations (KIP-430) when asked.
 
-use super::{RequestCtx, Versions, s};
+use super::{HandleError, RequestCtx, Versions, s};
 use crate::authz::acl::{Resource, op};
 use crate::{Broker, error_code};
 use kafka_protocol::messages::metadata_response::{
@@ -92,7 +92,10 @@ fn error_entry(
         .with_topic_authorized_operations(i32::MIN)
 }
 
-pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataResponse> {
+pub async fn handle(
+    ctx: &RequestCtx<'_>,
+    req: Request,
+) -> Result<Option<MetadataResponse>, HandleError> {
     let broker = ctx.broker;
     let log = &broker.log;
     let mut topics = Vec::new();
@@ -128,8 +131,11 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "listing topics for metadata failed");
-                    break;
+                    // A partial or empty list would tell the client topics were deleted.
+                    return Err(HandleError::StoreUnavailable(
+                        ApiKey::Metadata,
+                        e.to_string(),
+                    ));
                 }
             }
         }
@@ -238,12 +244,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<MetadataRespon
                 .with_rack(n.rack.map(s))
         })
         .collect();
-    Some(
+    Ok(Some(
         MetadataResponse::default()
             .with_brokers(brokers)
             .with_cluster_id((ctx.version >= 2).then(|| s(log.cluster_id())))
             .with_controller_id(BrokerId(broker.controller()))
             .with_topics(topics)
             .with_cluster_authorized_operations(cluster_operations),
-    )
+    ))
 }

@@ -233,6 +233,10 @@ pub enum HandleError {
     /// A request other than ApiVersions and SASL before authentication (or after the session
     /// expired).
     Unauthenticated(ApiKey),
+    /// A request whose truthful answer needs the store, which failed, and whose response has no
+    /// place for an error (Metadata listing every topic): closing makes the client ask again,
+    /// where an empty answer would tell it every topic was gone.
+    StoreUnavailable(ApiKey, String),
 }
 
 impl HandleError {
@@ -245,6 +249,7 @@ impl HandleError {
             HandleError::Decode(..) => "decode",
             HandleError::Encode(..) => "encode",
             HandleError::Unauthenticated(..) => "unauthenticated",
+            HandleError::StoreUnavailable(..) => "store_unavailable",
         }
     }
 }
@@ -257,6 +262,9 @@ impl std::fmt::Display for HandleError {
             HandleError::UnsupportedVersion(k, v) => write!(f, "unsupported version {v} of {k:?}"),
             HandleError::Decode(k, v, e) => write!(f, "{k:?} v{v} did not decode: {e}"),
             HandleError::Encode(k, v, e) => write!(f, "{k:?} v{v} response did not encode: {e}"),
+            HandleError::StoreUnavailable(k, e) => {
+                write!(f, "{k:?} cannot be answered while the store fails: {e}")
+            }
             HandleError::Unauthenticated(k) => {
                 write!(
                     f,
@@ -276,6 +284,27 @@ pub enum Answer {
     Later(BoxFuture<'static, Result<Option<BytesMut>, HandleError>>),
 }
 
+/// What a handler returns: its response (`None`: no response is due), or, for the few that can
+/// fail as a whole, a [`HandleError`] that closes the connection.
+trait Reply {
+    type Response;
+    fn into_reply(self) -> Result<Option<Self::Response>, HandleError>;
+}
+
+impl<R> Reply for Option<R> {
+    type Response = R;
+    fn into_reply(self) -> Result<Option<R>, HandleError> {
+        Ok(self)
+    }
+}
+
+impl<R> Reply for Result<Option<R>, HandleError> {
+    type Response = R;
+    fn into_reply(self) -> Result<Option<R>, HandleError> {
+        self
+    }
+}
+
 macro_rules! handlers {
     (now: [$($module:ident),* $(,)?], later: [$($later:ident),* $(,)?] $(,)?) => {
         /// Every API kfdb serves.
@@ -293,7 +322,7 @@ macro_rules! handlers {
                 if key == $module::KEY {
                     let request = <$module::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
-                    return match $module::handle(ctx, request).await {
+                    return match Reply::into_reply($module::handle(ctx, request).await)? {
                         Some(response) => encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response)
                             .map(|b| Answer::Now(Some(b))),
                         None => Ok(Answer::Now(None)),
