@@ -30,6 +30,10 @@ pub const ELECTION_NOT_NEEDED: i16 = 84;
 pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 /// The request ran past its time.
 pub const REQUEST_TIMED_OUT: i16 = 7;
+/// A record timestamp outside `message.timestamp.before/after.max.ms`.
+pub const INVALID_TIMESTAMP: i16 = 32;
+/// The request breaks a broker policy (CreateTopics: more than 10,000 partitions at once).
+pub const POLICY_VIOLATION: i16 = 44;
 /// The offset commit's metadata string is too long.
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 /// The coordinator is not available (e.g. transactions before they exist).
@@ -189,6 +193,7 @@ fn code_of(e: &LogError) -> i16 {
         LogError::InvalidConfig(_) => INVALID_CONFIG,
         LogError::CorruptMessage(_) => CORRUPT_MESSAGE,
         LogError::MessageTooLarge(_) => MESSAGE_TOO_LARGE,
+        LogError::InvalidTimestamp(_) => INVALID_TIMESTAMP,
         LogError::InvalidRecord { .. } => INVALID_RECORD,
         LogError::UnsupportedMessageFormat => UNSUPPORTED_FOR_MESSAGE_FORMAT,
         LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,

@@ -366,6 +366,9 @@ fn failed(e: LogError) -> Reply {
         LogError::InvalidRecord { .. } | LogError::CorruptMessage(_) => {
             error(StatusCode::BAD_REQUEST, "INVALID_RECORD", message)
         }
+        LogError::InvalidTimestamp(_) => {
+            error(StatusCode::BAD_REQUEST, "INVALID_TIMESTAMP", message)
+        }
         LogError::MessageTooLarge(_) => {
             error(StatusCode::PAYLOAD_TOO_LARGE, "MESSAGE_TOO_LARGE", message)
         }

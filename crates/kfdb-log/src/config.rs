@@ -112,13 +112,13 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "message.timestamp.after.max.ms",
         "3600000",
         ConfigType::Long,
-        false,
+        true,
     ),
     def(
         "message.timestamp.before.max.ms",
         "9223372036854775807",
         ConfigType::Long,
-        false,
+        true,
     ),
     ConfigDef {
         name: "message.timestamp.type",
@@ -328,6 +328,15 @@ impl<'a> EffectiveConfig<'a> {
     /// `max.message.bytes`: largest record batch accepted.
     pub fn max_message_bytes(&self) -> i64 {
         self.long("max.message.bytes")
+    }
+
+    /// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`: how far before and
+    /// after the broker's clock a CreateTime timestamp may be.
+    pub fn timestamp_bounds_ms(&self) -> (i64, i64) {
+        (
+            self.long("message.timestamp.before.max.ms"),
+            self.long("message.timestamp.after.max.ms"),
+        )
     }
 
     /// True when `message.timestamp.type` is `LogAppendTime`.

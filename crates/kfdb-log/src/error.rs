@@ -38,6 +38,10 @@ pub enum LogError {
     /// A batch larger than `max.message.bytes`.
     #[error("message too large: {0}")]
     MessageTooLarge(String),
+    /// A CreateTime timestamp outside `message.timestamp.before/after.max.ms` of the broker's
+    /// clock.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
 
     /// A record the topic refuses (a compacted topic's record without a key): `index` is the
     /// record's position in its batch, as Produce's `record_errors` report it (KIP-467).

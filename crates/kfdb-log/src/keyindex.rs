@@ -94,6 +94,8 @@ pub(crate) fn record_at(stored: &Bytes, offset: i64) -> LogResult<Option<KeyedRe
         return Ok(None);
     };
     let append_time = batch.is_log_append_time().then_some(batch.max_timestamp);
+    // kafka-protocol's decoder decompresses without a bound: check the bound first.
+    crate::records::check_decompressed(&batch)?;
     let mut bytes = batch.bytes.clone();
     let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
         .map_err(|e| LogError::corrupt("stored record batch", e))?;

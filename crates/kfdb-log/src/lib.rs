@@ -40,6 +40,7 @@ mod catalog;
 mod clock;
 mod compaction;
 pub mod config;
+mod decompress;
 mod error;
 mod groups;
 mod ids;

@@ -324,18 +324,25 @@ async fn first_at_or_after(
     offset: i64,
     target: i64,
 ) -> LogResult<Option<OffsetLookup>> {
-    let mut bytes = read_batches(tx, p, offset, 1).await?;
-    if bytes.is_empty() {
-        return Ok(None);
+    let bytes = read_batches(tx, p, offset, 1).await?;
+    // Walked record by record with the bounded decompression of `records.rs` (a stored batch
+    // is the producer's bytes: never decompressed without a bound).
+    for batch in crate::batch::stored_batches(&bytes) {
+        let records = crate::records::raw_records(&batch)
+            .map_err(|e| LogError::Corrupt(format!("stored batch does not decode: {e}")))?;
+        for r in records {
+            let timestamp = if batch.is_log_append_time() {
+                batch.max_timestamp
+            } else {
+                batch.base_timestamp.saturating_add(r.timestamp_delta)
+            };
+            if timestamp >= target {
+                return Ok(Some(OffsetLookup {
+                    offset: batch.base_offset() + i64::from(r.offset_delta),
+                    timestamp,
+                }));
+            }
+        }
     }
-    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
-        .map_err(|e| LogError::Corrupt(format!("stored batch does not decode: {e}")))?;
-    Ok(sets
-        .into_iter()
-        .flat_map(|s| s.records)
-        .find(|r| r.timestamp >= target)
-        .map(|r| OffsetLookup {
-            offset: r.offset,
-            timestamp: r.timestamp,
-        }))
+    Ok(None)
 }

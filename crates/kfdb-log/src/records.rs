@@ -1,4 +1,4 @@
-//! The records inside a stored v2 batch, as raw bytes: decompressed (with kafka-protocol's codecs),
+//! The records inside a stored v2 batch, as raw bytes: decompressed (bounded, `decompress.rs`),
 //! split at record boundaries, each read for what compaction needs (offset delta, key, whether
 //! its value is null) — and a batch rebuilt from a subset of them for compaction.
 //!
@@ -10,11 +10,10 @@
 //! as in Kafka's compacted logs.
 
 use crate::batch::{Batch, HEADER_LEN};
+use crate::decompress::{self, DecompressError};
 use crate::error::{LogError, LogResult};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{
-    Compressor, Decompressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd,
-};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd};
 
 /// One record of a batch, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,20 +67,26 @@ fn compression(b: &Batch) -> i16 {
     b.attributes & 0x07
 }
 
-/// The records section of `b`, decompressed.
+/// The records section of `b`, decompressed (at most [`decompress::cap_for`] its size).
 fn decompressed(b: &Batch) -> LogResult<Bytes> {
-    let mut section = b.bytes.slice(HEADER_LEN..);
-    let take =
-        |out: &mut dyn Buf| -> anyhow::Result<Bytes> { Ok(out.copy_to_bytes(out.remaining())) };
-    let result = match compression(b) {
-        0 => return Ok(section),
-        1 => Gzip::decompress(&mut section, |o| take(o)),
-        2 => Snappy::decompress(&mut section, |o| take(o)),
-        3 => Lz4::decompress(&mut section, |o| take(o)),
-        4 => Zstd::decompress(&mut section, |o| take(o)),
-        c => return Err(corrupt(format!("unknown compression {c}"))),
-    };
-    result.map_err(|e| corrupt(format!("records do not decompress: {e}")))
+    let section = b.bytes.slice(HEADER_LEN..);
+    let codec = compression(b);
+    if codec == 0 {
+        return Ok(section);
+    }
+    match decompress::decompress(codec, &section, decompress::cap_for(section.len())) {
+        Ok(out) => Ok(Bytes::from(out)),
+        Err(DecompressError::Corrupt(m)) => Err(corrupt(m)),
+        Err(DecompressError::TooLarge(cap)) => Err(LogError::MessageTooLarge(format!(
+            "the batch's records decompress to more than {cap} bytes"
+        ))),
+    }
+}
+
+/// Check that stored batch `b`'s records decompress within the bound (before a decoder without
+/// one reads them).
+pub(crate) fn check_decompressed(b: &Batch) -> LogResult<()> {
+    decompressed(b).map(|_| ())
 }
 
 /// The records of stored batch `b`, in order.
@@ -114,7 +119,26 @@ pub(crate) fn raw_records(b: &Batch) -> LogResult<Vec<RawRecord>> {
             tombstone,
         });
     }
+    if section.has_remaining() {
+        return Err(corrupt(format!(
+            "{} bytes after the last of the {} records the batch counts",
+            section.remaining(),
+            b.record_count
+        )));
+    }
     Ok(out)
+}
+
+/// Check a produced batch as Kafka does before appending it: its records decompress (within the
+/// bound) and are as many as it counts, each within the batch. CORRUPT_MESSAGE if not.
+pub(crate) fn validate(b: &Batch) -> LogResult<()> {
+    match raw_records(b) {
+        Ok(_) => Ok(()),
+        Err(LogError::Corrupt(m)) => Err(LogError::CorruptMessage(format!(
+            "records do not decode: {m}"
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Batch `b` holding only `kept` (records of `b`, in order; at least one): see the module docs.

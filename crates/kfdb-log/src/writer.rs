@@ -106,6 +106,25 @@ impl Writer {
     }
 }
 
+/// Kafka's CreateTime check (KIP-937): a batch's first and largest timestamps lie within
+/// `before` ms before and `after` ms after `now` (-1, "no timestamp", is not checked).
+fn check_timestamps(batches: &[Batch], now: i64, before: i64, after: i64) -> LogResult<()> {
+    for b in batches {
+        for ts in [b.base_timestamp, b.max_timestamp] {
+            if ts == -1 {
+                continue;
+            }
+            if ts < now.saturating_sub(before) || ts > now.saturating_add(after) {
+                return Err(LogError::InvalidTimestamp(format!(
+                    "timestamp {ts} is out of range: the broker's time is {now}, \
+                     message.timestamp.before.max.ms {before}, message.timestamp.after.max.ms {after}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Makes a flusher that stops other than by emptying its queue (a panic) leave the writer idle,
 /// answering what was queued behind it.
 struct FlushGuard<'a> {
@@ -230,6 +249,10 @@ impl PartitionWriters {
                 b.size()
             )));
         }
+        if !config.log_append_time() {
+            let (before, after) = config.timestamp_bounds_ms();
+            check_timestamps(&batches, crate::clock::now_ms(), before, after)?;
+        }
         // The key index needs each record's key (decoded here, off the partition's writer); a
         // compacted topic keeps the latest record of each key, so a record needs one.
         let records = if config.indexes_keys() {
@@ -252,6 +275,11 @@ impl PartitionWriters {
             }
             Some(all)
         } else {
+            // Kafka reads every batch's records before appending it; so does kfdb (with a
+            // bound on decompression), so that no consumer is served a batch it cannot read.
+            for b in &batches {
+                crate::records::validate(b)?;
+            }
             None
         };
         let bytes = batches.iter().map(Batch::size).sum();

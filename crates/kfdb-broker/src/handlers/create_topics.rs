@@ -15,6 +15,10 @@ pub const KEY: ApiKey = ApiKey::CreateTopics;
 pub const VERSIONS: Versions = Versions::new(2, 7);
 pub type Request = CreateTopicsRequest;
 
+/// Most partitions one CreateTopics request may create (Kafka's controller: 10,000 records per
+/// operation).
+const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
     let live: Vec<i32> = ctx.broker.live_nodes();
     let cluster_create = ctx.allowed(op::CREATE, Resource::Cluster).await;
@@ -63,6 +67,22 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             configs,
         });
         early.push(problem);
+    }
+    // Kafka's controller refuses a request that would add more than 10,000 partitions (its
+    // limit of records per operation) for all of its topics, with POLICY_VIOLATION.
+    let total: i64 = specs
+        .iter()
+        .zip(&early)
+        .filter(|(_, p)| p.is_none())
+        .map(|(t, _)| i64::from(t.partitions.max(1)))
+        .sum();
+    if total > MAX_PARTITIONS_PER_REQUEST {
+        for p in early.iter_mut().filter(|p| p.is_none()) {
+            *p = Some((
+                error_code::POLICY_VIOLATION,
+                "Excessively large number of partitions per request.".to_string(),
+            ));
+        }
     }
     // Topics with a request-level problem are not sent to the data model.
     let to_create: Vec<NewTopic> = specs
