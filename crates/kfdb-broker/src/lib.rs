@@ -14,6 +14,7 @@ pub mod cluster;
 mod connection;
 pub mod error_code;
 mod frame;
+pub mod fuzzing;
 pub mod group;
 pub mod handlers;
 pub mod http;
