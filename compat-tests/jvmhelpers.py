@@ -146,6 +146,8 @@ KAFKA_MAPPED_FLAGS = {
     "--log-cleaner-backoff-ms",
     "--max-connections-per-ip",
     "--connections-max-idle-ms",
+    "--socket-request-max-bytes",
+    "--queued-max-request-bytes",
 }
 
 # kfdb serve flags for kfdb's own features that Kafka lacks (a test checks those on kfdb only):

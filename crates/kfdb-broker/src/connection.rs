@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 /// The largest frame a SASL listener reads before the client authenticated.
 const PRE_AUTH_MAX_BYTES: usize = 512 * 1024;
@@ -53,6 +53,8 @@ pub(crate) struct Connection {
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
     buf: BytesMut,
+    /// Room taken under `queued.max.request.bytes` for the frame being read.
+    room: Option<OwnedSemaphorePermit>,
 }
 
 /// Why the connection ends.
@@ -137,6 +139,7 @@ impl Connection {
             // Grown on demand (a frame's size reserves its room), so an idle connection holds
             // a few KiB, not a large buffer.
             buf: BytesMut::new(),
+            room: None,
         };
         metrics.connections.inc();
         let mut pending = Pending::new();
@@ -178,6 +181,46 @@ impl Connection {
         }
     }
 
+    /// `queued.max.request.bytes`: once the next frame's size is known, and before its room is
+    /// reserved and its body read, take that much room from the broker's pool, waiting (answering
+    /// this connection's finished Produce requests meanwhile) while other requests hold it.
+    async fn take_room(&mut self, max: usize, pending: &mut Pending) -> Result<(), End> {
+        let Some(pool) = self.broker.request_bytes.clone() else {
+            return Ok(());
+        };
+        if self.room.is_some() || self.buf.len() < 4 {
+            return Ok(());
+        }
+        let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+        let Ok(size) = usize::try_from(size) else {
+            return Ok(()); // a negative size: frame::parse closes the connection
+        };
+        if size > max {
+            return Ok(()); // too large: frame::parse closes the connection
+        }
+        let cap = self
+            .broker
+            .config
+            .queued_max_request_bytes
+            .unwrap_or(usize::MAX);
+        let want = (size + 4).min(cap).min(u32::MAX as usize) as u32;
+        if let Ok(room) = pool.clone().try_acquire_many_owned(want) {
+            self.room = Some(room);
+            return Ok(());
+        }
+        self.broker.metrics.request_bytes_waits.inc();
+        loop {
+            tokio::select! {
+                room = pool.clone().acquire_many_owned(want) => {
+                    self.room = Some(room.map_err(|_| End::Closed)?);
+                    return Ok(());
+                }
+                Some(answer) = pending.next(), if !pending.is_empty() => self.write(answer).await?,
+                _ = self.stop.changed() => return Err(End::Closed),
+            }
+        }
+    }
+
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
         let client = self.client.clone();
         let idle = self.broker.config.connections_max_idle;
@@ -191,8 +234,11 @@ impl Connection {
             } else {
                 PRE_AUTH_MAX_BYTES.min(self.broker.config.max_request_bytes)
             };
+            self.take_room(max, pending).await?;
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {
+                    // Held until this request is answered (a Produce: until durable).
+                    let room = self.room.take();
                     let received = std::time::Instant::now();
                     self.broker.metrics.bytes_in.inc_by(body.len() as u64 + 4);
                     if client.session.expects_raw_token() {
@@ -218,8 +264,18 @@ impl Connection {
                         }
                     }
                     match handlers::handle(&self.broker, &client, body, received).await {
-                        Ok(Answer::Later(answer)) => pending.push_back(answer),
-                        Ok(Answer::Now(response)) => self.write(Ok(response)).await?,
+                        Ok(Answer::Later(answer)) => pending.push_back(match room {
+                            None => answer,
+                            Some(room) => Box::pin(async move {
+                                let answered = answer.await;
+                                drop(room);
+                                answered
+                            }),
+                        }),
+                        Ok(Answer::Now(response)) => {
+                            drop(room);
+                            self.write(Ok(response)).await?
+                        }
                         Err(e) => self.write(Err(e)).await?,
                     }
                     if client.session.closing() {

@@ -74,6 +74,9 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection that neither sent nor received for this long is
     /// closed.
     pub connections_max_idle: std::time::Duration,
+    /// `queued.max.request.bytes`: bytes of requests read and not yet answered, over all
+    /// connections (`None`: no bound). Beyond it connections wait before reading a frame's body.
+    pub queued_max_request_bytes: Option<usize>,
     /// Group coordinator settings.
     pub group: group::GroupConfig,
     /// Most topics a Metadata request for all topics returns (bounds the response's memory).
@@ -109,6 +112,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_connections_per_ip: usize::MAX,
             connections_max_idle: std::time::Duration::from_secs(600),
+            queued_max_request_bytes: None,
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
             shutdown_timeout: std::time::Duration::from_secs(30),
@@ -133,6 +137,8 @@ pub struct Broker {
     pub auth_failures: sasl::FailureLimiter,
     /// Set when the server shuts down: long-polling requests answer at once.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// Room for request bytes in flight (`queued.max.request.bytes`), one permit per byte.
+    pub(crate) request_bytes: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Broker {
@@ -141,7 +147,11 @@ impl Broker {
         let groups = group::Coordinator::new(log.clone(), config.group.clone());
         let metrics = metrics::Metrics::new(&log)?;
         let authorizer = authz::Authorizer::new(log.clone(), config.authz.clone());
+        let request_bytes = config
+            .queued_max_request_bytes
+            .map(|b| Arc::new(tokio::sync::Semaphore::new(b.min(u32::MAX as usize))));
         Ok(Arc::new(Self {
+            request_bytes,
             authorizer,
             log,
             config,

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub bytes_in: IntCounter,
     /// Response bytes sent.
     pub bytes_out: IntCounter,
+    /// Times a connection waited for room under `queued.max.request.bytes` before reading a frame.
+    pub request_bytes_waits: IntCounter,
     /// Open connections.
     pub connections: IntGauge,
     /// Connections closed because of a framing or decoding fault, by reason.
@@ -86,6 +88,12 @@ impl Metrics {
             IntCounter::new("kfdb_bytes_out_total", "Response bytes sent").map_err(fail)?;
         let connections =
             IntGauge::new("kfdb_connections", "Open client connections").map_err(fail)?;
+        let request_bytes_waits = IntCounter::new(
+            "kfdb_request_bytes_waits_total",
+            "Times a connection waited for room under queued.max.request.bytes before reading a \
+             request",
+        )
+        .map_err(fail)?;
         let protocol_errors = IntCounterVec::new(
             Opts::new(
                 "kfdb_protocol_errors_total",
@@ -206,6 +214,7 @@ impl Metrics {
             latency,
             bytes_in,
             bytes_out,
+            request_bytes_waits,
             connections,
             protocol_errors,
             sasl_authentications,
@@ -215,6 +224,7 @@ impl Metrics {
             Box::new(m.latency.clone()),
             Box::new(m.bytes_in.clone()),
             Box::new(m.bytes_out.clone()),
+            Box::new(m.request_bytes_waits.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.protocol_errors.clone()),
             Box::new(m.sasl_authentications.clone()),

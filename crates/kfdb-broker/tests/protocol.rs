@@ -976,3 +976,67 @@ async fn group_config_overrides_reach_the_members() {
         "the broker's default again"
     );
 }
+
+/// `queued.max.request.bytes`: while one connection holds room for a frame it is still reading,
+/// another connection's request that does not fit waits (it is not read, not refused), and is
+/// answered once the first is answered and its room freed.
+#[tokio::test]
+async fn queued_max_request_bytes_holds_a_request_back_until_room_frees() {
+    use kafka_protocol::messages::{ProduceRequest, TopicName, produce_request};
+    let (addr, _dir, _stop, broker) = start_with(BrokerConfig {
+        queued_max_request_bytes: Some(100 * 1024),
+        ..BrokerConfig::default()
+    })
+    .await;
+    // A Produce (acks=1, to a topic that does not exist) carrying `n` bytes of records.
+    let produce = |n: usize| {
+        let body = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("no-such-topic")))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(vec![0u8; n]))),
+                    ]),
+            ]);
+        request(ApiKey::Produce, 7, 1, &body)
+    };
+    let big = produce(90 * 1024);
+    let small = produce(50 * 1024);
+    let mut a = TcpStream::connect(addr).await.unwrap();
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    // A sends all of its frame but the last byte: its room (90 KiB) is taken.
+    a.write_all(&big[..big.len() - 1]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    b.write_all(&small).await.unwrap();
+    let mut len = [0u8; 4];
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        b.read_exact(&mut len),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "B is answered only once there is room for it"
+    );
+    assert!(broker.metrics.request_bytes_waits.get() >= 1);
+    a.write_all(&big[big.len() - 1..]).await.unwrap();
+    let answer_a = roundtrip_read(&mut a).await;
+    assert!(answer_a.is_some(), "A is answered");
+    let answer_b = tokio::time::timeout(std::time::Duration::from_secs(5), roundtrip_read(&mut b))
+        .await
+        .expect("B is answered after A freed its room");
+    assert!(answer_b.is_some());
+}
+
+/// One response frame's body (after its size), or `None` when the socket closed.
+async fn roundtrip_read(s: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    Some(Bytes::from(body))
+}

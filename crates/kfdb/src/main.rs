@@ -449,6 +449,16 @@ struct ServeArgs {
     /// closed.
     #[arg(long, env = "KFDB_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
     connections_max_idle_ms: u64,
+    /// queued.max.request.bytes: bytes of requests read and not yet answered, over all
+    /// connections; beyond it connections stop reading until answers free room (backpressure).
+    /// -1: no bound (Kafka's default).
+    #[arg(
+        long,
+        env = "KFDB_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = -1,
+        allow_hyphen_values = true
+    )]
+    queued_max_request_bytes: i64,
     /// socket.request.max.bytes
     #[arg(
         long,
@@ -766,6 +776,9 @@ fn broker_config(
         max_connections: args.max_connections.max(1),
         max_connections_per_ip: args.max_connections_per_ip.max(1),
         connections_max_idle: Duration::from_millis(args.connections_max_idle_ms.max(1)),
+        queued_max_request_bytes: usize::try_from(args.queued_max_request_bytes)
+            .ok()
+            .filter(|b| *b > 0),
         lag_sample_interval: Duration::from_millis(args.metrics_lag_interval_ms.max(100)),
         slow_request: (args.slow_request_ms > 0)
             .then(|| Duration::from_millis(args.slow_request_ms)),
@@ -971,6 +984,15 @@ fn offset_listeners(listeners: &[Listener], i: usize) -> Result<Vec<Listener>, S
 
 async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Result<(), String> {
     let settings = std::sync::Arc::new(settings);
+    if args.queued_max_request_bytes > 0
+        && (args.queued_max_request_bytes as u64) < args.socket_request_max_bytes as u64
+    {
+        // As Kafka: a request of the largest size must fit the pool.
+        return Err(format!(
+            "queued.max.request.bytes ({}) must be -1 or at least socket.request.max.bytes ({})",
+            args.queued_max_request_bytes, args.socket_request_max_bytes
+        ));
+    }
     let listeners = listeners(&args)?;
     let security = security(&args, &listeners)?;
     let db = open_store(&args.store)?;

@@ -53,6 +53,7 @@ pub(crate) const DIRECT: &[(&str, &str)] = &[
     ("max.connections", "max_connections"),
     ("max.connections.per.ip", "max_connections_per_ip"),
     ("connections.max.idle.ms", "connections_max_idle_ms"),
+    ("queued.max.request.bytes", "queued_max_request_bytes"),
     (
         "log.retention.check.interval.ms",
         "log_retention_check_interval_ms",
@@ -137,6 +138,9 @@ pub(crate) const IGNORED: &[&str] = &[
     "log.dir",
     "metadata.log.dir",
     "num.network.threads",
+    // kfdb has no queue between network and handler threads: a connection handles its requests
+    // itself, one at a time plus at most 64 Produce requests awaiting durability.
+    "queued.max.requests",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
