@@ -376,3 +376,20 @@ def test_fetch_at_absurd_offsets_is_out_of_range(bootstrap, topic, offset):
 
 def test_fetch_of_a_negative_partition_is_unknown(bootstrap, topic):
     assert fetch_v4(bootstrap, topic, -3, 0) == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_adding_more_than_10000_partitions_in_one_request_is_a_policy_violation(bootstrap):
+    name = "hostile-cp-" + uuid.uuid4().hex[:6]
+    assert create_topics_v2(bootstrap, name, 1) == NONE
+    # CreatePartitions v1: [name, count, assignments (null)], timeout, validate_only.
+    body = array([string(name) + struct.pack(">ii", 0x7FFFFFFF, -1)]) + struct.pack(">i", 30000) + b"\x00"
+    c = raw(bootstrap)
+    try:
+        r = c.ask(37, 1, body)
+    finally:
+        c.close()
+    assert r is not None
+    # throttle, [name, error_code, error_message]
+    n = struct.unpack(">h", r[8:10])[0]
+    assert struct.unpack(">h", r[10 + n:12 + n])[0] == POLICY_VIOLATION
+    assert metadata_ok(bootstrap)

@@ -14,6 +14,24 @@ pub type Request = CreatePartitionsRequest;
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitionsResponse> {
     let live: Vec<i32> = ctx.broker.live_nodes();
     let mut results = Vec::with_capacity(req.topics.len());
+    // Kafka's controller refuses a request that would add more than 10,000 partitions in all.
+    let mut added: i64 = 0;
+    for t in &req.topics {
+        if let Ok(Some(meta)) = ctx.broker.log.topics().get(&t.name).await {
+            added += i64::from(t.count.saturating_sub(meta.partitions).max(0));
+        }
+    }
+    if added > super::MAX_PARTITIONS_PER_REQUEST {
+        for t in req.topics {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(error_code::POLICY_VIOLATION)
+                    .with_error_message(Some(s(super::TOO_MANY_PARTITIONS.to_string()))),
+            );
+        }
+        return Some(CreatePartitionsResponse::default().with_results(results));
+    }
     for t in req.topics {
         let foreign = t
             .assignments

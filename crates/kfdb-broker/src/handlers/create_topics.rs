@@ -15,9 +15,7 @@ pub const KEY: ApiKey = ApiKey::CreateTopics;
 pub const VERSIONS: Versions = Versions::new(2, 7);
 pub type Request = CreateTopicsRequest;
 
-/// Most partitions one CreateTopics request may create (Kafka's controller: 10,000 records per
-/// operation).
-const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+use super::MAX_PARTITIONS_PER_REQUEST;
 
 pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsResponse> {
     let live: Vec<i32> = ctx.broker.live_nodes();
@@ -80,7 +78,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         for p in early.iter_mut().filter(|p| p.is_none()) {
             *p = Some((
                 error_code::POLICY_VIOLATION,
-                "Excessively large number of partitions per request.".to_string(),
+                super::TOO_MANY_PARTITIONS.to_string(),
             ));
         }
     }

@@ -217,6 +217,13 @@ impl RequestCtx<'_> {
     }
 }
 
+/// Most partitions one CreateTopics or CreatePartitions request may add (Kafka's controller:
+/// 10,000 records per operation; beyond, POLICY_VIOLATION for every topic of the request).
+pub(crate) const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's message for a request over [`MAX_PARTITIONS_PER_REQUEST`].
+pub(crate) const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
 /// Why a request could not be answered; the connection is closed.
 #[derive(Debug)]
 pub enum HandleError {
