@@ -181,6 +181,16 @@ impl Database {
         }
     }
 
+    /// True once the store can no longer commit until the process restarts (the embedded
+    /// backend after a failed write or fsync; never for FoundationDB, whose client recovers).
+    pub fn has_failed(&self) -> bool {
+        match &self.backend {
+            DatabaseBackend::Embedded(db) => db.has_failed(),
+            #[cfg(feature = "fdb")]
+            DatabaseBackend::Fdb(_) => false,
+        }
+    }
+
     /// Which backend this is: `"embedded"` or `"fdb"`.
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {

@@ -996,6 +996,7 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
     let listeners = listeners(&args)?;
     let security = security(&args, &listeners)?;
     let db = open_store(&args.store)?;
+    let watched_db = db.clone();
     #[cfg(feature = "faults")]
     let faulty_db = db.clone();
     let brokers = usize::from(args.brokers.max(1));
@@ -1083,8 +1084,21 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
             "kfdb serving"
         );
     }
-    shutdown_signal().await;
-    tracing::info!("shutting down: handing partitions and groups over");
+    let store_failed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = store_failure(&watched_db) => true,
+    };
+    if store_failed {
+        // As Kafka halts when its last log dir fails: a store that refuses every write serves
+        // nobody; a supervisor restarts kfdb once the disk is fixed, and it recovers from there.
+        tracing::error!(
+            "the store failed (a write or fsync error; see the error above — a full disk?) and \
+             refuses every commit: kfdb stops. Fix the cause and restart; everything acknowledged \
+             was durable and is served again"
+        );
+    } else {
+        tracing::info!("shutting down: handing partitions and groups over");
+    }
     cluster.shutdown().await;
     for h in [http, api].into_iter().flatten() {
         h.abort();
@@ -1099,8 +1113,22 @@ async fn serve(args: ServeArgs, settings: Vec<kfdb_broker::BrokerSetting>) -> Re
             .collect();
         tracing::warn!("store faults injected: {}", counts.join(" "));
     }
+    if store_failed {
+        return Err("stopped: the store failed (see the log above)".into());
+    }
     tracing::info!("kfdb stopped");
     Ok(())
+}
+
+/// Resolves once the store has failed for good (the embedded store after a write or fsync
+/// error), checked twice a second.
+async fn store_failure(db: &Database) {
+    loop {
+        if db.has_failed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Logging: `--log-level` (else `KFDB_LOG`/`RUST_LOG`, else info), dependencies' chatter at warn

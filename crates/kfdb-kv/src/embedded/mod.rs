@@ -290,6 +290,12 @@ impl EmbeddedDatabase {
         core.injected_unknown.store(n, Ordering::SeqCst);
     }
 
+    /// True once a write or fsync failed (a full disk, an I/O error): the store refuses every
+    /// commit from then on, and only a restart (after the cause is fixed) serves again.
+    pub fn has_failed(&self) -> bool {
+        self.handle.core.poisoned.load(Ordering::SeqCst)
+    }
+
     /// The newest durable commit version.
     pub fn committed_version(&self) -> i64 {
         self.handle.core.current_view().version as i64
