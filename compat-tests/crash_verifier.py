@@ -70,13 +70,14 @@ def port_open(port: int) -> bool:
 class Broker:
     """One kfdb process on a fixed port and data dir: start, kill -9, start again."""
 
-    def __init__(self, binary: str, workdir: Path, extra: list[str], faults: str | None = None):
+    def __init__(self, binary: str, workdir: Path, extra: list[str], faults: str | None = None,
+                 name: str = "kfdb"):
         self.binary = binary
         self.faults = faults
         self.started = time.monotonic()
         self.port = free_port()
         self.data = workdir / "data"
-        self.log = workdir / "kfdb.log"
+        self.log = workdir / f"{name}.log"
         self.extra = extra
         self.proc: subprocess.Popen | None = None
 
@@ -115,6 +116,39 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode if self.proc else 0
+
+
+class Cluster:
+    """N kfdb processes on one FoundationDB (node ids 1..N, short broker leases): the verifier
+    kills one at random per cycle (kill -9) and starts it again; the others take its partitions
+    and groups over when its lease runs out."""
+
+    def __init__(self, binary: str, workdir: Path, extra: list[str], n: int, rng: random.Random):
+        lease = ["--broker-session-timeout-ms", "3000", "--broker-heartbeat-interval-ms", "500"]
+        self.brokers = [Broker(binary, workdir, [*extra, "--node-id", str(i + 1), *lease], name=f"kfdb-{i + 1}")
+                        for i in range(n)]
+        self.rng = rng
+        self.killed: list[Broker] = []
+        self.started = time.monotonic()
+        self.log = self.brokers[0].log
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers)
+
+    def start(self) -> None:
+        for b in self.killed or self.brokers:
+            b.start()
+        self.killed = []
+
+    def kill(self) -> None:
+        victim = self.rng.choice(self.brokers)
+        victim.kill()
+        self.killed = [victim]
+
+    def stop(self) -> int:
+        codes = [b.stop() for b in self.brokers]
+        return next((c for c in codes if c != 0), 0)
 
 
 def conf(bootstrap: str, **extra) -> dict:
@@ -332,10 +366,16 @@ def injected(log: Path) -> dict[str, int]:
 
 
 def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str], faults: str | None = None,
-        run_seconds: float = 0) -> tuple[dict, bool]:
+        run_seconds: float = 0, brokers: int = 1) -> tuple[dict, bool]:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="kfdb-verifier-"))
-    broker = Broker(binary, workdir, extra, faults)
+    broker: Broker | Cluster
+    if brokers > 1:
+        if "fdb" not in extra:
+            raise SystemExit("--brokers N > 1 needs kfdb on FoundationDB (-- --store fdb --fdb-cluster-file F)")
+        broker = Cluster(binary, workdir, extra, brokers, random.Random(seed + 1))
+    else:
+        broker = Broker(binary, workdir, extra, faults)
     broker.start()
     admin = AdminClient(conf(broker.bootstrap))
     create_topics(admin, ["plain", "idem", "txn"])
@@ -366,7 +406,7 @@ def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str], fa
         for p, off in commit.items():
             if final.get(p, -1) < off:
                 backwards += 1
-    result: dict = {"cycles": cycles, "seed": seed, "committed_backwards": backwards}
+    result: dict = {"cycles": cycles, "seed": seed, "brokers": brokers, "committed_backwards": backwards}
     ok = backwards == 0
     for w in (plain, idem):
         logs = read_all(broker.bootstrap, w.name_, "read_uncommitted")
@@ -415,7 +455,7 @@ def run(binary: str, cycles: int, max_up: float, seed: int, extra: list[str], fa
 def summary(r: dict) -> str:
     p, i, t = r["plain"], r["idem"], r["txn"]
     return (
-        f"verifier: cycles={r['cycles']} seed={r['seed']} "
+        f"verifier: cycles={r['cycles']} brokers={r['brokers']} seed={r['seed']} "
         f"acked plain={p['acked']} idem={i['acked']} txn_committed={t['committed']} "
         f"lost={p['lost'] + i['lost'] + t['lost']} "
         f"dup plain={p['dup']} idem={i['dup']} reordered plain={p['reordered']} idem={i['reordered']} "
@@ -434,9 +474,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--faults", help="KFDB_FAULTS for kfdb (a kfdb built with the faults feature)")
     ap.add_argument("--run-seconds", type=float, default=30, help="with --cycles 0: how long to run")
+    ap.add_argument("--brokers", type=int, default=1,
+                    help="kfdb processes on one FoundationDB; each cycle kills one of them")
     ap.add_argument("serve_args", nargs="*", help="extra kfdb serve arguments (after --)")
     a = ap.parse_args()
-    r, ok = run(a.kfdb, a.cycles, a.max_up, a.seed, a.serve_args, a.faults, a.run_seconds)
+    r, ok = run(a.kfdb, a.cycles, a.max_up, a.seed, a.serve_args, a.faults, a.run_seconds, a.brokers)
     print(summary(r), flush=True)
     print("verifier-json: " + json.dumps(r), flush=True)
     if not ok:

@@ -77,6 +77,9 @@ pub struct BrokerConfig {
     /// `queued.max.request.bytes`: bytes of requests read and not yet answered, over all
     /// connections (`None`: no bound). Beyond it connections wait before reading a frame's body.
     pub queued_max_request_bytes: Option<usize>,
+    /// `fetch.max.bytes`: the most a Fetch response (v3+) carries, whatever the client asks
+    /// (the first batch is always whole, so a consumer makes progress).
+    pub fetch_max_bytes: usize,
     /// Group coordinator settings.
     pub group: group::GroupConfig,
     /// Most topics a Metadata request for all topics returns (bounds the response's memory).
@@ -113,6 +116,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: usize::MAX,
             connections_max_idle: std::time::Duration::from_secs(600),
             queued_max_request_bytes: None,
+            fetch_max_bytes: 57_671_680,
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
             shutdown_timeout: std::time::Duration::from_secs(30),

@@ -1040,3 +1040,75 @@ async fn roundtrip_read(s: &mut TcpStream) -> Option<Bytes> {
     s.read_exact(&mut body).await.ok()?;
     Some(Bytes::from(body))
 }
+
+/// `fetch.max.bytes`: the broker's limit caps a Fetch response whatever the consumer asks for
+/// (whole batches: the one crossing the limit is the last), and the first batch is always whole.
+#[tokio::test]
+async fn fetch_max_bytes_caps_what_a_consumer_asks_for() {
+    use kafka_protocol::messages::{
+        FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName, fetch_request,
+        produce_request,
+    };
+    let (addr, _dir, _stop, _broker) = start_with(BrokerConfig {
+        fetch_max_bytes: 15_000,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let created = create_topics(&mut s, 5, &create_topics_request("capped", &[])).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let value = "v".repeat(10_000);
+    for _ in 0..3 {
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("capped")))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(encode_records(&[&value], -1, -1, -1, false))),
+                    ]),
+            ]);
+        let r: ProduceResponse = call(&mut s, ApiKey::Produce, 7, &produce).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch = |max_bytes: i32| {
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![
+                fetch_request::FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("capped")))
+                    .with_partitions(vec![
+                        fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    };
+    let records_len = |r: &FetchResponse| {
+        r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |b| b.len())
+    };
+    // Three batches of ~10 KB; asked for 1 MiB, the 15,000-byte cap stops after the batch that
+    // crosses it (kfdb sends whole batches only, where Kafka cuts the last one short).
+    let capped: FetchResponse = call(&mut s, ApiKey::Fetch, 4, &fetch(1 << 20)).await;
+    let got = records_len(&capped);
+    assert!(
+        got > 15_000 && got < 25_000,
+        "two whole batches of ~10 KB, not all three: {got}"
+    );
+    let tiny: FetchResponse = call(&mut s, ApiKey::Fetch, 4, &fetch(10)).await;
+    let one = records_len(&tiny);
+    assert!(
+        one > 10_000 && one < 11_000,
+        "the first batch is whole even past the limit: {one}"
+    );
+}

@@ -473,6 +473,10 @@ struct ServeArgs {
         allow_hyphen_values = true
     )]
     queued_max_request_bytes: i64,
+    /// fetch.max.bytes: the most one Fetch response carries, whatever the consumer asks (the
+    /// first batch is always whole).
+    #[arg(long, env = "KFDB_FETCH_MAX_BYTES", default_value_t = 57_671_680)]
+    fetch_max_bytes: usize,
     /// socket.request.max.bytes
     #[arg(
         long,
@@ -793,6 +797,7 @@ fn broker_config(
         queued_max_request_bytes: usize::try_from(args.queued_max_request_bytes)
             .ok()
             .filter(|b| *b > 0),
+        fetch_max_bytes: args.fetch_max_bytes.max(1),
         lag_sample_interval: Duration::from_millis(args.metrics_lag_interval_ms.max(100)),
         slow_request: (args.slow_request_ms > 0)
             .then(|| Duration::from_millis(args.slow_request_ms)),

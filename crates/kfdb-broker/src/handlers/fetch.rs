@@ -276,7 +276,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let request_max = req.max_bytes.max(0) as usize;
+    // The broker's `fetch.max.bytes` caps what a client asks for (from v3, which has the field).
+    let request_max = if ctx.version >= 3 {
+        (req.max_bytes.max(0) as usize).min(ctx.broker.config.fetch_max_bytes)
+    } else {
+        req.max_bytes.max(0) as usize
+    };
     let mut stopping = ctx.broker.stopping.subscribe();
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted

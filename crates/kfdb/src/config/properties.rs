@@ -54,6 +54,7 @@ pub(crate) const DIRECT: &[(&str, &str)] = &[
     ("max.connections.per.ip", "max_connections_per_ip"),
     ("connections.max.idle.ms", "connections_max_idle_ms"),
     ("queued.max.request.bytes", "queued_max_request_bytes"),
+    ("fetch.max.bytes", "fetch_max_bytes"),
     (
         "log.retention.check.interval.ms",
         "log_retention_check_interval_ms",
