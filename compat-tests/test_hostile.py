@@ -322,18 +322,28 @@ def test_an_array_count_of_2_31_minus_1_closes_the_connection(bootstrap):
 # ------------------------------------------------------------------------------------------
 
 
-def create_topics_v2(bootstrap: str, name: str, partitions: int) -> int:
-    body = array([string(name) + struct.pack(">ih", partitions, -1) + array([]) + array([])])
-    body += struct.pack(">i", 30000) + b"\x00"
+def ask_once(bootstrap: str, key: int, version: int, body: bytes) -> bytes:
+    """One request on a fresh connection; its response body (the broker must answer)."""
     c = raw(bootstrap)
     try:
-        r = c.ask(19, 2, body)
+        r = c.ask(key, version, body)
     finally:
         c.close()
     assert r is not None
-    # throttle, [name, error_code, error_message]
+    return r
+
+
+def first_result_error(r: bytes) -> int:
+    """The error code of the first result of a CreateTopics v2 / CreatePartitions v1 response:
+    throttle, [name, error_code, error_message]."""
     n = struct.unpack(">h", r[8:10])[0]
     return struct.unpack(">h", r[10 + n:12 + n])[0]
+
+
+def create_topics_v2(bootstrap: str, name: str, partitions: int) -> int:
+    body = array([string(name) + struct.pack(">ih", partitions, -1) + array([]) + array([])])
+    body += struct.pack(">i", 30000) + b"\x00"
+    return first_result_error(ask_once(bootstrap, 19, 2, body))
 
 
 @pytest.mark.parametrize("partitions", [0, -5])
@@ -356,12 +366,7 @@ def test_topic_names_kafka_refuses_are_invalid_topic_exception(bootstrap, name):
 def fetch_v4(bootstrap: str, topic: str, partition: int, offset: int) -> int:
     part = struct.pack(">iqi", partition, offset, 1 << 20)
     body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0) + array([string(topic) + array([part])])
-    c = raw(bootstrap)
-    try:
-        r = c.ask(1, 4, body)
-    finally:
-        c.close()
-    assert r is not None
+    r = ask_once(bootstrap, 1, 4, body)
     # throttle, [name, [partition, error_code, ...]]
     n = struct.unpack(">h", r[8:10])[0]
     at = 10 + n + 4
@@ -383,13 +388,5 @@ def test_adding_more_than_10000_partitions_in_one_request_is_a_policy_violation(
     assert create_topics_v2(bootstrap, name, 1) == NONE
     # CreatePartitions v1: [name, count, assignments (null)], timeout, validate_only.
     body = array([string(name) + struct.pack(">ii", 0x7FFFFFFF, -1)]) + struct.pack(">i", 30000) + b"\x00"
-    c = raw(bootstrap)
-    try:
-        r = c.ask(37, 1, body)
-    finally:
-        c.close()
-    assert r is not None
-    # throttle, [name, error_code, error_message]
-    n = struct.unpack(">h", r[8:10])[0]
-    assert struct.unpack(">h", r[10 + n:12 + n])[0] == POLICY_VIOLATION
+    assert first_result_error(ask_once(bootstrap, 37, 1, body)) == POLICY_VIOLATION
     assert metadata_ok(bootstrap)
