@@ -1,8 +1,9 @@
 //! Bounded decompression of a record batch's records section (gzip, snappy, lz4, zstd).
 //!
-//! A producer's batch is only decompressed to read its records' keys (the key index, compacted
-//! topics). The output is capped: a few kilobytes that claim (snappy's length header) or expand to
-//! gigabytes must not become a gigabyte allocation. Each codec streams through a `Read` that stops
+//! A producer's batch is decompressed to check its records before it is appended (as Kafka does)
+//! and to read their keys (the key index, compacted topics); a stored one to find a record by
+//! time or key. The output is capped: a few kilobytes that claim (snappy's length header) or
+//! expand to gigabytes must not become a gigabyte allocation. Each codec streams through a `Read` that stops
 //! one byte past the cap, and snappy's claimed lengths are checked before anything is allocated.
 //! The codecs are the crates kafka-protocol itself uses (flate2, snap, lz4, zstd); only the
 //! xerial framing of Kafka's snappy (16-byte header, then length-prefixed raw blocks, or a bare

@@ -43,10 +43,7 @@ pub struct IndexedRecord {
 /// The records of `batch` as the index sees them, decompressing them if needed (a walk over the
 /// raw records, `records.rs`: no record is decoded further than its key).
 pub fn records_of(batch: &Batch) -> LogResult<Vec<IndexedRecord>> {
-    let raw = crate::records::raw_records(batch).map_err(|e| match e {
-        LogError::Corrupt(m) => LogError::CorruptMessage(format!("records do not decode: {m}")),
-        e => e,
-    })?;
+    let raw = crate::records::produced_records(batch)?;
     Ok(raw
         .into_iter()
         .map(|r| IndexedRecord {

@@ -129,16 +129,19 @@ pub(crate) fn raw_records(b: &Batch) -> LogResult<Vec<RawRecord>> {
     Ok(out)
 }
 
-/// Check a produced batch as Kafka does before appending it: its records decompress (within the
-/// bound) and are as many as it counts, each within the batch. CORRUPT_MESSAGE if not.
+/// The records of a batch a producer sent, checked as Kafka checks them before appending: they
+/// decompress (within the bound) and are as many as the batch counts, each within it.
+/// CORRUPT_MESSAGE if not (MESSAGE_TOO_LARGE past the bound).
+pub(crate) fn produced_records(b: &Batch) -> LogResult<Vec<RawRecord>> {
+    raw_records(b).map_err(|e| match e {
+        LogError::Corrupt(m) => LogError::CorruptMessage(format!("records do not decode: {m}")),
+        e => e,
+    })
+}
+
+/// [`produced_records`] for a batch whose records are not needed, only checked.
 pub(crate) fn validate(b: &Batch) -> LogResult<()> {
-    match raw_records(b) {
-        Ok(_) => Ok(()),
-        Err(LogError::Corrupt(m)) => Err(LogError::CorruptMessage(format!(
-            "records do not decode: {m}"
-        ))),
-        Err(e) => Err(e),
-    }
+    produced_records(b).map(|_| ())
 }
 
 /// Batch `b` holding only `kept` (records of `b`, in order; at least one): see the module docs.
