@@ -4,6 +4,9 @@
 //! before SASL authentication or a failed authentication closes only this connection, with a log
 //! line.
 //!
+//! A connection a client quota throttled is muted: nothing more is read from it until the
+//! throttle time has passed, as Kafka mutes a throttled channel.
+//!
 //! Requests are handled one at a time, in order, as Kafka does — except Produce: a Produce request
 //! is queued on its partitions' writers and its response written when the appends are durable,
 //! while the connection reads on. A client's pipelined Produce requests therefore share commits
@@ -104,6 +107,7 @@ async fn open(
         peer,
         listener: listener.name.clone(),
         session: Session::new(listener.protocol, tls_principal),
+        muted: Default::default(),
     };
     Ok((socket, client))
 }
@@ -221,6 +225,22 @@ impl Connection {
         }
     }
 
+    /// A client quota muted the connection: read nothing until `until`, answering this
+    /// connection's finished Produce requests meanwhile.
+    async fn wait_muted(
+        &mut self,
+        until: tokio::time::Instant,
+        pending: &mut Pending,
+    ) -> Result<(), End> {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                Some(answer) = pending.next(), if !pending.is_empty() => self.write(answer).await?,
+                _ = self.stop.changed() => return Err(End::Closed),
+            }
+        }
+    }
+
     async fn serve(&mut self, pending: &mut Pending) -> Result<(), End> {
         let client = self.client.clone();
         let idle = self.broker.config.connections_max_idle;
@@ -234,6 +254,10 @@ impl Connection {
             } else {
                 PRE_AUTH_MAX_BYTES.min(self.broker.config.max_request_bytes)
             };
+            if let Some(until) = client.muted.until() {
+                self.wait_muted(until, pending).await?;
+                last_active = tokio::time::Instant::now();
+            }
             self.take_room(max, pending).await?;
             match frame::parse(&mut self.buf, max) {
                 Ok(Some(body)) => {

@@ -65,6 +65,7 @@ impl Harness {
             peer: "127.0.0.1:40000".parse().expect("a socket address"),
             listener: "PLAINTEXT".into(),
             session: crate::sasl::Session::new(SecurityProtocol::Plaintext, None),
+            muted: Default::default(),
         };
         Ok(Self {
             runtime,

@@ -22,6 +22,7 @@ pub mod keyapi;
 pub mod listeners;
 pub mod metrics;
 pub mod node;
+pub mod quota;
 pub mod sasl;
 mod server;
 pub mod slowlog;
@@ -141,6 +142,8 @@ pub struct Broker {
     pub auth_failures: sasl::FailureLimiter,
     /// Set when the server shuts down: long-polling requests answer at once.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// Client quotas and the rates they are measured on.
+    pub quotas: quota::Quotas,
     /// Room for request bytes in flight (`queued.max.request.bytes`), one permit per byte.
     pub(crate) request_bytes: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -155,6 +158,7 @@ impl Broker {
             .queued_max_request_bytes
             .map(|b| Arc::new(tokio::sync::Semaphore::new(b.min(u32::MAX as usize))));
         Ok(Arc::new(Self {
+            quotas: quota::Quotas::new(log.clone()),
             request_bytes,
             authorizer,
             log,

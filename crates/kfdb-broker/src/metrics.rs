@@ -2,7 +2,7 @@
 //!
 //! Per API key: requests and latency. Broker-wide: bytes in and out, connections, connections
 //! closed for protocol faults, the store's commit latency (recorded by kfdb-kv's retry loop) and
-//! its commit/conflict/fsync/retry counters and compaction's counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
+//! its commit/conflict/fsync/retry counters, client-quota throttling and compaction's counters (read when scraped). No per-topic labels: label cardinality stays fixed at any topic count.
 
 use kfdb_log::Log;
 use prometheus::{
@@ -24,6 +24,10 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     /// Times a connection waited for room under `queued.max.request.bytes` before reading a frame.
     pub request_bytes_waits: IntCounter,
+    /// Requests throttled by a client quota, by quota key, and the milliseconds they were given.
+    pub quota_throttled: IntCounterVec,
+    /// Milliseconds of throttling given for client quotas, by quota key.
+    pub quota_throttle_ms: IntCounterVec,
     /// Open connections.
     pub connections: IntGauge,
     /// Connections closed because of a framing or decoding fault, by reason.
@@ -92,6 +96,22 @@ impl Metrics {
             "kfdb_request_bytes_waits_total",
             "Times a connection waited for room under queued.max.request.bytes before reading a \
              request",
+        )
+        .map_err(fail)?;
+        let quota_throttled = IntCounterVec::new(
+            Opts::new(
+                "kfdb_quota_throttled_total",
+                "Requests throttled by a client quota",
+            ),
+            &["quota"],
+        )
+        .map_err(fail)?;
+        let quota_throttle_ms = IntCounterVec::new(
+            Opts::new(
+                "kfdb_quota_throttle_ms_total",
+                "Milliseconds of throttling given for client quotas",
+            ),
+            &["quota"],
         )
         .map_err(fail)?;
         let protocol_errors = IntCounterVec::new(
@@ -215,6 +235,8 @@ impl Metrics {
             bytes_in,
             bytes_out,
             request_bytes_waits,
+            quota_throttled,
+            quota_throttle_ms,
             connections,
             protocol_errors,
             sasl_authentications,
@@ -225,6 +247,8 @@ impl Metrics {
             Box::new(m.bytes_in.clone()),
             Box::new(m.bytes_out.clone()),
             Box::new(m.request_bytes_waits.clone()),
+            Box::new(m.quota_throttled.clone()),
+            Box::new(m.quota_throttle_ms.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.protocol_errors.clone()),
             Box::new(m.sasl_authentications.clone()),

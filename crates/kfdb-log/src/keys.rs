@@ -61,6 +61,10 @@
 //! ("kfdb", "acl", resource_type, pattern_type, resource_name, principal, host, operation, permission)
 //!                                                      → () : an ACL binding (Kafka's codes)
 //! ("kfdb", "acls_version")                             → counter: bumped with every ACL change
+//! ("kfdb", "quota", user_kind, user, client_kind, client_id, ip_kind, ip, key)
+//!                                                      → f64 (LE): one client quota value; a kind is
+//!                                                         0 absent, 1 the default entity, 2 named
+//! ("kfdb", "quotas_version")                           → counter: bumped with every quota change
 //! ```
 //!
 //! Record batches are keyed by their **last** offset: the batch holding offset `f` is the first key
@@ -689,6 +693,34 @@ pub(crate) fn parse_acl(key: &[u8]) -> LogResult<AclKey> {
 
 pub(crate) fn acls_version() -> Vec<u8> {
     pack(&"acls_version")
+}
+
+// ---- client quotas -------------------------------------------------------------------------
+
+fn quota_space() -> Subspace {
+    root().subspace(&"quota")
+}
+
+/// One quota value's key: `(user_kind, user, client_kind, client_id, ip_kind, ip, key)`, each
+/// kind 0 (absent), 1 (the default entity) or 2 (named).
+pub(crate) type QuotaKey = (i64, String, i64, String, i64, String, String);
+
+pub(crate) fn client_quota(k: &QuotaKey) -> Vec<u8> {
+    quota_space().pack(k)
+}
+
+/// Every client quota value.
+pub(crate) fn client_quotas() -> KeyRange {
+    range_of(&quota_space())
+}
+
+/// The entity and key of a quota key.
+pub(crate) fn parse_client_quota(key: &[u8]) -> LogResult<QuotaKey> {
+    parse(&quota_space(), key, "client quota")
+}
+
+pub(crate) fn quotas_version() -> Vec<u8> {
+    pack(&"quotas_version")
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@
 //! - `producers::ProducerStates`: producer ids and the producer states partitions keep.
 //! - `groups::GroupStore`: committed offsets and stored group membership.
 //! - `txn::TxnCoordinator` (with `markers.rs`): the transaction coordinator.
-//! - `users::Users`: SASL users' salted SCRAM credentials; `acls::Acls`: ACL bindings.
+//! - `users::Users`: SASL users' salted SCRAM credentials; `acls::Acls`: ACL bindings;
+//!   `quotas::ClientQuotas`: client quotas.
 //! - `sweeps`: the background loops over retention, transactions and producers.
 //! - `tails::Tails`: what this broker holds in memory about partition tails (hot cache,
 //!   watermark channels), shared by the writers, the reader and retention.
@@ -54,6 +55,7 @@ mod partition;
 mod placement;
 mod producer;
 mod producers;
+mod quotas;
 mod reader;
 mod records;
 mod retention;
@@ -79,6 +81,7 @@ pub use leadership::Leadership;
 pub use members::{ClusterView, Membership, MembershipConfig};
 pub use placement::{CoordinatorKind, partition_replica};
 pub use producers::{ActiveProducer, PID_BLOCK, ProducerStates};
+pub use quotas::{ClientQuotas, EntityName, QuotaChange, QuotaEntity, QuotaValues};
 pub use reader::{FetchResult, Isolation, OffsetLookup, PartitionReader};
 pub use retention::Retention;
 pub use tails::Tails;
@@ -194,6 +197,7 @@ pub struct Log {
     txns: Arc<TxnCoordinator>,
     users: Users,
     acls: Acls,
+    quotas: ClientQuotas,
 }
 
 impl Log {
@@ -273,6 +277,7 @@ impl Log {
             groups: GroupStore::new(db.clone(), node),
             users: Users::new(db.clone()),
             acls: Acls::new(db.clone()),
+            quotas: ClientQuotas::new(db.clone()),
             db,
             config,
             cluster_id,
@@ -349,6 +354,11 @@ impl Log {
     /// The transaction coordinator.
     pub fn txns(&self) -> &TxnCoordinator {
         &self.txns
+    }
+
+    /// Client quotas.
+    pub fn quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 
     /// SASL users' credentials.

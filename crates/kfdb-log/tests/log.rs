@@ -744,3 +744,59 @@ async fn rename_keeps_the_data_ids_and_committed_offsets() {
     let again = topic(&log, "before", 1, &[]).await;
     assert_ne!(again.id, t.id);
 }
+
+#[tokio::test]
+async fn client_quotas_are_stored_by_entity_and_survive_a_restart() {
+    use kfdb_log::{EntityName, QuotaEntity};
+    let dir = tempfile::tempdir().unwrap();
+    let alice = QuotaEntity {
+        user: Some(EntityName::Named("alice".into())),
+        client_id: Some(EntityName::Default),
+        ip: None,
+    };
+    let any_ip = QuotaEntity {
+        ip: Some(EntityName::Default),
+        ..Default::default()
+    };
+    {
+        let log = common::open(dir.path()).await;
+        let quotas = log.quotas();
+        let (before, none) = quotas.list().await.unwrap();
+        assert!(none.is_empty());
+        quotas
+            .alter(&[
+                (
+                    alice.clone(),
+                    vec![
+                        ("producer_byte_rate".into(), Some(1024.0)),
+                        ("request_percentage".into(), Some(12.5)),
+                    ],
+                ),
+                (any_ip.clone(), vec![("connection_creation_rate".into(), Some(3.0))]),
+            ])
+            .await
+            .unwrap();
+        assert_ne!(quotas.version().await.unwrap(), before);
+        // Removing one key keeps the other; removing an absent key does nothing.
+        quotas
+            .alter(&[(
+                alice.clone(),
+                vec![
+                    ("producer_byte_rate".into(), None),
+                    ("consumer_byte_rate".into(), None),
+                ],
+            )])
+            .await
+            .unwrap();
+    }
+    let log = common::open(dir.path()).await;
+    let (_, listed) = log.quotas().list().await.unwrap();
+    let mut listed = listed;
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (alice, vec![("request_percentage".to_string(), 12.5)]),
+        (any_ip, vec![("connection_creation_rate".to_string(), 3.0)]),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, want);
+}

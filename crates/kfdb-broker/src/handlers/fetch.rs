@@ -390,6 +390,23 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
             || (watches.is_empty() && !replica_reads)
             || *stopping.borrow()
         {
+            // `consumer_byte_rate`: over it, the client gets no data this time (what was read
+            // is not counted) and waits out the throttle, as Kafka answers a throttled Fetch.
+            let throttle_ms = ctx
+                .throttle(crate::quota::CONSUMER_BYTE_RATE, total as f64, u64::MAX)
+                .await;
+            if throttle_ms > 0 {
+                ctx.broker
+                    .quotas
+                    .unrecord(
+                        crate::quota::CONSUMER_BYTE_RATE,
+                        &ctx.client.session.principal(),
+                        ctx.header.client_id.as_deref().unwrap_or(""),
+                        total as f64,
+                    )
+                    .await;
+                return Some(FetchResponse::default().with_throttle_time_ms(throttle_ms));
+            }
             for (w, r) in wanted.iter().zip(results) {
                 topics_out[w.topic_index].partitions.push(r);
             }
@@ -429,11 +446,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                     select_all(watches.iter_mut().map(|w| Box::pin(w.changed()))).await;
                 (result.is_err(), index)
             };
-            tokio::select! {
-                r = tokio::time::timeout_at(wake_at, changed) => r,
-                // Shutting down: one more read answers with what there is.
-                _ = stopping.wait_for(|s| *s) => Ok((false, usize::MAX)),
-            }
+            ctx.park(async {
+                tokio::select! {
+                    r = tokio::time::timeout_at(wake_at, changed) => r,
+                    // Shutting down: one more read answers with what there is.
+                    _ = stopping.wait_for(|s| *s) => Ok((false, usize::MAX)),
+                }
+            })
+            .await
         };
         // A closed channel (topic deleted) is dropped so the loop cannot spin on it; at the
         // deadline one more read answers with what there is.

@@ -91,7 +91,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<JoinGroupRespo
         let persist = g.join(join, Instant::now(), tx);
         coordinator.persist(&g, persist).await;
     }
-    let r = match rx.await {
+    let r = match ctx.park(rx).await {
         Ok(r) => r,
         Err(_) => {
             // The group was dropped: deleted, or coordinated elsewhere now.

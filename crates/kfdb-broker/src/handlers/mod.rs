@@ -12,6 +12,7 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_replica_log_dirs;
@@ -28,6 +29,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -59,6 +61,7 @@ mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
+mod throttle;
 mod topic_configs;
 mod txn_offset_commit;
 
@@ -117,6 +120,13 @@ pub struct RequestCtx<'a> {
     pub client: &'a Client,
     /// What the slow-request log records (only when it is on).
     pub trace: Option<Arc<crate::slowlog::Trace>>,
+    /// The request's size on the wire (what a produce quota counts).
+    pub size: usize,
+    /// When the handler started.
+    pub started: std::time::Instant,
+    /// Nanoseconds the handler spent parked (a Fetch's long poll, a JoinGroup waiting for the
+    /// rebalance), which a request quota does not count as busy.
+    pub parked: std::sync::atomic::AtomicU64,
 }
 
 /// The connection a request came on.
@@ -129,6 +139,30 @@ pub struct Client {
     pub listener: String,
     /// Its authentication state and principal.
     pub session: Arc<Session>,
+    /// Until when a client quota mutes it.
+    pub muted: Arc<Mute>,
+}
+
+/// A connection muted by a client quota, as Kafka mutes a throttled channel: nothing more is
+/// read from it until the throttle time has passed (responses already due are still written).
+#[derive(Debug, Default)]
+pub struct Mute(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Mute {
+    /// Mute for `ms` from now (a longer mute already set stays).
+    pub fn extend(&self, ms: u64) {
+        let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.is_none_or(|t| t < until) {
+            *m = Some(until);
+        }
+    }
+
+    /// When the mute ends, if it has not yet.
+    pub fn until(&self) -> Option<tokio::time::Instant> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.filter(|t| *t > tokio::time::Instant::now())
+    }
 }
 
 impl RequestCtx<'_> {
@@ -137,6 +171,39 @@ impl RequestCtx<'_> {
         if let Some(t) = &self.trace {
             t.topic(name);
         }
+    }
+
+    /// Record `value` against the client's `key` quota (`crate::quota`); when it is over, mute
+    /// the connection for the throttle time and answer it (ms, for `throttle_time_ms`), else 0.
+    pub async fn throttle(&self, key: &'static str, value: f64, cap_ms: u64) -> i32 {
+        if self.broker.quotas.current().await.is_empty() {
+            return 0;
+        }
+        let client_id = self.header.client_id.as_deref().unwrap_or("");
+        let principal = self.client.session.principal();
+        let ms = self
+            .broker
+            .quotas
+            .record(key, &principal, client_id, value, cap_ms)
+            .await;
+        if ms > 0 {
+            self.client.muted.extend(ms);
+            let m = &self.broker.metrics;
+            m.quota_throttled.with_label_values(&[key]).inc();
+            m.quota_throttle_ms.with_label_values(&[key]).inc_by(ms);
+        }
+        ms.min(i32::MAX as u64) as i32
+    }
+
+    /// Await `f`, counting the wait as parked (see [`RequestCtx::parked`]).
+    pub async fn park<F: std::future::Future>(&self, f: F) -> F::Output {
+        let since = std::time::Instant::now();
+        let out = f.await;
+        self.parked.fetch_add(
+            since.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        out
     }
 
     /// The client's host as Kafka reports it in group descriptions (`/` + IP address).
@@ -329,9 +396,14 @@ macro_rules! handlers {
                 if key == $module::KEY {
                     let request = <$module::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
-                    return match Reply::into_reply($module::handle(ctx, request).await)? {
-                        Some(response) => encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response)
-                            .map(|b| Answer::Now(Some(b))),
+                    let reply = Reply::into_reply($module::handle(ctx, request).await);
+                    let throttle_ms = request_throttle(ctx, key).await;
+                    return match reply? {
+                        Some(mut response) => {
+                            throttle::ThrottleTime::set_throttle(&mut response, ctx.version, throttle_ms);
+                            encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response)
+                                .map(|b| Answer::Now(Some(b)))
+                        }
                         None => Ok(Answer::Now(None)),
                     };
                 }
@@ -341,11 +413,15 @@ macro_rules! handlers {
                     let request = <$later::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     let pending = $later::begin(ctx, request).await;
+                    let throttle_ms = request_throttle(ctx, key).await;
                     let (correlation_id, version) = (ctx.header.correlation_id, ctx.version);
                     let trace = ctx.trace.clone();
                     return Ok(Answer::Later(Box::pin(async move {
                         match pending.await {
-                            Some(response) => encode(trace.as_deref(), correlation_id, key, version, &response).map(Some),
+                            Some(mut response) => {
+                                throttle::ThrottleTime::set_throttle(&mut response, version, throttle_ms);
+                                encode(trace.as_deref(), correlation_id, key, version, &response).map(Some)
+                            }
                             None => Ok(None),
                         }
                     })));
@@ -405,6 +481,8 @@ handlers!(
         describe_acls,
         create_acls,
         delete_acls,
+        describe_client_quotas,
+        alter_client_quotas,
     ],
     later: [produce],
 );
@@ -412,6 +490,28 @@ handlers!(
 /// The entry for `key`, if served.
 pub fn entry(key: ApiKey) -> Option<&'static ApiEntry> {
     APIS.iter().find(|a| a.key == key)
+}
+
+/// `request_percentage`: the time the handler was busy so far (not parked), as percent-seconds
+/// of one thread, against the client's request quota; the throttle, at most one quota sample
+/// (as Kafka's request quota). The SASL exchange is not subject to it.
+async fn request_throttle(ctx: &RequestCtx<'_>, key: ApiKey) -> i32 {
+    if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+        return 0;
+    }
+    let parked = ctx.parked.load(std::sync::atomic::Ordering::Relaxed);
+    let busy = ctx
+        .started
+        .elapsed()
+        .saturating_sub(std::time::Duration::from_nanos(parked))
+        .as_secs_f64()
+        * 100.0;
+    ctx.throttle(
+        crate::quota::REQUEST_PERCENTAGE,
+        busy,
+        crate::quota::rate::SAMPLE_MS,
+    )
+    .await
 }
 
 /// Frame a response: size prefix, response header, body.
@@ -472,6 +572,7 @@ pub async fn handle(
     if frame.len() < 8 {
         return Err(HandleError::TooShort);
     }
+    let size = frame.len() + 4;
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -503,8 +604,11 @@ pub async fn handle(
             .config
             .slow_request
             .map(|_| Arc::new(crate::slowlog::Trace::default())),
+        size,
+        started: std::time::Instant::now(),
+        parked: Default::default(),
     };
-    let started = std::time::Instant::now();
+    let started = ctx.started;
     let result = dispatch(&ctx, key, &mut frame).await;
     let api = api_name(key);
     broker.metrics.requests.with_label_values(&[api]).inc();
@@ -603,7 +707,7 @@ mod tests {
             );
         }
         assert_eq!(
-            api_name(ApiKey::DescribeClientQuotas),
+            api_name(ApiKey::DescribeDelegationToken),
             "Other",
             "not served"
         );

@@ -170,6 +170,11 @@ pub async fn begin(
             .collect();
         topics.push((topic.name, topic.topic_id, outcomes));
     }
+    // `producer_byte_rate`: the request's size counts (as in Kafka), when it arrives; an acks=0
+    // producer is throttled by the mute alone.
+    let throttle_ms = ctx
+        .throttle(crate::quota::PRODUCER_BYTE_RATE, ctx.size as f64, u64::MAX)
+        .await;
     let broker = ctx.broker.clone();
     let listener = ctx.client.listener.clone();
     Box::pin(async move {
@@ -261,6 +266,7 @@ pub async fn begin(
         (acks != 0).then(|| {
             ProduceResponse::default()
                 .with_responses(responses)
+                .with_throttle_time_ms(throttle_ms)
                 .with_node_endpoints(node_endpoints)
         })
     })

@@ -58,7 +58,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<SyncGroupRespo
         );
         coordinator.persist(&g, persist).await;
     }
-    let r = match rx.await {
+    let r = match ctx.park(rx).await {
         Ok(r) => r,
         Err(_) => {
             let code = coordinator

@@ -1,0 +1,328 @@
+//! Client quotas as Kafka applies them: which quota keys exist for which entities, which stored
+//! entity's quota governs a request (Kafka's eight-step precedence from `user + client-id` down
+//! to `<default> client-id`), and the measured rates that decide a throttle. Each broker keeps a
+//! copy of the stored quotas (`kfdb_log::ClientQuotas`), checked against the store's version at
+//! most every [`REFRESH`], so a quota set through any broker applies on every broker within a
+//! second; rates are this broker's own, as in a Kafka cluster (a client's quota applies per
+//! broker). If the quotas cannot be read the last copy is used (none yet: no quota).
+
+pub mod rate;
+
+use bytes::Bytes;
+use kfdb_log::{EntityName, Log, QuotaEntity, QuotaValues};
+use rate::Rate;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How stale the quota copy may get.
+pub const REFRESH: Duration = Duration::from_millis(500);
+
+/// Bytes per second a (user, client id) may produce.
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+/// Bytes per second a (user, client id) may fetch.
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// Percent of one request thread a (user, client id) may keep busy.
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// Partitions per second a (user, client id) may create or delete (stored, not enforced).
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+/// Connections per second from one address (stored, not enforced).
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
+/// A quota value's type, as Kafka's quota configs define it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// A whole number up to `i64::MAX`.
+    Long,
+    /// A whole number up to `i32::MAX`.
+    Int,
+    /// Any number.
+    Double,
+}
+
+/// The type of `key`'s values on `entity` (an IP entity has its own keys); `None`: not a quota
+/// key for it.
+pub fn value_type(entity: &QuotaEntity, key: &str) -> Option<ValueType> {
+    if entity.ip.is_some() {
+        return (key == CONNECTION_CREATION_RATE).then_some(ValueType::Int);
+    }
+    match key {
+        PRODUCER_BYTE_RATE | CONSUMER_BYTE_RATE => Some(ValueType::Long),
+        REQUEST_PERCENTAGE | CONTROLLER_MUTATION_RATE => Some(ValueType::Double),
+        _ => None,
+    }
+}
+
+/// Whose rate a quota is measured on: the user and client id it names ("" for a part the
+/// governing entity leaves out, so `user=alice` covers all of alice's clients together).
+type SensorKey = (&'static str, String, String);
+
+/// Which stored entity governs `key` for `user`'s client `client_id`, by Kafka's precedence, and
+/// the sensor its rate is measured on.
+fn resolve(
+    quotas: &HashMap<QuotaEntity, QuotaValues>,
+    key: &'static str,
+    user: &str,
+    client_id: &str,
+) -> Option<(f64, SensorKey)> {
+    let named = |n: &str| Some(EntityName::Named(n.to_string()));
+    let default = || Some(EntityName::Default);
+    let steps: [(Option<EntityName>, Option<EntityName>, bool, bool); 8] = [
+        (named(user), named(client_id), true, true),
+        (named(user), default(), true, true),
+        (named(user), None, true, false),
+        (default(), named(client_id), true, true),
+        (default(), default(), true, true),
+        (default(), None, true, false),
+        (None, named(client_id), false, true),
+        (None, default(), false, true),
+    ];
+    steps.into_iter().find_map(|(u, c, by_user, by_client)| {
+        let entity = QuotaEntity {
+            user: u,
+            client_id: c,
+            ip: None,
+        };
+        let value = quotas
+            .get(&entity)?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)?;
+        let tag = |on: bool, v: &str| if on { v.to_string() } else { String::new() };
+        Some((value, (key, tag(by_user, user), tag(by_client, client_id))))
+    })
+}
+
+/// The user a principal names for quotas (`User:alice` → `alice`).
+pub fn user_of(principal: &str) -> &str {
+    principal.strip_prefix("User:").unwrap_or(principal)
+}
+
+struct Copy {
+    checked: Option<Instant>,
+    version: Option<Bytes>,
+    quotas: Arc<HashMap<QuotaEntity, QuotaValues>>,
+}
+
+/// See the module documentation.
+pub struct Quotas {
+    log: Arc<Log>,
+    copy: Mutex<Copy>,
+    refreshing: tokio::sync::Mutex<()>,
+    sensors: Mutex<Sensors>,
+    epoch: Instant,
+}
+
+#[derive(Default)]
+struct Sensors {
+    rates: HashMap<SensorKey, Rate>,
+    pruned_ms: u64,
+}
+
+/// How often idle sensors are dropped.
+const PRUNE_EVERY_MS: u64 = 60_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Quotas {
+    /// Quotas stored through `log`.
+    pub fn new(log: Arc<Log>) -> Self {
+        Self {
+            log,
+            copy: Mutex::new(Copy {
+                checked: None,
+                version: None,
+                quotas: Arc::new(HashMap::new()),
+            }),
+            refreshing: tokio::sync::Mutex::new(()),
+            sensors: Mutex::new(Sensors::default()),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The quotas in force: the copy, refreshed when older than [`REFRESH`] and changed in the
+    /// store. One request refreshes it; others meanwhile use the copy they find.
+    pub async fn current(&self) -> Arc<HashMap<QuotaEntity, QuotaValues>> {
+        let (fresh, loaded, quotas) = {
+            let c = lock(&self.copy);
+            (
+                c.checked.is_some_and(|t| t.elapsed() < REFRESH),
+                c.checked.is_some(),
+                c.quotas.clone(),
+            )
+        };
+        if fresh {
+            return quotas;
+        }
+        let _refreshing = match self.refreshing.try_lock() {
+            Ok(g) => g,
+            Err(_) if loaded => return quotas,
+            Err(_) => self.refreshing.lock().await,
+        };
+        let known = {
+            let c = lock(&self.copy);
+            if c.checked.is_some_and(|t| t.elapsed() < REFRESH) {
+                return c.quotas.clone();
+            }
+            c.checked.is_some().then(|| c.version.clone())
+        };
+        let store = self.log.quotas();
+        let fresh = match store.version().await {
+            Ok(v) if known.as_ref() == Some(&v) => Ok(None),
+            Ok(_) => store.list().await.map(Some),
+            Err(e) => Err(e),
+        };
+        let mut c = lock(&self.copy);
+        c.checked = Some(Instant::now());
+        match fresh {
+            Ok(Some((version, list))) => {
+                c.version = version;
+                c.quotas = Arc::new(list.into_iter().collect());
+            }
+            Ok(None) => {}
+            // Back off: the next look in REFRESH, not every request meanwhile.
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the client quotas failed; using the last copy")
+            }
+        }
+        c.quotas.clone()
+    }
+
+    /// Forget the copy (after a change made here, so it applies at once).
+    pub fn invalidate(&self) {
+        lock(&self.copy).checked = None;
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Record `value` (bytes, or percent-seconds of a thread) against `key`'s quota for
+    /// `principal`'s client `client_id`; how long to throttle it, in milliseconds (0: within
+    /// its quota, or none applies). `cap_ms` bounds the answer.
+    pub async fn record(
+        &self,
+        key: &'static str,
+        principal: &str,
+        client_id: &str,
+        value: f64,
+        cap_ms: u64,
+    ) -> u64 {
+        let quotas = self.current().await;
+        if quotas.is_empty() {
+            return 0;
+        }
+        let Some((bound, sensor)) = resolve(&quotas, key, user_of(principal), client_id) else {
+            return 0;
+        };
+        let now = self.now_ms();
+        let mut sensors = lock(&self.sensors);
+        if now >= sensors.pruned_ms + PRUNE_EVERY_MS {
+            sensors.pruned_ms = now;
+            sensors.rates.retain(|_, r| !r.is_empty(now));
+        }
+        let rate = sensors.rates.entry(sensor).or_default();
+        rate.record(now, value);
+        rate.throttle_ms(now, bound).min(cap_ms)
+    }
+
+    /// Take back what [`Self::record`] recorded (a throttled Fetch sends no data).
+    pub async fn unrecord(&self, key: &'static str, principal: &str, client_id: &str, value: f64) {
+        let quotas = self.current().await;
+        let Some((_, sensor)) = resolve(&quotas, key, user_of(principal), client_id) else {
+            return;
+        };
+        let now = self.now_ms();
+        if let Some(rate) = lock(&self.sensors).rates.get_mut(&sensor) {
+            rate.unrecord(now, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(user: Option<Option<&str>>, client: Option<Option<&str>>) -> QuotaEntity {
+        let part = |p: Option<Option<&str>>| p.map(EntityName::from_wire);
+        QuotaEntity {
+            user: part(user),
+            client_id: part(client),
+            ip: None,
+        }
+    }
+
+    fn with(entries: &[(QuotaEntity, f64)]) -> HashMap<QuotaEntity, QuotaValues> {
+        entries
+            .iter()
+            .map(|(e, v)| (e.clone(), vec![(PRODUCER_BYTE_RATE.to_string(), *v)]))
+            .collect()
+    }
+
+    #[test]
+    fn the_most_specific_entity_governs_in_kafkas_order() {
+        let all = [
+            (entity(Some(Some("alice")), Some(Some("app"))), 1.0),
+            (entity(Some(Some("alice")), Some(None)), 2.0),
+            (entity(Some(Some("alice")), None), 3.0),
+            (entity(Some(None), Some(Some("app"))), 4.0),
+            (entity(Some(None), Some(None)), 5.0),
+            (entity(Some(None), None), 6.0),
+            (entity(None, Some(Some("app"))), 7.0),
+            (entity(None, Some(None)), 8.0),
+        ];
+        let tags = [
+            ("alice", "app"),
+            ("alice", "app"),
+            ("alice", ""),
+            ("alice", "app"),
+            ("alice", "app"),
+            ("alice", ""),
+            ("", "app"),
+            ("", "app"),
+        ];
+        for skip in 0..all.len() {
+            let q = with(&all[skip..]);
+            let (value, (_, u, c)) = resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").unwrap();
+            assert_eq!(value, (skip + 1) as f64);
+            assert_eq!((u.as_str(), c.as_str()), tags[skip]);
+        }
+        // Other users' and clients' named quotas do not apply; other keys do not either.
+        let q = with(&[
+            (entity(Some(Some("bob")), None), 1.0),
+            (entity(None, Some(Some("other"))), 1.0),
+        ]);
+        assert!(resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").is_none());
+        let q = with(&[(entity(Some(Some("alice")), None), 1.0)]);
+        assert!(resolve(&q, CONSUMER_BYTE_RATE, "alice", "app").is_none());
+    }
+
+    #[test]
+    fn ip_entities_have_their_own_keys() {
+        let ip = QuotaEntity {
+            ip: Some(EntityName::Default),
+            ..Default::default()
+        };
+        assert_eq!(
+            value_type(&ip, CONNECTION_CREATION_RATE),
+            Some(ValueType::Int)
+        );
+        assert_eq!(value_type(&ip, PRODUCER_BYTE_RATE), None);
+        let user = entity(Some(None), None);
+        assert_eq!(value_type(&user, PRODUCER_BYTE_RATE), Some(ValueType::Long));
+        assert_eq!(
+            value_type(&user, REQUEST_PERCENTAGE),
+            Some(ValueType::Double)
+        );
+        assert_eq!(value_type(&user, CONNECTION_CREATION_RATE), None);
+        assert_eq!(value_type(&user, "bogus"), None);
+    }
+
+    #[test]
+    fn principals_name_users() {
+        assert_eq!(user_of("User:alice"), "alice");
+        assert_eq!(user_of("User:ANONYMOUS"), "ANONYMOUS");
+    }
+}
