@@ -33,6 +33,8 @@ TESTS = [
     "TestSaramaRoundtripCompressions",
     "TestSaramaConsumerGroup",
     "TestFranzCompactedTopicRefusesKeylessRecords",
+    "TestKadmClientQuotas",
+    "TestControllerMutationQuota",
 ]
 
 # What kfdb does not do yet (docs/compatibility.md); strict: they must fail on kfdb and pass on Kafka.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -233,3 +235,44 @@ def test_request_percentage_quota_throttles_requests(bootstrap, topic_name):
     finally:
         p.flush(5)
         configs(bootstrap, "--alter", *entity, "--delete-config", "request_percentage")
+
+
+def api_versions_answered(bootstrap: str, source: str) -> bool:
+    """Connect from ``source`` (a loopback address), ask ApiVersions v0; whether it was answered
+    (False: the broker closed the connection without an answer)."""
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.socket()
+    s.settimeout(15)
+    try:
+        s.bind((source, 0))
+        s.connect((host, int(port)))
+        client_id = b"quota-probe"
+        body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+        s.sendall(struct.pack(">i", len(body)) + body)
+        try:
+            head = s.recv(4)
+        except ConnectionResetError:
+            return False
+        return len(head) == 4
+    finally:
+        s.close()
+
+
+def test_connection_creation_rate_quota_per_address(bootstrap):
+    """An address allowed 1 connection per second gets about ten at once (the rate is averaged
+    over 10 s), then its new connections are held and closed unanswered (KIP-612); another
+    address is unaffected. The connections come from 127.0.0.2, so the test's own tools are not
+    throttled."""
+    entity = ("--entity-type", "ips", "--entity-name", "127.0.0.2")
+    configs(bootstrap, "--alter", *entity, "--add-config", "connection_creation_rate=1")
+    try:
+        wait_for(lambda: values_of(quota_line(bootstrap, *entity)).get("connection_creation_rate") == 1, 10,
+                 "the quota")
+        time.sleep(1.5)
+        answered = [api_versions_answered(bootstrap, "127.0.0.2") for _ in range(16)]
+        print(f"connections from 127.0.0.2 answered: {answered}")
+        assert answered[0], answered
+        assert not all(answered), "no connection was throttled"
+        assert all(api_versions_answered(bootstrap, "127.0.0.3") for _ in range(16))
+    finally:
+        configs(bootstrap, "--alter", *entity, "--delete-config", "connection_creation_rate")

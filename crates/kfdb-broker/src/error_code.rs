@@ -139,6 +139,8 @@ pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
 pub const INVALID_RECORD: i16 = 87;
 /// Offsets of that partition are part of an open transaction (OffsetFetch with require_stable).
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+/// A topic refused under `controller_mutation_rate` (KIP-599).
+pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 /// A newer producer with the same transactional id exists (KIP-588).
 pub const PRODUCER_FENCED: i16 = 90;
 /// DescribeTransactions of an unknown transactional id.

@@ -1,6 +1,8 @@
 //! The accept loops, one per listener, feeding one task per connection, a cap on connections
 //! shared by all listeners (`max.connections`: accepting waits for a slot) and per client address
-//! (`max.connections.per.ip`: the connection is closed at once), and a graceful shutdown that
+//! (`max.connections.per.ip`: the connection is closed at once; over its address's
+//! `connection_creation_rate` client quota: held for the throttle time, then closed), and a
+//! graceful shutdown that
 //! stops accepting, lets every connection finish the request it is on (a long-polling Fetch
 //! answers at once with what it has), and waits for them — at most `shutdown_timeout`, after which
 //! the connections still open (a client that stopped reading, a request stuck on the store) are
@@ -109,6 +111,29 @@ pub async fn serve(
             },
         };
         let ip = peer.ip().to_canonical();
+        let throttle_ms = broker.quotas.connection_throttle(ip).await;
+        if throttle_ms > 0 {
+            // As Kafka (KIP-612): a connection over its address's `connection_creation_rate` is
+            // held for the throttle time, then closed.
+            let key = crate::quota::CONNECTION_CREATION_RATE;
+            broker
+                .metrics
+                .quota_throttled
+                .with_label_values(&[key])
+                .inc();
+            broker
+                .metrics
+                .quota_throttle_ms
+                .with_label_values(&[key])
+                .inc_by(throttle_ms);
+            tracing::info!(peer = %peer, throttle_ms, "closing connection after the throttle time: connection_creation_rate exceeded for its address");
+            connections.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(throttle_ms)).await;
+                drop(socket);
+                drop(permit);
+            });
+            continue;
+        }
         let admitted = {
             let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
             let n = counts.entry(ip).or_insert(0);

@@ -772,7 +772,10 @@ async fn client_quotas_are_stored_by_entity_and_survive_a_restart() {
                         ("request_percentage".into(), Some(12.5)),
                     ],
                 ),
-                (any_ip.clone(), vec![("connection_creation_rate".into(), Some(3.0))]),
+                (
+                    any_ip.clone(),
+                    vec![("connection_creation_rate".into(), Some(3.0))],
+                ),
             ])
             .await
             .unwrap();

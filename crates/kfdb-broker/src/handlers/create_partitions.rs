@@ -32,6 +32,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
         }
         return Some(CreatePartitionsResponse::default().with_results(results));
     }
+    // `controller_mutation_rate` (strict from v3): topics beyond it are refused.
+    let mutations = ctx.mutations(3).await;
     for t in req.topics {
         let foreign = t
             .assignments
@@ -50,6 +52,14 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
                 error_code::INVALID_REPLICA_ASSIGNMENT,
                 format!("replicas may only be on live brokers {live:?}"),
             ))
+        } else if !req.validate_only
+            && mutations.applies()
+            && !mutations.admit(adding(ctx, &t).await)
+        {
+            Err((
+                error_code::THROTTLING_QUOTA_EXCEEDED,
+                super::QUOTA_EXCEEDED.to_string(),
+            ))
         } else {
             ctx.broker
                 .log
@@ -64,7 +74,24 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
             Err((code, message)) => r.with_error_code(code).with_error_message(Some(s(message))),
         });
     }
-    Some(CreatePartitionsResponse::default().with_results(results))
+    let throttle_ms = ctx.mutations_done(&mutations);
+    Some(
+        CreatePartitionsResponse::default()
+            .with_throttle_time_ms(throttle_ms)
+            .with_results(results),
+    )
+}
+
+/// How many partitions a CreatePartitions entry adds (0 for an unknown topic or a store fault:
+/// answered by the create).
+async fn adding(
+    ctx: &RequestCtx<'_>,
+    t: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+) -> i64 {
+    match ctx.broker.log.topics().get(&t.name).await {
+        Ok(Some(meta)) => i64::from(t.count.saturating_sub(meta.partitions).max(0)),
+        _ => 0,
+    }
 }
 
 /// Kafka's check of explicit assignments: one per added partition.

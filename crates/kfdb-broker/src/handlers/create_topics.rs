@@ -82,6 +82,25 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             ));
         }
     }
+    // `controller_mutation_rate` (strict from v6): topics beyond it are refused.
+    let mutations = ctx.mutations(6).await;
+    if !req.validate_only {
+        let default = ctx.broker.log.config().num_partitions;
+        for (t, p) in specs.iter().zip(early.iter_mut()) {
+            let n = if t.partitions < 0 {
+                default
+            } else {
+                t.partitions
+            };
+            if p.is_none() && !mutations.admit(i64::from(n)) {
+                *p = Some((
+                    error_code::THROTTLING_QUOTA_EXCEEDED,
+                    super::QUOTA_EXCEEDED.to_string(),
+                ));
+            }
+        }
+    }
+    let throttle_ms = ctx.mutations_done(&mutations);
     // Topics with a request-level problem are not sent to the data model.
     let to_create: Vec<NewTopic> = specs
         .iter()
@@ -155,5 +174,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             }
         });
     }
-    Some(CreateTopicsResponse::default().with_topics(results))
+    Some(
+        CreateTopicsResponse::default()
+            .with_throttle_time_ms(throttle_ms)
+            .with_topics(results),
+    )
 }

@@ -25,6 +25,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsRe
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    let mutations = ctx.mutations(5).await;
     for (name, id) in targets {
         // ACLs: DELETE on the topic (by id: on the name the id resolves to).
         let acl_name = match &name {
@@ -51,6 +52,28 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsRe
                     .with_topic_id(id)
                     .with_error_code(error_code::TOPIC_AUTHORIZATION_FAILED)
                     .with_error_message((ctx.version >= 5).then(|| s("Authorization failed."))),
+            );
+            continue;
+        }
+        // `controller_mutation_rate` (strict from v5): the topic's partitions count.
+        let partitions = if !mutations.applies() {
+            0
+        } else {
+            match &name {
+                Some(n) => log.topics().get(n).await,
+                None => log.topics().get_by_uuid(id).await,
+            }
+            .ok()
+            .flatten()
+            .map_or(0, |m| i64::from(m.partitions))
+        };
+        if !mutations.admit(partitions) {
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(name.map(|n| TopicName(s(n))))
+                    .with_topic_id(id)
+                    .with_error_code(error_code::THROTTLING_QUOTA_EXCEEDED)
+                    .with_error_message((ctx.version >= 5).then(|| s(super::QUOTA_EXCEEDED))),
             );
             continue;
         }
@@ -82,5 +105,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DeleteTopicsRe
             }
         });
     }
-    Some(DeleteTopicsResponse::default().with_responses(responses))
+    let throttle_ms = ctx.mutations_done(&mutations);
+    Some(
+        DeleteTopicsResponse::default()
+            .with_throttle_time_ms(throttle_ms)
+            .with_responses(responses),
+    )
 }

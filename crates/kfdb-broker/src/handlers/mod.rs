@@ -195,6 +195,34 @@ impl RequestCtx<'_> {
         ms.min(i32::MAX as u64) as i32
     }
 
+    /// The client's `controller_mutation_rate` quota for this request (strict from the version
+    /// given: below it, THROTTLING_QUOTA_EXCEEDED is unknown to the client).
+    pub async fn mutations(&self, strict_from: i16) -> crate::quota::Mutations<'_> {
+        let client_id = self.header.client_id.as_deref().unwrap_or("");
+        let principal = self.client.session.principal();
+        self.broker
+            .quotas
+            .mutations(&principal, client_id, self.version >= strict_from)
+            .await
+    }
+
+    /// After a request under `controller_mutation_rate`: mute the connection for its throttle
+    /// and answer it (ms, for `throttle_time_ms`).
+    pub fn mutations_done(&self, m: &crate::quota::Mutations<'_>) -> i32 {
+        let ms = m.throttle_ms();
+        if ms > 0 {
+            self.client.muted.extend(ms);
+            let key = crate::quota::CONTROLLER_MUTATION_RATE;
+            let metrics = &self.broker.metrics;
+            metrics.quota_throttled.with_label_values(&[key]).inc();
+            metrics
+                .quota_throttle_ms
+                .with_label_values(&[key])
+                .inc_by(ms);
+        }
+        ms.min(i32::MAX as u64) as i32
+    }
+
     /// Await `f`, counting the wait as parked (see [`RequestCtx::parked`]).
     pub async fn park<F: std::future::Future>(&self, f: F) -> F::Output {
         let since = std::time::Instant::now();
@@ -287,6 +315,9 @@ impl RequestCtx<'_> {
 /// Most partitions one CreateTopics or CreatePartitions request may add (Kafka's controller:
 /// 10,000 records per operation; beyond, POLICY_VIOLATION for every topic of the request).
 pub(crate) const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's message for a topic refused under `controller_mutation_rate`.
+pub(crate) const QUOTA_EXCEEDED: &str = "The throttling quota has been exceeded.";
 
 /// Kafka's message for a request over [`MAX_PARTITIONS_PER_REQUEST`].
 pub(crate) const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";

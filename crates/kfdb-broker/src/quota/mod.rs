@@ -10,7 +10,7 @@ pub mod rate;
 
 use bytes::Bytes;
 use kfdb_log::{EntityName, Log, QuotaEntity, QuotaValues};
-use rate::Rate;
+use rate::{Bucket, Rate};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,9 +24,9 @@ pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 /// Percent of one request thread a (user, client id) may keep busy.
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
-/// Partitions per second a (user, client id) may create or delete (stored, not enforced).
+/// Partitions per second a (user, client id) may create or delete.
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
-/// Connections per second from one address (stored, not enforced).
+/// Connections per second from one address.
 pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// A quota value's type, as Kafka's quota configs define it.
@@ -116,7 +116,59 @@ pub struct Quotas {
 #[derive(Default)]
 struct Sensors {
     rates: HashMap<SensorKey, Rate>,
+    buckets: HashMap<SensorKey, (u64, Bucket)>,
     pruned_ms: u64,
+}
+
+/// `controller_mutation_rate` for one CreateTopics, CreatePartitions or DeleteTopics request
+/// (KIP-599). Strict (the versions that know THROTTLING_QUOTA_EXCEEDED): a topic is refused
+/// while the quota is already exceeded, else admitted and counted even if it goes over.
+/// Permissive (older versions): everything is admitted and counted; the client is throttled.
+pub struct Mutations<'a> {
+    quotas: &'a Quotas,
+    governing: Option<(f64, SensorKey)>,
+    strict: bool,
+}
+
+impl Mutations<'_> {
+    /// Whether a quota governs this client (else nothing needs counting).
+    pub fn applies(&self) -> bool {
+        self.governing.is_some()
+    }
+
+    /// Whether `partitions` may be created or deleted now (counted when they may).
+    pub fn admit(&self, partitions: i64) -> bool {
+        let Some((rate, sensor)) = &self.governing else {
+            return true;
+        };
+        let now = self.quotas.now_ms();
+        let mut sensors = lock(&self.quotas.sensors);
+        let (_, bucket) = sensors
+            .buckets
+            .entry(sensor.clone())
+            .or_insert_with(|| (now, Bucket::full(now, *rate)));
+        if self.strict && bucket.exceeded(now, *rate) {
+            return false;
+        }
+        bucket.take(now, *rate, partitions.max(0) as f64);
+        true
+    }
+
+    /// How long the client is throttled after this request, in milliseconds.
+    pub fn throttle_ms(&self) -> u64 {
+        let Some((rate, sensor)) = &self.governing else {
+            return 0;
+        };
+        let now = self.quotas.now_ms();
+        let mut sensors = lock(&self.quotas.sensors);
+        match sensors.buckets.get_mut(sensor) {
+            Some((used, bucket)) => {
+                *used = now;
+                bucket.throttle_ms(now, *rate)
+            }
+            None => 0,
+        }
+    }
 }
 
 /// How often idle sensors are dropped.
@@ -222,10 +274,67 @@ impl Quotas {
         if now >= sensors.pruned_ms + PRUNE_EVERY_MS {
             sensors.pruned_ms = now;
             sensors.rates.retain(|_, r| !r.is_empty(now));
+            sensors.buckets.retain(|_, (used, _)| {
+                now.saturating_sub(*used) < rate::SAMPLES * rate::SAMPLE_MS * 60
+            });
         }
         let rate = sensors.rates.entry(sensor).or_default();
         rate.record(now, value);
         rate.throttle_ms(now, bound).min(cap_ms)
+    }
+
+    /// `connection_creation_rate`: count a new connection from `ip` against its address's quota
+    /// (a named address, else the default one); how long to hold it before closing it when over
+    /// (it is then not counted), in milliseconds, as Kafka throttles connections (KIP-612).
+    pub async fn connection_throttle(&self, ip: std::net::IpAddr) -> u64 {
+        let quotas = self.current().await;
+        if quotas.is_empty() {
+            return 0;
+        }
+        let ip = ip.to_string();
+        let bound = [EntityName::Named(ip.clone()), EntityName::Default]
+            .into_iter()
+            .find_map(|name| {
+                let entity = QuotaEntity {
+                    ip: Some(name),
+                    ..Default::default()
+                };
+                quotas
+                    .get(&entity)?
+                    .iter()
+                    .find(|(k, _)| k == CONNECTION_CREATION_RATE)
+                    .map(|(_, v)| *v)
+            });
+        let Some(bound) = bound else {
+            return 0;
+        };
+        let now = self.now_ms();
+        let mut sensors = lock(&self.sensors);
+        let rate = sensors
+            .rates
+            .entry((CONNECTION_CREATION_RATE, ip, String::new()))
+            .or_default();
+        rate.record(now, 1.0);
+        let ms = rate.throttle_ms(now, bound);
+        if ms > 0 {
+            rate.unrecord(now, 1.0);
+        }
+        ms
+    }
+
+    /// The `controller_mutation_rate` quota of `principal`'s client `client_id` for one request.
+    pub async fn mutations(&self, principal: &str, client_id: &str, strict: bool) -> Mutations<'_> {
+        let quotas = self.current().await;
+        Mutations {
+            quotas: self,
+            governing: resolve(
+                &quotas,
+                CONTROLLER_MUTATION_RATE,
+                user_of(principal),
+                client_id,
+            ),
+            strict,
+        }
     }
 
     /// Take back what [`Self::record`] recorded (a throttled Fetch sends no data).

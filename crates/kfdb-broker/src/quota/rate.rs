@@ -3,6 +3,10 @@
 //! time they span — never less than 10 s, so a client's first burst is averaged over ten
 //! seconds rather than judged on its own. A quota is exceeded when that rate passes the bound;
 //! the client is throttled for as long as it takes the rate to fall back to it.
+//!
+//! `controller_mutation_rate` is measured with a token bucket instead (KIP-599): it holds up to
+//! 11 seconds' worth of the quota, each created or deleted partition takes one token, and it
+//! refills at the quota's rate; below zero the client is throttled until it is back at zero.
 
 use std::collections::VecDeque;
 
@@ -85,9 +89,73 @@ impl Rate {
     }
 }
 
+/// A token bucket (see the module documentation).
+#[derive(Debug)]
+pub struct Bucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket for a quota of `rate` per second.
+    pub fn full(now_ms: u64, rate: f64) -> Self {
+        Self {
+            tokens: Self::burst(rate),
+            at_ms: now_ms,
+        }
+    }
+
+    fn burst(rate: f64) -> f64 {
+        rate * (SAMPLES * SAMPLE_MS) as f64 / 1_000.0
+    }
+
+    fn refill(&mut self, now_ms: u64, rate: f64) {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1_000.0;
+        self.tokens = (self.tokens + elapsed * rate).min(Self::burst(rate));
+        self.at_ms = self.at_ms.max(now_ms);
+    }
+
+    /// Whether the bucket is below zero (the quota is exceeded) at `now_ms`.
+    pub fn exceeded(&mut self, now_ms: u64, rate: f64) -> bool {
+        self.refill(now_ms, rate);
+        self.tokens < 0.0
+    }
+
+    /// Take `n` tokens at `now_ms`.
+    pub fn take(&mut self, now_ms: u64, rate: f64, n: f64) {
+        self.refill(now_ms, rate);
+        self.tokens -= n;
+    }
+
+    /// How long until the bucket is back at zero, in milliseconds.
+    pub fn throttle_ms(&mut self, now_ms: u64, rate: f64) -> u64 {
+        self.refill(now_ms, rate);
+        if self.tokens >= 0.0 || rate <= 0.0 {
+            return 0;
+        }
+        (-self.tokens / rate * 1_000.0).round().min(i32::MAX as f64) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_allows_eleven_seconds_worth_then_throttles() {
+        let mut b = Bucket::full(0, 2.0);
+        b.take(0, 2.0, 22.0);
+        assert!(!b.exceeded(0, 2.0));
+        b.take(0, 2.0, 4.0);
+        assert!(b.exceeded(0, 2.0));
+        assert_eq!(b.throttle_ms(0, 2.0), 2_000);
+        assert_eq!(b.throttle_ms(1_000, 2.0), 1_000);
+        assert!(!b.exceeded(2_000, 2.0));
+        // Refilled, but never beyond the burst.
+        assert!(!b.exceeded(1_000_000, 2.0));
+        b.take(1_000_000, 2.0, 23.0);
+        assert!(b.exceeded(1_000_000, 2.0));
+    }
 
     #[test]
     fn a_first_burst_is_averaged_over_ten_seconds() {
