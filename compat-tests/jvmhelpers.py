@@ -148,6 +148,8 @@ KAFKA_MAPPED_FLAGS = {
     "--connections-max-idle-ms",
     "--socket-request-max-bytes",
     "--queued-max-request-bytes",
+    "--socket-send-buffer-bytes",
+    "--socket-receive-buffer-bytes",
 }
 
 # kfdb serve flags for kfdb's own features that Kafka lacks (a test checks those on kfdb only):

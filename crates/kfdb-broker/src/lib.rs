@@ -81,6 +81,11 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`: the most a Fetch response (v3+) carries, whatever the client asks
     /// (the first batch is always whole, so a consumer makes progress).
     pub fetch_max_bytes: usize,
+    /// `socket.send.buffer.bytes`: each connection's SO_SNDBUF (`None`: the OS default, which
+    /// Linux grows up to `tcp_wmem`'s maximum for a client that does not read).
+    pub socket_send_buffer_bytes: Option<usize>,
+    /// `socket.receive.buffer.bytes`: each connection's SO_RCVBUF (`None`: the OS default).
+    pub socket_receive_buffer_bytes: Option<usize>,
     /// Group coordinator settings.
     pub group: group::GroupConfig,
     /// Most topics a Metadata request for all topics returns (bounds the response's memory).
@@ -118,6 +123,8 @@ impl Default for BrokerConfig {
             connections_max_idle: std::time::Duration::from_secs(600),
             queued_max_request_bytes: None,
             fetch_max_bytes: 57_671_680,
+            socket_send_buffer_bytes: Some(102_400),
+            socket_receive_buffer_bytes: Some(102_400),
             group: group::GroupConfig::default(),
             metadata_max_topics: 1_000_000,
             shutdown_timeout: std::time::Duration::from_secs(30),

@@ -161,6 +161,15 @@ pub async fn serve(
             continue;
         }
         let _ = socket.set_nodelay(true);
+        // `socket.send.buffer.bytes` / `socket.receive.buffer.bytes`, as Kafka sets them: a
+        // client that stops reading holds at most that much in the kernel, not megabytes.
+        let sock = socket2::SockRef::from(&socket);
+        if let Some(bytes) = broker.config.socket_send_buffer_bytes {
+            let _ = sock.set_send_buffer_size(bytes);
+        }
+        if let Some(bytes) = broker.config.socket_receive_buffer_bytes {
+            let _ = sock.set_recv_buffer_size(bytes);
+        }
         let conn = Connection::run(
             socket,
             peer,

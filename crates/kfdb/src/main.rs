@@ -473,6 +473,24 @@ struct ServeArgs {
         allow_hyphen_values = true
     )]
     queued_max_request_bytes: i64,
+    /// socket.send.buffer.bytes: each connection's socket send buffer (SO_SNDBUF); -1: the OS
+    /// default (on Linux it grows to several MiB for a client that does not read).
+    #[arg(
+        long,
+        env = "KFDB_SOCKET_SEND_BUFFER_BYTES",
+        default_value_t = 102_400,
+        allow_hyphen_values = true
+    )]
+    socket_send_buffer_bytes: i64,
+    /// socket.receive.buffer.bytes: each connection's socket receive buffer (SO_RCVBUF); -1:
+    /// the OS default.
+    #[arg(
+        long,
+        env = "KFDB_SOCKET_RECEIVE_BUFFER_BYTES",
+        default_value_t = 102_400,
+        allow_hyphen_values = true
+    )]
+    socket_receive_buffer_bytes: i64,
     /// fetch.max.bytes: the most one Fetch response carries, whatever the consumer asks (the
     /// first batch is always whole).
     #[arg(long, env = "KFDB_FETCH_MAX_BYTES", default_value_t = 57_671_680)]
@@ -798,6 +816,12 @@ fn broker_config(
             .ok()
             .filter(|b| *b > 0),
         fetch_max_bytes: args.fetch_max_bytes.max(1),
+        socket_send_buffer_bytes: usize::try_from(args.socket_send_buffer_bytes)
+            .ok()
+            .filter(|b| *b > 0),
+        socket_receive_buffer_bytes: usize::try_from(args.socket_receive_buffer_bytes)
+            .ok()
+            .filter(|b| *b > 0),
         lag_sample_interval: Duration::from_millis(args.metrics_lag_interval_ms.max(100)),
         slow_request: (args.slow_request_ms > 0)
             .then(|| Duration::from_millis(args.slow_request_ms)),

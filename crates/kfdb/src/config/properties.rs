@@ -55,6 +55,8 @@ pub(crate) const DIRECT: &[(&str, &str)] = &[
     ("connections.max.idle.ms", "connections_max_idle_ms"),
     ("queued.max.request.bytes", "queued_max_request_bytes"),
     ("fetch.max.bytes", "fetch_max_bytes"),
+    ("socket.send.buffer.bytes", "socket_send_buffer_bytes"),
+    ("socket.receive.buffer.bytes", "socket_receive_buffer_bytes"),
     (
         "log.retention.check.interval.ms",
         "log_retention_check_interval_ms",
