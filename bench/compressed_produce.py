@@ -17,15 +17,11 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from wire import free_port
+
 old, new = sys.argv[1], sys.argv[2]
 codec = sys.argv[3] if len(sys.argv) > 3 else "lz4"
 count = int(sys.argv[4]) if len(sys.argv) > 4 else 300_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def record(i: int) -> bytes:

@@ -25,22 +25,12 @@ import urllib.request
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from wire import free_port, string
+
 binary = sys.argv[1]
 conns = int(sys.argv[2]) if len(sys.argv) > 2 else 32
 per_conn = int(sys.argv[3]) if len(sys.argv) > 3 else 32
 bound_mib = int(sys.argv[4]) if len(sys.argv) > 4 else 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def string(s: str | None) -> bytes:
-    if s is None:
-        return struct.pack(">h", -1)
-    return struct.pack(">h", len(s)) + s.encode()
 
 
 def batch() -> bytes:

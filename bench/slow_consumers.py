@@ -35,6 +35,8 @@ import time
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from wire import free_port, string
+
 binary = sys.argv[1]
 conns = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 pipelined = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -42,18 +44,6 @@ TOPIC = "slow"
 PARTITIONS = 4
 FETCH_BYTES = 256 * 1024
 PHASE_S = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def string(s: str | None) -> bytes:
-    if s is None:
-        return struct.pack(">h", -1)
-    return struct.pack(">h", len(s)) + s.encode()
 
 
 def frame(key: int, version: int, correlation: int, body: bytes) -> bytes:
