@@ -148,8 +148,6 @@ pub(crate) const IGNORED: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
     "background.threads",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
     "offsets.topic.replication.factor",
     "offsets.topic.num.partitions",
     "offsets.topic.segment.bytes",
