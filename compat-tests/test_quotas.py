@@ -276,3 +276,35 @@ def test_connection_creation_rate_quota_per_address(bootstrap):
         assert all(api_versions_answered(bootstrap, "127.0.0.3") for _ in range(16))
     finally:
         configs(bootstrap, "--alter", *entity, "--delete-config", "connection_creation_rate")
+
+
+def test_a_consumer_far_over_its_quota_still_progresses(bootstrap, topic_name):
+    """A consumer allowed 20 KiB/s that asks for 10 MiB per partition from a 3 MiB backlog gets
+    records (Kafka caps one Fetch at what the quota allows over its window, so the consumer is
+    throttled between fetches, never starved)."""
+    t = topic_name()
+    create_topic(bootstrap, t)
+    produce_all(bootstrap, t, dashed(topic_name("fast")))
+    slow = dashed(topic_name("starved"))
+    entity = ("--entity-type", "clients", "--entity-name", slow)
+    configs(bootstrap, "--alter", *entity, "--add-config", "consumer_byte_rate=20480")
+    try:
+        wait_for(lambda: values_of(quota_line(bootstrap, *entity)).get("consumer_byte_rate") == 20480, 10,
+                 "the quota")
+        time.sleep(1.5)
+        c = Consumer({"bootstrap.servers": bootstrap, "client.id": slow, "group.id": slow,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "max.partition.fetch.bytes": 10 * 1024 * 1024, "fetch.max.bytes": 52428800})
+        c.subscribe([t])
+        got = 0
+        deadline = time.monotonic() + 45
+        try:
+            while got == 0 and time.monotonic() < deadline:
+                for m in c.consume(100, 1.0):
+                    assert m.error() is None, m.error()
+                    got += 1
+        finally:
+            c.close()
+        assert got > 0, "the consumer got nothing in 45 s"
+    finally:
+        configs(bootstrap, "--alter", *entity, "--delete-config", "consumer_byte_rate")

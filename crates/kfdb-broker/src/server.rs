@@ -111,7 +111,7 @@ pub async fn serve(
             },
         };
         let ip = peer.ip().to_canonical();
-        let throttle_ms = broker.quotas.connection_throttle(ip).await;
+        let throttle_ms = broker.quotas.connection_throttle(ip);
         if throttle_ms > 0 {
             // As Kafka (KIP-612): a connection over its address's `connection_creation_rate` is
             // held for the throttle time, then closed.
@@ -127,10 +127,11 @@ pub async fn serve(
                 .with_label_values(&[key])
                 .inc_by(throttle_ms);
             tracing::info!(peer = %peer, throttle_ms, "closing connection after the throttle time: connection_creation_rate exceeded for its address");
+            // Not counted against `max.connections` while it waits (as in Kafka).
+            drop(permit);
             connections.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(throttle_ms)).await;
                 drop(socket);
-                drop(permit);
             });
             continue;
         }

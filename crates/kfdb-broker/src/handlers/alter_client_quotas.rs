@@ -143,7 +143,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<AlterClientQuo
         Ok(())
     } else {
         let written = ctx.broker.log.quotas().alter(&changes).await;
-        ctx.broker.quotas.invalidate();
+        ctx.broker.quotas.reload().await;
         written.map_err(|e| (error_code::from_log_error(&e), e.to_string()))
     };
     let entries = results

@@ -33,7 +33,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
         return Some(CreatePartitionsResponse::default().with_results(results));
     }
     // `controller_mutation_rate` (strict from v3): topics beyond it are refused.
-    let mutations = ctx.mutations(3).await;
+    let mutations = ctx.mutations(3);
     for t in req.topics {
         let foreign = t
             .assignments
@@ -54,7 +54,10 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreatePartitio
             ))
         } else if !req.validate_only
             && mutations.applies()
-            && !mutations.admit(adding(ctx, &t).await)
+            && let added = adding(ctx, &t).await
+            // Nothing added (an unknown topic, a smaller count): answered by the create below.
+            && added > 0
+            && !mutations.admit(added)
         {
             Err((
                 error_code::THROTTLING_QUOTA_EXCEEDED,

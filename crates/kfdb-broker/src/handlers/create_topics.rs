@@ -83,16 +83,20 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         }
     }
     // `controller_mutation_rate` (strict from v6): topics beyond it are refused.
-    let mutations = ctx.mutations(6).await;
-    if !req.validate_only {
+    // Counted after Kafka's checks: a topic that exists already is not (it fails below).
+    let mutations = ctx.mutations(6);
+    if !req.validate_only && mutations.applies() {
         let default = ctx.broker.log.config().num_partitions;
         for (t, p) in specs.iter().zip(early.iter_mut()) {
+            if p.is_some() || matches!(ctx.broker.log.topics().get(&t.name).await, Ok(Some(_))) {
+                continue;
+            }
             let n = if t.partitions < 0 {
                 default
             } else {
                 t.partitions
             };
-            if p.is_none() && !mutations.admit(i64::from(n)) {
+            if !mutations.admit(i64::from(n)) {
                 *p = Some((
                     error_code::THROTTLING_QUOTA_EXCEEDED,
                     super::QUOTA_EXCEEDED.to_string(),

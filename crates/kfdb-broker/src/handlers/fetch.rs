@@ -165,6 +165,15 @@ fn partition_error(partition: i32, code: i16) -> PartitionData {
         .with_preferred_read_replica(BrokerId(-1))
 }
 
+/// The size of the first batch of `records` (0 when not even its header is there).
+fn first_batch_len(records: &Bytes) -> usize {
+    if records.len() < 12 {
+        return 0;
+    }
+    let len = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    12 + len.max(0) as usize
+}
+
 /// The whole batches at the start of `records` that fit in `budget` bytes.
 fn batches_within(records: Bytes, budget: usize) -> Bytes {
     let mut end = 0;
@@ -275,13 +284,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
     let replica_reads = wanted.iter().any(|w| w.role == Role::Read(false));
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-    let min_bytes = req.min_bytes.max(0) as usize;
     // The broker's `fetch.max.bytes` caps what a client asks for (from v3, which has the field).
     let request_max = if ctx.version >= 3 {
         (req.max_bytes.max(0) as usize).min(ctx.broker.config.fetch_max_bytes)
     } else {
         req.max_bytes.max(0) as usize
     };
+    // A `consumer_byte_rate` quota caps a Fetch at what it allows over its window (as Kafka).
+    let quota_cap = ctx.fetch_cap();
+    let request_max = quota_cap.map_or(request_max, |cap| request_max.min(cap));
+    let min_bytes = (req.min_bytes.max(0) as usize).min(request_max);
     let mut stopping = ctx.broker.stopping.subscribe();
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted
@@ -348,6 +360,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                     // after that the request's remaining budget applies (0: offsets only).
                     if total > 0 && f.records.len() > budget {
                         f.records = batches_within(f.records, budget);
+                    } else if quota_cap.is_some() && f.records.len() > budget {
+                        // Under a byte-rate quota the response stays within its cap (but for a
+                        // first batch larger than it): a larger one would be throttled, not
+                        // counted, and asked for again.
+                        let first = first_batch_len(&f.records);
+                        f.records = batches_within(f.records, budget.max(first));
                     }
                     total += f.records.len();
                     budget = budget.saturating_sub(f.records.len());
@@ -392,19 +410,15 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
         {
             // `consumer_byte_rate`: over it, the client gets no data this time (what was read
             // is not counted) and waits out the throttle, as Kafka answers a throttled Fetch.
-            let throttle_ms = ctx
-                .throttle(crate::quota::CONSUMER_BYTE_RATE, total as f64, u64::MAX)
-                .await;
+            let throttle_ms =
+                ctx.throttle(crate::quota::CONSUMER_BYTE_RATE, total as f64, u64::MAX);
             if throttle_ms > 0 {
-                ctx.broker
-                    .quotas
-                    .unrecord(
-                        crate::quota::CONSUMER_BYTE_RATE,
-                        &ctx.client.session.principal(),
-                        ctx.header.client_id.as_deref().unwrap_or(""),
-                        total as f64,
-                    )
-                    .await;
+                ctx.broker.quotas.unrecord(
+                    crate::quota::CONSUMER_BYTE_RATE,
+                    &ctx.client.session.principal(),
+                    ctx.header.client_id.as_deref().unwrap_or(""),
+                    total as f64,
+                );
                 return Some(FetchResponse::default().with_throttle_time_ms(throttle_ms));
             }
             for (w, r) in wanted.iter().zip(results) {
@@ -472,6 +486,14 @@ mod tests {
         let mut b = vec![0u8; 12 + len];
         b[8..12].copy_from_slice(&(len as i32).to_be_bytes());
         b
+    }
+
+    #[test]
+    fn first_batch_len_reads_the_batch_header() {
+        let two: Bytes = [batch(100), batch(50)].concat().into();
+        assert_eq!(super::first_batch_len(&two), 112);
+        assert_eq!(super::first_batch_len(&two.slice(..5)), 0);
+        assert_eq!(batches_within(two.clone(), 120).len(), 112);
     }
 
     #[test]

@@ -175,8 +175,8 @@ impl RequestCtx<'_> {
 
     /// Record `value` against the client's `key` quota (`crate::quota`); when it is over, mute
     /// the connection for the throttle time and answer it (ms, for `throttle_time_ms`), else 0.
-    pub async fn throttle(&self, key: &'static str, value: f64, cap_ms: u64) -> i32 {
-        if self.broker.quotas.current().await.is_empty() {
+    pub fn throttle(&self, key: &'static str, value: f64, cap_ms: u64) -> i32 {
+        if !self.broker.quotas.current().has(key) {
             return 0;
         }
         let client_id = self.header.client_id.as_deref().unwrap_or("");
@@ -184,8 +184,7 @@ impl RequestCtx<'_> {
         let ms = self
             .broker
             .quotas
-            .record(key, &principal, client_id, value, cap_ms)
-            .await;
+            .record(key, &principal, client_id, value, cap_ms);
         if ms > 0 {
             self.client.muted.extend(ms);
             let m = &self.broker.metrics;
@@ -197,13 +196,20 @@ impl RequestCtx<'_> {
 
     /// The client's `controller_mutation_rate` quota for this request (strict from the version
     /// given: below it, THROTTLING_QUOTA_EXCEEDED is unknown to the client).
-    pub async fn mutations(&self, strict_from: i16) -> crate::quota::Mutations<'_> {
+    pub fn mutations(&self, strict_from: i16) -> crate::quota::Mutations<'_> {
         let client_id = self.header.client_id.as_deref().unwrap_or("");
         let principal = self.client.session.principal();
         self.broker
             .quotas
             .mutations(&principal, client_id, self.version >= strict_from)
-            .await
+    }
+
+    /// The most this client's `consumer_byte_rate` lets one Fetch carry (`None`: no quota).
+    pub fn fetch_cap(&self) -> Option<usize> {
+        let client_id = self.header.client_id.as_deref().unwrap_or("");
+        self.broker
+            .quotas
+            .fetch_cap(&self.client.session.principal(), client_id)
     }
 
     /// After a request under `controller_mutation_rate`: mute the connection for its throttle
@@ -428,7 +434,7 @@ macro_rules! handlers {
                     let request = <$module::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     let reply = Reply::into_reply($module::handle(ctx, request).await);
-                    let throttle_ms = request_throttle(ctx, key).await;
+                    let throttle_ms = request_throttle(ctx, key);
                     return match reply? {
                         Some(mut response) => {
                             throttle::ThrottleTime::set_throttle(&mut response, ctx.version, throttle_ms);
@@ -444,7 +450,7 @@ macro_rules! handlers {
                     let request = <$later::Request as Decodable>::decode(body, ctx.version)
                         .map_err(|e| HandleError::Decode(key, ctx.version, e.to_string()))?;
                     let pending = $later::begin(ctx, request).await;
-                    let throttle_ms = request_throttle(ctx, key).await;
+                    let throttle_ms = request_throttle(ctx, key);
                     let (correlation_id, version) = (ctx.header.correlation_id, ctx.version);
                     let trace = ctx.trace.clone();
                     return Ok(Answer::Later(Box::pin(async move {
@@ -526,7 +532,7 @@ pub fn entry(key: ApiKey) -> Option<&'static ApiEntry> {
 /// `request_percentage`: the time the handler was busy so far (not parked), as percent-seconds
 /// of one thread, against the client's request quota; the throttle, at most one quota sample
 /// (as Kafka's request quota). The SASL exchange is not subject to it.
-async fn request_throttle(ctx: &RequestCtx<'_>, key: ApiKey) -> i32 {
+fn request_throttle(ctx: &RequestCtx<'_>, key: ApiKey) -> i32 {
     if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
         return 0;
     }
@@ -542,7 +548,6 @@ async fn request_throttle(ctx: &RequestCtx<'_>, key: ApiKey) -> i32 {
         busy,
         crate::quota::rate::SAMPLE_MS,
     )
-    .await
 }
 
 /// Frame a response: size prefix, response header, body.

@@ -172,9 +172,7 @@ pub async fn begin(
     }
     // `producer_byte_rate`: the request's size counts (as in Kafka), when it arrives; an acks=0
     // producer is throttled by the mute alone.
-    let throttle_ms = ctx
-        .throttle(crate::quota::PRODUCER_BYTE_RATE, ctx.size as f64, u64::MAX)
-        .await;
+    let throttle_ms = ctx.throttle(crate::quota::PRODUCER_BYTE_RATE, ctx.size as f64, u64::MAX);
     let broker = ctx.broker.clone();
     let listener = ctx.client.listener.clone();
     Box::pin(async move {

@@ -11,7 +11,8 @@ pub mod rate;
 use bytes::Bytes;
 use kfdb_log::{EntityName, Log, QuotaEntity, QuotaValues};
 use rate::{Bucket, Rate};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,17 +99,77 @@ pub fn user_of(principal: &str) -> &str {
     principal.strip_prefix("User:").unwrap_or(principal)
 }
 
+/// The quotas in force on this broker: every stored entity with its values, and which quota
+/// keys any entity sets (so a request whose key no entity sets costs one set lookup).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    entities: HashMap<QuotaEntity, QuotaValues>,
+    keys: HashSet<String>,
+}
+
+impl Snapshot {
+    fn of(list: Vec<(QuotaEntity, QuotaValues)>) -> Self {
+        let keys = list
+            .iter()
+            .flat_map(|(_, values)| values.iter().map(|(k, _)| k.clone()))
+            .collect();
+        Self {
+            entities: list.into_iter().collect(),
+            keys,
+        }
+    }
+
+    /// Whether some entity sets `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+}
+
 struct Copy {
     checked: Option<Instant>,
     version: Option<Bytes>,
-    quotas: Arc<HashMap<QuotaEntity, QuotaValues>>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// The copy and what refreshes it, shared with the refreshing task.
+struct Shared {
+    log: Arc<Log>,
+    copy: Mutex<Copy>,
+    refreshing: AtomicBool,
+}
+
+impl Shared {
+    /// Read the store's version and, when it changed (or `force`), the quotas.
+    async fn refresh(&self, force: bool) {
+        let known = {
+            let c = lock(&self.copy);
+            (c.checked.is_some() && !force).then(|| c.version.clone())
+        };
+        let store = self.log.quotas();
+        let fresh = match store.version().await {
+            Ok(v) if known.as_ref() == Some(&v) => Ok(None),
+            Ok(_) => store.list().await.map(Some),
+            Err(e) => Err(e),
+        };
+        let mut c = lock(&self.copy);
+        // Also after a failure: the next look in REFRESH, not at every request meanwhile.
+        c.checked = Some(Instant::now());
+        match fresh {
+            Ok(Some((version, list))) => {
+                c.version = version;
+                c.snapshot = Arc::new(Snapshot::of(list));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the client quotas failed; using the last copy")
+            }
+        }
+    }
 }
 
 /// See the module documentation.
 pub struct Quotas {
-    log: Arc<Log>,
-    copy: Mutex<Copy>,
-    refreshing: tokio::sync::Mutex<()>,
+    shared: Arc<Shared>,
     sensors: Mutex<Sensors>,
     epoch: Instant,
 }
@@ -128,6 +189,8 @@ pub struct Mutations<'a> {
     quotas: &'a Quotas,
     governing: Option<(f64, SensorKey)>,
     strict: bool,
+    /// Whether a topic was refused (strict mode throttles only then, as Kafka).
+    refused: AtomicBool,
 }
 
 impl Mutations<'_> {
@@ -142,25 +205,31 @@ impl Mutations<'_> {
             return true;
         };
         let now = self.quotas.now_ms();
-        let mut sensors = lock(&self.quotas.sensors);
-        let (_, bucket) = sensors
+        let mut sensors = self.quotas.sensors(now);
+        let (used, bucket) = sensors
             .buckets
             .entry(sensor.clone())
             .or_insert_with(|| (now, Bucket::full(now, *rate)));
+        *used = now;
         if self.strict && bucket.exceeded(now, *rate) {
+            self.refused.store(true, Ordering::Relaxed);
             return false;
         }
         bucket.take(now, *rate, partitions.max(0) as f64);
         true
     }
 
-    /// How long the client is throttled after this request, in milliseconds.
+    /// How long the client is throttled after this request, in milliseconds (strict: only when
+    /// a topic was refused).
     pub fn throttle_ms(&self) -> u64 {
         let Some((rate, sensor)) = &self.governing else {
             return 0;
         };
+        if self.strict && !self.refused.load(Ordering::Relaxed) {
+            return 0;
+        }
         let now = self.quotas.now_ms();
-        let mut sensors = lock(&self.quotas.sensors);
+        let mut sensors = self.quotas.sensors(now);
         match sensors.buckets.get_mut(sensor) {
             Some((used, bucket)) => {
                 *used = now;
@@ -182,69 +251,62 @@ impl Quotas {
     /// Quotas stored through `log`.
     pub fn new(log: Arc<Log>) -> Self {
         Self {
-            log,
-            copy: Mutex::new(Copy {
-                checked: None,
-                version: None,
-                quotas: Arc::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                log,
+                copy: Mutex::new(Copy {
+                    checked: None,
+                    version: None,
+                    snapshot: Arc::new(Snapshot::default()),
+                }),
+                refreshing: AtomicBool::new(false),
             }),
-            refreshing: tokio::sync::Mutex::new(()),
             sensors: Mutex::new(Sensors::default()),
             epoch: Instant::now(),
         }
     }
 
-    /// The quotas in force: the copy, refreshed when older than [`REFRESH`] and changed in the
-    /// store. One request refreshes it; others meanwhile use the copy they find.
-    pub async fn current(&self) -> Arc<HashMap<QuotaEntity, QuotaValues>> {
-        let (fresh, loaded, quotas) = {
-            let c = lock(&self.copy);
+    /// The quotas in force: this broker's copy, never waiting for the store. When the copy is
+    /// older than [`REFRESH`], a background task compares the store's version and reloads it if
+    /// it changed (until the first load: no quota).
+    pub fn current(&self) -> Arc<Snapshot> {
+        let (stale, snapshot) = {
+            let c = lock(&self.shared.copy);
             (
-                c.checked.is_some_and(|t| t.elapsed() < REFRESH),
-                c.checked.is_some(),
-                c.quotas.clone(),
+                c.checked.is_none_or(|t| t.elapsed() >= REFRESH),
+                c.snapshot.clone(),
             )
         };
-        if fresh {
-            return quotas;
-        }
-        let _refreshing = match self.refreshing.try_lock() {
-            Ok(g) => g,
-            Err(_) if loaded => return quotas,
-            Err(_) => self.refreshing.lock().await,
-        };
-        let known = {
-            let c = lock(&self.copy);
-            if c.checked.is_some_and(|t| t.elapsed() < REFRESH) {
-                return c.quotas.clone();
-            }
-            c.checked.is_some().then(|| c.version.clone())
-        };
-        let store = self.log.quotas();
-        let fresh = match store.version().await {
-            Ok(v) if known.as_ref() == Some(&v) => Ok(None),
-            Ok(_) => store.list().await.map(Some),
-            Err(e) => Err(e),
-        };
-        let mut c = lock(&self.copy);
-        c.checked = Some(Instant::now());
-        match fresh {
-            Ok(Some((version, list))) => {
-                c.version = version;
-                c.quotas = Arc::new(list.into_iter().collect());
-            }
-            Ok(None) => {}
-            // Back off: the next look in REFRESH, not every request meanwhile.
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the client quotas failed; using the last copy")
+        if stale && !self.shared.refreshing.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let shared = self.shared.clone();
+                    runtime.spawn(async move {
+                        shared.refresh(false).await;
+                        shared.refreshing.store(false, Ordering::Release);
+                    });
+                }
+                Err(_) => self.shared.refreshing.store(false, Ordering::Release),
             }
         }
-        c.quotas.clone()
+        snapshot
     }
 
-    /// Forget the copy (after a change made here, so it applies at once).
-    pub fn invalidate(&self) {
-        lock(&self.copy).checked = None;
+    /// Reload the copy now (after a change made through this broker, so it applies at once).
+    pub async fn reload(&self) {
+        self.shared.refresh(true).await;
+    }
+
+    /// The sensors, with those idle for a while dropped (at most once a minute).
+    fn sensors(&self, now: u64) -> std::sync::MutexGuard<'_, Sensors> {
+        let mut sensors = lock(&self.sensors);
+        if now >= sensors.pruned_ms + PRUNE_EVERY_MS {
+            sensors.pruned_ms = now;
+            sensors.rates.retain(|_, r| !r.is_empty(now));
+            sensors.buckets.retain(|_, (used, _)| {
+                now.saturating_sub(*used) < rate::SAMPLES * rate::SAMPLE_MS * 60
+            });
+        }
+        sensors
     }
 
     fn now_ms(&self) -> u64 {
@@ -254,7 +316,7 @@ impl Quotas {
     /// Record `value` (bytes, or percent-seconds of a thread) against `key`'s quota for
     /// `principal`'s client `client_id`; how long to throttle it, in milliseconds (0: within
     /// its quota, or none applies). `cap_ms` bounds the answer.
-    pub async fn record(
+    pub fn record(
         &self,
         key: &'static str,
         principal: &str,
@@ -262,57 +324,92 @@ impl Quotas {
         value: f64,
         cap_ms: u64,
     ) -> u64 {
-        let quotas = self.current().await;
-        if quotas.is_empty() {
+        let quotas = self.current();
+        if !quotas.has(key) {
             return 0;
         }
-        let Some((bound, sensor)) = resolve(&quotas, key, user_of(principal), client_id) else {
+        let Some((bound, sensor)) = resolve(&quotas.entities, key, user_of(principal), client_id)
+        else {
             return 0;
         };
         let now = self.now_ms();
-        let mut sensors = lock(&self.sensors);
-        if now >= sensors.pruned_ms + PRUNE_EVERY_MS {
-            sensors.pruned_ms = now;
-            sensors.rates.retain(|_, r| !r.is_empty(now));
-            sensors.buckets.retain(|_, (used, _)| {
-                now.saturating_sub(*used) < rate::SAMPLES * rate::SAMPLE_MS * 60
-            });
-        }
+        let mut sensors = self.sensors(now);
         let rate = sensors.rates.entry(sensor).or_default();
         rate.record(now, value);
         rate.throttle_ms(now, bound).min(cap_ms)
     }
 
+    /// Take back what [`Self::record`] recorded (a throttled Fetch sends no data).
+    pub fn unrecord(&self, key: &'static str, principal: &str, client_id: &str, value: f64) {
+        let quotas = self.current();
+        let Some((_, sensor)) = resolve(&quotas.entities, key, user_of(principal), client_id)
+        else {
+            return;
+        };
+        let now = self.now_ms();
+        if let Some(rate) = self.sensors(now).rates.get_mut(&sensor) {
+            rate.unrecord(now, value);
+        }
+    }
+
+    /// The most `consumer_byte_rate` lets `principal`'s client `client_id` fetch in one request:
+    /// what the quota allows over its window (10 s), as Kafka caps a Fetch — else a response
+    /// larger than that would be throttled, not counted, and asked for again, forever.
+    pub fn fetch_cap(&self, principal: &str, client_id: &str) -> Option<usize> {
+        let quotas = self.current();
+        if !quotas.has(CONSUMER_BYTE_RATE) {
+            return None;
+        }
+        let (bound, _) = resolve(
+            &quotas.entities,
+            CONSUMER_BYTE_RATE,
+            user_of(principal),
+            client_id,
+        )?;
+        let window_s = ((rate::SAMPLES - 1) * rate::SAMPLE_MS) as f64 / 1_000.0;
+        Some((bound * window_s).clamp(1.0, usize::MAX as f64) as usize)
+    }
+
     /// `connection_creation_rate`: count a new connection from `ip` against its address's quota
-    /// (a named address, else the default one); how long to hold it before closing it when over
-    /// (it is then not counted), in milliseconds, as Kafka throttles connections (KIP-612).
-    pub async fn connection_throttle(&self, ip: std::net::IpAddr) -> u64 {
-        let quotas = self.current().await;
-        if quotas.is_empty() {
+    /// (a named address, compared as an address, else the default one); how long to hold it
+    /// before closing it when over (it is then not counted), in milliseconds, as Kafka throttles
+    /// connections (KIP-612).
+    pub fn connection_throttle(&self, ip: std::net::IpAddr) -> u64 {
+        let quotas = self.current();
+        if !quotas.has(CONNECTION_CREATION_RATE) {
             return 0;
         }
-        let ip = ip.to_string();
-        let bound = [EntityName::Named(ip.clone()), EntityName::Default]
-            .into_iter()
-            .find_map(|name| {
-                let entity = QuotaEntity {
-                    ip: Some(name),
-                    ..Default::default()
-                };
-                quotas
-                    .get(&entity)?
-                    .iter()
-                    .find(|(k, _)| k == CONNECTION_CREATION_RATE)
-                    .map(|(_, v)| *v)
-            });
-        let Some(bound) = bound else {
+        let ip = ip.to_canonical();
+        let value_of = |entity: &QuotaEntity| {
+            quotas
+                .entities
+                .get(entity)?
+                .iter()
+                .find(|(k, _)| k == CONNECTION_CREATION_RATE)
+                .map(|(_, v)| *v)
+        };
+        let named = quotas.entities.keys().find_map(|e| match &e.ip {
+            Some(EntityName::Named(n))
+                if n.parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.to_canonical() == ip) =>
+            {
+                value_of(e)
+            }
+            _ => None,
+        });
+        let Some(bound) = named.or_else(|| {
+            value_of(&QuotaEntity {
+                ip: Some(EntityName::Default),
+                ..Default::default()
+            })
+        }) else {
             return 0;
         };
         let now = self.now_ms();
-        let mut sensors = lock(&self.sensors);
+        let mut sensors = self.sensors(now);
         let rate = sensors
             .rates
-            .entry((CONNECTION_CREATION_RATE, ip, String::new()))
+            .entry((CONNECTION_CREATION_RATE, ip.to_string(), String::new()))
             .or_default();
         rate.record(now, 1.0);
         let ms = rate.throttle_ms(now, bound);
@@ -323,29 +420,23 @@ impl Quotas {
     }
 
     /// The `controller_mutation_rate` quota of `principal`'s client `client_id` for one request.
-    pub async fn mutations(&self, principal: &str, client_id: &str, strict: bool) -> Mutations<'_> {
-        let quotas = self.current().await;
-        Mutations {
-            quotas: self,
-            governing: resolve(
-                &quotas,
+    pub fn mutations(&self, principal: &str, client_id: &str, strict: bool) -> Mutations<'_> {
+        let quotas = self.current();
+        let governing = if quotas.has(CONTROLLER_MUTATION_RATE) {
+            resolve(
+                &quotas.entities,
                 CONTROLLER_MUTATION_RATE,
                 user_of(principal),
                 client_id,
-            ),
-            strict,
-        }
-    }
-
-    /// Take back what [`Self::record`] recorded (a throttled Fetch sends no data).
-    pub async fn unrecord(&self, key: &'static str, principal: &str, client_id: &str, value: f64) {
-        let quotas = self.current().await;
-        let Some((_, sensor)) = resolve(&quotas, key, user_of(principal), client_id) else {
-            return;
+            )
+        } else {
+            None
         };
-        let now = self.now_ms();
-        if let Some(rate) = lock(&self.sensors).rates.get_mut(&sensor) {
-            rate.unrecord(now, value);
+        Mutations {
+            quotas: self,
+            governing,
+            strict,
+            refused: AtomicBool::new(false),
         }
     }
 }
