@@ -32,6 +32,10 @@ pub struct Settings {
     pub cluster_mib: usize,
     pub cluster_partitions: i32,
     pub failover_rate: f64,
+    // versus
+    pub targets: Vec<String>,
+    pub vs_partitions: Vec<i32>,
+    pub vs_rates: Vec<f64>,
 }
 
 impl Settings {
@@ -60,12 +64,20 @@ impl Settings {
             cluster_mib: if quick { 16 } else { 256 },
             cluster_partitions: 12,
             failover_rate: 1_000.0,
+            targets: vec!["kfdb".into(), "kafka".into(), "kafka-flush".into()],
+            vs_partitions: if quick { vec![4] } else { vec![4, 64] },
+            vs_rates: if quick {
+                vec![2_000.0]
+            } else {
+                vec![2_000.0, 20_000.0, 100_000.0]
+            },
         }
     }
 }
 
 pub const HELP: &str = "\
-kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all> [flags]
+kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
+            |versus|vs-produce|vs-latency|vs-tail> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
   produce:  --mib N (256)  --reps N (3)  --producers N (4)  --partitions N (4)
@@ -80,11 +92,17 @@ kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all> [flags]
             --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
   compaction: key-index cost (200k / 2M keyed records of 100 B) and compaction throughput
             (16 / 256 MiB over 1,000 keys); also --reps, --producers, --partitions
+  versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail; versus = all three)
+            --targets LIST (kfdb,kafka,kafka-flush)  --vs-partitions LIST (4,64)
+            --vs-rates LIST (2000,20000,100000 records/s)  (also --mib, --reps, --producers,
+            --partitions, --secs, --latency-linger-ms, --tail-mib)
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
 KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),
 KFDB_BENCH_FDB_CLUSTER_FILE (FoundationDB mode: kfdb --store fdb, raw FoundationDB baseline;
-build with --features fdb and a kfdb built with --features fdb).";
+build with --features fdb and a kfdb built with --features fdb),
+KAFKA_CLASSPATH (Apache Kafka's jars for versus; default: what `mvn -q -f compat-tests/java/pom.xml
+package` wrote to compat-tests/java/target/classpath.txt), JAVA_HOME (the java that runs Kafka).";
 
 /// The scenario (first argument, `help` if none) and the settings from the flags after it.
 pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
@@ -139,11 +157,22 @@ pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
             "--cluster-mib" => s.cluster_mib = n()?.max(1),
             "--cluster-partitions" => s.cluster_partitions = n()?.max(3) as i32,
             "--failover-rate" => s.failover_rate = n()?.max(1) as f64,
+            "--targets" => s.targets = value.split(',').map(String::from).collect(),
+            "--vs-partitions" => s.vs_partitions = list(flag, value)?,
+            "--vs-rates" => s.vs_rates = list(flag, value)?,
             _ => return Err(format!("unknown flag {flag}\n\n{HELP}")),
         }
         i += 2;
     }
     Ok((scenario, s))
+}
+
+/// A comma-separated list of numbers.
+fn list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>, String> {
+    value
+        .split(',')
+        .map(|v| v.parse().map_err(|_| format!("{flag}: not a number: {v}")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -185,5 +214,19 @@ mod tests {
         );
         assert_eq!(parse("all --mib").unwrap_err(), "--mib: missing value");
         assert_eq!(parse("all --mib x").unwrap_err(), "--mib: not a number: x");
+        assert_eq!(
+            parse("versus --vs-rates 100,x").unwrap_err(),
+            "--vs-rates: not a number: x"
+        );
+    }
+
+    #[test]
+    fn versus_lists() {
+        let (_, s) =
+            parse("versus --targets kfdb,kafka --vs-partitions 4,64,8 --vs-rates 2000,2e4")
+                .unwrap();
+        assert_eq!(s.targets, ["kfdb", "kafka"]);
+        assert_eq!(s.vs_partitions, [4, 64, 8]);
+        assert_eq!(s.vs_rates, [2000.0, 20000.0]);
     }
 }

@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::Broker;
+use crate::fdb;
 use crate::metrics::{self, Histogram};
 use crate::workload::bench_dir;
-use crate::{fdb, procfs};
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -84,11 +85,6 @@ impl Kfdb {
         }
     }
 
-    /// kfdb's Kafka listener, `127.0.0.1:<port>`.
-    pub fn bootstrap(&self) -> &str {
-        self.process.bootstrap()
-    }
-
     /// kfdb's metrics (and HTTP control) listener.
     pub fn metrics_addr(&self) -> &str {
         &self.metrics
@@ -105,16 +101,6 @@ impl Kfdb {
         self.process.kill();
     }
 
-    /// A field of kfdb's /proc/<pid>/status in KiB (`VmRSS`, `VmHWM`).
-    pub fn status_kib(&self, field: &str) -> u64 {
-        procfs::status_kib(self.process.pid(), field)
-    }
-
-    /// kfdb's CPU time so far (user + system).
-    pub fn cpu_seconds(&self) -> f64 {
-        procfs::cpu_seconds(self.process.pid())
-    }
-
     /// kfdb's own time to answer requests of one API (`kfdb_request_duration_seconds`).
     pub fn request_time(&self, api: &str) -> Option<Histogram> {
         self.histogram("kfdb_request_duration_seconds", &format!("api=\"{api}\""))
@@ -128,6 +114,16 @@ impl Kfdb {
     /// A kfdb store counter (`kfdb_store_commits_total`, `kfdb_store_fsyncs_total`, ...).
     pub fn counter(&self, name: &str) -> Option<f64> {
         metrics::counter(&metrics::scrape(&self.metrics).ok()?, name)
+    }
+}
+
+impl Broker for Kfdb {
+    fn bootstrap(&self) -> &str {
+        self.process.bootstrap()
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
     }
 }
 

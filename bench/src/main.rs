@@ -5,6 +5,7 @@
 //! cd bench && nice -n 10 cargo build --release
 //! target/release/kfdb-bench all              # or: produce | latency | tail | topics | delete | cluster
 //! target/release/kfdb-bench all --quick      # everything shrunk, a smoke run
+//! target/release/kfdb-bench versus           # kfdb next to Apache Kafka 4.4 (issue #18)
 //! ```
 //!
 //! Every scenario (and every repetition of `produce`) starts a fresh kfdb (`KFDB_BIN`, default
@@ -16,20 +17,25 @@
 //! `kfdb-bench help` lists the flags.
 //!
 //! Layout, imports one-way: `main` dispatches to `scenarios::*` (one module per scenario), which
-//! use `kfdb` (the broker under test, on `kfdb-harness`), `client` (the rdkafka clients), `wire`
-//! (raw requests through kafka-protocol) and `baseline`; `kfdb` uses `fdb` (FoundationDB mode and
-//! its baseline), `fdb` uses `client`'s tokio runtime; `cli`, `metrics`, `procfs`, `stats` and
-//! `workload` import nothing of the crate.
+//! use `kfdb` (the broker under test, on `kfdb-harness`), `target` (kfdb or Apache Kafka, for
+//! `versus`), `client` (the rdkafka clients), `wire` (raw requests through kafka-protocol) and
+//! `baseline`; the loads take any `broker::Broker`; `target` uses `kfdb` and `kafka` (Apache
+//! Kafka's process); `kfdb` uses `fdb` (FoundationDB mode and its baseline), `fdb` uses `client`'s
+//! tokio runtime; `broker` uses `procfs`; `cli`, `metrics`, `procfs`, `stats` and `workload`
+//! import nothing of the crate.
 
 mod baseline;
+mod broker;
 mod cli;
 mod client;
 mod fdb;
+mod kafka;
 mod kfdb;
 mod metrics;
 mod procfs;
 mod scenarios;
 mod stats;
+mod target;
 mod wire;
 mod workload;
 
@@ -47,9 +53,8 @@ fn main() {
     workload::epoch();
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
-        "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction" => {
-            vec![scenario.as_str()]
-        }
+        "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction"
+        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" => vec![scenario.as_str()],
         _ => {
             println!("{}", cli::HELP);
             std::process::exit(if scenario == "help" || scenario == "--help" {
@@ -75,6 +80,7 @@ fn main() {
             "delete" => scenarios::delete::run(&s),
             "cluster" => scenarios::cluster::run(&s),
             "compaction" => scenarios::compaction::run(&s),
+            "versus" | "vs-produce" | "vs-latency" | "vs-tail" => scenarios::versus::run(&s, sc),
             _ => scenarios::topics::run(&s),
         };
         println!("  ({sc} took {:.1} s)\n", t.elapsed().as_secs_f64());

@@ -29,6 +29,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{consumer, create_topic, producer, runtime, send};
 use crate::fdb;

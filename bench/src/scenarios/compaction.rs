@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::Producer;
 
 use crate::baseline;
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{create_topic_with, producer, runtime, send_keyed};
 use crate::kfdb::Kfdb;

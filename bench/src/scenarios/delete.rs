@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::Producer;
 
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{
     Ctx, admin, admin_options, create_topic, producer_with, runtime, send, small_batch_producer,

@@ -14,6 +14,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::produce::produce_records;
 use crate::baseline::fsync_probe;
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{Counts, Ctx, consumer, create_topic, producer, producer_with, runtime, send};
 use crate::kfdb::Kfdb;
@@ -21,6 +22,34 @@ use crate::stats::{met, pct};
 use crate::workload::{MIB, RECORD_BYTES, now_ns, payload};
 
 const TOPIC: &str = "bench-latency";
+
+/// What one latency run measured: latencies (ms, sorted) of the records after the first second.
+pub struct LatencyRun {
+    pub total: u64,
+    pub received: u64,
+    pub errors: u64,
+    /// End-to-end: send -> the tailing consumer has it.
+    pub e2e_ms: Vec<f64>,
+    /// Produce alone: send -> delivery report (acks=all).
+    pub ack_ms: Vec<f64>,
+}
+
+impl LatencyRun {
+    /// Percentile `p` of the end-to-end latencies, ms.
+    pub fn e2e(&self, p: f64) -> f64 {
+        pct(&self.e2e_ms, p)
+    }
+
+    /// Percentile `p` of the produce latencies, ms.
+    pub fn ack(&self, p: f64) -> f64 {
+        pct(&self.ack_ms, p)
+    }
+
+    /// Every record sent arrived, none failed.
+    pub fn complete(&self) -> bool {
+        self.received == self.total && self.errors == 0
+    }
+}
 
 pub fn run(s: &Settings) -> bool {
     let rt = runtime();
@@ -31,20 +60,7 @@ pub fn run(s: &Settings) -> bool {
             (peak / 2.0, Some(peak))
         }
     };
-    let total = (rate * s.latency_secs) as u64;
-    let warmup_records = rate as u64; // the first second is not counted
-    println!(
-        "latency: {} producers (one connection each, linger.ms={}, acks=all, producer i -> partition i mod {}) \
-         together at {rate:.0} records/s for {} s ({total} records, {:.1} MB/s); one consumer (manual assign of all \
-         {} partitions, fetch.wait.max.ms=100) tails the topic; latency = consumer receive time - send time in the \
-         payload; first second excluded",
-        s.producers,
-        s.latency_linger_ms,
-        s.partitions,
-        s.latency_secs,
-        rate * RECORD_BYTES as f64 / 1e6,
-        s.partitions
-    );
+    describe(s, rate);
     let probe = fsync_probe(500);
     println!(
         "  disk: 1 KiB append + fdatasync x {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -54,51 +70,7 @@ pub fn run(s: &Settings) -> bool {
         pct(&probe, 100.0)
     );
     let kfdb = Kfdb::start();
-    let partitions = s.partitions;
-    create_topic(&rt, kfdb.bootstrap(), TOPIC, partitions);
-
-    let ready = Arc::new(AtomicBool::new(false));
-    let cons = tail_consumer(kfdb.bootstrap(), partitions, total, ready.clone());
-    let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
-    let counts = Arc::new(Counts::default());
-    warm_up(kfdb.bootstrap(), s, &ready);
-    let (sent, send_secs, behind_max) = paced_producers(&kfdb, s, rate, total, &acks, &counts);
-    let mut lat = cons.join().expect("consumer thread");
-    let received = lat.len() as u64;
-    let errors = counts.err.load(Ordering::Relaxed);
-    if let Some(e) = counts.first_err.lock().unwrap().clone() {
-        println!("  ! first delivery error: {e}");
-    }
-    let counted: Vec<f64> = lat.split_off((warmup_records as usize).min(lat.len()));
-    let mut sorted = counted;
-    sorted.sort_by(f64::total_cmp);
-    let ms = |p: f64| pct(&sorted, p) / 1e3;
-    let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64 / 1e3;
-    println!(
-        "  sent {sent} in {send_secs:.2} s ({:.0} records/s; most records due at once in one producer {behind_max}); received {received}; delivery errors {errors}",
-        sent as f64 / send_secs
-    );
-    println!(
-        "  latency over {} records: mean {mean:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        sorted.len(),
-        ms(50.0),
-        ms(90.0),
-        ms(99.0),
-        ms(99.9),
-        ms(100.0)
-    );
-    let mut ack = std::mem::take(&mut *acks.lock().unwrap());
-    let mut ack = ack.split_off((warmup_records as usize).min(ack.len()));
-    ack.sort_by(f64::total_cmp);
-    let ams = |p: f64| pct(&ack, p) / 1e3;
-    println!(
-        "  of which produce (send -> delivery report, acks=all): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        ams(50.0),
-        ams(90.0),
-        ams(99.0),
-        ams(99.9),
-        ams(100.0)
-    );
+    let run = measure(&kfdb, s, rate, &rt);
     let produce_time = kfdb.request_time("Produce");
     if let Some(h) = produce_time {
         println!(
@@ -121,9 +93,9 @@ pub fn run(s: &Settings) -> bool {
         );
     }
     drop(kfdb);
-    let ok = received == total && errors == 0;
+    let ok = run.complete();
     println!(
-        "bench scenario=latency producers={} partitions={} linger_ms={} peak_records_s={} rate_records_s={rate:.0} rate_mb_s={:.1} secs={} records={total} received={received} \
+        "bench scenario=latency producers={} partitions={} linger_ms={} peak_records_s={} rate_records_s={rate:.0} rate_mb_s={:.1} secs={} records={} received={} \
          p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} produce_ack_p50_ms={:.2} produce_ack_p99_ms={:.2} \
          kfdb_produce_mean_ms={:.2} disk_fsync_p50_ms={:.2} disk_fsync_p99_ms={:.2} target_p99_ms=5 met={} delivered_all={ok}",
         s.producers,
@@ -133,19 +105,107 @@ pub fn run(s: &Settings) -> bool {
             .unwrap_or_else(|| "na".into()),
         rate * RECORD_BYTES as f64 / 1e6,
         s.latency_secs,
-        ms(50.0),
-        ms(90.0),
-        ms(99.0),
-        ms(99.9),
-        ms(100.0),
-        ams(50.0),
-        ams(99.0),
+        run.total,
+        run.received,
+        run.e2e(50.0),
+        run.e2e(90.0),
+        run.e2e(99.0),
+        run.e2e(99.9),
+        run.e2e(100.0),
+        run.ack(50.0),
+        run.ack(99.0),
         produce_time.map(|h| h.mean_ms).unwrap_or(f64::NAN),
         pct(&probe, 50.0),
         pct(&probe, 99.0),
-        met(ms(99.0) <= 5.0)
+        met(run.e2e(99.0) <= 5.0)
     );
     ok
+}
+
+/// The run's description line.
+pub fn describe(s: &Settings, rate: f64) {
+    println!(
+        "latency: {} producers (one connection each, linger.ms={}, acks=all, producer i -> partition i mod {}) \
+         together at {rate:.0} records/s for {} s ({} records, {:.1} MB/s); one consumer (manual assign of all \
+         {} partitions, fetch.wait.max.ms=100) tails the topic; latency = consumer receive time - send time in the \
+         payload; first second excluded",
+        s.producers,
+        s.latency_linger_ms,
+        s.partitions,
+        s.latency_secs,
+        (rate * s.latency_secs) as u64,
+        rate * RECORD_BYTES as f64 / 1e6,
+        s.partitions
+    );
+}
+
+/// The latency load against `broker` (the topic created here): paced producers at `rate`
+/// records/s for `s.latency_secs`, one consumer tailing; prints and returns what it measured.
+pub fn measure(
+    broker: &dyn Broker,
+    s: &Settings,
+    rate: f64,
+    rt: &tokio::runtime::Runtime,
+) -> LatencyRun {
+    let total = (rate * s.latency_secs) as u64;
+    let warmup_records = rate as u64; // the first second is not counted
+    let partitions = s.partitions;
+    create_topic(rt, broker.bootstrap(), TOPIC, partitions);
+    let ready = Arc::new(AtomicBool::new(false));
+    let cons = tail_consumer(broker.bootstrap(), partitions, total, ready.clone());
+    let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let counts = Arc::new(Counts::default());
+    warm_up(broker.bootstrap(), s, &ready);
+    let (sent, send_secs, behind_max) = paced_producers(broker, s, rate, total, &acks, &counts);
+    let mut lat = cons.join().expect("consumer thread");
+    let received = lat.len() as u64;
+    let errors = counts.err.load(Ordering::Relaxed);
+    if let Some(e) = counts.first_err.lock().unwrap().clone() {
+        println!("  ! first delivery error: {e}");
+    }
+    let mut e2e_ms: Vec<f64> = lat
+        .split_off((warmup_records as usize).min(lat.len()))
+        .into_iter()
+        .map(|us| us / 1e3)
+        .collect();
+    e2e_ms.sort_by(f64::total_cmp);
+    let mut ack = std::mem::take(&mut *acks.lock().unwrap());
+    let mut ack_ms: Vec<f64> = ack
+        .split_off((warmup_records as usize).min(ack.len()))
+        .into_iter()
+        .map(|us| us / 1e3)
+        .collect();
+    ack_ms.sort_by(f64::total_cmp);
+    let run = LatencyRun {
+        total,
+        received,
+        errors,
+        e2e_ms,
+        ack_ms,
+    };
+    let mean = run.e2e_ms.iter().sum::<f64>() / run.e2e_ms.len().max(1) as f64;
+    println!(
+        "  sent {sent} in {send_secs:.2} s ({:.0} records/s; most records due at once in one producer {behind_max}); received {received}; delivery errors {errors}",
+        sent as f64 / send_secs
+    );
+    println!(
+        "  latency over {} records: mean {mean:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        run.e2e_ms.len(),
+        run.e2e(50.0),
+        run.e2e(90.0),
+        run.e2e(99.0),
+        run.e2e(99.9),
+        run.e2e(100.0)
+    );
+    println!(
+        "  of which produce (send -> delivery report, acks=all): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        run.ack(50.0),
+        run.ack(90.0),
+        run.ack(99.0),
+        run.ack(99.9),
+        run.ack(100.0)
+    );
+    run
 }
 
 /// Records/s of the `produce` load with the latency run's linger.ms, on a fresh kfdb.
@@ -242,7 +302,7 @@ fn warm_up(bootstrap: &str, s: &Settings, ready: &AtomicBool) {
 /// paced at rate / producers, all starting together, the send time in each payload's first 8
 /// bytes. Returns (records sent, seconds, most records due at once in one producer).
 fn paced_producers(
-    kfdb: &Kfdb,
+    broker: &dyn Broker,
     s: &Settings,
     rate: f64,
     total: u64,
@@ -255,7 +315,7 @@ fn paced_producers(
     for i in 0..n {
         let share = total / n as u64 + u64::from((i as u64) < total % n as u64);
         let my_rate = rate * share as f64 / total as f64;
-        let (bootstrap, barrier) = (kfdb.bootstrap().to_string(), barrier.clone());
+        let (bootstrap, barrier) = (broker.bootstrap().to_string(), barrier.clone());
         let ctx = Ctx {
             ack_us: Some(acks.clone()),
             counts: counts.clone(),

@@ -1,6 +1,6 @@
-//! The scenarios, one module each. Every `run(&Settings) -> bool` starts its own kfdb, prints
-//! its numbers and then exactly one summary line that starts with `bench ` and is made of
-//! `key=value` fields, and returns false if a record was lost or failed or a topic could not be
+//! The scenarios, one module each. Every `run(&Settings) -> bool` starts its own kfdb (`versus`
+//! also Apache Kafka), prints its numbers and then one summary line (`versus`: one per
+//! measurement) that starts with `bench ` and is made of `key=value` fields, and returns false if a record was lost or failed or a topic could not be
 //! created. `produce::produce_records` is also the load of `latency`'s peak run and `tail`'s fill.
 
 pub mod cluster;
@@ -10,3 +10,4 @@ pub mod latency;
 pub mod produce;
 pub mod tail;
 pub mod topics;
+pub mod versus;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::Producer;
 
 use crate::baseline;
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{create_topic, producer, runtime, send};
 use crate::fdb;
@@ -24,20 +25,21 @@ pub struct ProduceRun {
     pub first_err: Option<String>,
     /// Records sent before the timed part (one per producer, to connect and learn metadata).
     pub warmup: u64,
-    pub kfdb_cpu_s: f64,
+    /// The broker's CPU time during the timed part.
+    pub broker_cpu_s: f64,
 }
 
-/// `producers` threads, each with its own BaseProducer (own connection) writing partition
+/// `producers` threads against `broker`, each with its own BaseProducer (own connection) writing partition
 /// `i % partitions`, together `records` records of 1 KiB; timed from the common start to the last
 /// delivery report.
-pub fn produce_records(kfdb: &Kfdb, topic: &str, s: &Settings, records: u64) -> ProduceRun {
+pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: u64) -> ProduceRun {
     let n = s.producers;
     let barrier = Arc::new(Barrier::new(n + 1));
     let mut handles = Vec::new();
     for i in 0..n {
         let share = records / n as u64 + u64::from((i as u64) < records % n as u64);
         let (bootstrap, topic, barrier) = (
-            kfdb.bootstrap().to_string(),
+            broker.bootstrap().to_string(),
             topic.to_string(),
             barrier.clone(),
         );
@@ -72,7 +74,7 @@ pub fn produce_records(kfdb: &Kfdb, topic: &str, s: &Settings, records: u64) -> 
     }
     barrier.wait();
     let start = Instant::now();
-    let cpu0 = kfdb.cpu_seconds();
+    let cpu0 = broker.cpu_seconds();
     let mut run = ProduceRun {
         secs: 0.0,
         records,
@@ -80,7 +82,7 @@ pub fn produce_records(kfdb: &Kfdb, topic: &str, s: &Settings, records: u64) -> 
         errors: 0,
         first_err: None,
         warmup: n as u64,
-        kfdb_cpu_s: 0.0,
+        broker_cpu_s: 0.0,
     };
     for h in handles {
         let (end, ok, err, first) = h.join().expect("producer thread");
@@ -89,7 +91,7 @@ pub fn produce_records(kfdb: &Kfdb, topic: &str, s: &Settings, records: u64) -> 
         run.errors += err;
         run.first_err = run.first_err.or(first);
     }
-    run.kfdb_cpu_s = kfdb.cpu_seconds() - cpu0;
+    run.broker_cpu_s = broker.cpu_seconds() - cpu0;
     run
 }
 
@@ -143,8 +145,8 @@ pub fn run(s: &Settings) -> bool {
             run.delivered,
             run.records,
             run.errors,
-            run.kfdb_cpu_s,
-            run.kfdb_cpu_s / run.secs * 100.0
+            run.broker_cpu_s,
+            run.broker_cpu_s / run.secs * 100.0
         );
         if let Some(e) = &run.first_err {
             println!("  ! first error: {e}");

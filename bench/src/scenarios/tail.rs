@@ -13,6 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::produce::produce_records;
 use crate::baseline::tcp_copy;
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{consumer, create_topic, runtime};
 use crate::kfdb::Kfdb;
@@ -92,7 +93,7 @@ pub fn run(s: &Settings) -> bool {
 /// One consumer, all partitions assigned from the beginning, reads `expected` records as fast as it
 /// can; returns (seconds from assign to the last record, seconds from the first record to the last,
 /// payload bytes).
-fn tail_read(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> (f64, f64, u64) {
+pub fn tail_read(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> (f64, f64, u64) {
     let c = consumer(bootstrap, "tail");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
@@ -136,7 +137,7 @@ fn tail_read(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> (f
 /// decodes it with kafka-protocol, which leaves each partition's records as one undecoded slice of
 /// the response; only the record-batch headers in it are read, to find the next offsets (no record
 /// parsing, no CRC check). Returns (seconds, bytes of record batches received).
-fn raw_fetch_read(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> (f64, u64) {
+pub fn raw_fetch_read(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> (f64, u64) {
     let mut conn = Connection::connect(bootstrap);
     let topic = TopicName(StrBytes::from_string(topic.to_string()));
     let mut offsets = vec![0i64; partitions as usize];

@@ -17,6 +17,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{Ctx, admin, admin_options, consumer, create_topic, producer, runtime, send};
 use crate::kfdb::Kfdb;
