@@ -36,6 +36,9 @@ pub struct Settings {
     pub targets: Vec<String>,
     pub vs_partitions: Vec<i32>,
     pub vs_rates: Vec<f64>,
+    pub vs_warmup_mib: usize,
+    pub vs_topics: Vec<usize>,
+    pub vs_topic_limit_secs: u64,
 }
 
 impl Settings {
@@ -71,6 +74,13 @@ impl Settings {
             } else {
                 vec![2_000.0, 20_000.0, 100_000.0]
             },
+            vs_warmup_mib: if quick { 8 } else { 64 },
+            vs_topics: if quick {
+                vec![2_000]
+            } else {
+                vec![10_000, 100_000]
+            },
+            vs_topic_limit_secs: 600,
         }
     }
 }
@@ -92,10 +102,14 @@ kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
             --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
   compaction: key-index cost (200k / 2M keyed records of 100 B) and compaction throughput
             (16 / 256 MiB over 1,000 keys); also --reps, --producers, --partitions
-  versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail; versus = all three)
+  versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail, vs-topics; versus = all)
             --targets LIST (kfdb,kafka,kafka-flush)  --vs-partitions LIST (4,64)
-            --vs-rates LIST (2000,20000,100000 records/s)  (also --mib, --reps, --producers,
-            --partitions, --secs, --latency-linger-ms, --tail-mib)
+            --vs-rates LIST (2000,20000,100000 records/s)  --vs-warmup-mib N (64, produced
+            on each fresh broker before it is measured: the JVM's JIT warms up)
+            --vs-topics LIST (10000,100000)  --vs-topic-limit-secs N (600: a target whose
+            creation takes longer is stopped there and runs no larger count)
+            (also --mib, --reps, --producers, --partitions, --secs, --latency-linger-ms,
+            --tail-mib, --topic-batch, --topic-concurrency)
 
 Environment: KFDB_BIN (default ../target/release/kfdb), KFDB_BENCH_DIR (data dirs; default temp dir),
 KFDB_LOG (passed to kfdb), RDKAFKA_DEBUG (librdkafka debug contexts),
@@ -160,6 +174,9 @@ pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
             "--targets" => s.targets = value.split(',').map(String::from).collect(),
             "--vs-partitions" => s.vs_partitions = list(flag, value)?,
             "--vs-rates" => s.vs_rates = list(flag, value)?,
+            "--vs-warmup-mib" => s.vs_warmup_mib = n()?,
+            "--vs-topics" => s.vs_topics = list(flag, value)?,
+            "--vs-topic-limit-secs" => s.vs_topic_limit_secs = n()? as u64,
             _ => return Err(format!("unknown flag {flag}\n\n{HELP}")),
         }
         i += 2;

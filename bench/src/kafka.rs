@@ -36,6 +36,16 @@ const JVM_OPTS: &[&str] = &[
     "-Djava.awt.headless=true",
 ];
 
+/// INFO and above to stdout.
+const LOG4J2: &str = "status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = STDOUT
+";
+
 /// How Kafka is configured beyond what one node needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -51,6 +61,7 @@ pub struct Kafka {
     bootstrap: String,
     log: PathBuf,
     dir: tempfile::TempDir,
+    cp: String,
 }
 
 fn classpath() -> String {
@@ -142,7 +153,10 @@ impl Kafka {
         let config = dir.path().join("server.properties");
         let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(&config, text).expect("write server.properties");
-        let log = dir.path().join("kafka.log");
+        // Kafka's own log4j2 configuration logs INFO to files; this one logs INFO to the console,
+        // which goes to `log` (and "Kafka Server started" there says it is up).
+        std::fs::write(dir.path().join("log4j2.properties"), LOG4J2)
+            .expect("write log4j2.properties");
         let cp = classpath();
         let format = Command::new(java())
             .args([
@@ -165,44 +179,15 @@ impl Kafka {
             String::from_utf8_lossy(&format.stdout),
             String::from_utf8_lossy(&format.stderr)
         );
-        let out = File::create(&log).expect("Kafka's log file");
-        let child = Command::new(java())
-            .args(JVM_OPTS)
-            .args(["-cp", &cp, "kafka.Kafka"])
-            .arg(&config)
-            // compat-tests/java's log4j2.properties: INFO to the log file, as Kafka's own config.
-            .env("KFDB_JVM_LOG_LEVEL", "INFO")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("start Kafka");
+        let log = dir.path().join("kafka.log");
         let mut kafka = Kafka {
-            child,
+            child: spawn(&cp, dir.path(), &log),
             bootstrap,
             log,
             dir,
+            cp,
         };
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = kafka.child.try_wait() {
-                panic!(
-                    "Kafka exited while starting ({status}):\n{}",
-                    tail(&kafka.log, 4000)
-                );
-            }
-            if TcpStream::connect(&kafka.bootstrap).is_ok()
-                && tail(&kafka.log, 1 << 20).contains("Kafka Server started")
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "Kafka did not start in {START_TIMEOUT:?}:\n{}",
-                tail(&kafka.log, 4000)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let took = kafka.wait_ready(0);
         println!(
             "  Apache Kafka pid {} on {} ({}; data in {}; started in {:.1} s)",
             kafka.child.id(),
@@ -212,24 +197,50 @@ impl Kafka {
                 Durability::FlushEveryMessage => "log.flush.interval.messages=1",
             },
             kafka.dir.path().display(),
-            started.elapsed().as_secs_f64()
+            took.as_secs_f64()
         );
         kafka
     }
-}
 
-impl Broker for Kafka {
-    fn bootstrap(&self) -> &str {
-        &self.bootstrap
+    /// Stop Kafka (SIGTERM, as `kafka-server-stop.sh`) and start it again on the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let since = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        self.child = spawn(&self.cp, self.dir.path(), &self.log);
+        self.wait_ready(since);
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    /// Wait until the port accepts connections and the log, after byte `since`, says "Kafka
+    /// Server started"; panics if Kafka exits or takes longer than START_TIMEOUT.
+    fn wait_ready(&mut self, since: u64) -> Duration {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "Kafka exited while starting ({status}):\n{}",
+                    tail(&self.log, 4000)
+                );
+            }
+            let len = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+            if TcpStream::connect(&self.bootstrap).is_ok()
+                && tail(&self.log, len.saturating_sub(since)).contains("Kafka Server started")
+            {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "Kafka did not start in {START_TIMEOUT:?}:\n{}",
+                tail(&self.log, 4000)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-}
 
-impl Drop for Kafka {
-    fn drop(&mut self) {
+    /// SIGTERM and wait (SIGKILL after STOP_TIMEOUT).
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // `kill(1)`, as kfdb-harness stops kfdb: std has no SIGTERM, and a libc binding for one
         // call is not worth it. The child is not reaped yet, so the pid is still Kafka's.
         let _ = Command::new("kill")
@@ -250,5 +261,43 @@ impl Drop for Kafka {
                 }
             }
         }
+    }
+}
+
+/// The Kafka process on the configuration in `dir`, its output appended to `log`.
+fn spawn(cp: &str, dir: &Path, log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("Kafka's log file");
+    Command::new(java())
+        .args(JVM_OPTS)
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            dir.join("log4j2.properties").display()
+        ))
+        .args(["-cp", cp, "kafka.Kafka"])
+        .arg(dir.join("server.properties"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out)
+        .spawn()
+        .expect("start Kafka")
+}
+
+impl Broker for Kafka {
+    fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

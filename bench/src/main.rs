@@ -54,7 +54,9 @@ fn main() {
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
         "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction"
-        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" => vec![scenario.as_str()],
+        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" => {
+            vec![scenario.as_str()]
+        }
         _ => {
             println!("{}", cli::HELP);
             std::process::exit(if scenario == "help" || scenario == "--help" {
@@ -80,7 +82,9 @@ fn main() {
             "delete" => scenarios::delete::run(&s),
             "cluster" => scenarios::cluster::run(&s),
             "compaction" => scenarios::compaction::run(&s),
-            "versus" | "vs-produce" | "vs-latency" | "vs-tail" => scenarios::versus::run(&s, sc),
+            "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" => {
+                scenarios::versus::run(&s, sc)
+            }
             _ => scenarios::topics::run(&s),
         };
         println!("  ({sc} took {:.1} s)\n", t.elapsed().as_secs_f64());

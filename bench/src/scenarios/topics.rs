@@ -30,15 +30,17 @@ const METADATA_VERSION: i16 = 4;
 /// Raw Metadata requests not counted (the connection and kfdb's topic cache warm up).
 const METADATA_WARMUP: usize = 50;
 
-fn topic_name(i: usize) -> String {
+pub fn topic_name(i: usize) -> String {
     format!("t{i:07}")
 }
 
 /// What the CreateTopics phase reports.
-struct Created {
-    created: u64,
-    failed: u64,
-    secs: f64,
+pub struct Created {
+    pub created: u64,
+    pub failed: u64,
+    pub secs: f64,
+    /// It stopped at the time limit before every topic was asked for.
+    pub stopped: bool,
 }
 
 pub fn run(s: &Settings) -> bool {
@@ -71,7 +73,8 @@ pub fn run(s: &Settings) -> bool {
         created,
         failed,
         secs: create_secs,
-    } = create_topics(&rt, &kfdb, &admin, s);
+        ..
+    } = create_topics(&rt, &kfdb, &admin, s, None);
     let rate = created as f64 / create_secs;
     // RSS 2 s after the last CreateTopics, and once the store's 5 s conflict window (which holds
     // every key written in it) has passed: the second is what idle topics cost.
@@ -148,12 +151,14 @@ pub fn run(s: &Settings) -> bool {
 }
 
 /// Creates `s.topics` topics of one partition, `s.topic_batch` per CreateTopics request,
-/// `s.topic_concurrency` requests in flight, printing progress every tenth of the requests.
-fn create_topics(
+/// `s.topic_concurrency` requests in flight, printing progress every tenth of the requests; no
+/// request is sent after `limit` has passed.
+pub fn create_topics(
     rt: &tokio::runtime::Runtime,
-    kfdb: &Kfdb,
+    broker: &dyn Broker,
     admin: &AdminClient<Ctx>,
     s: &Settings,
+    limit: Option<Duration>,
 ) -> Created {
     let batches: Vec<Vec<NewTopic>> = (0..s.topics)
         .collect::<Vec<_>>()
@@ -175,16 +180,21 @@ fn create_topics(
     let failed = AtomicU64::new(0);
     let first_err: Mutex<Option<String>> = Mutex::new(None);
     let slowest = Mutex::new(0f64);
-    let cpu0 = kfdb.cpu_seconds();
+    let cpu0 = broker.cpu_seconds();
     let start = Instant::now();
+    let stopped = std::sync::atomic::AtomicBool::new(false);
     let progress_every = (batches.len() / 10).max(1);
     rt.block_on(
         futures::stream::iter(batches.iter().enumerate())
             .map(|(bi, b)| {
                 let opts = &opts;
-                let (created, failed, first_err, slowest) =
-                    (&created, &failed, &first_err, &slowest);
+                let (created, failed, first_err, slowest, stopped) =
+                    (&created, &failed, &first_err, &slowest, &stopped);
                 async move {
+                    if limit.is_some_and(|l| start.elapsed() > l) {
+                        stopped.store(true, Ordering::Relaxed);
+                        return;
+                    }
                     let t = Instant::now();
                     let r = admin.create_topics(b.iter(), opts).await;
                     let dt = t.elapsed().as_secs_f64();
@@ -229,20 +239,21 @@ fn create_topics(
             .collect::<Vec<()>>(),
     );
     let secs = start.elapsed().as_secs_f64();
-    let create_cpu = kfdb.cpu_seconds() - cpu0;
+    let create_cpu = broker.cpu_seconds() - cpu0;
     let (created, failed) = (created.into_inner(), failed.into_inner());
     let rate = created as f64 / secs;
     if let Some(e) = first_err.into_inner().unwrap() {
         println!("  ! first CreateTopics error: {e}");
     }
     println!(
-        "  created {created} topics ({failed} failed) in {secs:.2} s = {rate:.0} topics/s (slowest request {:.0} ms; kfdb CPU {create_cpu:.1} s)",
+        "  created {created} topics ({failed} failed) in {secs:.2} s = {rate:.0} topics/s (slowest request {:.0} ms; broker CPU {create_cpu:.1} s)",
         slowest.into_inner().unwrap() * 1e3
     );
     Created {
         created,
         failed,
         secs,
+        stopped: stopped.into_inner(),
     }
 }
 

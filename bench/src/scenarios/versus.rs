@@ -2,19 +2,51 @@
 //! machine, with the same clients and loads as the kfdb-only scenarios. Every target of
 //! `--targets` (kfdb; Kafka with its defaults; Kafka with `log.flush.interval.messages=1`) runs
 //! each measurement on a fresh broker, the targets taking turns within a repetition, and one
-//! `bench` line per measurement carries every target's numbers and kfdb's ratios to each Kafka.
+//! `bench` line per measurement carries every target's numbers and kfdb's ratios to each Kafka,
+//! always oriented so that a ratio above 1 means kfdb did better (more MB/s, lower latency).
+//! Every broker is warmed up (`--vs-warmup-mib` through the produce load) before it is measured.
 
 use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 use super::latency::{self, LatencyRun};
 use super::produce::produce_records;
 use super::tail::{raw_fetch_read, tail_read};
+use super::topics::{create_topics, topic_name};
 use crate::baseline::tcp_copy;
+use crate::broker::Broker;
 use crate::cli::Settings;
-use crate::client::{create_topic, runtime};
+use crate::client::{admin, create_topic, runtime};
+use crate::kafka::{Durability, Kafka};
+use crate::kfdb::Kfdb;
 use crate::stats::{mb_s, median, met};
 use crate::target::Target;
+use crate::wire::{self, Connection};
 use crate::workload::{MIB, RECORD_BYTES};
+
+/// A fresh broker of `t` that has taken `--vs-warmup-mib` through the produce load on a topic of
+/// its own first: the JVM's JIT compiles Kafka's hot paths in its first seconds, and a deployed
+/// broker is warm.
+fn warm_broker(t: Target, s: &Settings, rt: &tokio::runtime::Runtime) -> Box<dyn Broker> {
+    let broker = t.start();
+    let records = (s.vs_warmup_mib * MIB / RECORD_BYTES) as u64;
+    if records > 0 {
+        create_topic(rt, broker.bootstrap(), "vs-warmup", s.partitions);
+        let run = produce_records(broker.as_ref(), "vs-warmup", s, records);
+        println!(
+            "  {} warm-up: {} MiB at {:.1} MB/s",
+            t.key(),
+            s.vs_warmup_mib,
+            mb_s(records * RECORD_BYTES as u64, run.secs)
+        );
+    }
+    broker
+}
 
 /// The targets of `--targets`, or an error naming the bad one.
 fn targets(s: &Settings) -> Result<Vec<Target>, String> {
@@ -72,6 +104,9 @@ pub fn run(s: &Settings, which: &str) -> bool {
     if which == "versus" || which == "vs-tail" {
         ok &= tail(s, &list);
     }
+    if which == "versus" || which == "vs-topics" {
+        ok &= topics(s, &list);
+    }
     ok
 }
 
@@ -95,7 +130,7 @@ fn produce(s: &Settings, list: &[Target]) -> bool {
         let mut runs: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
         for rep in 0..s.reps {
             for &t in list {
-                let broker = t.start();
+                let broker = warm_broker(t, &s, &rt);
                 create_topic(&rt, broker.bootstrap(), "vs-produce", partitions);
                 let run = produce_records(broker.as_ref(), "vs-produce", &s, records);
                 println!(
@@ -142,7 +177,7 @@ fn latency(s: &Settings, list: &[Target]) -> bool {
         let mut runs: BTreeMap<&'static str, LatencyRun> = BTreeMap::new();
         for &t in list {
             println!("  {}:", t.key());
-            let broker = t.start();
+            let broker = warm_broker(t, s, &rt);
             let run = latency::measure(broker.as_ref(), s, rate, &rt);
             if !run.complete() {
                 println!(
@@ -217,7 +252,7 @@ fn tail(s: &Settings, list: &[Target]) -> bool {
     let mut tcp = Vec::new();
     let mut ok = true;
     for &t in list.iter().filter(|t| **t != Target::KafkaFlush) {
-        let broker = t.start();
+        let broker = warm_broker(t, s, &rt);
         let topic = "vs-tail";
         create_topic(&rt, broker.bootstrap(), topic, s.partitions);
         let run = produce_records(broker.as_ref(), topic, s, records);
@@ -259,4 +294,178 @@ fn tail(s: &Settings, list: &[Target]) -> bool {
         met(rk.is_none_or(|r| r >= 1.0) && raw_ratio.is_none_or(|r| r >= 0.8))
     );
     ok
+}
+
+/// What one topic-count step measured on one target.
+struct TopicStep {
+    created: u64,
+    rate: f64,
+    /// It hit `--vs-topic-limit-secs` before every topic was asked for.
+    stopped: bool,
+    /// RSS growth per created topic, 7 s after the last CreateTopics.
+    bytes_per_topic: f64,
+    rss_after_mib: f64,
+    /// From the restarted process's start to the first Metadata that names a created topic and
+    /// gets its leader.
+    restart_s: f64,
+}
+
+/// Topic creation at each count of `--vs-topics` (1 partition each, `--topic-batch` per
+/// CreateTopics), RSS per idle topic, and restart to the first served request; a target whose
+/// step passed `--vs-topic-limit-secs` is stopped there and runs no larger count. Kafka flushing
+/// every message creates topics as Kafka does, so it is left out.
+fn topics(s: &Settings, list: &[Target]) -> bool {
+    let rt = runtime();
+    let limit = Duration::from_secs(s.vs_topic_limit_secs);
+    let mut ok = true;
+    let mut gave_up: Vec<Target> = Vec::new();
+    for &count in &s.vs_topics {
+        let s = Settings {
+            topics: count,
+            ..s.clone()
+        };
+        println!(
+            "vs-topics: create {count} topics (1 partition) through the AdminClient, {} per request, {} in flight; RSS \
+             7 s after; then stop the broker (SIGTERM) and time its restart to the first Metadata answer with a leader \
+             (a target is stopped after {} s of creating)",
+            s.topic_batch, s.topic_concurrency, s.vs_topic_limit_secs
+        );
+        let mut steps: BTreeMap<&'static str, TopicStep> = BTreeMap::new();
+        for &t in list.iter().filter(|t| **t != Target::KafkaFlush) {
+            if gave_up.contains(&t) {
+                println!("  {}: skipped (stopped at a smaller count)", t.key());
+                continue;
+            }
+            let step = match t {
+                Target::Kfdb => {
+                    let mut k = Kfdb::start();
+                    let step = create_step(&rt, &k, &s, limit);
+                    k.stop();
+                    let t0 = Instant::now();
+                    let again = Kfdb::restart(&mut k, &[]);
+                    let restart_s = first_served(again.bootstrap(), &step.0, t0);
+                    drop(again);
+                    TopicStep {
+                        restart_s,
+                        ..step.1
+                    }
+                }
+                _ => {
+                    let mut k = Kafka::start(Durability::Defaults);
+                    let step = create_step(&rt, &k, &s, limit);
+                    k.stop();
+                    let t0 = Instant::now();
+                    k.restart();
+                    let restart_s = first_served(k.bootstrap(), &step.0, t0);
+                    TopicStep {
+                        restart_s,
+                        ..step.1
+                    }
+                }
+            };
+            println!(
+                "  {}: {} topics at {:.0} topics/s{}; RSS {:.0} MiB, {:.0} B per topic; restart to first served {:.2} s",
+                t.key(),
+                step.created,
+                step.rate,
+                if step.stopped {
+                    " (stopped at the time limit)"
+                } else {
+                    ""
+                },
+                step.rss_after_mib,
+                step.bytes_per_topic,
+                step.restart_s
+            );
+            if step.stopped {
+                gave_up.push(t);
+            } else {
+                ok &= step.created == count as u64;
+            }
+            steps.insert(t.key(), step);
+        }
+        let of = |f: fn(&TopicStep) -> f64| -> BTreeMap<&'static str, f64> {
+            steps.iter().map(|(k, v)| (*k, f(v))).collect()
+        };
+        let (rate, bpt, restart) = (
+            of(|v| v.rate),
+            of(|v| v.bytes_per_topic),
+            of(|v| v.restart_s),
+        );
+        let created: Vec<String> = steps
+            .iter()
+            .map(|(k, v)| format!("{k}_created={} {k}_stopped={}", v.created, v.stopped))
+            .collect();
+        let rk = ratio(&rate, "kafka", true);
+        println!(
+            "bench scenario=vs_topics topics={count} batch={} {} {} {} {} rate_ratio_vs_kafka={} bytes_ratio_vs_kafka={} \
+             restart_ratio_vs_kafka={} target_rate_ratio_vs_kafka=20 met={}",
+            s.topic_batch,
+            created.join(" "),
+            fields("topics_per_s", &rate, 0),
+            fields("bytes_per_topic", &bpt, 0),
+            fields("restart_s", &restart, 2),
+            show(rk),
+            show(ratio(&bpt, "kafka", false)),
+            show(ratio(&restart, "kafka", false)),
+            met(rk.is_none_or(|r| r >= 20.0))
+        );
+    }
+    ok
+}
+
+/// Create the topics on `broker`, wait 7 s, read its RSS; returns the last created topic's name
+/// (the one the restart asks for) and the step without its restart time.
+fn create_step(
+    rt: &tokio::runtime::Runtime,
+    broker: &dyn Broker,
+    s: &Settings,
+    limit: Duration,
+) -> (String, TopicStep) {
+    let a = admin(broker.bootstrap());
+    let rss0 = broker.status_kib("VmRSS");
+    let c = create_topics(rt, broker, &a, s, Some(limit));
+    drop(a);
+    std::thread::sleep(Duration::from_secs(7));
+    let rss1 = broker.status_kib("VmRSS");
+    let created = c.created.max(1);
+    (
+        topic_name(c.created.saturating_sub(1) as usize),
+        TopicStep {
+            created: c.created,
+            rate: c.created as f64 / c.secs,
+            stopped: c.stopped,
+            bytes_per_topic: rss1.saturating_sub(rss0) as f64 * 1024.0 / created as f64,
+            rss_after_mib: rss1 as f64 / 1024.0,
+            restart_s: f64::NAN,
+        },
+    )
+}
+
+/// Seconds from `t0` until a Metadata v4 request naming `topic` is answered with the topic and
+/// a leader for its partition (connections refused and answers without a leader are retried
+/// every 20 ms, for at most 10 minutes).
+fn first_served(bootstrap: &str, topic: &str, t0: Instant) -> f64 {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_string())),
+        ))]))
+        .with_allow_auto_topic_creation(false);
+    while t0.elapsed() < Duration::from_secs(600) {
+        if TcpStream::connect(bootstrap).is_ok() {
+            let mut conn = Connection::connect(bootstrap);
+            let frame = conn.encode(ApiKey::Metadata, 4, &request);
+            let response: MetadataResponse =
+                wire::decode(ApiKey::Metadata, 4, conn.round_trip(&frame));
+            let served = response
+                .topics
+                .iter()
+                .any(|t| t.error_code == 0 && t.partitions.iter().any(|p| p.leader_id.0 >= 0));
+            if served {
+                return t0.elapsed().as_secs_f64();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f64::NAN
 }
