@@ -353,10 +353,20 @@ fn topics(s: &Settings, list: &[Target]) -> bool {
                 _ => {
                     let mut k = Kafka::start(Durability::Defaults);
                     let step = create_step(&rt, &k, &s, limit);
+                    let stopping = Instant::now();
                     k.stop();
+                    println!(
+                        "  kafka stopped (SIGTERM) in {:.1} s",
+                        stopping.elapsed().as_secs_f64()
+                    );
                     let t0 = Instant::now();
-                    k.restart();
-                    let restart_s = first_served(k.bootstrap(), &step.0, t0);
+                    let restart_s = match k.restart() {
+                        Ok(()) => first_served(k.bootstrap(), &step.0, t0),
+                        Err(e) => {
+                            println!("  ! restart: {e}");
+                            f64::NAN
+                        }
+                    };
                     TopicStep {
                         restart_s,
                         ..step.1
