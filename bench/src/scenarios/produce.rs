@@ -29,6 +29,28 @@ pub struct ProduceRun {
     pub broker_cpu_s: f64,
 }
 
+impl ProduceRun {
+    /// Print the run's line, `label` first, and its first error; true if every record was
+    /// delivered without error.
+    pub fn report(&self, label: &str) -> bool {
+        println!(
+            "  {label} {:>8.1} MB/s {:>9.0} records/s ({:.2} s; delivered {}/{}, errors {}; broker CPU {:.1} s = {:.0} % of one core)",
+            mb_s(self.records * RECORD_BYTES as u64, self.secs),
+            self.records as f64 / self.secs,
+            self.secs,
+            self.delivered,
+            self.records,
+            self.errors,
+            self.broker_cpu_s,
+            self.broker_cpu_s / self.secs * 100.0
+        );
+        if let Some(e) = &self.first_err {
+            println!("  ! first error: {e}");
+        }
+        self.errors == 0 && self.delivered == self.records
+    }
+}
+
 /// `producers` threads against `broker`, each with its own BaseProducer (own connection) writing partition
 /// `i % partitions`, together `records` records of 1 KiB; timed from the common start to the last
 /// delivery report.
@@ -137,21 +159,7 @@ pub fn run(s: &Settings) -> bool {
         let kfdb = Kfdb::start();
         create_topic(&rt, kfdb.bootstrap(), "bench-produce", s.partitions);
         let run = produce_records(&kfdb, "bench-produce", s, records);
-        println!(
-            "  rep {rep}: kfdb produce                {:>8.1} MB/s {:>9.0} records/s ({:.2} s; delivered {}/{}, errors {}; kfdb CPU {:.1} s = {:.0} % of one core)",
-            mb_s(bytes, run.secs),
-            records as f64 / run.secs,
-            run.secs,
-            run.delivered,
-            run.records,
-            run.errors,
-            run.broker_cpu_s,
-            run.broker_cpu_s / run.secs * 100.0
-        );
-        if let Some(e) = &run.first_err {
-            println!("  ! first error: {e}");
-        }
-        all_ok &= run.errors == 0 && run.delivered == run.records;
+        all_ok &= run.report(&format!("rep {rep}: kfdb produce               "));
         kf.push(mb_s(bytes, run.secs));
         drop(kfdb);
     }
