@@ -285,6 +285,17 @@ impl Transaction {
         on_backend!(self, t => t.set(key, value))
     }
 
+    /// [`Transaction::set`] with a value the caller already owns as [`Bytes`]: the embedded
+    /// backend keeps it without copying (record chunks, most of what kfdb writes, are built for
+    /// the store and never used again by their builder); FoundationDB's client copies it as ever.
+    pub fn set_bytes(&self, key: &[u8], value: Bytes) {
+        match &self.0 {
+            TransactionBackend::Embedded(t) => t.set_bytes(key, value),
+            #[cfg(feature = "fdb")]
+            TransactionBackend::Fdb(t) => t.set(key, &value),
+        }
+    }
+
     /// Remove `key`.
     pub fn clear(&self, key: &[u8]) {
         on_backend!(self, t => t.clear(key))

@@ -715,6 +715,19 @@ mod cases {
         let tx = c.db.create_transaction().unwrap();
         tx.set(&c.k("big"), &vec![0u8; MAX_VALUE_SIZE + 1]);
         assert_eq!(code(tx.commit().await), KvError::VALUE_TOO_LARGE);
+        // set_bytes (an owned value) has set's limits and semantics.
+        let tx = c.db.create_transaction().unwrap();
+        tx.set_bytes(&c.k("big"), Bytes::from(vec![0u8; MAX_VALUE_SIZE + 1]));
+        assert_eq!(code(tx.commit().await), KvError::VALUE_TOO_LARGE);
+        let tx = c.db.create_transaction().unwrap();
+        let owned = Bytes::from(vec![9u8; MAX_VALUE_SIZE]);
+        tx.set_bytes(&c.k("owned"), owned.clone());
+        assert_eq!(
+            tx.get(&c.k("owned"), false).await.unwrap(),
+            Some(owned.clone())
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(c.read("owned").await, Some(owned));
         // Exactly at the limits is fine.
         let mut max_key = c.k("");
         max_key.resize(MAX_KEY_SIZE, b'k');

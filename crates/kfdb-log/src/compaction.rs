@@ -664,9 +664,9 @@ fn replace_batch(tx: &Transaction, p: PartitionId, b: &Batch, bytes: &bytes::Byt
     let last = last_offset(b);
     tx.clear_range(&keys::log_chunk(p, last, 0), &keys::log_from(p, last + 1));
     for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set(
+        tx.set_bytes(
             &keys::log_chunk(p, last, i as i32),
-            &crate::values::encode_chunk(chunk),
+            crate::values::encode_chunk(chunk).into(),
         );
     }
     let info = BatchInfo {

@@ -181,9 +181,9 @@ pub(crate) fn write_batch(
     let last = base + i64::from(batch.last_offset_delta);
     let bytes: Bytes = batch.stamped(base, epoch, append_time);
     for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set(
+        tx.set_bytes(
             &keys::log_chunk(p, last, i as i32),
-            &values::encode_chunk(chunk),
+            values::encode_chunk(chunk).into(),
         );
     }
     let max_ts = batch.stored_max_timestamp(append_time);

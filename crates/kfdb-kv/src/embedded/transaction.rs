@@ -429,14 +429,19 @@ impl EmbeddedTransaction {
 
     /// See [`crate::Transaction::set`].
     pub fn set(&self, key: &[u8], value: &[u8]) {
+        self.set_bytes(key, Bytes::copy_from_slice(value));
+    }
+
+    /// See [`crate::Transaction::set_bytes`]: `value` is kept as it is, not copied.
+    pub fn set_bytes(&self, key: &[u8], value: Bytes) {
         let mut st = self.state();
-        if st.check_open().is_err() || !st.defer(check_write_key(key).and(check_value(value))) {
+        if st.check_open().is_err() || !st.defer(check_write_key(key).and(check_value(&value))) {
             return;
         }
-        let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         st.add_size(key.len() + value.len());
-        st.writes.set(key, v.clone());
-        st.mutations.push(Mutation::Set(k, v));
+        st.writes.set(key, value.clone());
+        st.mutations
+            .push(Mutation::Set(Bytes::copy_from_slice(key), value));
         st.conflict(true, key.to_vec(), key_after(key));
     }
 
