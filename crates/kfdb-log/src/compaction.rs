@@ -663,12 +663,7 @@ fn drop_batch(tx: &Transaction, p: PartitionId, b: &Batch) {
 fn replace_batch(tx: &Transaction, p: PartitionId, b: &Batch, bytes: &bytes::Bytes) {
     let last = last_offset(b);
     tx.clear_range(&keys::log_chunk(p, last, 0), &keys::log_from(p, last + 1));
-    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set_bytes(
-            &keys::log_chunk(p, last, i as i32),
-            crate::values::encode_chunk(chunk).into(),
-        );
-    }
+    partition::write_chunks(tx, p, last, bytes);
     let info = BatchInfo {
         base_offset: b.base_offset(),
         last_offset: last,

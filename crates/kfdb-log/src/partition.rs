@@ -167,6 +167,17 @@ pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
     );
 }
 
+/// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each),
+/// handed to the store without a further copy.
+pub(crate) fn write_chunks(tx: &Transaction, p: PartitionId, last: i64, bytes: &[u8]) {
+    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
+        tx.set_bytes(
+            &keys::log_chunk(p, last, i as i32),
+            values::encode_chunk(chunk).into(),
+        );
+    }
+}
+
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it
 /// raises the partition's max timestamp; advance `state`. Returns the batch as stored.
 pub(crate) fn write_batch(
@@ -180,12 +191,7 @@ pub(crate) fn write_batch(
     let base = state.next_offset;
     let last = base + i64::from(batch.last_offset_delta);
     let bytes: Bytes = batch.stamped(base, epoch, append_time);
-    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set_bytes(
-            &keys::log_chunk(p, last, i as i32),
-            values::encode_chunk(chunk).into(),
-        );
-    }
+    write_chunks(tx, p, last, &bytes);
     let max_ts = batch.stored_max_timestamp(append_time);
     let info = BatchInfo {
         base_offset: base,
