@@ -47,6 +47,11 @@ impl ProduceRun {
         if let Some(e) = &self.first_err {
             println!("  ! first error: {e}");
         }
+        self.complete()
+    }
+
+    /// Every record was delivered without error.
+    pub fn complete(&self) -> bool {
         self.errors == 0 && self.delivered == self.records
     }
 }

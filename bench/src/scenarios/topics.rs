@@ -26,7 +26,7 @@ use crate::wire::{self, Connection};
 use crate::workload::payload;
 
 /// The Metadata version of the raw requests.
-const METADATA_VERSION: i16 = 4;
+pub const METADATA_VERSION: i16 = 4;
 /// Raw Metadata requests not counted (the connection and kfdb's topic cache warm up).
 const METADATA_WARMUP: usize = 50;
 
@@ -257,12 +257,9 @@ pub fn create_topics(
     }
 }
 
-/// Metadata v4 requests naming `names` (no auto-creation) on one connection, one at a time,
-/// `reps` counted after `METADATA_WARMUP`. Returns the sorted round-trip times in ms (encoding
-/// and decoding not timed) and whether the first and the last response had every topic without
-/// error and with one partition.
-fn raw_metadata(bootstrap: &str, names: &[String], reps: usize) -> (Vec<f64>, bool) {
-    let request = MetadataRequest::default()
+/// A Metadata request for the topics `names`, never creating them.
+pub fn named_metadata(names: &[String]) -> MetadataRequest {
+    MetadataRequest::default()
         .with_topics(Some(
             names
                 .iter()
@@ -272,7 +269,15 @@ fn raw_metadata(bootstrap: &str, names: &[String], reps: usize) -> (Vec<f64>, bo
                 })
                 .collect(),
         ))
-        .with_allow_auto_topic_creation(false);
+        .with_allow_auto_topic_creation(false)
+}
+
+/// Metadata v4 requests naming `names` (no auto-creation) on one connection, one at a time,
+/// `reps` counted after `METADATA_WARMUP`. Returns the sorted round-trip times in ms (encoding
+/// and decoding not timed) and whether the first and the last response had every topic without
+/// error and with one partition.
+fn raw_metadata(bootstrap: &str, names: &[String], reps: usize) -> (Vec<f64>, bool) {
+    let request = named_metadata(names);
     let mut conn = Connection::connect(bootstrap);
     let mut lat = Vec::with_capacity(reps);
     let mut ok = true;

@@ -1,4 +1,4 @@
-//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`): kfdb next to Apache Kafka 4.4 on the same
+//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`, `vs-topics`): kfdb next to Apache Kafka 4.4 on the same
 //! machine, with the same clients and loads as the kfdb-only scenarios. Every target of
 //! `--targets` (kfdb; Kafka with its defaults; Kafka with `log.flush.interval.messages=1`) runs
 //! each measurement on a fresh broker, the targets taking turns within a repetition, and one
@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, MetadataResponse};
 
 use super::latency::{self, LatencyRun};
 use super::produce::produce_records;
 use super::tail::{raw_fetch_read, tail_read};
-use super::topics::{create_topics, topic_name};
+use super::topics::{METADATA_VERSION, create_topics, named_metadata, topic_name};
 use crate::baseline::tcp_copy;
 use crate::broker::Broker;
 use crate::cli::Settings;
@@ -25,7 +23,7 @@ use crate::client::{admin, create_topic, runtime};
 use crate::kafka::{Durability, Kafka};
 use crate::kfdb::Kfdb;
 use crate::stats::{mb_s, median, met};
-use crate::target::Target;
+use crate::target::{self, Target};
 use crate::wire::{self, Connection};
 use crate::workload::{MIB, RECORD_BYTES};
 
@@ -58,7 +56,8 @@ fn targets(s: &Settings) -> Result<Vec<Target>, String> {
 
 /// `name=value` for each target's number, `na` where the target did not run.
 fn fields(name: &str, values: &BTreeMap<&'static str, f64>, decimals: usize) -> String {
-    ["kfdb", "kafka", "kafka_flush"]
+    target::ALL
+        .map(Target::key)
         .iter()
         .map(|t| match values.get(t) {
             Some(v) => format!("{t}_{name}={v:.decimals$}"),
@@ -246,7 +245,7 @@ fn tail(s: &Settings, list: &[Target]) -> bool {
         let topic = "vs-tail";
         create_topic(&rt, broker.bootstrap(), topic, s.partitions);
         let run = produce_records(broker.as_ref(), topic, s, records);
-        ok &= run.errors == 0 && run.delivered == run.records;
+        ok &= run.complete();
         let expected = run.delivered + run.warmup;
         let (mut c, mut r) = (Vec::new(), Vec::new());
         for rep in 0..s.reps {
@@ -442,21 +441,17 @@ fn create_step(
     )
 }
 
-/// Seconds from `t0` until a Metadata v4 request naming `topic` is answered with the topic and
+/// Seconds from `t0` until a Metadata request naming `topic` is answered with the topic and
 /// a leader for its partition (connections refused and answers without a leader are retried
 /// every 20 ms, for at most 10 minutes).
 fn first_served(bootstrap: &str, topic: &str, t0: Instant) -> f64 {
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
-            TopicName(StrBytes::from_string(topic.to_string())),
-        ))]))
-        .with_allow_auto_topic_creation(false);
+    let request = named_metadata(&[topic.to_string()]);
     while t0.elapsed() < Duration::from_secs(600) {
         if TcpStream::connect(bootstrap).is_ok() {
             let mut conn = Connection::connect(bootstrap);
-            let frame = conn.encode(ApiKey::Metadata, 4, &request);
+            let frame = conn.encode(ApiKey::Metadata, METADATA_VERSION, &request);
             let response: MetadataResponse =
-                wire::decode(ApiKey::Metadata, 4, conn.round_trip(&frame));
+                wire::decode(ApiKey::Metadata, METADATA_VERSION, conn.round_trip(&frame));
             let served = response
                 .topics
                 .iter()
