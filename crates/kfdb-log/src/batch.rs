@@ -130,7 +130,23 @@ impl Batch {
     /// The bytes to store once the batch is given `base_offset`, the owner's `leader_epoch`, and, for
     /// `LogAppendTime` topics, the append time (which changes CRC-covered fields: CRC recomputed).
     pub fn stamped(&self, base_offset: i64, leader_epoch: i32, append_time: Option<i64>) -> Bytes {
-        let mut b = BytesMut::from(self.bytes.as_ref());
+        let mut b = BytesMut::with_capacity(self.bytes.len());
+        self.stamp_into(&mut b, base_offset, leader_epoch, append_time);
+        b.freeze()
+    }
+
+    /// [`Batch::stamped`], appended to `out` (a caller that stores the batch behind a header of
+    /// its own writes both into one buffer: one copy of the batch, not two).
+    pub fn stamp_into(
+        &self,
+        out: &mut BytesMut,
+        base_offset: i64,
+        leader_epoch: i32,
+        append_time: Option<i64>,
+    ) {
+        let at = out.len();
+        out.extend_from_slice(&self.bytes);
+        let b = &mut out[at..];
         b[0..8].copy_from_slice(&base_offset.to_be_bytes());
         b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
         if let Some(now) = append_time {
@@ -140,7 +156,6 @@ impl Batch {
             let crc = crc32c::crc32c(&b[21..]);
             b[17..21].copy_from_slice(&crc.to_be_bytes());
         }
-        b.freeze()
     }
 
     /// The max timestamp as stored (the append time for `LogAppendTime` topics).

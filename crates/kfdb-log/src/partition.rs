@@ -21,7 +21,7 @@ use crate::values::{
     self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition,
     decode_open_txn,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kfdb_kv::{RangeOption, Transaction};
 
 /// A partition's state (the default before its first append).
@@ -171,11 +171,38 @@ pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
 /// handed to the store without a further copy.
 pub(crate) fn write_chunks(tx: &Transaction, p: PartitionId, last: i64, bytes: &[u8]) {
     for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set_bytes(
-            &keys::log_chunk(p, last, i as i32),
-            values::encode_chunk(chunk).into(),
-        );
+        write_chunk(tx, p, last, i, values::encode_chunk(chunk).into());
     }
+}
+
+fn write_chunk(tx: &Transaction, p: PartitionId, last: i64, i: usize, value: Bytes) {
+    tx.set_bytes(&keys::log_chunk(p, last, i as i32), value);
+}
+
+/// Stamp `batch` into one buffer laid out as its first chunk row's value (the chunk header, then
+/// the stamped batch), store the first chunk as a slice of it and any further chunks as copies,
+/// and return the stamped batch as a slice of the same buffer (what the hot-segment cache keeps).
+/// A batch up to `CHUNK_BYTES` — nearly every produced batch — is copied once on its way to the
+/// store, not twice.
+fn stamp_and_write_chunks(
+    tx: &Transaction,
+    p: PartitionId,
+    last: i64,
+    batch: &Batch,
+    stamp: (i64, i32, Option<i64>),
+) -> Bytes {
+    let header = values::CHUNK_HEADER.len();
+    let mut buf = BytesMut::with_capacity(header + batch.size());
+    buf.extend_from_slice(&values::CHUNK_HEADER);
+    batch.stamp_into(&mut buf, stamp.0, stamp.1, stamp.2);
+    let buf = buf.freeze();
+    let bytes = buf.slice(header..);
+    let first = bytes.len().min(keys::CHUNK_BYTES);
+    write_chunk(tx, p, last, 0, buf.slice(..header + first));
+    for (i, chunk) in bytes[first..].chunks(keys::CHUNK_BYTES).enumerate() {
+        write_chunk(tx, p, last, i + 1, values::encode_chunk(chunk).into());
+    }
+    bytes
 }
 
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it
@@ -190,8 +217,7 @@ pub(crate) fn write_batch(
 ) -> NewBatch {
     let base = state.next_offset;
     let last = base + i64::from(batch.last_offset_delta);
-    let bytes: Bytes = batch.stamped(base, epoch, append_time);
-    write_chunks(tx, p, last, &bytes);
+    let bytes = stamp_and_write_chunks(tx, p, last, batch, (base, epoch, append_time));
     let max_ts = batch.stored_max_timestamp(append_time);
     let info = BatchInfo {
         base_offset: base,

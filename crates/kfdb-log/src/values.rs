@@ -213,6 +213,9 @@ impl BrokerRecord {
 /// First byte of every stored chunk value (format version).
 const CHUNK_FORMAT: u8 = 1;
 
+/// The bytes a stored chunk value starts with, before the batch bytes it holds.
+pub(crate) const CHUNK_HEADER: [u8; 1] = [CHUNK_FORMAT];
+
 /// A stored chunk of a record batch.
 pub(crate) fn encode_chunk(chunk: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(chunk.len() + 1);
