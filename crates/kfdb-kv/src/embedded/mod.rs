@@ -7,6 +7,8 @@
 //!   transactions durable with one fsync before anyone is answered (group commit).
 //! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
 //!
+//! - `reclaim`: frees the memtables fjall retires on a thread of its own, not under the locks
+//!   every commit needs.
 //! - `tombstones`: large range clears, hidden from readers at once and deleted by the pipeline in
 //!   bounded steps, so a big delete costs every other commit nothing.
 //!
@@ -14,6 +16,7 @@
 //! fsync, so a reader can never see data that a crash could take back.
 
 mod pipeline;
+mod reclaim;
 mod resolver;
 mod tombstones;
 mod transaction;

@@ -10,6 +10,7 @@
 //! Large range clears become tombstones (`tombstones.rs`); between groups, and continuously while
 //! no commit waits, the pipeline deletes their keys in bounded steps.
 
+use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
 use super::tombstones::{
     self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
@@ -92,6 +93,8 @@ struct Pipeline {
     live: Vec<Pending>,
     /// Set after a purge step failed: purging stops (the store is poisoned anyway).
     purge_failed: bool,
+    /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`).
+    memtables: MemtableKeeper,
 }
 
 pub(crate) fn run(
@@ -108,6 +111,7 @@ pub(crate) fn run(
             .map(|(tomb, cursor)| Pending { tomb, cursor })
             .collect(),
         purge_failed: false,
+        memtables: MemtableKeeper::start(),
         core,
     };
     loop {
@@ -128,6 +132,7 @@ pub(crate) fn run(
                 } else {
                     p.history.prune(Instant::now());
                 }
+                p.memtables.observe(&p.core.data);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -140,6 +145,7 @@ pub(crate) fn run(
             }
         }
         p.commit_group(group);
+        p.memtables.observe(&p.core.data);
         if !p.live.is_empty() && !p.purge_failed {
             // Under load, one small step per group: a big delete adds a bounded delay to each
             // group instead of stalling them all.
