@@ -39,6 +39,9 @@ pub struct Settings {
     pub vs_warmup_mib: usize,
     pub vs_topics: Vec<usize>,
     pub vs_topic_limit_secs: u64,
+    pub vs_groups: usize,
+    pub vs_commit_connections: usize,
+    pub vs_commit_secs: u64,
 }
 
 impl Settings {
@@ -81,13 +84,16 @@ impl Settings {
                 vec![10_000, 100_000]
             },
             vs_topic_limit_secs: 600,
+            vs_groups: if quick { 1_000 } else { 10_000 },
+            vs_commit_connections: if quick { 10 } else { 100 },
+            vs_commit_secs: if quick { 3 } else { 30 },
         }
     }
 }
 
 pub const HELP: &str = "\
 kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
-            |versus|vs-produce|vs-latency|vs-tail> [flags]
+            |versus|vs-produce|vs-latency|vs-tail|vs-topics|vs-commits> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
   produce:  --mib N (256)  --reps N (3)  --producers N (4)  --partitions N (4)
@@ -102,12 +108,15 @@ kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
             --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
   compaction: key-index cost (200k / 2M keyed records of 100 B) and compaction throughput
             (16 / 256 MiB over 1,000 keys); also --reps, --producers, --partitions
-  versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail, vs-topics; versus = all)
+  versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail, vs-topics, vs-commits;
+            versus = all)
             --targets LIST (kfdb,kafka,kafka-flush)  --vs-partitions LIST (4,64)
             --vs-rates LIST (2000,20000,100000 records/s)  --vs-warmup-mib N (64, produced
             on each fresh broker before it is measured: the JVM's JIT warms up)
             --vs-topics LIST (10000,100000)  --vs-topic-limit-secs N (600: a target whose
             creation takes longer is stopped there and runs no larger count)
+            --vs-groups N (10000, each committing 1 offset/s)  --vs-commit-connections N (100)
+            --vs-commit-secs N (30, measured)
             (also --mib, --reps, --producers, --partitions, --secs, --latency-linger-ms,
             --tail-mib, --topic-batch, --topic-concurrency)
 
@@ -177,6 +186,9 @@ pub fn parse_args(args: &[String]) -> Result<(String, Settings), String> {
             "--vs-warmup-mib" => s.vs_warmup_mib = n()?,
             "--vs-topics" => s.vs_topics = list(flag, value)?,
             "--vs-topic-limit-secs" => s.vs_topic_limit_secs = n()? as u64,
+            "--vs-groups" => s.vs_groups = n()?,
+            "--vs-commit-connections" => s.vs_commit_connections = n()?,
+            "--vs-commit-secs" => s.vs_commit_secs = n()? as u64,
             _ => return Err(format!("unknown flag {flag}\n\n{HELP}")),
         }
         i += 2;

@@ -54,7 +54,7 @@ fn main() {
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
         "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction"
-        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" => {
+        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" | "vs-commits" => {
             vec![scenario.as_str()]
         }
         _ => {
@@ -82,7 +82,7 @@ fn main() {
             "delete" => scenarios::delete::run(&s),
             "cluster" => scenarios::cluster::run(&s),
             "compaction" => scenarios::compaction::run(&s),
-            "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" => {
+            "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" | "vs-commits" => {
                 scenarios::versus::run(&s, sc)
             }
             _ => scenarios::topics::run(&s),

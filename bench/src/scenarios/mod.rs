@@ -4,6 +4,7 @@
 //! created. `produce::produce_records` is also the load of `latency`'s peak run and `tail`'s fill.
 
 pub mod cluster;
+pub mod commits;
 pub mod compaction;
 pub mod delete;
 pub mod latency;

@@ -1,4 +1,4 @@
-//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`, `vs-topics`): kfdb next to Apache Kafka 4.4 on the same
+//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`, `vs-topics`, `vs-commits`): kfdb next to Apache Kafka 4.4 on the same
 //! machine, with the same clients and loads as the kfdb-only scenarios. Every target of
 //! `--targets` (kfdb; Kafka with its defaults; Kafka with `log.flush.interval.messages=1`) runs
 //! each measurement on a fresh broker, the targets taking turns within a repetition, and one
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, MetadataResponse};
 
+use super::commits::{self, CommitRun};
 use super::latency::{self, LatencyRun};
 use super::produce::produce_records;
 use super::tail::{raw_fetch_read, tail_read};
@@ -115,6 +116,9 @@ pub fn run(s: &Settings, which: &str) -> bool {
     }
     if which == "versus" || which == "vs-topics" {
         ok &= topics(s, &list);
+    }
+    if which == "versus" || which == "vs-commits" {
+        ok &= commit_load(s, &list);
     }
     ok
 }
@@ -281,6 +285,101 @@ fn tail(s: &Settings, list: &[Target]) -> bool {
         show(ratio(&raw, "kafka", true)),
         show(raw_ratio),
         verdict(&[rk.map(|r| r >= 1.0), raw_ratio.map(|r| r >= 0.8)])
+    );
+    ok
+}
+
+/// `--vs-groups` groups committing one offset a second each (`commits.rs`), on a warmed fresh
+/// broker of every target; goal: kfdb sustains the rate with a commit p99 of at most 10 ms.
+fn commit_load(s: &Settings, list: &[Target]) -> bool {
+    let rt = runtime();
+    let topic = "vs-commits";
+    println!(
+        "vs-commits: {} groups commit 1 offset/s each (OffsetCommit v8, generation -1) over {} connections, one \
+         request in flight each; 1 s unmeasured, then {} s measured",
+        s.vs_groups, s.vs_commit_connections, s.vs_commit_secs
+    );
+    let mut runs: BTreeMap<&'static str, CommitRun> = BTreeMap::new();
+    let mut cpu: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let mut ok = true;
+    for &t in list {
+        let broker = warm_broker(t, s, &rt);
+        create_topic(&rt, broker.bootstrap(), topic, 1);
+        if !commits::coordinator_ready(broker.bootstrap()) {
+            println!("  ! {}: no group coordinator after 60 s", t.key());
+            ok = false;
+            continue;
+        }
+        let (cpu0, t0) = (broker.cpu_seconds(), Instant::now());
+        let run = commits::measure(
+            broker.bootstrap(),
+            topic,
+            s.vs_groups,
+            s.vs_commit_connections,
+            s.vs_commit_secs,
+        );
+        let cores = (broker.cpu_seconds() - cpu0) / t0.elapsed().as_secs_f64();
+        println!(
+            "  {:<12} {:.0} commits/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; \
+             latest send {:.1} ms after due; broker CPU {:.2} cores; errors {:?}",
+            t.key(),
+            run.rate(),
+            run.latency(50.0),
+            run.latency(99.0),
+            run.latency(99.9),
+            run.latency(100.0),
+            run.max_late_ms,
+            cores,
+            run.errors
+        );
+        run.print_timeline();
+        // Every 100th group reads back the last second's offset.
+        let wrong = commits::mismatches(
+            broker.bootstrap(),
+            topic,
+            s.vs_groups,
+            100,
+            s.vs_commit_secs as i64,
+        );
+        if wrong > 0 {
+            println!(
+                "  ! {}: {wrong} sampled groups read back another offset",
+                t.key()
+            );
+        }
+        ok &= run.clean() && wrong == 0;
+        cpu.insert(t.key(), cores);
+        runs.insert(t.key(), run);
+    }
+    let of = |f: &dyn Fn(&CommitRun) -> f64| -> BTreeMap<&'static str, f64> {
+        runs.iter().map(|(k, r)| (*k, f(r))).collect()
+    };
+    let (rate, p50, p99, p999) = (
+        of(&|r| r.rate()),
+        of(&|r| r.latency(50.0)),
+        of(&|r| r.latency(99.0)),
+        of(&|r| r.latency(99.9)),
+    );
+    let wanted = s.vs_groups as f64;
+    let kfdb = runs.get("kfdb");
+    let checks = [
+        kfdb.map(|r| r.rate() >= 0.99 * wanted),
+        kfdb.map(|r| r.latency(99.0) <= 10.0),
+    ];
+    println!(
+        "bench scenario=vs_commits groups={} connections={} secs={} {} {} {} {} {} p99_ratio_vs_kafka={} \
+         p99_ratio_vs_kafka_flush={} target_commits_s={wanted:.0} target_kfdb_p99_ms=10 met={} all_committed={ok}",
+        s.vs_groups,
+        s.vs_commit_connections,
+        s.vs_commit_secs,
+        fields("commits_s", &rate, 0),
+        fields("p50_ms", &p50, 2),
+        fields("p99_ms", &p99, 2),
+        fields("p999_ms", &p999, 2),
+        fields("cpu_cores", &cpu, 2),
+        show(ratio(&p99, "kafka", false)),
+        show(ratio(&p99, "kafka_flush", false)),
+        verdict(&checks)
     );
     ok
 }
