@@ -93,8 +93,9 @@ struct Pipeline {
     live: Vec<Pending>,
     /// Set after a purge step failed: purging stops (the store is poisoned anyway).
     purge_failed: bool,
-    /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`).
-    memtables: MemtableKeeper,
+    /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`); stopped
+    /// when the pipeline ends.
+    _memtables: MemtableKeeper,
 }
 
 pub(crate) fn run(
@@ -111,7 +112,7 @@ pub(crate) fn run(
             .map(|(tomb, cursor)| Pending { tomb, cursor })
             .collect(),
         purge_failed: false,
-        memtables: MemtableKeeper::start(),
+        _memtables: MemtableKeeper::start(core.data.clone()),
         core,
     };
     loop {
@@ -132,7 +133,6 @@ pub(crate) fn run(
                 } else {
                     p.history.prune(Instant::now());
                 }
-                p.memtables.observe(&p.core.data);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -145,7 +145,6 @@ pub(crate) fn run(
             }
         }
         p.commit_group(group);
-        p.memtables.observe(&p.core.data);
         if !p.live.is_empty() && !p.purge_failed {
             // Under load, one small step per group: a big delete adds a bounded delay to each
             // group instead of stalling them all.

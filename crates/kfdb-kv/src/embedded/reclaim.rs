@@ -8,120 +8,164 @@
 //! (the thread was preempted while holding the locks), and every commit in flight waited for it
 //! (docs/benchmarks.md, "vs-commits").
 //!
-//! `MemtableKeeper` holds a reference to every memtable the data keyspace has had, so fjall's
-//! drop is never the last one; once fjall has let go of a memtable (only the keeper's reference
-//! is left), the keeper hands it to a thread of its own, `kfdb-kv-reclaim`, which frees it while
-//! holding no lock. A memtable is kept no longer than fjall keeps it, plus one commit group.
+//! `MemtableKeeper` runs a thread of its own, `kfdb-kv-reclaim`, that looks at the data keyspace's
+//! active memtable every `POLL` and holds a reference to every memtable it has seen there, so
+//! fjall's drop is never the last one. Once fjall has let go of a memtable (only the keeper's
+//! reference is left), the keeper drops it, on its own thread, holding no lock. fjall keeps a
+//! memtable for seconds after sealing it (until it is flushed and its version collected), far
+//! longer than `POLL`, so the keeper sees every memtable; the commit thread never waits for it.
+//! It reaches the memtable through fjall's `Keyspace::tree` (public, though hidden from fjall's
+//! documentation): if a later fjall removes it, this stops compiling rather than silently
+//! changing behaviour.
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use fjall::AbstractTree;
+
+/// How often the keeper looks at the active memtable and at the ones it holds.
+const POLL: Duration = Duration::from_millis(10);
 
 /// A memtable, by type-erased reference (fjall does not export its memtable type).
 type Held = Arc<dyn Any + Send + Sync>;
 
-/// See the module documentation.
+/// What the keeper did so far (for tests).
+#[derive(Default)]
+pub(crate) struct KeeperCounts {
+    /// Memtables seen as the active one.
+    pub(crate) seen: AtomicU64,
+    /// Of those, dropped by the keeper after fjall let go of them.
+    pub(crate) freed: AtomicU64,
+}
+
+/// See the module documentation. Dropping it stops the thread (which frees what it still holds).
 pub(crate) struct MemtableKeeper {
-    /// Every memtable seen as the active one, oldest first; the last is the newest seen.
-    held: Vec<Held>,
-    /// To the reclaim thread; `None` if it could not be started (fjall then frees memtables itself).
-    reclaim: Option<Sender<Held>>,
-    /// Memtables handed to the reclaim thread so far.
-    released: u64,
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    #[cfg(test)]
+    counts: Arc<KeeperCounts>,
 }
 
 fn same(a: &Held, b: &Held) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
+/// Note the active memtable of `keyspace`; drop every older one only `held` still references.
+fn observe(held: &mut Vec<Held>, keyspace: &fjall::Keyspace, counts: &KeeperCounts) {
+    let active: Held = keyspace.tree.active_memtable();
+    if !held.last().is_some_and(|last| same(last, &active)) {
+        held.push(active);
+        counts.seen.fetch_add(1, Ordering::Relaxed);
+    }
+    let newest = held.len() - 1;
+    let before = held.len();
+    let mut i = 0;
+    held.retain(|m| {
+        let keep = i == newest || Arc::strong_count(m) > 1;
+        i += 1;
+        keep
+    });
+    counts
+        .freed
+        .fetch_add((before - held.len()) as u64, Ordering::Relaxed);
+}
+
 impl MemtableKeeper {
-    /// A keeper with its reclaim thread.
-    pub(crate) fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<Held>();
+    /// Start keeping `keyspace`'s memtables. If the thread cannot be started, fjall frees its
+    /// memtables itself, as it would without the keeper (logged).
+    pub(crate) fn start(keyspace: fjall::Keyspace) -> Self {
+        let counts = Arc::new(KeeperCounts::default());
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread_counts = counts.clone();
         let spawned = std::thread::Builder::new()
             .name("kfdb-kv-reclaim".into())
             .spawn(move || {
-                // Each received memtable is dropped here, the last reference to it.
-                for memtable in rx {
-                    drop(memtable);
+                let mut held: Vec<Held> = Vec::new();
+                loop {
+                    observe(&mut held, &keyspace, &thread_counts);
+                    match stopped.recv_timeout(POLL) {
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             });
-        let reclaim = match spawned {
-            Ok(_) => Some(tx),
+        let thread = match spawned {
+            Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(error = %e, "no memtable reclaim thread; fjall frees memtables under its locks");
                 None
             }
         };
         Self {
-            held: Vec::new(),
-            reclaim,
-            released: 0,
+            stop: Some(stop),
+            thread,
+            #[cfg(test)]
+            counts,
         }
     }
 
-    /// Note `keyspace`'s active memtable, and send every older one that only the keeper still
-    /// references to the reclaim thread.
-    pub(crate) fn observe(&mut self, keyspace: &fjall::Keyspace) {
-        let Some(reclaim) = &self.reclaim else {
-            return;
-        };
-        let active: Held = keyspace.tree.active_memtable();
-        if !self.held.last().is_some_and(|last| same(last, &active)) {
-            self.held.push(active);
-        }
-        let newest = self.held.len() - 1;
-        let mut i = 0;
-        while i < newest.min(self.held.len()) {
-            if Arc::strong_count(&self.held[i]) == 1 {
-                let retired = self.held.remove(i);
-                self.released += 1;
-                if let Err(mpsc::SendError(retired)) = reclaim.send(retired) {
-                    // The thread is gone (it cannot panic; only at exit): free it here.
-                    drop(retired);
-                }
-                continue;
-            }
-            i += 1;
-        }
-    }
-
-    /// Memtables held, and handed to the reclaim thread so far (for tests).
     #[cfg(test)]
-    pub(crate) fn counts(&self) -> (usize, u64) {
-        (self.held.len(), self.released)
+    pub(crate) fn counts(&self) -> &KeeperCounts {
+        &self.counts
+    }
+}
+
+impl Drop for MemtableKeeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
-    fn keeps_memtables_until_fjall_lets_go_then_frees_them_elsewhere() {
+    fn keeps_memtables_until_fjall_lets_go_then_frees_them_itself() {
         let dir = tempfile::tempdir().unwrap();
         let db = fjall::Database::builder(dir.path()).open().unwrap();
         let ks = db
             .keyspace("data", fjall::KeyspaceCreateOptions::default)
             .unwrap();
-        let mut keeper = MemtableKeeper::start();
-        keeper.observe(&ks);
-        assert_eq!(keeper.counts(), (1, 0), "the active memtable");
+        let keeper = MemtableKeeper::start(ks.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
         for round in 0..8u32 {
+            // Let the keeper see this round's active memtable before it is sealed.
+            while keeper.counts().seen.load(Ordering::Relaxed) <= u64::from(round)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
             ks.insert(round.to_be_bytes(), b"value").unwrap();
             ks.rotate_memtable_and_wait().unwrap();
-            keeper.observe(&ks);
         }
         // fjall lets go of flushed memtables once its version history is collected (at later
-        // rotations); from then on the keeper holds the last reference and hands them over.
-        let (held, released) = keeper.counts();
-        assert!(released >= 1, "held {held}, released {released}");
-        assert_eq!(held as u64 + released, 9, "every memtable seen once");
-        // Every key is still readable after the keeper let memtables go.
+        // rotations); the keeper then drops them.
+        while keeper.counts().freed.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let c = keeper.counts();
+        let (seen, freed) = (
+            c.seen.load(Ordering::Relaxed),
+            c.freed.load(Ordering::Relaxed),
+        );
+        assert!(freed >= 1 && freed < seen, "seen {seen}, freed {freed}");
+        assert!(seen >= 8, "seen {seen}");
         for round in 0..8u32 {
             assert!(ks.get(round.to_be_bytes()).unwrap().is_some());
         }
+        drop(keeper);
+        // After the keeper stopped, fjall goes on without it.
+        ks.insert(b"after", b"value").unwrap();
+        ks.rotate_memtable_and_wait().unwrap();
+        assert!(ks.get(b"after").unwrap().is_some());
     }
 }
