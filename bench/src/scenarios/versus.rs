@@ -85,6 +85,20 @@ fn verdict(checks: &[Option<bool>]) -> &'static str {
     }
 }
 
+/// The p50, p99 and p99.9 fields (ms) of a latency measurement, every target's.
+fn latency_fields(
+    p50: &BTreeMap<&'static str, f64>,
+    p99: &BTreeMap<&'static str, f64>,
+    p999: &BTreeMap<&'static str, f64>,
+) -> String {
+    [
+        fields("p50_ms", p50, 2),
+        fields("p99_ms", p99, 2),
+        fields("p999_ms", p999, 2),
+    ]
+    .join(" ")
+}
+
 fn show(r: Option<f64>) -> String {
     r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "na".into())
 }
@@ -206,16 +220,14 @@ fn latency(s: &Settings, list: &[Target]) -> bool {
             p99.get("kfdb").zip(target_ms).map(|(a, t)| *a <= t),
         ];
         println!(
-            "bench scenario=vs_latency rate_records_s={rate:.0} rate_mb_s={:.1} secs={} producers={} partitions={} linger_ms={} {} {} {} {} \
+            "bench scenario=vs_latency rate_records_s={rate:.0} rate_mb_s={:.1} secs={} producers={} partitions={} linger_ms={} {} {} \
              p99_ratio_vs_kafka={} p99_ratio_vs_kafka_flush={} target_kfdb_p99_ms={} met={}",
             rate * RECORD_BYTES as f64 / 1e6,
             s.latency_secs,
             s.producers,
             s.partitions,
             s.latency_linger_ms,
-            fields("p50_ms", &p50, 2),
-            fields("p99_ms", &p99, 2),
-            fields("p999_ms", &p999, 2),
+            latency_fields(&p50, &p99, &p999),
             complete.join(" "),
             show(ratio(&p99, "kafka", false)),
             show(ratio(&p99, "kafka_flush", false)),
@@ -367,15 +379,13 @@ fn commit_load(s: &Settings, list: &[Target]) -> bool {
         kfdb.map(|r| r.latency(99.0) <= 10.0),
     ];
     println!(
-        "bench scenario=vs_commits groups={} connections={} secs={} {} {} {} {} {} p99_ratio_vs_kafka={} \
+        "bench scenario=vs_commits groups={} connections={} secs={} {} {} {} p99_ratio_vs_kafka={} \
          p99_ratio_vs_kafka_flush={} target_commits_s={wanted:.0} target_kfdb_p99_ms=10 met={} all_committed={ok}",
         s.vs_groups,
         s.vs_commit_connections,
         s.vs_commit_secs,
         fields("commits_s", &rate, 0),
-        fields("p50_ms", &p50, 2),
-        fields("p99_ms", &p99, 2),
-        fields("p999_ms", &p999, 2),
+        latency_fields(&p50, &p99, &p999),
         fields("cpu_cores", &cpu, 2),
         show(ratio(&p99, "kafka", false)),
         show(ratio(&p99, "kafka_flush", false)),
