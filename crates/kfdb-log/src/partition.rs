@@ -170,13 +170,17 @@ pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
 /// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each),
 /// handed to the store without a further copy.
 pub(crate) fn write_chunks(tx: &Transaction, p: PartitionId, last: i64, bytes: &[u8]) {
-    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        write_chunk(tx, p, last, i, values::encode_chunk(chunk).into());
-    }
+    write_chunks_from(tx, p, last, 0, bytes);
 }
 
-fn write_chunk(tx: &Transaction, p: PartitionId, last: i64, i: usize, value: Bytes) {
-    tx.set_bytes(&keys::log_chunk(p, last, i as i32), value);
+/// [`write_chunks`] for the part of a batch that starts at chunk `first`.
+fn write_chunks_from(tx: &Transaction, p: PartitionId, last: i64, first: usize, bytes: &[u8]) {
+    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
+        tx.set_bytes(
+            &keys::log_chunk(p, last, (first + i) as i32),
+            values::encode_chunk(chunk).into(),
+        );
+    }
 }
 
 /// Stamp `batch` into one buffer laid out as its first chunk row's value (the chunk header, then
@@ -198,10 +202,8 @@ fn stamp_and_write_chunks(
     let buf = buf.freeze();
     let bytes = buf.slice(header..);
     let first = bytes.len().min(keys::CHUNK_BYTES);
-    write_chunk(tx, p, last, 0, buf.slice(..header + first));
-    for (i, chunk) in bytes[first..].chunks(keys::CHUNK_BYTES).enumerate() {
-        write_chunk(tx, p, last, i + 1, values::encode_chunk(chunk).into());
-    }
+    tx.set_bytes(&keys::log_chunk(p, last, 0), buf.slice(..header + first));
+    write_chunks_from(tx, p, last, 1, &bytes[first..]);
     bytes
 }
 

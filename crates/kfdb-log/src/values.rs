@@ -218,8 +218,8 @@ pub(crate) const CHUNK_HEADER: [u8; 1] = [CHUNK_FORMAT];
 
 /// A stored chunk of a record batch.
 pub(crate) fn encode_chunk(chunk: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(chunk.len() + 1);
-    value.push(CHUNK_FORMAT);
+    let mut value = Vec::with_capacity(CHUNK_HEADER.len() + chunk.len());
+    value.extend_from_slice(&CHUNK_HEADER);
     value.extend_from_slice(chunk);
     value
 }

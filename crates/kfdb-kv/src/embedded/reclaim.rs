@@ -61,14 +61,11 @@ fn observe(held: &mut Vec<Held>, keyspace: &fjall::Keyspace, counts: &KeeperCoun
         held.push(active);
         counts.seen.fetch_add(1, Ordering::Relaxed);
     }
-    let newest = held.len() - 1;
+    // The newest stays (fjall writes to it); of the others, those only `held` references go.
     let before = held.len();
-    let mut i = 0;
-    held.retain(|m| {
-        let keep = i == newest || Arc::strong_count(m) > 1;
-        i += 1;
-        keep
-    });
+    let newest = held.pop();
+    held.retain(|m| Arc::strong_count(m) > 1);
+    held.extend(newest);
     counts
         .freed
         .fetch_add((before - held.len()) as u64, Ordering::Relaxed);
