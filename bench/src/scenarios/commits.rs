@@ -79,7 +79,7 @@ impl CommitRun {
 
     /// The worst latency of each second of the run, if `KFDB_BENCH_TIMELINE` is set.
     pub fn print_timeline(&self) {
-        if std::env::var_os("KFDB_BENCH_TIMELINE").is_none() {
+        if !timeline_wanted() {
             return;
         }
         let mut worst: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
@@ -92,6 +92,11 @@ impl CommitRun {
             println!("    second {sec:>3}: worst {ms:>7.2} ms, {over} commits over 10 ms");
         }
     }
+}
+
+/// `KFDB_BENCH_TIMELINE` is set: record and print each second's worst commit.
+fn timeline_wanted() -> bool {
+    std::env::var_os("KFDB_BENCH_TIMELINE").is_some()
 }
 
 pub fn group_name(g: usize) -> String {
@@ -184,6 +189,7 @@ fn connection_load(
     start: Instant,
 ) -> CommitRun {
     let mut conn = Connection::connect(bootstrap);
+    let timeline = timeline_wanted();
     let mine: Vec<usize> = (c..groups).step_by(connections).collect();
     let names: Vec<String> = mine.iter().map(|&g| group_name(g)).collect();
     let mut run = CommitRun::default();
@@ -218,7 +224,7 @@ fn connection_load(
             }
             if second > 0 {
                 run.last_answer = Some(Instant::now());
-                if std::env::var_os("KFDB_BENCH_TIMELINE").is_some() {
+                if timeline {
                     let at = sent.saturating_duration_since(start).as_secs();
                     run.timeline.push((at, latency.as_secs_f64() * 1e3));
                 }

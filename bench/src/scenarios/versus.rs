@@ -1,10 +1,11 @@
-//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`, `vs-topics`, `vs-commits`): kfdb next to Apache Kafka 4.4 on the same
-//! machine, with the same clients and loads as the kfdb-only scenarios. Every target of
-//! `--targets` (kfdb; Kafka with its defaults; Kafka with `log.flush.interval.messages=1`) runs
-//! each measurement on a fresh broker, the targets taking turns within a repetition, and one
-//! `bench` line per measurement carries every target's numbers and kfdb's ratios to each Kafka,
-//! always oriented so that a ratio above 1 means kfdb did better (more MB/s, lower latency).
-//! Every broker is warmed up (`--vs-warmup-mib` through the produce load) before it is measured.
+//! `versus` (`vs-produce`, `vs-latency`, `vs-tail`, `vs-topics`, `vs-commits`): kfdb next to
+//! Apache Kafka 4.4 on the same machine, with the same clients and loads as the kfdb-only
+//! scenarios. Every target of `--targets` (kfdb; Kafka with its defaults; Kafka with
+//! `log.flush.interval.messages=1`) runs each measurement on a fresh broker, the targets taking
+//! turns within a repetition, and one `bench` line per measurement carries every target's numbers
+//! and kfdb's ratios to each Kafka, always oriented so that a ratio above 1 means kfdb did better
+//! (more MB/s, lower latency). Every broker is warmed up (`--vs-warmup-mib` through the produce
+//! load) before it is measured.
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
