@@ -327,10 +327,25 @@ def reorderings(log: list[int]) -> int:
 
 
 def committed_now(bootstrap: str) -> dict[int, int]:
+    """The group's committed offsets, read again after a retriable error (NOT_COORDINATOR while a
+    store fault is injected under kfdb), as create_topics does."""
     c = Consumer(conf(bootstrap, **{"group.id": "verifier"}))
     try:
-        got = c.committed([TopicPartition("plain", p) for p in range(PARTITIONS)], timeout=30)
-        return {tp.partition: tp.offset for tp in got}
+        for attempt in range(20):
+            try:
+                got = c.committed([TopicPartition("plain", p) for p in range(PARTITIONS)], timeout=30)
+                return {tp.partition: tp.offset for tp in got}
+            except KafkaException as e:
+                err = e.args[0]
+                moving = err.code() in (
+                    KafkaError.NOT_COORDINATOR,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE,
+                    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                )
+                if not (err.retriable() or moving) or attempt == 19:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
     finally:
         c.close()
 
