@@ -10,6 +10,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kfdb_log::{LogError, NewTopic};
+use std::collections::HashMap;
 
 pub const KEY: ApiKey = ApiKey::CreateTopics;
 pub const VERSIONS: Versions = Versions::new(2, 7);
@@ -128,6 +129,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         .broker_defaults()
         .await
         .unwrap_or_default();
+    // Topics created with the same configs (in a big request, nearly all of them: none set) report
+    // the same list: it is built once and each topic's entry shares its strings.
+    let mut reported: HashMap<Vec<(String, String)>, Vec<CreatableTopicConfigs>> = HashMap::new();
     for (spec, problem) in specs.into_iter().zip(early) {
         let base = CreatableTopicResult::default()
             .with_name(kafka_protocol::messages::TopicName(s(spec.name.clone())));
@@ -146,16 +150,21 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         };
         results.push(match outcome {
             Ok(meta) => {
-                let configs = topic_configs::topic(&meta, &defaults)
-                    .into_iter()
-                    .map(|c| {
-                        CreatableTopicConfigs::default()
-                            .with_name(s(c.name.to_string()))
-                            .with_value(Some(s(c.value)))
-                            .with_read_only(c.read_only)
-                            .with_config_source(c.source)
+                let configs = reported
+                    .entry(meta.configs.clone())
+                    .or_insert_with(|| {
+                        topic_configs::topic(&meta, &defaults)
+                            .into_iter()
+                            .map(|c| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(s(c.name.to_string()))
+                                    .with_value(Some(s(c.value)))
+                                    .with_read_only(c.read_only)
+                                    .with_config_source(c.source)
+                            })
+                            .collect()
                     })
-                    .collect();
+                    .clone();
                 if ctx.version >= 5 {
                     base.with_topic_id(if ctx.version >= 7 {
                         meta.uuid
