@@ -6,6 +6,7 @@
 //! point or range check is a B-tree lookup; range writes (`clear_range`, explicit conflict ranges)
 //! are kept in a list. Both are pruned once they are older than the window.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
@@ -91,8 +92,11 @@ impl ConflictHistory {
             let version = *version;
             if let Some((_, _, keys)) = self.log.pop_front() {
                 for k in keys {
-                    if self.points.get(&k) == Some(&version) {
-                        self.points.remove(&k);
+                    // One search per key: forgotten unless a newer version wrote it again.
+                    if let Entry::Occupied(e) = self.points.entry(k)
+                        && *e.get() == version
+                    {
+                        e.remove();
                     }
                 }
             }
