@@ -130,7 +130,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
         .await
         .unwrap_or_default();
     // Topics created with the same configs (in a big request, nearly all of them: none set) report
-    // the same list: it is built once and each topic's entry shares its strings.
+    // the same list: it is built once per config set (all `topic_configs::topic` reads) and each
+    // topic's entry shares its strings.
     let mut reported: HashMap<Vec<(String, String)>, Vec<CreatableTopicConfigs>> = HashMap::new();
     for (spec, problem) in specs.into_iter().zip(early) {
         let base = CreatableTopicResult::default()
@@ -153,7 +154,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
                 let configs = reported
                     .entry(meta.configs.clone())
                     .or_insert_with(|| {
-                        topic_configs::topic(&meta, &defaults)
+                        topic_configs::topic(&meta.configs, &defaults)
                             .into_iter()
                             .map(|c| {
                                 CreatableTopicConfigs::default()

@@ -46,7 +46,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<DescribeConfig
             )),
             RESOURCE_TOPIC => match broker.log.topics().get(&r.resource_name).await {
                 Ok(Some(meta)) => match broker.log.topics().broker_defaults().await {
-                    Ok(defaults) => Ok(topic_configs::topic(&meta, &defaults)),
+                    Ok(defaults) => Ok(topic_configs::topic(&meta.configs, &defaults)),
                     Err(e) => Err((error_code::from_log_error(&e), e.to_string())),
                 },
                 Ok(None) => Err((

@@ -1,8 +1,8 @@
 //! Shared by CreateTopics and DescribeConfigs: a topic's configs as Kafka reports them (value,
 //! source, type), and the broker's own read-only configs.
 
+use kfdb_log::LogConfig;
 use kfdb_log::config::{BrokerDefaults, ConfigSource, ConfigType, EffectiveConfig, TOPIC_CONFIGS};
-use kfdb_log::{LogConfig, TopicMeta};
 
 /// `DYNAMIC_TOPIC_CONFIG`: set on the topic.
 pub const SOURCE_TOPIC: i8 = 1;
@@ -22,9 +22,10 @@ pub struct Reported {
     pub read_only: bool,
 }
 
-/// Every topic config with its effective value and source.
-pub fn topic(meta: &TopicMeta, defaults: &BrokerDefaults) -> Vec<Reported> {
-    let eff = EffectiveConfig::with_defaults(&meta.configs, defaults);
+/// Every topic config with its effective value and source, from the configs set on the topic
+/// (`kfdb_log::TopicMeta::configs`) and the broker defaults.
+pub fn topic(configs: &[(String, String)], defaults: &BrokerDefaults) -> Vec<Reported> {
+    let eff = EffectiveConfig::with_defaults(configs, defaults);
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
