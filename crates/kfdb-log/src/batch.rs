@@ -9,6 +9,7 @@
 //! baseSequence i32 @53, recordCount i32 @57.
 
 use crate::error::{LogError, LogResult};
+use crate::parts::RecordParts;
 use bytes::{Bytes, BytesMut};
 
 /// Bytes of the v2 batch header.
@@ -168,7 +169,7 @@ impl Batch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StablePrefix {
     /// The whole batches that end below the bound.
-    pub records: Bytes,
+    pub records: RecordParts,
     /// Last offset of the last batch kept, -1 if none.
     pub last_offset: i64,
     /// Whether a kept batch is transactional (only then do aborted transactions matter).
@@ -177,25 +178,25 @@ pub struct StablePrefix {
 
 /// The leading whole batches of stored `records` (stamped with offsets) whose last offset is below
 /// `bound` (a read_committed fetch stops at the last stable offset).
-pub fn stable_prefix(records: &Bytes, bound: i64) -> StablePrefix {
-    let mut at = 0usize;
+pub fn stable_prefix(records: &RecordParts, bound: i64) -> StablePrefix {
     let mut out = StablePrefix {
-        records: Bytes::new(),
+        records: RecordParts::new(),
         last_offset: -1,
         transactional: false,
     };
-    while records.len() - at >= HEADER_LEN {
-        let b = &records[at..];
-        let total = LOG_OVERHEAD + i32_at(b, 8).max(0) as usize;
-        let last = i64_at(b, 0) + i64::from(i32_at(b, 23));
-        if last >= bound || total > b.len() || total < HEADER_LEN {
+    let mut at = records.cursor();
+    let mut b = [0u8; HEADER_LEN];
+    while at.peek(&mut b) {
+        let total = LOG_OVERHEAD + i32_at(&b, 8).max(0) as usize;
+        let last = i64_at(&b, 0) + i64::from(i32_at(&b, 23));
+        if last >= bound || total > records.len() - at.position() || total < HEADER_LEN {
             break;
         }
-        out.transactional |= i16_at(b, 21) & ATTR_TRANSACTIONAL != 0;
+        out.transactional |= i16_at(&b, 21) & ATTR_TRANSACTIONAL != 0;
         out.last_offset = last;
-        at += total;
+        at.skip(total);
     }
-    out.records = records.slice(..at);
+    out.records = records.prefix(at.position());
     out
 }
 
@@ -464,7 +465,13 @@ pub(crate) mod tests {
             .unwrap()
             .remove(0)
             .stamped(14, 0, None);
-        let all = Bytes::from([a.as_ref(), m.as_ref(), c.as_ref()].concat());
+        // Pieces as the store hands them out: a header split between two of them too.
+        let whole = Bytes::from([a.as_ref(), m.as_ref(), c.as_ref()].concat());
+        let mut all = RecordParts::new();
+        let cuts = [0, a.len(), a.len() + 20, a.len() + m.len(), whole.len()];
+        for w in cuts.windows(2) {
+            all.push(whole.slice(w[0]..w[1]));
+        }
         let p = stable_prefix(&all, 14);
         assert_eq!(p.records.len(), a.len() + m.len());
         assert_eq!(p.last_offset, 13);

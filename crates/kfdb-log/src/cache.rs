@@ -14,7 +14,8 @@
 //! partition, which is what keeps the cached high watermark exact.
 
 use crate::ids::PartitionId;
-use bytes::{Bytes, BytesMut};
+use crate::parts::RecordParts;
+use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -57,8 +58,9 @@ struct Inner {
 /// What a cached read returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedRead {
-    /// Whole batches from the one holding the offset, up to the byte budget.
-    pub records: Bytes,
+    /// Whole batches from the one holding the offset, up to the byte budget (the cached batches
+    /// themselves, not a copy).
+    pub records: RecordParts,
     /// Next offset.
     pub high_watermark: i64,
     /// Log start offset.
@@ -226,28 +228,16 @@ impl HotCache {
             return Err(Miss::Store);
         }
         part.last_used = clock;
-        let mut chosen: Vec<Bytes> = Vec::new();
-        let mut size = 0;
+        let mut records = RecordParts::new();
         // Batches are in offset order: find the first one holding `offset` by binary search (a
         // partition can have hundreds of thousands of small batches cached).
         let first = part.batches.partition_point(|b| b.last_offset < offset);
         for b in part.batches.range(first..) {
-            if !chosen.is_empty() && size >= max_bytes {
+            if !records.is_empty() && records.len() >= max_bytes {
                 break;
             }
-            size += b.bytes.len();
-            chosen.push(b.bytes.clone());
+            records.push(b.bytes.clone());
         }
-        let records = if chosen.len() == 1 {
-            // One batch: hand out the cached bytes without copying.
-            chosen.pop().unwrap_or_default()
-        } else {
-            let mut out = BytesMut::with_capacity(size);
-            for b in &chosen {
-                out.extend_from_slice(b);
-            }
-            out.freeze()
-        };
         let read = CachedRead {
             records,
             high_watermark: part.next_offset,
@@ -406,7 +396,11 @@ mod tests {
         for offset in [0, 1, 2, 3, 1499, 1500, 2997, 2999] {
             let r = c.read(p, offset, 1).unwrap();
             assert_eq!(r.records.len(), 4, "one whole batch for offset {offset}");
-            assert_eq!(r.records[0], ((offset / 3) % 251) as u8, "offset {offset}");
+            assert_eq!(
+                r.records.to_bytes()[0],
+                ((offset / 3) % 251) as u8,
+                "offset {offset}"
+            );
         }
         assert_eq!(c.read(p, 2990, 1 << 20).unwrap().records.len(), 4 * 4);
     }

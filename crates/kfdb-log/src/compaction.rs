@@ -449,7 +449,9 @@ async fn clean_chunk(
         ..Chunk::default()
     };
     let stored = if from < end {
-        partition::read_log(tx, p, from, end, CHUNK_BYTES).await?
+        partition::read_log(tx, p, from, end, CHUNK_BYTES)
+            .await?
+            .to_bytes()
     } else {
         bytes::Bytes::new()
     };

@@ -52,6 +52,7 @@ mod markers;
 mod members;
 mod owner;
 mod partition;
+pub mod parts;
 mod placement;
 mod producer;
 mod producers;

@@ -116,7 +116,9 @@ async fn index_committed(
     first: i64,
     until: i64,
 ) -> LogResult<()> {
-    let stored = partition::read_log(tx, p, first, until, usize::MAX).await?;
+    let stored = partition::read_log(tx, p, first, until, usize::MAX)
+        .await?
+        .to_bytes();
     for b in batch::stored_batches(&stored) {
         if b.producer_id != pid || !b.is_transactional() || b.is_control() {
             continue;

@@ -17,6 +17,7 @@ use crate::cache::NewBatch;
 use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keys;
+use crate::parts::RecordParts;
 use crate::values::{
     self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition,
     decode_open_txn,
@@ -95,33 +96,33 @@ pub(crate) async fn begin_marker_write(
 
 /// The stored bytes of the batches holding offsets `from..until` of `p` (whole batches; a
 /// snapshot read), stopping at a batch boundary once `max_bytes` are read (the first batch
-/// always whole).
+/// always whole): the chunk values' record bytes themselves, not copied into one buffer.
 pub(crate) async fn read_log(
     tx: &Transaction,
     p: PartitionId,
     from: i64,
     until: i64,
     max_bytes: usize,
-) -> LogResult<Bytes> {
+) -> LogResult<RecordParts> {
     use futures::TryStreamExt;
     let range = RangeOption::new(keys::log_from(p, from), keys::log_from(p, until))
         .target_bytes(max_bytes.clamp(1, 16 * 1024 * 1024));
     let mut stream = Box::pin(tx.get_ranges(range, true));
-    let mut out = bytes::BytesMut::new();
+    let mut out = RecordParts::new();
     let mut current: Option<i64> = None;
     while let Some(rows) = stream.try_next().await? {
         for kv in rows {
             let (last, _chunk) = keys::parse_log_chunk(p, &kv.key)?;
             if current != Some(last) {
                 if current.is_some() && out.len() >= max_bytes {
-                    return Ok(out.freeze());
+                    return Ok(out);
                 }
                 current = Some(last);
             }
-            out.extend_from_slice(values::decode_chunk(&kv.value)?);
+            out.push(values::chunk_records(&kv.value)?);
         }
     }
-    Ok(out.freeze())
+    Ok(out)
 }
 
 /// Aborted transactions with records in `[from, to]`, as `(producer id, first offset, abort

@@ -15,17 +15,17 @@ use crate::error::{LogError, LogResult};
 use crate::ids::PartitionId;
 use crate::keyindex::{self, KeyedRecord};
 use crate::partition;
+use crate::parts::RecordParts;
 use crate::tails::Tails;
 use crate::values::{PartitionState, TopicMeta};
-use bytes::Bytes;
 use kfdb_kv::{Database, Transaction};
 use std::sync::Arc;
 
 /// What a fetch of one partition returns.
 #[derive(Debug, Clone, Default)]
 pub struct FetchResult {
-    /// Concatenated record batches (empty when none).
-    pub records: Bytes,
+    /// The record batches in order (empty when none), as the cache or the store holds them.
+    pub records: RecordParts,
     /// The high watermark (next offset).
     pub high_watermark: i64,
     /// The log start offset.
@@ -61,7 +61,7 @@ async fn read_batches(
     p: PartitionId,
     offset: i64,
     max_bytes: usize,
-) -> LogResult<Bytes> {
+) -> LogResult<RecordParts> {
     partition::read_log(tx, p, offset, i64::MAX, max_bytes).await
 }
 
@@ -139,7 +139,7 @@ impl PartitionReader {
                         headers: Vec::new(),
                     })
                 } else {
-                    let stored = read_batches(&tx, p, entry.offset, 1).await?;
+                    let stored = read_batches(&tx, p, entry.offset, 1).await?.to_bytes();
                     keyindex::record_at(&stored, entry.offset)?
                 };
                 match found {
@@ -231,7 +231,7 @@ impl PartitionReader {
             Ok(hit) => {
                 return Ok(FetchResult {
                     records: if max_bytes == 0 {
-                        Bytes::new()
+                        RecordParts::new()
                     } else {
                         hit.records
                     },
@@ -248,7 +248,7 @@ impl PartitionReader {
             .run(|tx, _| async move {
                 let state = partition::read_state(&tx, p, true).await?;
                 let mut result = FetchResult {
-                    records: Bytes::new(),
+                    records: RecordParts::new(),
                     high_watermark: state.next_offset,
                     log_start_offset: state.log_start,
                     last_stable_offset: state.last_stable(),
@@ -324,7 +324,7 @@ async fn first_at_or_after(
     offset: i64,
     target: i64,
 ) -> LogResult<Option<OffsetLookup>> {
-    let bytes = read_batches(tx, p, offset, 1).await?;
+    let bytes = read_batches(tx, p, offset, 1).await?.to_bytes();
     // Walked record by record with the bounded decompression of `records.rs` (a stored batch
     // is the producer's bytes: never decompressed without a bound).
     for batch in crate::batch::stored_batches(&bytes) {

@@ -233,6 +233,12 @@ pub(crate) fn decode_chunk(value: &[u8]) -> LogResult<&[u8]> {
     }
 }
 
+/// [`decode_chunk`] as a slice of the stored value (no copy).
+pub(crate) fn chunk_records(value: &Bytes) -> LogResult<Bytes> {
+    let rest = decode_chunk(value)?;
+    Ok(value.slice(value.len() - rest.len()..))
+}
+
 /// What retention and offset lookups need to know about a stored batch, without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchInfo {

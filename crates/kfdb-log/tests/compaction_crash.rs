@@ -34,7 +34,7 @@ async fn check(log: &Log, acked: &Acked, round: usize) -> usize {
         if f.records.is_empty() {
             break;
         }
-        let mut bytes = f.records;
+        let mut bytes = f.records.to_bytes();
         for r in RecordBatchDecoder::decode_all(&mut bytes)
             .unwrap_or_else(|e| panic!("round {round}: a batch does not decode: {e}"))
             .into_iter()

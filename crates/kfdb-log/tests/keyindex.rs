@@ -30,7 +30,7 @@ async fn scan(log: &Log, t: &TopicMeta) -> HashMap<Vec<u8>, (i64, Option<Vec<u8>
         if f.records.is_empty() {
             return latest;
         }
-        let mut bytes = f.records;
+        let mut bytes = f.records.to_bytes();
         for r in kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
             .unwrap()
             .into_iter()

@@ -83,11 +83,11 @@ async fn big_batches_are_chunked_and_come_back_identical() {
     );
     let f = log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap();
     assert_eq!(
-        mask(&f.records),
+        mask(&f.records.to_bytes()),
         mask(&raw),
         "same bytes; only broker-owned fields differ"
     );
-    let recs = decode(f.records.clone());
+    let recs = decode(f.records.to_bytes());
     assert_eq!(recs[0].1, big);
     assert_eq!(recs[1], (1, b"small".to_vec()));
     // Read back from the store's chunk rows, not the hot-segment cache.
@@ -411,8 +411,8 @@ async fn compressed_batches_pass_through_untouched() {
             .fetch(&t, 0, r.base_offset, 1 << 20)
             .await
             .unwrap();
-        assert_eq!(mask(&f.records), mask(&raw), "{c:?}");
-        let recs = decode(f.records);
+        assert_eq!(mask(&f.records.to_bytes()), mask(&raw), "{c:?}");
+        let recs = decode(f.records.to_bytes());
         assert_eq!(recs[1], (r.base_offset + 1, b"two".to_vec()));
     }
 }

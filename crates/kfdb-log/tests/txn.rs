@@ -96,14 +96,17 @@ async fn markers_move_the_last_stable_offset_and_aborts_are_listed() {
         "LSO at the open transaction"
     );
     assert_eq!(open_fetch.high_watermark, 3);
-    assert_eq!(read_all(open_fetch.records), vec![(0, "plain".into())]);
+    assert_eq!(
+        read_all(open_fetch.records.to_bytes()),
+        vec![(0, "plain".into())]
+    );
     assert_eq!(
         log.reader().last_stable_offset(&t, 0).await.unwrap(),
         1,
         "ListOffsets latest under read_committed"
     );
     let uncommitted = log.reader().fetch(&t, 0, 0, 1 << 20).await.unwrap();
-    assert_eq!(read_all(uncommitted.records).len(), 3);
+    assert_eq!(read_all(uncommitted.records.to_bytes()).len(), 3);
     assert_eq!(
         log.producers().active(&t, 0).await.unwrap()[0].txn_start_offset,
         1
@@ -125,7 +128,7 @@ async fn markers_move_the_last_stable_offset_and_aborts_are_listed() {
     assert_eq!(p0.last_stable_offset, 4);
     assert_eq!(p0.high_watermark, 4);
     assert_eq!(
-        read_all(p0.records),
+        read_all(p0.records.to_bytes()),
         vec![
             (0, "plain".into()),
             (1, "c0".into()),
@@ -136,7 +139,7 @@ async fn markers_move_the_last_stable_offset_and_aborts_are_listed() {
     assert_eq!(p0.aborted, Some(vec![]));
     let p1 = log.reader().fetch(&t, 1, 0, 1 << 20).await.unwrap();
     assert_eq!(
-        read_all(p1.records),
+        read_all(p1.records.to_bytes()),
         vec![(0, "c2".into()), (1, "<commit>".into())]
     );
 
@@ -165,7 +168,7 @@ async fn markers_move_the_last_stable_offset_and_aborts_are_listed() {
         .await
         .unwrap();
     assert_eq!(
-        read_all(p0.records),
+        read_all(p0.records.to_bytes()),
         vec![(4, "a0".into()), (5, "<abort>".into()), (6, "after".into())]
     );
     assert_eq!(
@@ -274,7 +277,7 @@ async fn only_added_partitions_open_a_transaction_and_fenced_producers_are_refus
         .await
         .unwrap();
     assert_eq!(
-        read_all(p1.records),
+        read_all(p1.records.to_bytes()),
         vec![(0, "new".into()), (1, "<commit>".into())]
     );
 }
@@ -395,7 +398,7 @@ async fn big_transactions_end_in_chunks() {
             .await
             .unwrap();
         assert_eq!(
-            read_all(f.records),
+            read_all(f.records.to_bytes()),
             vec![(0, "v".into()), (1, "<commit>".into())],
             "partition {p}"
         );

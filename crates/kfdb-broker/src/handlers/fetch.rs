@@ -30,12 +30,12 @@
 use super::{RequestCtx, Versions};
 use crate::authz::acl::{Resource, op};
 use crate::{Broker, error_code};
-use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kfdb_log::parts::RecordParts;
 use kfdb_log::{FetchResult, Isolation, Log, LogError, LogResult, PartitionId, TopicMeta};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,31 +166,28 @@ fn partition_error(partition: i32, code: i16) -> PartitionData {
 }
 
 /// The size of the first batch of `records` (0 when not even its header is there).
-fn first_batch_len(records: &Bytes) -> usize {
-    if records.len() < 12 {
+fn first_batch_len(records: &RecordParts) -> usize {
+    let mut head = [0u8; 12];
+    if !records.cursor().peek(&mut head) {
         return 0;
     }
-    let len = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
     12 + len.max(0) as usize
 }
 
 /// The whole batches at the start of `records` that fit in `budget` bytes.
-fn batches_within(records: Bytes, budget: usize) -> Bytes {
-    let mut end = 0;
-    while end + 12 <= records.len() {
-        let len = i32::from_be_bytes([
-            records[end + 8],
-            records[end + 9],
-            records[end + 10],
-            records[end + 11],
-        ]);
-        let next = end + 12 + len.max(0) as usize;
+fn batches_within(records: RecordParts, budget: usize) -> RecordParts {
+    let mut at = records.cursor();
+    let mut head = [0u8; 12];
+    while at.peek(&mut head) {
+        let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        let next = at.position() + 12 + len.max(0) as usize;
         if next > budget || next > records.len() {
             break;
         }
-        end = next;
+        at.skip(next - at.position());
     }
-    records.slice(..end)
+    records.prefix(at.position())
 }
 
 /// Read one wanted partition, up to its own limit and the request's; `None` when its topic is
@@ -388,7 +385,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                             -1
                         })
                         .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(f.records))
+                        .with_records(Some(f.records.to_bytes()))
                 }
                 Err(e) => {
                     any_error = true;
@@ -481,6 +478,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
 mod tests {
     use super::batches_within;
     use bytes::Bytes;
+    use kfdb_log::parts::RecordParts;
 
     fn batch(len: usize) -> Vec<u8> {
         let mut b = vec![0u8; 12 + len];
@@ -491,16 +489,20 @@ mod tests {
     #[test]
     fn first_batch_len_reads_the_batch_header() {
         let two: Bytes = [batch(100), batch(50)].concat().into();
+        let two = RecordParts::from(two);
         assert_eq!(super::first_batch_len(&two), 112);
-        assert_eq!(super::first_batch_len(&two.slice(..5)), 0);
+        assert_eq!(super::first_batch_len(&two.prefix(5)), 0);
         assert_eq!(batches_within(two.clone(), 120).len(), 112);
     }
 
     #[test]
     fn budget_cuts_at_batch_boundaries() {
-        let mut all = batch(100);
-        all.extend(batch(50));
-        let all = Bytes::from(all);
+        // In pieces as the cache or the store hands them out, one header split between two.
+        let first = Bytes::from(batch(100));
+        let second = Bytes::from(batch(50));
+        let mut all = RecordParts::from(first);
+        all.push(second.slice(..5));
+        all.push(second.slice(5..));
         assert_eq!(batches_within(all.clone(), 200).len(), 174);
         assert_eq!(batches_within(all.clone(), 173).len(), 112);
         assert_eq!(batches_within(all.clone(), 111).len(), 0);

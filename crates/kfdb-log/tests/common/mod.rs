@@ -151,7 +151,7 @@ pub async fn fetch_all(log: &Log, t: &TopicMeta, p: i32, from: i64) -> Vec<(i64,
         if f.records.is_empty() {
             return out;
         }
-        let recs = decode(f.records);
+        let recs = decode(f.records.to_bytes());
         offset = recs.last().unwrap().0 + 1;
         out.extend(recs.into_iter().filter(|(o, _)| *o >= from));
     }
