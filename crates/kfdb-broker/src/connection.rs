@@ -15,6 +15,7 @@
 
 use crate::handlers::{self, Answer, Client, HandleError};
 use crate::listeners::Listener;
+use crate::response::Response;
 use crate::sasl::Session;
 use crate::{Broker, frame, tls};
 use bytes::BytesMut;
@@ -47,7 +48,10 @@ const RETAINED_BUFFER_BYTES: usize = 64 * 1024;
 /// Produce requests in flight on one connection before it stops reading (bounds memory).
 const MAX_IN_FLIGHT: usize = 64;
 
-type Pending = FuturesOrdered<BoxFuture<'static, Result<Option<BytesMut>, HandleError>>>;
+type Pending = FuturesOrdered<BoxFuture<'static, Result<Option<Response>, HandleError>>>;
+
+/// Most pieces one vectored write hands the kernel (Linux's `IOV_MAX` is 1024).
+const MAX_IOVECS: usize = 1024;
 
 pub(crate) struct Connection {
     socket: Box<dyn Stream>,
@@ -158,12 +162,12 @@ impl Connection {
     }
 
     /// Write one answer (or close on a fault).
-    async fn write(&mut self, answer: Result<Option<BytesMut>, HandleError>) -> Result<(), End> {
+    async fn write(&mut self, answer: Result<Option<Response>, HandleError>) -> Result<(), End> {
         match answer {
             Ok(Some(response)) => {
                 self.broker.metrics.bytes_out.inc_by(response.len() as u64);
                 // TLS buffers what it encrypts: flush, or a response could wait for the next.
-                let written = match self.socket.write_all(&response).await {
+                let written = match write_parts(&mut self.socket, response.parts()).await {
                     Ok(()) => self.socket.flush().await,
                     Err(e) => Err(e),
                 };
@@ -278,7 +282,7 @@ impl Connection {
                         let mut out = BytesMut::with_capacity(4 + answer.bytes.len());
                         out.extend_from_slice(&(answer.bytes.len() as i32).to_be_bytes());
                         out.extend_from_slice(&answer.bytes);
-                        self.write(Ok(Some(out))).await?;
+                        self.write(Ok(Some(out.into()))).await?;
                         continue;
                     }
                     if !handlers::is_produce(&body) {
@@ -364,4 +368,25 @@ impl Connection {
             }
         }
     }
+}
+
+/// Write `parts` in order: one piece with `write_all`, several with vectored writes (a Fetch
+/// response's record batches go from where they are held straight to the socket).
+async fn write_parts(socket: &mut Box<dyn Stream>, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    if let [one] = parts {
+        return socket.write_all(one).await;
+    }
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = socket
+            .write_vectored(&rest[..rest.len().min(MAX_IOVECS)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }

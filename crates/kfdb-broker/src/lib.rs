@@ -23,6 +23,7 @@ pub mod listeners;
 pub mod metrics;
 pub mod node;
 pub mod quota;
+pub mod response;
 pub mod sasl;
 mod server;
 pub mod slowlog;

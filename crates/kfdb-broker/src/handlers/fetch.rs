@@ -347,7 +347,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                         endpoints.push(id);
                     }
                 }
-                results.push(e);
+                results.push((e, None));
                 any_error = true;
                 continue;
             };
@@ -366,7 +366,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                     }
                     total += f.records.len();
                     budget = budget.saturating_sub(f.records.len());
-                    PartitionData::default()
+                    let data = PartitionData::default()
                         .with_partition_index(w.partition)
                         .with_high_watermark(f.high_watermark)
                         .with_last_stable_offset(f.last_stable_offset)
@@ -384,15 +384,19 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                         } else {
                             -1
                         })
-                        .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(f.records.to_bytes()))
+                        .with_preferred_read_replica(BrokerId(-1));
+                    // The records go in when the response is final (a long poll may read again).
+                    (data, Some(f.records))
                 }
                 Err(e) => {
                     any_error = true;
                     if !matches!(e, LogError::OffsetOutOfRange) {
                         tracing::debug!(partition = w.partition, error = %e, "fetch failed");
                     }
-                    partition_error(w.partition, error_code::from_log_error(&e))
+                    (
+                        partition_error(w.partition, error_code::from_log_error(&e)),
+                        None,
+                    )
                 }
             });
         }
@@ -418,8 +422,12 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<FetchResponse>
                 );
                 return Some(FetchResponse::default().with_throttle_time_ms(throttle_ms));
             }
-            for (w, r) in wanted.iter().zip(results) {
-                topics_out[w.topic_index].partitions.push(r);
+            for (w, (data, records)) in wanted.iter().zip(results) {
+                let data = match records {
+                    Some(records) => data.with_records(Some(ctx.splice(records))),
+                    None => data,
+                };
+                topics_out[w.topic_index].partitions.push(data);
             }
             let node_endpoints = if ctx.version >= 12 {
                 endpoints

@@ -67,8 +67,9 @@ mod txn_offset_commit;
 
 use crate::Broker;
 use crate::authz::acl::{Resource, op};
+use crate::response::{Response, Splices, SplicingBuf};
 use crate::sasl::Session;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -127,6 +128,9 @@ pub struct RequestCtx<'a> {
     /// Nanoseconds the handler spent parked (a Fetch's long poll, a JoinGroup waiting for the
     /// rebalance), which a request quota does not count as busy.
     pub parked: std::sync::atomic::AtomicU64,
+    /// Record batches the response carries as they are held (a Fetch's), spliced in when it is
+    /// encoded: [`RequestCtx::splice`].
+    splices: std::sync::Mutex<Splices>,
 }
 
 /// The connection a request came on.
@@ -166,6 +170,19 @@ impl Mute {
 }
 
 impl RequestCtx<'_> {
+    /// What to put in a response's `records` field for `records`: encoding the response splices
+    /// the batches in as the `Bytes` they are held in instead of copying them (`crate::response`).
+    pub fn splice(&self, records: kfdb_log::parts::RecordParts) -> Bytes {
+        self.splices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(records)
+    }
+
+    fn take_splices(&self) -> Splices {
+        std::mem::take(&mut *self.splices.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Note the topic this request touches, for the slow-request log (free when it is off).
     pub fn note_topic(&self, name: &str) {
         if let Some(t) = &self.trace {
@@ -390,9 +407,9 @@ impl std::fmt::Display for HandleError {
 /// future completes when the appends are durable).
 pub enum Answer {
     /// Answer now.
-    Now(Option<BytesMut>),
+    Now(Option<Response>),
     /// Answer when the future completes; the connection keeps the response order.
-    Later(BoxFuture<'static, Result<Option<BytesMut>, HandleError>>),
+    Later(BoxFuture<'static, Result<Option<Response>, HandleError>>),
 }
 
 /// What a handler returns: its response (`None`: no response is due), or, for the few that can
@@ -438,7 +455,8 @@ macro_rules! handlers {
                     return match reply? {
                         Some(mut response) => {
                             throttle::ThrottleTime::set_throttle(&mut response, ctx.version, throttle_ms);
-                            encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response)
+                            let splices = ctx.take_splices();
+                            encode(ctx.trace.as_deref(), ctx.header.correlation_id, key, ctx.version, &response, splices)
                                 .map(|b| Answer::Now(Some(b)))
                         }
                         None => Ok(Answer::Now(None)),
@@ -457,7 +475,7 @@ macro_rules! handlers {
                         match pending.await {
                             Some(mut response) => {
                                 throttle::ThrottleTime::set_throttle(&mut response, version, throttle_ms);
-                                encode(trace.as_deref(), correlation_id, key, version, &response).map(Some)
+                                encode(trace.as_deref(), correlation_id, key, version, &response, Splices::default()).map(Some)
                             }
                             None => Ok(None),
                         }
@@ -550,16 +568,17 @@ fn request_throttle(ctx: &RequestCtx<'_>, key: ApiKey) -> i32 {
     )
 }
 
-/// Frame a response: size prefix, response header, body.
+/// Frame a response: size prefix, response header, body (with `splices`' records in place).
 fn encode<R: Encodable>(
     trace: Option<&crate::slowlog::Trace>,
     correlation_id: i32,
     key: ApiKey,
     version: i16,
     response: &R,
-) -> Result<BytesMut, HandleError> {
+    splices: Splices,
+) -> Result<Response, HandleError> {
     let started = trace.map(|_| std::time::Instant::now());
-    let out = encode_response(correlation_id, key, version, response);
+    let out = encode_response(correlation_id, key, version, response, splices);
     if let (Some(t), Some(s)) = (trace, started) {
         t.encoded(s.elapsed());
     }
@@ -571,16 +590,18 @@ fn encode_response<R: Encodable>(
     key: ApiKey,
     version: i16,
     response: &R,
-) -> Result<BytesMut, HandleError> {
+    splices: Splices,
+) -> Result<Response, HandleError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = key.response_header_version(version);
-    // Sized up front: a Fetch response carries megabytes of records, and growing the buffer by
-    // doubling would copy them several times over (and fault in every intermediate buffer).
+    // Sized up front (growing by doubling would copy what is encoded several times over); the
+    // spliced records are not copied into it, so they take no room.
     let size = header
         .compute_size(header_version)
         .and_then(|h| Ok(h + response.compute_size(version)?))
+        .map(|size| size.saturating_sub(splices.bytes()))
         .unwrap_or(256);
-    let mut out = BytesMut::with_capacity(4 + size);
+    let mut out = SplicingBuf::new(splices, 4 + size);
     out.put_i32(0);
     header
         .encode(&mut out, header_version)
@@ -588,9 +609,8 @@ fn encode_response<R: Encodable>(
     response
         .encode(&mut out, version)
         .map_err(|e| HandleError::Encode(key, version, e.to_string()))?;
-    let size = (out.len() - 4) as i32;
-    out[0..4].copy_from_slice(&size.to_be_bytes());
-    Ok(out)
+    out.finish_frame()
+        .map_err(|e| HandleError::Encode(key, version, e.to_string()))
 }
 
 /// True when the frame is a Produce request (answered later; see [`Answer`]).
@@ -617,7 +637,8 @@ pub async fn handle(
     if version < entry.versions.min || version > entry.versions.max {
         if key == ApiKey::ApiVersions {
             let response = api_versions::unsupported_version();
-            return encode(None, correlation_id, key, 0, &response).map(|b| Answer::Now(Some(b)));
+            return encode(None, correlation_id, key, 0, &response, Splices::default())
+                .map(|b| Answer::Now(Some(b)));
         }
         return Err(HandleError::UnsupportedVersion(key, version));
     }
@@ -643,6 +664,7 @@ pub async fn handle(
         size,
         started: std::time::Instant::now(),
         parked: Default::default(),
+        splices: Default::default(),
     };
     let started = ctx.started;
     let result = dispatch(&ctx, key, &mut frame).await;
