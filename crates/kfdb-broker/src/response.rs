@@ -5,8 +5,8 @@
 //! kafka-protocol encodes a partition's `records` (one `Bytes` field) with a single `put_slice`.
 //! [`Splices`] registers each partition's records before the response is encoded and hands back
 //! the `Bytes` to put in that field: the records' only piece, or — for records in several pieces —
-//! a stand-in of the same length (a distinct slice of a zero-filled static that is never read
-//! from). The encoder's buffer, [`SplicingBuf`], recognises those slices by address and length
+//! a stand-in of the same length (a distinct slice of one zeroed region that is never read from).
+//! The encoder's buffer, [`SplicingBuf`], recognises those slices by address and length
 //! and keeps the registered pieces in their place. Every registration must be spliced exactly
 //! once and no stand-in may be copied, or the response is refused as an encoding fault (never
 //! sent with stand-in bytes in it).
@@ -20,13 +20,26 @@ use kfdb_log::parts::RecordParts;
 /// into one buffer instead.
 const STAND_IN_BYTES: usize = 64 << 20;
 
-/// The stand-ins' memory: one zeroed allocation made on first use and never written or read (the
+/// The stand-ins' memory: one zeroed region made on first use and never written or read (the
 /// encoder splices instead), so its pages stay untouched — address space, not resident memory.
-/// (Not a `static` array: an immutable one would be stored in the executable.)
+/// Not a `static` array (an immutable one is stored in the executable), and not from kfdb's
+/// global allocator (mimalloc may hand back a used segment and zero it, making it resident): the
+/// system allocator maps a request this large freshly from the kernel, already zero.
 static STAND_IN: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
 
 fn stand_in() -> &'static [u8] {
-    STAND_IN.get_or_init(|| Box::leak(vec![0u8; STAND_IN_BYTES].into_boxed_slice()))
+    STAND_IN.get_or_init(|| {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        let layout = Layout::from_size_align(STAND_IN_BYTES, 4096).expect("a valid layout");
+        // SAFETY: the layout has a non-zero size; the pointer is checked for null before use.
+        let at = unsafe { System.alloc_zeroed(layout) };
+        if at.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `at` points to `STAND_IN_BYTES` zeroed bytes that are never freed or written,
+        // so a shared `'static` slice of them is valid.
+        unsafe { std::slice::from_raw_parts(at, STAND_IN_BYTES) }
+    })
 }
 
 /// A response frame (size prefix included) as its pieces, in order.
@@ -52,8 +65,9 @@ impl Response {
         &self.parts
     }
 
-    /// The frame as one buffer (tests, tools).
-    pub fn to_bytes(&self) -> Bytes {
+    /// The frame as one buffer.
+    #[cfg(test)]
+    fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len);
         for p in &self.parts {
             out.extend_from_slice(p);
@@ -88,6 +102,10 @@ struct Splice {
 #[derive(Default)]
 pub struct Splices {
     entries: Vec<Splice>,
+    /// The entry the encoder should reach next (it encodes in registration order).
+    next: usize,
+    /// The shortest registered field (shorter writes are never records).
+    shortest: usize,
     stand_in_used: usize,
     bytes: usize,
 }
@@ -95,22 +113,30 @@ pub struct Splices {
 impl Splices {
     /// Register `records` and return what to put in the response's `records` field.
     pub fn register(&mut self, records: RecordParts) -> Bytes {
-        let field = match records.parts() {
+        let (field, pieces) = match records.parts() {
             [] => return Bytes::new(),
-            [one] => one.clone(),
+            [one] => (one.clone(), records.into_parts()),
             _ if records.len() <= STAND_IN_BYTES - self.stand_in_used => {
                 let at = self.stand_in_used;
                 self.stand_in_used += records.len();
-                Bytes::from_static(&stand_in()[at..at + records.len()])
+                let field = Bytes::from_static(&stand_in()[at..at + records.len()]);
+                (field, records.into_parts())
             }
-            // Past the stand-in's room: one copy, spliced like a single piece.
-            _ => records.to_bytes(),
+            // Past the stand-ins' room (a response over 64 MiB): copied into one piece.
+            _ => {
+                let one = records.to_bytes();
+                (one.clone(), vec![one])
+            }
         };
         self.bytes += field.len();
+        self.shortest = match self.entries.is_empty() {
+            true => field.len(),
+            false => self.shortest.min(field.len()),
+        };
         self.entries.push(Splice {
             address: field.as_ptr() as usize,
             len: field.len(),
-            pieces: records.parts().to_vec(),
+            pieces,
             spliced: false,
         });
         field
@@ -121,12 +147,20 @@ impl Splices {
         self.bytes
     }
 
+    /// The pieces registered for the field `src`, if it is one (each is handed out once).
     fn take(&mut self, src: &[u8]) -> Option<Vec<Bytes>> {
+        if self.entries.is_empty() || src.len() < self.shortest {
+            return None;
+        }
         let address = src.as_ptr() as usize;
-        let e = self
-            .entries
-            .iter_mut()
-            .find(|e| !e.spliced && e.address == address && e.len == src.len())?;
+        let is = |e: &Splice| !e.spliced && e.address == address && e.len == src.len();
+        // In registration order: the next entry; otherwise (never seen so far) a search.
+        let index = match self.entries.get(self.next) {
+            Some(e) if is(e) => self.next,
+            _ => self.entries.iter().position(is)?,
+        };
+        self.next = index + 1;
+        let e = &mut self.entries[index];
         e.spliced = true;
         Some(std::mem::take(&mut e.pieces))
     }
@@ -145,6 +179,8 @@ fn is_stand_in(src: &[u8]) -> bool {
 pub enum SpliceFault {
     /// Registered records the encoder never wrote.
     NotSpliced,
+    /// A frame larger than a size prefix can say.
+    TooLarge,
     /// A stand-in the encoder would have copied, or a write back into spliced bytes.
     Misplaced,
 }
@@ -153,6 +189,7 @@ impl std::fmt::Display for SpliceFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SpliceFault::NotSpliced => write!(f, "registered records were not encoded"),
+            SpliceFault::TooLarge => write!(f, "response larger than 2 GiB"),
             SpliceFault::Misplaced => write!(f, "records spliced out of place"),
         }
     }
@@ -198,7 +235,7 @@ impl SplicingBuf {
             return Err(SpliceFault::NotSpliced);
         }
         let size =
-            i32::try_from(self.offset().saturating_sub(4)).map_err(|_| SpliceFault::Misplaced)?;
+            i32::try_from(self.offset().saturating_sub(4)).map_err(|_| SpliceFault::TooLarge)?;
         let tail = self.current.split();
         let mut rest = self.rest;
         let mut head = match self.head.take() {
@@ -226,9 +263,10 @@ impl SplicingBuf {
     }
 }
 
-// SAFETY: every method forwards to `current`, a `BytesMut`, whose `BufMut` implementation upholds
-// the trait's contract; `put_slice` either forwards too or moves `current`'s initialised bytes
-// into the output and appends owned pieces, never exposing uninitialised memory.
+// SAFETY: `remaining_mut`, `advance_mut` and `chunk_mut` forward to `current`, a `BytesMut`,
+// whose `BufMut` implementation upholds the trait's contract. `put_slice` (a safe method) either
+// appends to `current` or moves its initialised bytes into the output and appends owned pieces;
+// it never exposes uninitialised memory.
 unsafe impl BufMut for SplicingBuf {
     fn remaining_mut(&self) -> usize {
         self.current.remaining_mut()
@@ -244,9 +282,7 @@ unsafe impl BufMut for SplicingBuf {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        if !src.is_empty()
-            && let Some(pieces) = self.splices.take(src)
-        {
+        if let Some(pieces) = self.splices.take(src) {
             let before = self.current.split();
             if self.head.is_none() {
                 self.head = Some(before);
@@ -331,6 +367,24 @@ mod tests {
         assert_eq!(r.len(), 32);
         assert_eq!(r.parts()[1].as_ptr(), one.parts()[0].as_ptr());
         assert_eq!(r.parts()[3].as_ptr(), many.parts()[0].as_ptr());
+    }
+
+    #[test]
+    fn fields_are_matched_by_address_in_any_order() {
+        let a = pieces(b"aaaa", &[2]);
+        let b = pieces(b"bbbb", &[1]);
+        let c = pieces(b"cccc", &[]);
+        let mut splices = Splices::default();
+        let fields: Vec<Bytes> = [a, b, c].into_iter().map(|r| splices.register(r)).collect();
+        let mut buf = SplicingBuf::new(splices, 16);
+        buf.put_i32(0);
+        for f in fields.iter().rev() {
+            buf.put_slice(f);
+        }
+        assert_eq!(
+            &buf.finish_frame().unwrap().to_bytes()[..],
+            b"\0\0\0\x0cccccbbbbaaaa"
+        );
     }
 
     #[test]

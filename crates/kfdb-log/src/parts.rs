@@ -44,6 +44,11 @@ impl RecordParts {
         &self.parts
     }
 
+    /// The pieces, in order, taken out.
+    pub fn into_parts(self) -> Vec<Bytes> {
+        self.parts
+    }
+
     /// The bytes as one buffer: the piece itself when there is one, else a copy.
     pub fn to_bytes(&self) -> Bytes {
         match self.parts.as_slice() {

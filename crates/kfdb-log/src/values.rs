@@ -235,8 +235,7 @@ pub(crate) fn decode_chunk(value: &[u8]) -> LogResult<&[u8]> {
 
 /// [`decode_chunk`] as a slice of the stored value (no copy).
 pub(crate) fn chunk_records(value: &Bytes) -> LogResult<Bytes> {
-    let rest = decode_chunk(value)?;
-    Ok(value.slice(value.len() - rest.len()..))
+    Ok(value.slice_ref(decode_chunk(value)?))
 }
 
 /// What retention and offset lookups need to know about a stored batch, without reading it.
