@@ -258,3 +258,43 @@ async fn injected_unknown_results_land_or_not() {
         assert_eq!(tx.get(key, false).await.unwrap().is_some(), landed);
     }
 }
+
+/// Once fjall seals a journal and the data written to it has been flushed, the journal goes: the
+/// meta keyspace's one small write per commit does not keep it (and every later restart
+/// replaying it) alive.
+#[tokio::test]
+async fn sealed_journals_are_let_go_once_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let e = db.as_embedded().unwrap().clone();
+    let value = vec![7u8; 90_000];
+    let commit = |round: usize| {
+        let (db, value) = (db.clone(), value.clone());
+        async move {
+            db.run(|tx, _| {
+                let value = value.clone();
+                async move {
+                    for k in 0..10 {
+                        tx.set(format!("j/{round:06}/{k}").as_bytes(), &value);
+                    }
+                    Ok::<_, KvError>(())
+                }
+            })
+            .await
+            .unwrap();
+        }
+    };
+    // fjall seals its journal at a flush once it is past 64 MB.
+    let mut round = 0;
+    while e.stats().journal_files < 2 {
+        assert!(round < 400, "no journal was sealed after {round} MB");
+        commit(round).await;
+        round += 1;
+    }
+    // Two more memtables' worth, so the data keyspace flushes what it wrote to the sealed one.
+    for _ in 0..20 {
+        commit(round).await;
+        round += 1;
+    }
+    wait_for("the sealed journal to go", || e.stats().journal_files == 1).await;
+}

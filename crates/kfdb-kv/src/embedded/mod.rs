@@ -9,12 +9,15 @@
 //!
 //! - `reclaim`: frees the memtables fjall retires on a thread of its own, not under the locks
 //!   every commit needs.
+//! - `journal`: flushes the meta keyspace when fjall holds a sealed journal, so restarts replay
+//!   only the journal still in use.
 //! - `tombstones`: large range clears, hidden from readers at once and deleted by the pipeline in
 //!   bounded steps, so a big delete costs every other commit nothing.
 //!
 //! Read versions only ever name durable states: the pipeline publishes a new snapshot after its
 //! fsync, so a reader can never see data that a crash could take back.
 
+mod journal;
 mod pipeline;
 mod reclaim;
 mod resolver;
@@ -135,6 +138,8 @@ pub struct EmbeddedStats {
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
     pub purged_keys: u64,
+    /// Journal files fjall holds (the active one and sealed ones a restart would replay).
+    pub journal_files: u64,
 }
 
 impl Core {
@@ -349,6 +354,7 @@ impl EmbeddedDatabase {
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
             purged_keys: c.purged_keys.load(Ordering::Relaxed),
+            journal_files: self.handle.core.db.journal_count() as u64,
         }
     }
 

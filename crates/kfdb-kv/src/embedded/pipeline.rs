@@ -10,6 +10,7 @@
 //! Large range clears become tombstones (`tombstones.rs`); between groups, and continuously while
 //! no commit waits, the pipeline deletes their keys in bounded steps.
 
+use super::journal::JournalTrimmer;
 use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
 use super::tombstones::{
@@ -96,6 +97,8 @@ struct Pipeline {
     /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`); stopped
     /// when the pipeline ends.
     _memtables: MemtableKeeper,
+    /// Keeps fjall from holding sealed journals for the meta keyspace's sake (`journal`).
+    _journal: JournalTrimmer,
 }
 
 pub(crate) fn run(
@@ -113,6 +116,7 @@ pub(crate) fn run(
             .collect(),
         purge_failed: false,
         _memtables: MemtableKeeper::start(core.data.clone()),
+        _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
         core,
     };
     loop {
