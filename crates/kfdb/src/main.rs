@@ -1223,6 +1223,7 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
 }
 
 fn main() -> std::process::ExitCode {
+    alloc::disable_transparent_huge_pages();
     if let Err(e) = alloc::spawn_memory_purger(Duration::from_secs(5)) {
         eprintln!("kfdb: could not start the memory purger thread: {e}");
     }
