@@ -42,44 +42,31 @@ fn stand_in() -> &'static [u8] {
     })
 }
 
-/// A response frame (size prefix included) as its pieces, in order.
+/// A response frame (size prefix included) as its pieces, in order (kept the way fetched records
+/// are: a `RecordParts`).
 #[derive(Debug, Clone, Default)]
 pub struct Response {
-    parts: Vec<Bytes>,
-    len: usize,
+    pieces: RecordParts,
 }
 
 impl Response {
     /// Total bytes on the wire.
     pub fn len(&self) -> usize {
-        self.len
+        self.pieces.len()
     }
 
     /// True for an empty frame (never produced by the encoder).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.pieces.is_empty()
     }
 
     /// The pieces, in order.
     pub fn parts(&self) -> &[Bytes] {
-        &self.parts
-    }
-
-    /// The frame as one buffer.
-    #[cfg(test)]
-    fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.len);
-        for p in &self.parts {
-            out.extend_from_slice(p);
-        }
-        out.freeze()
+        self.pieces.parts()
     }
 
     fn push(&mut self, piece: Bytes) {
-        if !piece.is_empty() {
-            self.len += piece.len();
-            self.parts.push(piece);
-        }
+        self.pieces.push(piece);
     }
 }
 
@@ -333,21 +320,19 @@ impl ByteBufMut for SplicingBuf {
 mod tests {
     use super::*;
 
-    fn pieces(data: &[u8], cuts: &[usize]) -> RecordParts {
-        let all = Bytes::copy_from_slice(data);
+    /// Records held as these pieces.
+    fn pieces(held: &[&'static [u8]]) -> RecordParts {
         let mut out = RecordParts::new();
-        let mut from = 0;
-        for &to in cuts.iter().chain(std::iter::once(&data.len())) {
-            out.push(all.slice(from..to));
-            from = to;
+        for p in held {
+            out.push(Bytes::from_static(p));
         }
         out
     }
 
     #[test]
     fn registered_records_are_spliced_not_copied() {
-        let one = pieces(b"single-piece", &[]);
-        let many = pieces(b"abcdefghij", &[3, 7]);
+        let one = pieces(&[b"single-piece"]);
+        let many = pieces(&[b"abc", b"defg", b"hij"]);
         let mut splices = Splices::default();
         let a = splices.register(one.clone());
         let b = splices.register(many.clone());
@@ -361,7 +346,7 @@ mod tests {
         buf.put_u8(2);
         let r = buf.finish_frame().unwrap();
         assert_eq!(
-            &r.to_bytes()[..],
+            &r.pieces.to_bytes()[..],
             b"\0\0\0\x1cnamesingle-piece\x01abcdefghij\x02"
         );
         assert_eq!(r.len(), 32);
@@ -371,9 +356,9 @@ mod tests {
 
     #[test]
     fn fields_are_matched_by_address_in_any_order() {
-        let a = pieces(b"aaaa", &[2]);
-        let b = pieces(b"bbbb", &[1]);
-        let c = pieces(b"cccc", &[]);
+        let a = pieces(&[b"aa", b"aa"]);
+        let b = pieces(&[b"b", b"bbb"]);
+        let c = pieces(&[b"cccc"]);
         let mut splices = Splices::default();
         let fields: Vec<Bytes> = [a, b, c].into_iter().map(|r| splices.register(r)).collect();
         let mut buf = SplicingBuf::new(splices, 16);
@@ -382,7 +367,7 @@ mod tests {
             buf.put_slice(f);
         }
         assert_eq!(
-            &buf.finish_frame().unwrap().to_bytes()[..],
+            &buf.finish_frame().unwrap().pieces.to_bytes()[..],
             b"\0\0\0\x0cccccbbbbaaaa"
         );
     }
@@ -390,14 +375,14 @@ mod tests {
     #[test]
     fn records_the_encoder_skipped_or_copied_refuse_the_response() {
         let mut splices = Splices::default();
-        let _ = splices.register(pieces(b"abcdef", &[2]));
+        let _ = splices.register(pieces(&[b"ab", b"cdef"]));
         let mut buf = SplicingBuf::new(splices, 16);
         buf.put_i32(0);
         buf.put_slice(b"other");
         assert_eq!(buf.finish_frame().unwrap_err(), SpliceFault::NotSpliced);
 
         let mut splices = Splices::default();
-        let stand_in = splices.register(pieces(b"abcdef", &[2]));
+        let stand_in = splices.register(pieces(&[b"ab", b"cdef"]));
         let mut buf = SplicingBuf::new(splices, 16);
         buf.put_i32(0);
         buf.put_slice(&stand_in);
@@ -408,19 +393,19 @@ mod tests {
     #[test]
     fn gaps_work_inside_the_encoders_own_bytes() {
         let mut splices = Splices::default();
-        let field = splices.register(pieces(b"xyz", &[1]));
+        let field = splices.register(pieces(&[b"x", b"yz"]));
         let mut buf = SplicingBuf::new(splices, 16);
         buf.put_i32(0);
         buf.put_slice(&field);
         let gap = buf.put_gap(4);
         buf.gap_buf(gap).copy_from_slice(b"gap!");
         assert_eq!(
-            &buf.finish_frame().unwrap().to_bytes()[..],
+            &buf.finish_frame().unwrap().pieces.to_bytes()[..],
             b"\0\0\0\x07xyzgap!"
         );
 
         let mut splices = Splices::default();
-        let field = splices.register(pieces(b"xyz", &[1]));
+        let field = splices.register(pieces(&[b"x", b"yz"]));
         let mut buf = SplicingBuf::new(splices, 16);
         buf.put_i32(9);
         buf.put_slice(&field);
