@@ -24,13 +24,15 @@ const STAND_IN_BYTES: usize = 64 << 20;
 /// encoder splices instead), so its pages stay untouched — address space, not resident memory.
 /// Not a `static` array (an immutable one is stored in the executable), and not from kfdb's
 /// global allocator (mimalloc may hand back a used segment and zero it, making it resident): the
-/// system allocator maps a request this large freshly from the kernel, already zero.
+/// system allocator's `calloc` maps a request this large freshly from the kernel, already zero,
+/// and does not write it. (Only for an alignment of at most 16: a larger one makes Rust's system
+/// allocator zero the region itself, touching every page.)
 static STAND_IN: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
 
 fn stand_in() -> &'static [u8] {
     STAND_IN.get_or_init(|| {
         use std::alloc::{GlobalAlloc, Layout, System};
-        let layout = Layout::from_size_align(STAND_IN_BYTES, 4096).expect("a valid layout");
+        let layout = Layout::from_size_align(STAND_IN_BYTES, 1).expect("a valid layout");
         // SAFETY: the layout has a non-zero size; the pointer is checked for null before use.
         let at = unsafe { System.alloc_zeroed(layout) };
         if at.is_null() {

@@ -287,7 +287,10 @@ async fn sealed_journals_are_let_go_once_flushed() {
     // fjall seals its journal at a flush once it is past 64 MB.
     let mut round = 0;
     while e.stats().journal_files < 2 {
-        assert!(round < 400, "no journal was sealed after {round} MB");
+        assert!(
+            round < 400,
+            "no journal was sealed after {round} commits of 0.9 MB"
+        );
         commit(round).await;
         round += 1;
     }

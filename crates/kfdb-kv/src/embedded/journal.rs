@@ -8,18 +8,22 @@
 //! that was three journals (~190 MB) replayed on every start, most of a 3.3 s restart.
 //!
 //! `JournalTrimmer` runs a thread of its own, `kfdb-kv-journal`, that once per `POLL` checks
-//! whether fjall holds a sealed journal and, if so, rotates the meta keyspace's memtable (a flush
-//! of a few kilobytes), so that the sealed journal goes as soon as the data keyspace's own
-//! flushes have passed it. The rotation goes through fjall's `Keyspace::rotate_memtable`
+//! whether fjall holds a sealed journal and, when one is newly there, rotates the meta keyspace's
+//! memtable (a flush of a few kilobytes), so that the sealed journal goes as soon as the data
+//! keyspace's own flushes have passed it. The rotation goes through fjall's `Keyspace::rotate_memtable`
 //! (public, though hidden from fjall's documentation): if a later fjall removes it, this stops
 //! compiling rather than silently changing behaviour.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the trimmer looks at the journal.
 const POLL: Duration = Duration::from_secs(1);
+
+/// While a sealed journal stays, the longest the trimmer waits before flushing the meta keyspace
+/// again (a journal sealed between two looks leaves the count unchanged).
+const AGAIN_AFTER: Duration = Duration::from_secs(30);
 
 /// See the module documentation. Dropping it stops the thread.
 pub(crate) struct JournalTrimmer {
@@ -27,12 +31,36 @@ pub(crate) struct JournalTrimmer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// One look: flush `meta` if fjall holds a sealed journal besides the active one.
-fn trim(db: &fjall::Database, meta: &fjall::Keyspace) {
-    if db.journal_count() > 1
-        && let Err(e) = meta.rotate_memtable()
-    {
-        tracing::warn!(error = %e, "could not flush the meta keyspace to trim the journal");
+/// What the trimmer remembers between looks.
+struct Trim {
+    /// Journal files fjall held at the last flush (1: none sealed).
+    flushed_at_count: usize,
+    last_flush: Instant,
+    warned: bool,
+}
+
+impl Trim {
+    /// One look: flush `meta` once for each newly sealed journal (and again after `AGAIN_AFTER`
+    /// while one stays), not on every look: fjall keeps a sealed journal until the data keyspace
+    /// has flushed what it wrote there, which a slow writer can take minutes to do.
+    fn look(&mut self, db: &fjall::Database, meta: &fjall::Keyspace) {
+        let count = db.journal_count();
+        self.flushed_at_count = self.flushed_at_count.min(count);
+        if count <= 1 || (count == self.flushed_at_count && self.last_flush.elapsed() < AGAIN_AFTER)
+        {
+            return;
+        }
+        match meta.rotate_memtable() {
+            Ok(_) => {
+                self.flushed_at_count = count;
+                self.last_flush = Instant::now();
+            }
+            Err(e) if !self.warned => {
+                self.warned = true;
+                tracing::warn!(error = %e, "could not flush the meta keyspace to trim the journal");
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -44,8 +72,13 @@ impl JournalTrimmer {
         let spawned = std::thread::Builder::new()
             .name("kfdb-kv-journal".into())
             .spawn(move || {
+                let mut trim = Trim {
+                    flushed_at_count: 1,
+                    last_flush: Instant::now(),
+                    warned: false,
+                };
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
-                    trim(&db, &meta);
+                    trim.look(&db, &meta);
                 }
             });
         let thread = match spawned {
