@@ -191,8 +191,7 @@ pub struct SplicingBuf {
     /// The frame's bytes up to the first splice (`None` before it).
     head: Option<BytesMut>,
     /// Everything after `head` up to `current`.
-    rest: Vec<Bytes>,
-    rest_len: usize,
+    rest: RecordParts,
     current: BytesMut,
     splices: Splices,
     fault: Option<SpliceFault>,
@@ -205,8 +204,7 @@ impl SplicingBuf {
     pub fn new(splices: Splices, capacity: usize) -> Self {
         Self {
             head: None,
-            rest: Vec::new(),
-            rest_len: 0,
+            rest: RecordParts::new(),
             current: BytesMut::with_capacity(capacity),
             splices,
             fault: None,
@@ -241,14 +239,14 @@ impl SplicingBuf {
         prefix.copy_from_slice(&size.to_be_bytes());
         let mut out = Response::default();
         out.push(head.freeze());
-        for p in rest {
+        for p in rest.into_parts() {
             out.push(p);
         }
         Ok(out)
     }
 
     fn done_len(&self) -> usize {
-        self.head.as_ref().map_or(0, |h| h.len()) + self.rest_len
+        self.head.as_ref().map_or(0, |h| h.len()) + self.rest.len()
     }
 }
 
@@ -276,11 +274,9 @@ unsafe impl BufMut for SplicingBuf {
             if self.head.is_none() {
                 self.head = Some(before);
             } else {
-                self.rest_len += before.len();
                 self.rest.push(before.freeze());
             }
             for p in pieces {
-                self.rest_len += p.len();
                 self.rest.push(p);
             }
             return;
