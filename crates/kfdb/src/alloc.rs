@@ -149,8 +149,8 @@ pub fn spawn_memory_purger(every: std::time::Duration) -> std::io::Result<()> {
 /// region then has the kernel zero all of it at once: in the produce benchmark that page zeroing
 /// was 11 % of kfdb's samples, and with huge pages off kfdb produced 362 and 365 MB/s (medians of
 /// five; ranges 331–388) against 280 and 270 (217–334) with them on, runs alternating; RSS after
-/// creating a million topics was lower too (docs/benchmarks.md). The kernel checks this flag at each fault, so it also covers the arena
-/// mimalloc reserved before `main` ran.
+/// creating a million topics was lower too (docs/benchmarks.md). The kernel checks this flag at
+/// each fault, so it also covers the arena mimalloc reserved before `main` ran.
 pub fn disable_transparent_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
         return;

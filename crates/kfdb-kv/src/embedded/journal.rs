@@ -10,13 +10,13 @@
 //! `JournalTrimmer` runs a thread of its own, `kfdb-kv-journal`, that once per `POLL` checks
 //! whether fjall holds a sealed journal and, when one is newly there, rotates the meta keyspace's
 //! memtable (a flush of a few kilobytes), so that the sealed journal goes as soon as the data
-//! keyspace's own flushes have passed it. The rotation goes through fjall's `Keyspace::rotate_memtable`
-//! (public, though hidden from fjall's documentation): if a later fjall removes it, this stops
-//! compiling rather than silently changing behaviour.
+//! keyspace's own flushes have passed it. The rotation goes through fjall's
+//! `Keyspace::rotate_memtable` (public, though hidden from fjall's documentation): if a later
+//! fjall removes it, this stops compiling rather than silently changing behaviour.
 
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::ticker::Ticker;
 
 /// How often the trimmer looks at the journal.
 const POLL: Duration = Duration::from_secs(1);
@@ -27,8 +27,7 @@ const AGAIN_AFTER: Duration = Duration::from_secs(30);
 
 /// See the module documentation. Dropping it stops the thread.
 pub(crate) struct JournalTrimmer {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Ticker,
 }
 
 /// What the trimmer remembers between looks.
@@ -68,38 +67,17 @@ impl JournalTrimmer {
     /// Start trimming. If the thread cannot be started, journals are kept as fjall keeps them
     /// (logged): restarts replay more, nothing else changes.
     pub(crate) fn start(db: fjall::Database, meta: fjall::Keyspace) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let spawned = std::thread::Builder::new()
-            .name("kfdb-kv-journal".into())
-            .spawn(move || {
-                let mut trim = Trim {
-                    flushed_at_count: 1,
-                    last_flush: Instant::now(),
-                    warned: false,
-                };
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
-                    trim.look(&db, &meta);
-                }
-            });
-        let thread = match spawned {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(error = %e, "no journal trimming thread; restarts replay more of the journal");
-                None
-            }
+        let mut trim = Trim {
+            flushed_at_count: 1,
+            last_flush: Instant::now(),
+            warned: false,
         };
-        Self {
-            stop: Some(stop),
-            thread,
-        }
-    }
-}
-
-impl Drop for JournalTrimmer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let thread = Ticker::start(
+            "kfdb-kv-journal",
+            POLL,
+            "no journal trimming thread; restarts replay more of the journal",
+            move || trim.look(&db, &meta),
+        );
+        Self { _thread: thread }
     }
 }

@@ -21,6 +21,7 @@ mod journal;
 mod pipeline;
 mod reclaim;
 mod resolver;
+mod ticker;
 mod tombstones;
 mod transaction;
 mod watches;

@@ -21,9 +21,9 @@
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use super::ticker::Ticker;
 
 use fjall::AbstractTree;
 
@@ -44,8 +44,7 @@ pub(crate) struct KeeperCounts {
 
 /// See the module documentation. Dropping it stops the thread (which frees what it still holds).
 pub(crate) struct MemtableKeeper {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Ticker,
     #[cfg(test)]
     counts: Arc<KeeperCounts>,
 }
@@ -76,30 +75,16 @@ impl MemtableKeeper {
     /// memtables itself, as it would without the keeper (logged).
     pub(crate) fn start(keyspace: fjall::Keyspace) -> Self {
         let counts = Arc::new(KeeperCounts::default());
-        let (stop, stopped) = mpsc::channel::<()>();
         let thread_counts = counts.clone();
-        let spawned = std::thread::Builder::new()
-            .name("kfdb-kv-reclaim".into())
-            .spawn(move || {
-                let mut held: Vec<Held> = Vec::new();
-                loop {
-                    observe(&mut held, &keyspace, &thread_counts);
-                    match stopped.recv_timeout(POLL) {
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            });
-        let thread = match spawned {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(error = %e, "no memtable reclaim thread; fjall frees memtables under its locks");
-                None
-            }
-        };
+        let mut held: Vec<Held> = Vec::new();
+        let thread = Ticker::start(
+            "kfdb-kv-reclaim",
+            POLL,
+            "no memtable reclaim thread; fjall frees memtables under its locks",
+            move || observe(&mut held, &keyspace, &thread_counts),
+        );
         Self {
-            stop: Some(stop),
-            thread,
+            _thread: thread,
             #[cfg(test)]
             counts,
         }
@@ -108,15 +93,6 @@ impl MemtableKeeper {
     #[cfg(test)]
     pub(crate) fn counts(&self) -> &KeeperCounts {
         &self.counts
-    }
-}
-
-impl Drop for MemtableKeeper {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
