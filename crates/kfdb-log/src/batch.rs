@@ -132,31 +132,37 @@ impl Batch {
     /// `LogAppendTime` topics, the append time (which changes CRC-covered fields: CRC recomputed).
     pub fn stamped(&self, base_offset: i64, leader_epoch: i32, append_time: Option<i64>) -> Bytes {
         let mut b = BytesMut::with_capacity(self.bytes.len());
-        self.stamp_into(&mut b, base_offset, leader_epoch, append_time);
+        b.extend_from_slice(&self.stamped_header(base_offset, leader_epoch, append_time));
+        b.extend_from_slice(self.body());
         b.freeze()
     }
 
-    /// [`Batch::stamped`], appended to `out` (a caller that stores the batch behind a header of
-    /// its own writes both into one buffer: one copy of the batch, not two).
-    pub fn stamp_into(
+    /// The header of [`Batch::stamped`]; the stored batch is this header followed by
+    /// [`Batch::body`] unchanged. A caller laying the batch out in pieces of its own (the store's
+    /// chunk values) copies the body once, straight to where it is kept.
+    pub fn stamped_header(
         &self,
-        out: &mut BytesMut,
         base_offset: i64,
         leader_epoch: i32,
         append_time: Option<i64>,
-    ) {
-        let at = out.len();
-        out.extend_from_slice(&self.bytes);
-        let b = &mut out[at..];
-        b[0..8].copy_from_slice(&base_offset.to_be_bytes());
-        b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    ) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.bytes[..HEADER_LEN]);
+        h[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        h[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
         if let Some(now) = append_time {
             let attrs = self.attributes | ATTR_TIMESTAMP_TYPE;
-            b[21..23].copy_from_slice(&attrs.to_be_bytes());
-            b[35..43].copy_from_slice(&now.to_be_bytes());
-            let crc = crc32c::crc32c(&b[21..]);
-            b[17..21].copy_from_slice(&crc.to_be_bytes());
+            h[21..23].copy_from_slice(&attrs.to_be_bytes());
+            h[35..43].copy_from_slice(&now.to_be_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&h[21..]), self.body());
+            h[17..21].copy_from_slice(&crc.to_be_bytes());
         }
+        h
+    }
+
+    /// The bytes after the header (the records), which stamping leaves as they are.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[HEADER_LEN..]
     }
 
     /// The max timestamp as stored (the append time for `LogAppendTime` topics).

@@ -15,7 +15,6 @@
 
 use crate::ids::PartitionId;
 use crate::parts::RecordParts;
-use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -26,13 +25,13 @@ pub struct NewBatch {
     pub base_offset: i64,
     /// Offset of its last record.
     pub last_offset: i64,
-    /// The batch as stored.
-    pub bytes: Bytes,
+    /// The batch as stored (the pieces the store keeps it in: one per chunk row).
+    pub bytes: RecordParts,
 }
 
 struct Cached {
     last_offset: i64,
-    bytes: Bytes,
+    bytes: RecordParts,
 }
 
 struct Part {
@@ -236,7 +235,7 @@ impl HotCache {
             if !records.is_empty() && records.len() >= max_bytes {
                 break;
             }
-            records.push(b.bytes.clone());
+            records.extend(&b.bytes);
         }
         let read = CachedRead {
             records,
@@ -316,6 +315,7 @@ impl HotCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn b(n: usize) -> Bytes {
         Bytes::from(vec![n as u8; n])
@@ -331,7 +331,7 @@ mod tests {
             .map(|(base_offset, last_offset, bytes)| NewBatch {
                 base_offset,
                 last_offset,
-                bytes,
+                bytes: bytes.into(),
             })
             .collect()
     }

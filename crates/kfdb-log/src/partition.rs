@@ -22,7 +22,7 @@ use crate::values::{
     self, AbortedTxn, BatchInfo, Owner, PartitionState, ProducerState, TxnPartition,
     decode_open_txn,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kfdb_kv::{RangeOption, Transaction};
 
 /// A partition's state (the default before its first append).
@@ -168,44 +168,55 @@ pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
     );
 }
 
-/// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each),
-/// handed to the store without a further copy.
+/// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each,
+/// each a copy behind the chunk header).
 pub(crate) fn write_chunks(tx: &Transaction, p: PartitionId, last: i64, bytes: &[u8]) {
-    write_chunks_from(tx, p, last, 0, bytes);
-}
-
-/// [`write_chunks`] for the part of a batch that starts at chunk `first`.
-fn write_chunks_from(tx: &Transaction, p: PartitionId, last: i64, first: usize, bytes: &[u8]) {
     for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        tx.set_bytes(
-            &keys::log_chunk(p, last, (first + i) as i32),
-            values::encode_chunk(chunk).into(),
-        );
+        let mut value = Vec::with_capacity(values::CHUNK_HEADER.len() + chunk.len());
+        value.extend_from_slice(&values::CHUNK_HEADER);
+        value.extend_from_slice(chunk);
+        tx.set_bytes(&keys::log_chunk(p, last, i as i32), value.into());
     }
 }
 
-/// Stamp `batch` into one buffer laid out as its first chunk row's value (the chunk header, then
-/// the stamped batch), store the first chunk as a slice of it and any further chunks as copies,
-/// and return the stamped batch as a slice of the same buffer (what the hot-segment cache keeps).
-/// A batch up to `CHUNK_BYTES` — nearly every produced batch — is copied once on its way to the
-/// store, not twice.
+/// Stamp `batch` into one buffer laid out as its chunk rows' values one after another (each the
+/// chunk header, then up to `CHUNK_BYTES` of the stamped batch), store every chunk as a slice of
+/// it, and return the stamped batch as the same slices without their headers (what the
+/// hot-segment cache keeps). The batch body is copied once on its way to the store, however many
+/// chunks it spans.
 fn stamp_and_write_chunks(
     tx: &Transaction,
     p: PartitionId,
     last: i64,
     batch: &Batch,
     stamp: (i64, i32, Option<i64>),
-) -> Bytes {
+) -> RecordParts {
     let header = values::CHUNK_HEADER.len();
-    let mut buf = BytesMut::with_capacity(header + batch.size());
-    buf.extend_from_slice(&values::CHUNK_HEADER);
-    batch.stamp_into(&mut buf, stamp.0, stamp.1, stamp.2);
+    let head = batch.stamped_header(stamp.0, stamp.1, stamp.2);
+    let mut rest: [&[u8]; 2] = [&head, batch.body()];
+    let chunks = batch.size().div_ceil(keys::CHUNK_BYTES).max(1);
+    let mut buf = BytesMut::with_capacity(batch.size() + chunks * header);
+    let mut ends = Vec::with_capacity(chunks);
+    for _ in 0..chunks {
+        buf.extend_from_slice(&values::CHUNK_HEADER);
+        let mut room = keys::CHUNK_BYTES;
+        for piece in &mut rest {
+            let take = piece.len().min(room);
+            buf.extend_from_slice(&piece[..take]);
+            *piece = &piece[take..];
+            room -= take;
+        }
+        ends.push(buf.len());
+    }
     let buf = buf.freeze();
-    let bytes = buf.slice(header..);
-    let first = bytes.len().min(keys::CHUNK_BYTES);
-    tx.set_bytes(&keys::log_chunk(p, last, 0), buf.slice(..header + first));
-    write_chunks_from(tx, p, last, 1, &bytes[first..]);
-    bytes
+    let mut stored = RecordParts::new();
+    let mut start = 0;
+    for (i, end) in ends.into_iter().enumerate() {
+        tx.set_bytes(&keys::log_chunk(p, last, i as i32), buf.slice(start..end));
+        stored.push(buf.slice(start + header..end));
+        start = end;
+    }
+    stored
 }
 
 /// Write one batch at `state.next_offset`: its chunks, its index row, a time-index row when it

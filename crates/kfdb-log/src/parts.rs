@@ -29,6 +29,13 @@ impl RecordParts {
         }
     }
 
+    /// Append `other`'s pieces (shared, not copied).
+    pub fn extend(&mut self, other: &RecordParts) {
+        for p in &other.parts {
+            self.push(p.clone());
+        }
+    }
+
     /// Total bytes.
     pub fn len(&self) -> usize {
         self.len

@@ -216,14 +216,6 @@ const CHUNK_FORMAT: u8 = 1;
 /// The bytes a stored chunk value starts with, before the batch bytes it holds.
 pub(crate) const CHUNK_HEADER: [u8; 1] = [CHUNK_FORMAT];
 
-/// A stored chunk of a record batch.
-pub(crate) fn encode_chunk(chunk: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(CHUNK_HEADER.len() + chunk.len());
-    value.extend_from_slice(&CHUNK_HEADER);
-    value.extend_from_slice(chunk);
-    value
-}
-
 /// The batch bytes of a stored chunk.
 pub(crate) fn decode_chunk(value: &[u8]) -> LogResult<&[u8]> {
     match value.split_first() {
@@ -1288,7 +1280,7 @@ mod tests {
         assert_eq!(decode_open_txn(&encode_open_txn(17)).unwrap(), 17);
         assert_eq!(decode_cluster_id(&encode_cluster_id("abc")), "abc");
         assert_eq!(decode_transactional_id(&encode_transactional_id("t")), "t");
-        assert_eq!(decode_chunk(&encode_chunk(b"xyz")).unwrap(), b"xyz");
+        assert_eq!(decode_chunk(&[CHUNK_FORMAT, b'x', b'y']).unwrap(), b"xy");
         assert_eq!(decode_node(&encode_node(7)).unwrap(), 7);
         let cm = ConsumerMemberRecord {
             member_id: "m".into(),
