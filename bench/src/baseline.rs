@@ -11,7 +11,8 @@ use crate::workload::{MIB, RECORD_BYTES, bench_dir, payload};
 
 /// The raw-engine baseline: fjall configured as the embedded backend configures it
 /// (`kfdb_kv::embedded::raw_engine`), one writer, `records` x 1 KiB of payload in write batches of
-/// 1 MiB, fsync (`PersistMode::SyncAll`) after every batch. `value_bytes` is the size of the values
+/// 1 MiB, fsync (`PersistMode::SyncAll`) after every batch (and a full memtable sealed between
+/// batches, as kfdb's commit thread does). `value_bytes` is the size of the values
 /// the batch is cut into: 1,024 (one value per record) or 90,000 (kfdb's record-batch chunk size).
 /// Returns seconds.
 pub fn raw_append(records: u64, value_bytes: usize) -> f64 {
@@ -19,9 +20,10 @@ pub fn raw_append(records: u64, value_bytes: usize) -> f64 {
         .prefix("kfdb-bench-raw-")
         .tempdir_in(bench_dir())
         .expect("temp dir");
-    let (db, ks) =
+    let raw =
         kfdb_kv::embedded::raw_engine(dir.path(), &kfdb_kv::embedded::EmbeddedOptions::default())
             .expect("open raw engine");
+    let (db, ks) = (&raw.db, &raw.data);
     let data: Vec<u8> = (0..MIB).map(|i| (i * 31 + 7) as u8).collect();
     let space = kfdb_kv::tuple::Subspace::from_bytes(b"bench".to_vec());
     let mut left = records * RECORD_BYTES as u64;
@@ -31,10 +33,11 @@ pub fn raw_append(records: u64, value_bytes: usize) -> f64 {
         let n = left.min(MIB as u64) as usize;
         let mut batch = db.batch();
         for chunk in data[..n].chunks(value_bytes) {
-            batch.insert(&ks, space.pack(&(0u64, key)), chunk.to_vec());
+            batch.insert(ks, space.pack(&(0u64, key)), chunk.to_vec());
             key += 1;
         }
         batch.commit().expect("raw batch commit");
+        raw.rotate_full(ks).expect("raw memtable rotation");
         db.persist(fjall::PersistMode::SyncAll).expect("raw fsync");
         left -= n as u64;
     }

@@ -119,7 +119,7 @@ async fn run_kfdb(w: &Workload, dir: &std::path::Path) -> std::result::Result<Re
     })
 }
 
-fn open_raw(dir: &std::path::Path) -> fjall::Result<(fjall::Database, fjall::Keyspace)> {
+fn open_raw(dir: &std::path::Path) -> fjall::Result<kfdb_kv::embedded::RawEngine> {
     kfdb_kv::embedded::raw_engine(dir, &EmbeddedOptions::default())
 }
 
@@ -130,13 +130,14 @@ fn raw_key(writer: usize, n: usize) -> Vec<u8> {
 }
 
 fn run_raw_each(w: &Workload, dir: &std::path::Path) -> fjall::Result<Result> {
-    let (db, ks) = open_raw(dir)?;
+    let raw = open_raw(dir)?;
+    let (db, ks) = (&raw.db, &raw.data);
     let payload = value(w.value_bytes);
     let start = Instant::now();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..w.writers)
             .map(|writer| {
-                let (db, ks, payload) = (&db, &ks, &payload);
+                let (raw, db, ks, payload) = (&raw, &db, &ks, &payload);
                 s.spawn(move || -> fjall::Result<()> {
                     for t in 0..w.tx_per_writer {
                         let mut batch = db.batch();
@@ -148,6 +149,7 @@ fn run_raw_each(w: &Workload, dir: &std::path::Path) -> fjall::Result<Result> {
                             );
                         }
                         batch.commit()?;
+                        raw.rotate_full(ks)?;
                         db.persist(fjall::PersistMode::SyncAll)?;
                     }
                     Ok(())
@@ -166,7 +168,8 @@ fn run_raw_each(w: &Workload, dir: &std::path::Path) -> fjall::Result<Result> {
 }
 
 fn run_raw_grouped(w: &Workload, dir: &std::path::Path) -> fjall::Result<Result> {
-    let (db, ks) = open_raw(dir)?;
+    let raw = open_raw(dir)?;
+    let (db, ks) = (&raw.db, &raw.data);
     let payload = value(w.value_bytes);
     let start = Instant::now();
     for t in 0..w.tx_per_writer {
@@ -174,13 +177,14 @@ fn run_raw_grouped(w: &Workload, dir: &std::path::Path) -> fjall::Result<Result>
             let mut batch = db.batch();
             for i in 0..w.values_per_tx {
                 batch.insert(
-                    &ks,
+                    ks,
                     raw_key(writer, t * w.values_per_tx + i),
                     payload.clone(),
                 );
             }
             batch.commit()?;
         }
+        raw.rotate_full(ks)?;
         db.persist(fjall::PersistMode::SyncAll)?;
     }
     Ok(Result {

@@ -301,3 +301,43 @@ async fn sealed_journals_are_let_go_once_flushed() {
     }
     wait_for("the sealed journal to go", || e.stats().journal_files == 1).await;
 }
+
+/// A new store's memtables are sealed by the commit thread (fjall's own rotation is off in it),
+/// at the configured size, and what they held is read back after a restart.
+#[tokio::test]
+async fn the_commit_thread_seals_full_memtables() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        memtable_bytes: 1 << 20,
+        ..EmbeddedOptions::default()
+    };
+    let value = vec![3u8; 50_000];
+    {
+        let db = open(dir.path(), options.clone());
+        for round in 0..40u32 {
+            let value = value.clone();
+            db.run(|tx, _| {
+                let value = value.clone();
+                async move {
+                    for k in 0..5u32 {
+                        tx.set(format!("m/{round:04}/{k}").as_bytes(), &value);
+                    }
+                    Ok::<_, KvError>(())
+                }
+            })
+            .await
+            .unwrap();
+        }
+        let sealed = db.as_embedded().unwrap().stats().memtables_sealed;
+        // 10 MB written into 1 MiB memtables.
+        assert!((5..=12).contains(&sealed), "sealed {sealed}");
+    }
+    let db = open(dir.path(), options);
+    let tx = db.create_transaction().unwrap();
+    let rows = tx
+        .get_range_all(kfdb_kv::RangeOption::new(&b"m/"[..], &b"m0"[..]), true)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|kv| kv.value[..] == value[..]));
+}

@@ -7,6 +7,8 @@
 //!   transactions durable with one fsync before anyone is answered (group commit).
 //! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
 //!
+//! - `rotation`: who seals full memtables (the commit thread, in stores created since it exists),
+//!   and so how many workers fjall runs.
 //! - `reclaim`: frees the memtables fjall retires on a thread of its own, not under the locks
 //!   every commit needs.
 //! - `journal`: flushes the meta keyspace when fjall holds a sealed journal, so restarts replay
@@ -21,12 +23,14 @@ mod journal;
 mod pipeline;
 mod reclaim;
 mod resolver;
+mod rotation;
 mod ticker;
 mod tombstones;
 mod transaction;
 mod watches;
 mod writes;
 
+pub use rotation::Rotation;
 pub use transaction::EmbeddedTransaction;
 
 use crate::error::{KvError, KvResult};
@@ -50,13 +54,6 @@ pub struct EmbeddedOptions {
     /// frequent pauses: at 8 MiB the p99 of a 20 MB/s produce load was ~4x lower than at fjall's
     /// default 64 MiB, at about the same throughput (docs/benchmarks.md).
     pub memtable_bytes: u64,
-    /// fjall's flush and compaction threads. Two by default. With two, fjall's first worker
-    /// hands compaction jobs back to the queue for the second in a busy loop while the second
-    /// compacts (~20 % of kfdb's CPU when creating a million topics; 47k instead of 39k
-    /// topics/s with one), but one is not safe: a worker rotating a memtable does a blocking send
-    /// into its own bounded queue, which commits can fill while it is busy, and with a single
-    /// worker nothing would drain it.
-    pub background_threads: usize,
     /// Most transactions resolved and made durable together by one fsync.
     pub max_group: usize,
     /// Outstanding watches allowed before `too_many_watches` (FoundationDB's default is 10,000).
@@ -75,7 +72,6 @@ impl Default for EmbeddedOptions {
             commit_latency: Duration::ZERO,
             cache_bytes: 64 * 1024 * 1024,
             memtable_bytes: 8 * 1024 * 1024,
-            background_threads: 2,
             max_group: 1024,
             max_watches: crate::types::MAX_WATCHES,
             fsync: true,
@@ -100,6 +96,8 @@ pub(crate) struct Core {
     pub(crate) db: fjall::Database,
     pub(crate) data: fjall::Keyspace,
     pub(crate) meta: fjall::Keyspace,
+    /// Who seals full memtables (`rotation`): the pipeline, after each group, for `Writer`.
+    pub(crate) rotation: Rotation,
     pub(crate) read_view: RwLock<ReadView>,
     pub(crate) watches: Mutex<watches::WatchRegistry>,
     pub(crate) options: EmbeddedOptions,
@@ -122,6 +120,7 @@ pub(crate) struct Counters {
     pub(crate) fsyncs: AtomicU64,
     pub(crate) range_tombstones: AtomicU64,
     pub(crate) purged_keys: AtomicU64,
+    pub(crate) memtables_sealed: AtomicU64,
 }
 
 /// A copy of the store's counters, for metrics and tests.
@@ -139,6 +138,8 @@ pub struct EmbeddedStats {
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
     pub purged_keys: u64,
+    /// Memtables the commit thread sealed (stores whose writer rotates them: `Rotation`).
+    pub memtables_sealed: u64,
     /// Journal files fjall holds (the active one and sealed ones a restart would replay).
     pub journal_files: u64,
 }
@@ -194,26 +195,56 @@ pub struct EmbeddedDatabase {
 /// deeper levels' whole-table filter blocks no longer fit the block cache, and each point read
 /// reloaded and checksummed one (8M to 9M topics: 57 s pinned, 167 s before). Pinned, they cost
 /// about 1-2 bytes per key. These policies are stored with the keyspace when it is created, so a
-/// store created by an earlier kfdb keeps fjall's defaults.
-pub fn raw_engine(
-    path: &Path,
-    options: &EmbeddedOptions,
-) -> fjall::Result<(fjall::Database, fjall::Keyspace)> {
+/// store created by an earlier kfdb keeps fjall's defaults. Memtables are sealed by the writer in
+/// stores created since `rotation` exists (a raw loop calls [`RawEngine::rotate_full`] between
+/// writes, as the pipeline does).
+pub fn raw_engine(path: &Path, options: &EmbeddedOptions) -> fjall::Result<RawEngine> {
+    let rotation = Rotation::of_store(path)?;
     let db = fjall::Database::builder(path)
         .manual_journal_persist(true)
         .journal_compression(fjall::CompressionType::None)
         .cache_size(options.cache_bytes)
-        .worker_threads(options.background_threads.max(1))
+        .worker_threads(rotation.workers())
         .open()?;
     let data = db.keyspace("kv", || {
         fjall::KeyspaceCreateOptions::default()
             .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
-            .max_memtable_size(options.memtable_bytes)
+            .max_memtable_size(rotation.keyspace_limit(options.memtable_bytes))
             .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
             .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
     })?;
-    Ok((db, data))
+    Ok(RawEngine {
+        db,
+        data,
+        rotation,
+        memtable_bytes: options.memtable_bytes,
+    })
 }
+
+/// What [`raw_engine`] opens.
+pub struct RawEngine {
+    /// The fjall database.
+    pub db: fjall::Database,
+    /// Its data keyspace.
+    pub data: fjall::Keyspace,
+    /// Who seals full memtables in this store (`rotation`).
+    pub rotation: Rotation,
+    memtable_bytes: u64,
+}
+
+impl RawEngine {
+    /// Seal `keyspace`'s memtable if the writer rotates them and it is full (`rotation`). Call it
+    /// between writes, from the thread that writes.
+    pub fn rotate_full(&self, keyspace: &fjall::Keyspace) -> fjall::Result<bool> {
+        match self.rotation {
+            Rotation::Fjall => Ok(false),
+            Rotation::Writer => rotation::rotate_full(keyspace, self.memtable_bytes),
+        }
+    }
+}
+
+/// Size at which the meta keyspace's memtable is sealed (fjall's default, which it had before).
+pub(crate) const META_MEMTABLE_BYTES: u64 = 64 * 1024 * 1024;
 
 pub(crate) const META_VERSION_KEY: &[u8] = b"committed_version";
 
@@ -225,9 +256,13 @@ impl EmbeddedDatabase {
     /// Open or create the store in directory `path`, recovering from its journal.
     pub fn open(path: &Path, options: EmbeddedOptions) -> KvResult<Self> {
         std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
-        let (db, data) = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
-        let meta = db
-            .keyspace("kv_meta", fjall::KeyspaceCreateOptions::default)
+        let engine = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
+        let meta = engine
+            .db
+            .keyspace("kv_meta", || {
+                fjall::KeyspaceCreateOptions::default()
+                    .max_memtable_size(engine.rotation.keyspace_limit(META_MEMTABLE_BYTES))
+            })
             .map_err(|e| io_error("open keyspace", e))?;
         let version = match meta
             .get(META_VERSION_KEY)
@@ -247,16 +282,17 @@ impl EmbeddedDatabase {
         let pending = tombstones::load(&meta)?;
         let view = ReadView {
             version,
-            snapshot: db.snapshot(),
-            keyspace: data.clone(),
+            snapshot: engine.db.snapshot(),
+            keyspace: engine.data.clone(),
             tombstones: tombstones::TombstoneSet(std::sync::Arc::new(
                 pending.iter().map(|(t, _)| t.clone()).collect(),
             )),
         };
         let core = Arc::new(Core {
-            db,
-            data,
+            db: engine.db,
+            data: engine.data,
             meta,
+            rotation: engine.rotation,
             read_view: RwLock::new(view),
             watches: Mutex::new(watches::WatchRegistry::new(options.max_watches)),
             options,
@@ -355,6 +391,7 @@ impl EmbeddedDatabase {
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
             purged_keys: c.purged_keys.load(Ordering::Relaxed),
+            memtables_sealed: c.memtables_sealed.load(Ordering::Relaxed),
             journal_files: self.handle.core.db.journal_count() as u64,
         }
     }

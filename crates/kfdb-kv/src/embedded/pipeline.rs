@@ -13,11 +13,12 @@
 use super::journal::JournalTrimmer;
 use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
+use super::rotation::{self, Rotation};
 use super::tombstones::{
     self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
     Tombstone, TombstoneSet, meta_key,
 };
-use super::{Core, META_VERSION_KEY, ReadView};
+use super::{Core, META_MEMTABLE_BYTES, META_VERSION_KEY, ReadView};
 use crate::atomic;
 use crate::error::{KvError, KvResult};
 use crate::types::{CommitInfo, MAX_TRANSACTION_AGE, MutationType, key_after};
@@ -94,6 +95,8 @@ struct Pipeline {
     live: Vec<Pending>,
     /// Set after a purge step failed: purging stops (the store is poisoned anyway).
     purge_failed: bool,
+    /// Set after sealing a memtable failed (logged once; retried after every group).
+    rotate_failed: bool,
     /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`); stopped
     /// when the pipeline ends.
     _memtables: MemtableKeeper,
@@ -115,6 +118,7 @@ pub(crate) fn run(
             .map(|(tomb, cursor)| Pending { tomb, cursor })
             .collect(),
         purge_failed: false,
+        rotate_failed: false,
         _memtables: MemtableKeeper::start(core.data.clone()),
         _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
         core,
@@ -134,6 +138,7 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Timeout) => {
                 if purging {
                     p.purge_step(PURGE_STEP_KEYS, IDLE_PURGE_STEP_TIME);
+                    p.rotate_full_memtables();
                 } else {
                     p.history.prune(Instant::now());
                 }
@@ -154,6 +159,7 @@ pub(crate) fn run(
             // group instead of stalling them all.
             p.purge_step(BUSY_PURGE_STEP_KEYS, BUSY_PURGE_STEP_TIME);
         }
+        p.rotate_full_memtables();
     }
 }
 
@@ -175,6 +181,32 @@ fn unknown_result() -> KvError {
 }
 
 impl Pipeline {
+    /// Seal the data and meta memtables that are full, in a store whose writer rotates them
+    /// (`rotation`): here, between groups, after the group's answers went out.
+    fn rotate_full_memtables(&mut self) {
+        if self.core.rotation != Rotation::Writer {
+            return;
+        }
+        let core = &self.core;
+        for (keyspace, limit) in [
+            (&core.data, core.options.memtable_bytes),
+            (&core.meta, META_MEMTABLE_BYTES),
+        ] {
+            match rotation::rotate_full(keyspace, limit) {
+                Ok(true) => {
+                    core.stats.memtables_sealed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    if !self.rotate_failed {
+                        tracing::error!(error = %e, "sealing a full memtable failed");
+                    }
+                    self.rotate_failed = true;
+                }
+            }
+        }
+    }
+
     fn take_injected_unknown(&self) -> Unknown {
         let c = &self.core;
         if c.injected_unknown
