@@ -7,8 +7,8 @@
 //!   transactions durable with one fsync before anyone is answered (group commit).
 //! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
 //!
-//! - `rotation`: who seals full memtables (the commit thread, in stores created since it exists),
-//!   and so how many workers fjall runs.
+//! - `rotation`: the commit thread seals full memtables (fjall's own rotation is off in stores
+//!   created since), so fjall runs one worker.
 //! - `reclaim`: frees the memtables fjall retires on a thread of its own, not under the locks
 //!   every commit needs.
 //! - `journal`: flushes the meta keyspace when fjall holds a sealed journal, so restarts replay
@@ -96,8 +96,6 @@ pub(crate) struct Core {
     pub(crate) db: fjall::Database,
     pub(crate) data: fjall::Keyspace,
     pub(crate) meta: fjall::Keyspace,
-    /// Who seals full memtables (`rotation`): the pipeline, after each group, for `Writer`.
-    pub(crate) rotation: Rotation,
     pub(crate) read_view: RwLock<ReadView>,
     pub(crate) watches: Mutex<watches::WatchRegistry>,
     pub(crate) options: EmbeddedOptions,
@@ -233,13 +231,10 @@ pub struct RawEngine {
 }
 
 impl RawEngine {
-    /// Seal `keyspace`'s memtable if the writer rotates them and it is full (`rotation`). Call it
-    /// between writes, from the thread that writes.
+    /// Seal `keyspace`'s memtable if it is full (`rotation`), as the pipeline does between groups.
+    /// Call it between writes, from the thread that writes.
     pub fn rotate_full(&self, keyspace: &fjall::Keyspace) -> fjall::Result<bool> {
-        match self.rotation {
-            Rotation::Fjall => Ok(false),
-            Rotation::Writer => rotation::rotate_full(keyspace, self.memtable_bytes),
-        }
+        rotation::rotate_full(keyspace, self.memtable_bytes)
     }
 }
 
@@ -292,7 +287,6 @@ impl EmbeddedDatabase {
             db: engine.db,
             data: engine.data,
             meta,
-            rotation: engine.rotation,
             read_view: RwLock::new(view),
             watches: Mutex::new(watches::WatchRegistry::new(options.max_watches)),
             options,

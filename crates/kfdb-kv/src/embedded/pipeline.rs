@@ -13,7 +13,7 @@
 use super::journal::JournalTrimmer;
 use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
-use super::rotation::{self, Rotation};
+use super::rotation;
 use super::tombstones::{
     self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
     Tombstone, TombstoneSet, meta_key,
@@ -181,12 +181,10 @@ fn unknown_result() -> KvError {
 }
 
 impl Pipeline {
-    /// Seal the data and meta memtables that are full, in a store whose writer rotates them
-    /// (`rotation`): here, between groups, after the group's answers went out.
+    /// Seal the data and meta memtables that are full (`rotation`): here, between groups, after
+    /// the group's answers went out. Also in a store where fjall rotates them itself (its request
+    /// then finds the memtable replaced), so a store that lost its mark is still rotated.
     fn rotate_full_memtables(&mut self) {
-        if self.core.rotation != Rotation::Writer {
-            return;
-        }
         let core = &self.core;
         for (keyspace, limit) in [
             (&core.data, core.options.memtable_bytes),

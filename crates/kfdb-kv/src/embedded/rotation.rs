@@ -16,8 +16,12 @@
 //! writes, with [`rotate_full`]. The worker queue then only carries one flush job per rotation and
 //! a few compaction requests, so one worker is safe. A file in the data directory records the
 //! choice, written before fjall creates anything; a store created before it exists (fjall's files
-//! but no mark) keeps fjall's rotation and two workers ([`Rotation::Fjall`]). The size limit is
-//! stored with each keyspace when it is created, so the choice cannot change later.
+//! but no mark) keeps two workers ([`Rotation::Fjall`]). The size limit is stored with each
+//! keyspace when it is created, so the choice cannot change later. The commit thread seals full
+//! memtables in every store, so a marked store whose mark was lost (opened as `Fjall`) still has
+//! its memtables sealed; in an old store fjall's own rotation request then finds the memtable
+//! already replaced and does nothing. (A kfdb-kv from before the mark would not seal a marked
+//! store's memtables: do not open a store with an older kfdb.)
 
 use std::io::Write;
 use std::path::Path;
@@ -71,11 +75,24 @@ impl Rotation {
     }
 }
 
-/// Seal `keyspace`'s memtable if it holds `limit` bytes or more (a flush job is queued for it).
+/// Sealed memtables waiting for a flush above which [`rotate_full`] lets the active one grow
+/// instead: at four, fjall halts every write in 100 ms sleeps until its worker flushes (which,
+/// with one worker, waits for the compaction it is running).
+const MAX_WAITING: usize = 3;
+/// How far past its limit the active memtable may grow while flushes are behind; beyond it,
+/// it is sealed anyway and fjall's write halt applies (memory stays bounded if flushes stop).
+const MAX_GROWTH: u64 = 8;
+
+/// Seal `keyspace`'s memtable if it holds `limit` bytes or more (a flush job is queued for it),
+/// unless `MAX_WAITING` sealed ones already wait and it is below `MAX_GROWTH` times `limit`.
 /// Call it between writes, from the thread that writes.
 pub fn rotate_full(keyspace: &fjall::Keyspace, limit: u64) -> fjall::Result<bool> {
     use fjall::AbstractTree;
-    if keyspace.tree.active_memtable().size() < limit {
+    let size = keyspace.tree.active_memtable().size();
+    if size < limit
+        || (keyspace.tree.sealed_memtable_count() >= MAX_WAITING
+            && size < limit.saturating_mul(MAX_GROWTH))
+    {
         return Ok(false);
     }
     keyspace.rotate_memtable()
@@ -120,5 +137,39 @@ mod tests {
             !rotate_full(&ks, 1 << 20).unwrap(),
             "the new memtable is empty"
         );
+    }
+
+    #[test]
+    fn a_full_memtable_waits_while_flushes_are_behind_up_to_a_bound() {
+        use fjall::AbstractTree;
+        let dir = tempfile::tempdir().unwrap();
+        // No workers: nothing flushes, so sealed memtables stay.
+        let db = fjall::Database::builder(dir.path())
+            .worker_threads_unchecked(0)
+            .open()
+            .unwrap();
+        let ks = db
+            .keyspace("data", || {
+                fjall::KeyspaceCreateOptions::default().max_memtable_size(u64::MAX)
+            })
+            .unwrap();
+        let limit = 64 * 1024;
+        let mut key = 0u32;
+        let mut fill = |ks: &fjall::Keyspace, bytes: u64| {
+            let target = ks.tree.active_memtable().size() + bytes;
+            while ks.tree.active_memtable().size() < target {
+                ks.insert(key.to_be_bytes(), vec![0u8; 1000]).unwrap();
+                key += 1;
+            }
+        };
+        for _ in 0..MAX_WAITING {
+            fill(&ks, limit);
+            assert!(rotate_full(&ks, limit).unwrap());
+        }
+        assert_eq!(ks.tree.sealed_memtable_count(), MAX_WAITING);
+        fill(&ks, limit);
+        assert!(!rotate_full(&ks, limit).unwrap(), "three wait: it grows");
+        fill(&ks, limit * MAX_GROWTH);
+        assert!(rotate_full(&ks, limit).unwrap(), "past the bound: sealed");
     }
 }
