@@ -7,8 +7,8 @@
 //!   transactions durable with one fsync before anyone is answered (group commit).
 //! - `watches`: keys being watched, fired by the pipeline after a durable commit changes them.
 //!
-//! - `rotation`: the commit thread seals full memtables (fjall's own rotation is off in stores
-//!   created since), so fjall runs one worker.
+//! - `rotation`: full memtables are sealed by a thread of kfdb-kv's, asked by the commit thread
+//!   (fjall's own rotation is off in stores created since), so fjall runs one worker.
 //! - `reclaim`: frees the memtables fjall retires on a thread of its own, not under the locks
 //!   every commit needs.
 //! - `journal`: flushes the meta keyspace when fjall holds a sealed journal, so restarts replay

@@ -13,12 +13,12 @@
 use super::journal::JournalTrimmer;
 use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
-use super::rotation;
+use super::rotation::Sealer;
 use super::tombstones::{
     self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
     Tombstone, TombstoneSet, meta_key,
 };
-use super::{Core, META_MEMTABLE_BYTES, META_VERSION_KEY, ReadView};
+use super::{Core, META_VERSION_KEY, ReadView};
 use crate::atomic;
 use crate::error::{KvError, KvResult};
 use crate::types::{CommitInfo, MAX_TRANSACTION_AGE, MutationType, key_after};
@@ -95,8 +95,10 @@ struct Pipeline {
     live: Vec<Pending>,
     /// Set after a purge step failed: purging stops (the store is poisoned anyway).
     purge_failed: bool,
-    /// Set after sealing a memtable failed (logged once; retried after every group).
+    /// Set after sealing a memtable on this thread failed (logged once; retried after every group).
     rotate_failed: bool,
+    /// Seals full memtables on a thread of its own (`rotation`).
+    sealer: Sealer,
     /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`); stopped
     /// when the pipeline ends.
     _memtables: MemtableKeeper,
@@ -119,6 +121,7 @@ pub(crate) fn run(
             .collect(),
         purge_failed: false,
         rotate_failed: false,
+        sealer: Sealer::start(core.clone()),
         _memtables: MemtableKeeper::start(core.data.clone()),
         _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
         core,
@@ -181,28 +184,11 @@ fn unknown_result() -> KvError {
 }
 
 impl Pipeline {
-    /// Seal the data and meta memtables that are full (`rotation`): here, between groups, after
-    /// the group's answers went out. Also in a store where fjall rotates them itself (its request
-    /// then finds the memtable replaced), so a store that lost its mark is still rotated.
+    /// Have full memtables sealed (`rotation`): after each group, once its answers went out, and
+    /// in every store (in one where fjall rotates them itself its request then finds the memtable
+    /// replaced), so a store that lost its mark is still rotated.
     fn rotate_full_memtables(&mut self) {
-        let core = &self.core;
-        for (keyspace, limit) in [
-            (&core.data, core.options.memtable_bytes),
-            (&core.meta, META_MEMTABLE_BYTES),
-        ] {
-            match rotation::rotate_full(keyspace, limit) {
-                Ok(true) => {
-                    core.stats.memtables_sealed.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    if !self.rotate_failed {
-                        tracing::error!(error = %e, "sealing a full memtable failed");
-                    }
-                    self.rotate_failed = true;
-                }
-            }
-        }
+        self.sealer.after_group(&mut self.rotate_failed);
     }
 
     fn take_injected_unknown(&self) -> Unknown {

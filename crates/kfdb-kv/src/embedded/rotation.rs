@@ -11,9 +11,9 @@
 //! ~10 % faster and halved the p99 at 100,000 records/s).
 //!
 //! Stores created by this kfdb-kv ([`Rotation::Writer`]) take fjall's rotation out of the write
-//! path: their keyspaces are created with no size limit, and whoever writes them (the commit
-//! thread; a raw benchmark loop) seals a memtable that reached the configured size, between
-//! writes, with [`rotate_full`]. The worker queue then only carries one flush job per rotation and
+//! path: their keyspaces are created with no size limit, and a memtable that reached the
+//! configured size is sealed with [`rotate_full`] between writes: by the [`Sealer`] thread, which
+//! the commit thread asks after a group, or by a raw benchmark loop itself. The worker queue then only carries one flush job per rotation and
 //! a few compaction requests, so one worker is safe. A file in the data directory records the
 //! choice, written before fjall creates anything; a store created before it exists (fjall's files
 //! but no mark) keeps two workers ([`Rotation::Fjall`]). The size limit is stored with each
@@ -23,8 +23,14 @@
 //! already replaced and does nothing. (A kfdb-kv from before the mark would not seal a marked
 //! store's memtables: do not open a store with an older kfdb.)
 
+use super::{Core, META_MEMTABLE_BYTES};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The mark's file name in the data directory.
 const MARK: &str = "kfdb-kv-rotation";
@@ -96,6 +102,107 @@ pub fn rotate_full(keyspace: &fjall::Keyspace, limit: u64) -> fjall::Result<bool
         return Ok(false);
     }
     keyspace.rotate_memtable()
+}
+
+/// How often the sealer looks without being asked (the meta keyspace fills slowly).
+const SEALER_IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// The thread that seals the store's full memtables (`kfdb-kv-seal`), asked by the commit thread
+/// after a group found one full: the rotation itself (fjall's version bookkeeping, journal
+/// maintenance, queueing the flush) then runs beside the next groups instead of before them.
+/// Dropping it stops and joins the thread. If the thread cannot be started, the commit thread
+/// seals them itself.
+pub(crate) struct Sealer {
+    ask: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+    core: Arc<Core>,
+}
+
+impl Sealer {
+    pub(crate) fn start(core: Arc<Core>) -> Self {
+        let (ask, asked) = mpsc::sync_channel::<()>(1);
+        let thread_core = core.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kfdb-kv-seal".into())
+            .spawn(move || {
+                let mut failed = false;
+                loop {
+                    match asked.recv_timeout(SEALER_IDLE_LOOK) {
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {
+                            seal_full(&thread_core, &mut failed)
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "no memtable sealing thread; the commit thread seals them");
+                None
+            }
+        };
+        Self {
+            ask: thread.as_ref().map(|_| ask),
+            thread,
+            core,
+        }
+    }
+
+    /// After a group: have the full memtables sealed (on the sealer's thread; asks coalesce).
+    pub(crate) fn after_group(&self, failed: &mut bool) {
+        if !any_full(&self.core) {
+            return;
+        }
+        match &self.ask {
+            Some(ask) => match ask.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => seal_full(&self.core, failed),
+            },
+            None => seal_full(&self.core, failed),
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        drop(self.ask.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn limits(core: &Core) -> [(&fjall::Keyspace, u64); 2] {
+    [
+        (&core.data, core.options.memtable_bytes),
+        (&core.meta, META_MEMTABLE_BYTES),
+    ]
+}
+
+fn any_full(core: &Core) -> bool {
+    use fjall::AbstractTree;
+    limits(core)
+        .iter()
+        .any(|(ks, limit)| ks.tree.active_memtable().size() >= *limit)
+}
+
+/// Seal the data and meta memtables that are full ([`rotate_full`]); a failure is logged once.
+fn seal_full(core: &Core, failed: &mut bool) {
+    for (keyspace, limit) in limits(core) {
+        match rotate_full(keyspace, limit) {
+            Ok(true) => {
+                core.stats.memtables_sealed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                if !*failed {
+                    tracing::error!(error = %e, "sealing a full memtable failed");
+                }
+                *failed = true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
