@@ -13,15 +13,15 @@
 //! Stores created by this kfdb-kv ([`Rotation::Writer`]) take fjall's rotation out of the write
 //! path: their keyspaces are created with no size limit, and a memtable that reached the
 //! configured size is sealed with [`rotate_full`] between writes: by the [`Sealer`] thread, which
-//! the commit thread asks after a group, or by a raw benchmark loop itself. The worker queue then only carries one flush job per rotation and
-//! a few compaction requests, so one worker is safe. A file in the data directory records the
-//! choice, written before fjall creates anything; a store created before it exists (fjall's files
-//! but no mark) keeps two workers ([`Rotation::Fjall`]). The size limit is stored with each
-//! keyspace when it is created, so the choice cannot change later. The commit thread seals full
-//! memtables in every store, so a marked store whose mark was lost (opened as `Fjall`) still has
-//! its memtables sealed; in an old store fjall's own rotation request then finds the memtable
-//! already replaced and does nothing. (A kfdb-kv from before the mark would not seal a marked
-//! store's memtables: do not open a store with an older kfdb.)
+//! the commit thread asks after a group, or by a raw benchmark loop itself. The worker queue then
+//! only carries one flush job per rotation and a few compaction requests, so one worker is safe.
+//! A file in the data directory records the choice, written before fjall creates anything; a
+//! store created before it exists (fjall's files but no mark) keeps two workers
+//! ([`Rotation::Fjall`]). The size limit is stored with each keyspace when it is created, so the
+//! choice cannot change later. Full memtables are sealed in every store, so a marked store whose
+//! mark was lost (opened as `Fjall`) still has them sealed; in an old store fjall's own rotation
+//! request then finds the memtable already replaced and does nothing. (A kfdb-kv from before the
+//! mark would not seal a marked store's memtables: do not open a store with an older kfdb.)
 
 use super::{Core, META_MEMTABLE_BYTES};
 use std::io::Write;
@@ -138,7 +138,10 @@ impl Sealer {
         let thread = match spawned {
             Ok(t) => Some(t),
             Err(e) => {
-                tracing::warn!(error = %e, "no memtable sealing thread; the commit thread seals them");
+                tracing::warn!(
+                    error = %e,
+                    "no memtable sealing thread; the commit thread seals them"
+                );
                 None
             }
         };
