@@ -302,10 +302,10 @@ async fn sealed_journals_are_let_go_once_flushed() {
     wait_for("the sealed journal to go", || e.stats().journal_files == 1).await;
 }
 
-/// A new store's memtables are sealed by the commit thread (fjall's own rotation is off in it),
-/// at the configured size, and what they held is read back after a restart.
+/// A new store's memtables are sealed by kfdb-kv (fjall's own rotation is off in it), at the
+/// configured size, and what they held is read back after a restart.
 #[tokio::test]
-async fn the_commit_thread_seals_full_memtables() {
+async fn kfdb_kv_seals_full_memtables() {
     let dir = tempfile::tempdir().unwrap();
     let options = EmbeddedOptions {
         memtable_bytes: 1 << 20,
@@ -328,9 +328,15 @@ async fn the_commit_thread_seals_full_memtables() {
             .await
             .unwrap();
         }
-        let sealed = db.as_embedded().unwrap().stats().memtables_sealed;
-        // 10 MB written into 1 MiB memtables.
-        assert!((5..=12).contains(&sealed), "sealed {sealed}");
+        // 10 MB written into 1 MiB memtables: sealed on the seal thread, which may lag (then
+        // the memtables it seals are larger and fewer); never more than ten.
+        let e = db.as_embedded().unwrap().clone();
+        wait_for("a memtable to be sealed", || {
+            e.stats().memtables_sealed >= 1
+        })
+        .await;
+        let sealed = e.stats().memtables_sealed;
+        assert!(sealed <= 10, "sealed {sealed}");
     }
     let db = open(dir.path(), options);
     let tx = db.create_transaction().unwrap();

@@ -136,7 +136,7 @@ pub struct EmbeddedStats {
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
     pub purged_keys: u64,
-    /// Memtables the commit thread sealed (stores whose writer rotates them: `Rotation`).
+    /// Memtables kfdb-kv sealed (`rotation`; in a store created before it, fjall's own count not).
     pub memtables_sealed: u64,
     /// Journal files fjall holds (the active one and sealed ones a restart would replay).
     pub journal_files: u64,
@@ -195,7 +195,7 @@ pub struct EmbeddedDatabase {
 /// about 1-2 bytes per key. These policies are stored with the keyspace when it is created, so a
 /// store created by an earlier kfdb keeps fjall's defaults. Memtables are sealed by the writer in
 /// stores created since `rotation` exists (a raw loop calls [`RawEngine::rotate_full`] between
-/// writes, as the pipeline does).
+/// writes, as the embedded store's seal thread does when its commit thread asks).
 pub fn raw_engine(path: &Path, options: &EmbeddedOptions) -> fjall::Result<RawEngine> {
     let rotation = Rotation::of_store(path)?;
     let db = fjall::Database::builder(path)
@@ -231,8 +231,8 @@ pub struct RawEngine {
 }
 
 impl RawEngine {
-    /// Seal `keyspace`'s memtable if it is full (`rotation`), as the pipeline does between groups.
-    /// Call it between writes, from the thread that writes.
+    /// Seal `keyspace`'s memtable if it is full (`rotation`), as the embedded store's seal thread
+    /// does when its commit thread asks.
     pub fn rotate_full(&self, keyspace: &fjall::Keyspace) -> fjall::Result<bool> {
         rotation::rotate_full(keyspace, self.memtable_bytes)
     }

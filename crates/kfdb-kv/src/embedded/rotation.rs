@@ -89,22 +89,28 @@ const MAX_WAITING: usize = 3;
 /// it is sealed anyway and fjall's write halt applies (memory stays bounded if flushes stop).
 const MAX_GROWTH: u64 = 8;
 
-/// Seal `keyspace`'s memtable if it holds `limit` bytes or more (a flush job is queued for it),
-/// unless `MAX_WAITING` sealed ones already wait and it is below `MAX_GROWTH` times `limit`.
-/// Call it between writes, from the thread that writes.
-pub fn rotate_full(keyspace: &fjall::Keyspace, limit: u64) -> fjall::Result<bool> {
+/// Whether `keyspace`'s memtable is to be sealed: it holds `limit` bytes or more, unless
+/// `MAX_WAITING` sealed ones already wait and it is below `MAX_GROWTH` times `limit`.
+fn should_seal(keyspace: &fjall::Keyspace, limit: u64) -> bool {
     use fjall::AbstractTree;
     let size = keyspace.tree.active_memtable().size();
-    if size < limit
-        || (keyspace.tree.sealed_memtable_count() >= MAX_WAITING
-            && size < limit.saturating_mul(MAX_GROWTH))
-    {
+    size >= limit
+        && (keyspace.tree.sealed_memtable_count() < MAX_WAITING
+            || size >= limit.saturating_mul(MAX_GROWTH))
+}
+
+/// Seal `keyspace`'s memtable if [`should_seal`] says so (a flush job is queued for it). Safe
+/// beside writes on other threads: fjall's batch commit and its rotation take the same journal
+/// lock, so a batch lands whole in one memtable.
+pub fn rotate_full(keyspace: &fjall::Keyspace, limit: u64) -> fjall::Result<bool> {
+    if !should_seal(keyspace, limit) {
         return Ok(false);
     }
     keyspace.rotate_memtable()
 }
 
-/// How often the sealer looks without being asked (the meta keyspace fills slowly).
+/// How often the sealer looks without being asked: a memtable the back-off let grow is sealed
+/// once flushes caught up even if no group follows.
 const SEALER_IDLE_LOOK: Duration = Duration::from_secs(1);
 
 /// The thread that seals the store's full memtables (`kfdb-kv-seal`), asked by the commit thread
@@ -184,10 +190,9 @@ fn limits(core: &Core) -> [(&fjall::Keyspace, u64); 2] {
 }
 
 fn any_full(core: &Core) -> bool {
-    use fjall::AbstractTree;
     limits(core)
         .iter()
-        .any(|(ks, limit)| ks.tree.active_memtable().size() >= *limit)
+        .any(|(ks, limit)| should_seal(ks, *limit))
 }
 
 /// Seal the data and meta memtables that are full ([`rotate_full`]); a failure is logged once.
