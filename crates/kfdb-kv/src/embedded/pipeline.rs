@@ -95,9 +95,9 @@ struct Pipeline {
     live: Vec<Pending>,
     /// Set after a purge step failed: purging stops (the store is poisoned anyway).
     purge_failed: bool,
-    /// Set after sealing a memtable on this thread failed (logged once; retried after every group).
-    rotate_failed: bool,
-    /// Seals full memtables on a thread of its own (`rotation`).
+    /// Seals full memtables on a thread of its own (`rotation`), woken after each group once its
+    /// answers went out, in every store (in one where fjall rotates them itself its request then
+    /// finds the memtable replaced), so a store that lost its mark is still rotated.
     sealer: Sealer,
     /// Keeps fjall's retired memtables from being freed under its locks (`reclaim`); stopped
     /// when the pipeline ends.
@@ -120,7 +120,6 @@ pub(crate) fn run(
             .map(|(tomb, cursor)| Pending { tomb, cursor })
             .collect(),
         purge_failed: false,
-        rotate_failed: false,
         sealer: Sealer::start(core.clone()),
         _memtables: MemtableKeeper::start(core.data.clone()),
         _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
@@ -141,7 +140,7 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Timeout) => {
                 if purging {
                     p.purge_step(PURGE_STEP_KEYS, IDLE_PURGE_STEP_TIME);
-                    p.rotate_full_memtables();
+                    p.sealer.after_group();
                 } else {
                     p.history.prune(Instant::now());
                 }
@@ -162,7 +161,7 @@ pub(crate) fn run(
             // group instead of stalling them all.
             p.purge_step(BUSY_PURGE_STEP_KEYS, BUSY_PURGE_STEP_TIME);
         }
-        p.rotate_full_memtables();
+        p.sealer.after_group();
     }
 }
 
@@ -184,13 +183,6 @@ fn unknown_result() -> KvError {
 }
 
 impl Pipeline {
-    /// Have full memtables sealed (`rotation`): after each group, once its answers went out, and
-    /// in every store (in one where fjall rotates them itself its request then finds the memtable
-    /// replaced), so a store that lost its mark is still rotated.
-    fn rotate_full_memtables(&mut self) {
-        self.sealer.after_group(&mut self.rotate_failed);
-    }
-
     fn take_injected_unknown(&self) -> Unknown {
         let c = &self.core;
         if c.injected_unknown

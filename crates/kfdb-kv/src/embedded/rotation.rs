@@ -23,13 +23,12 @@
 //! request then finds the memtable already replaced and does nothing. (A kfdb-kv from before the
 //! mark would not seal a marked store's memtables: do not open a store with an older kfdb.)
 
+use super::ticker::Ticker;
 use super::{Core, META_MEMTABLE_BYTES};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The mark's file name in the data directory.
@@ -113,71 +112,39 @@ pub fn rotate_full(keyspace: &fjall::Keyspace, limit: u64) -> fjall::Result<bool
 /// once flushes caught up even if no group follows.
 const SEALER_IDLE_LOOK: Duration = Duration::from_secs(1);
 
-/// The thread that seals the store's full memtables (`kfdb-kv-seal`), asked by the commit thread
-/// after a group found one full: the rotation itself (fjall's version bookkeeping, journal
-/// maintenance, queueing the flush) then runs beside the next groups instead of before them.
-/// Dropping it stops and joins the thread. If the thread cannot be started, the commit thread
-/// seals them itself.
+/// The thread that seals the store's full memtables (`kfdb-kv-seal`, a [`Ticker`]), woken by the
+/// commit thread after a group found one full: the rotation itself (fjall's version bookkeeping,
+/// journal maintenance, queueing the flush) then runs beside the next groups instead of before
+/// them. Dropping it stops and joins the thread. If the thread cannot be started, the commit
+/// thread seals them itself.
 pub(crate) struct Sealer {
-    ask: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Ticker,
     core: Arc<Core>,
+    /// A failure sealing on the commit thread was logged.
+    failed: bool,
 }
 
 impl Sealer {
     pub(crate) fn start(core: Arc<Core>) -> Self {
-        let (ask, asked) = mpsc::sync_channel::<()>(1);
         let thread_core = core.clone();
-        let spawned = std::thread::Builder::new()
-            .name("kfdb-kv-seal".into())
-            .spawn(move || {
-                let mut failed = false;
-                loop {
-                    match asked.recv_timeout(SEALER_IDLE_LOOK) {
-                        Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                            seal_full(&thread_core, &mut failed)
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            });
-        let thread = match spawned {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "no memtable sealing thread; the commit thread seals them"
-                );
-                None
-            }
-        };
+        let mut failed = false;
+        let thread = Ticker::start(
+            "kfdb-kv-seal",
+            SEALER_IDLE_LOOK,
+            "no memtable sealing thread; the commit thread seals them",
+            move || seal_full(&thread_core, &mut failed),
+        );
         Self {
-            ask: thread.as_ref().map(|_| ask),
             thread,
             core,
+            failed: false,
         }
     }
 
-    /// After a group: have the full memtables sealed (on the sealer's thread; asks coalesce).
-    pub(crate) fn after_group(&self, failed: &mut bool) {
-        if !any_full(&self.core) {
-            return;
-        }
-        match &self.ask {
-            Some(ask) => match ask.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => seal_full(&self.core, failed),
-            },
-            None => seal_full(&self.core, failed),
-        }
-    }
-}
-
-impl Drop for Sealer {
-    fn drop(&mut self) {
-        drop(self.ask.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// After a group: have the full memtables sealed (on the sealer's thread; wake-ups coalesce).
+    pub(crate) fn after_group(&mut self) {
+        if any_full(&self.core) && !self.thread.wake() {
+            seal_full(&self.core, &mut self.failed);
         }
     }
 }

@@ -1,14 +1,15 @@
-//! A named background thread that runs one step at once and then every `every` until it is
-//! dropped (then it stops and is joined): the memtable keeper (`reclaim`) and the journal trimmer
-//! (`journal`) are each one.
+//! A named background thread that runs one step at once, then every `every` and whenever it is
+//! woken, until it is dropped (then it stops and is joined): the memtable keeper (`reclaim`), the
+//! journal trimmer (`journal`) and the memtable sealer (`rotation`) are each one.
 
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// See the module documentation. Dropping it stops the thread.
 pub(crate) struct Ticker {
-    stop: Option<Sender<()>>,
+    /// Wakes the thread; dropped to stop it.
+    wake: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -21,12 +22,12 @@ impl Ticker {
         without: &'static str,
         mut step: impl FnMut() + Send + 'static,
     ) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
         let spawned = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 step();
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                while let Ok(()) | Err(RecvTimeoutError::Timeout) = woken.recv_timeout(every) {
                     step();
                 }
             });
@@ -38,15 +39,27 @@ impl Ticker {
             }
         };
         Self {
-            stop: Some(stop),
+            wake: Some(wake),
             thread,
+        }
+    }
+
+    /// Have `step` run soon (wake-ups not yet taken coalesce). False when the thread is not
+    /// running (it could not be started), so the caller does the step itself.
+    pub(crate) fn wake(&self) -> bool {
+        match (&self.thread, &self.wake) {
+            (Some(_), Some(wake)) => match wake.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => true,
+                Err(TrySendError::Disconnected(())) => false,
+            },
+            _ => false,
         }
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
