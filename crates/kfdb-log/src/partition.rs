@@ -168,22 +168,13 @@ pub(crate) fn notify(tx: &Transaction, node: i32, p: PartitionId) {
     );
 }
 
-/// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each,
-/// each a copy behind the chunk header).
+/// Store the record bytes of the batch ending at `last` as its chunk rows (`CHUNK_BYTES` each).
 pub(crate) fn write_chunks(tx: &Transaction, p: PartitionId, last: i64, bytes: &[u8]) {
-    for (i, chunk) in bytes.chunks(keys::CHUNK_BYTES).enumerate() {
-        let mut value = Vec::with_capacity(values::CHUNK_HEADER.len() + chunk.len());
-        value.extend_from_slice(&values::CHUNK_HEADER);
-        value.extend_from_slice(chunk);
-        tx.set_bytes(&keys::log_chunk(p, last, i as i32), value.into());
-    }
+    write_chunks_of(tx, p, last, [bytes]);
 }
 
-/// Stamp `batch` into one buffer laid out as its chunk rows' values one after another (each the
-/// chunk header, then up to `CHUNK_BYTES` of the stamped batch), store every chunk as a slice of
-/// it, and return the stamped batch as the same slices without their headers (what the
-/// hot-segment cache keeps). The batch body is copied once on its way to the store, however many
-/// chunks it spans.
+/// Stamp `batch` and store it as its chunk rows; returns the stamped batch as the pieces the
+/// rows hold (what the hot-segment cache keeps).
 fn stamp_and_write_chunks(
     tx: &Transaction,
     p: PartitionId,
@@ -191,16 +182,30 @@ fn stamp_and_write_chunks(
     batch: &Batch,
     stamp: (i64, i32, Option<i64>),
 ) -> RecordParts {
-    let header = values::CHUNK_HEADER.len();
     let head = batch.stamped_header(stamp.0, stamp.1, stamp.2);
-    let mut rest: [&[u8]; 2] = [&head, batch.body()];
-    let chunks = batch.size().div_ceil(keys::CHUNK_BYTES).max(1);
-    let mut buf = BytesMut::with_capacity(batch.size() + chunks * header);
+    write_chunks_of(tx, p, last, [&head, batch.body()])
+}
+
+/// Store the batch ending at `last`, whose bytes are `pieces` one after another, as its chunk
+/// rows: one buffer laid out as the rows' values (each the chunk header, then up to
+/// `CHUNK_BYTES` of the batch), every row a slice of it. Returns the batch as the same slices
+/// without their headers. The batch is copied once on its way to the store, however many chunks
+/// it spans.
+fn write_chunks_of<const N: usize>(
+    tx: &Transaction,
+    p: PartitionId,
+    last: i64,
+    mut pieces: [&[u8]; N],
+) -> RecordParts {
+    let header = values::CHUNK_HEADER.len();
+    let size: usize = pieces.iter().map(|piece| piece.len()).sum();
+    let chunks = size.div_ceil(keys::CHUNK_BYTES);
+    let mut buf = BytesMut::with_capacity(size + chunks * header);
     let mut ends = Vec::with_capacity(chunks);
     for _ in 0..chunks {
         buf.extend_from_slice(&values::CHUNK_HEADER);
         let mut room = keys::CHUNK_BYTES;
-        for piece in &mut rest {
+        for piece in &mut pieces {
             let take = piece.len().min(room);
             buf.extend_from_slice(&piece[..take]);
             *piece = &piece[take..];
