@@ -209,16 +209,17 @@ impl Pipeline {
         let mut answers = Vec::with_capacity(group.len());
         let mut wrote = false;
         let mut new_tombstones = false;
-        for (order, PipelineMsg::Commit(req)) in group.into_iter().enumerate() {
+        for (order, PipelineMsg::Commit(mut req)) in group.into_iter().enumerate() {
             let order = order as u16;
             let stamp = versionstamp(version, order);
             let unknown = self.take_injected_unknown();
             let result = if unknown == Unknown::Lost {
                 Err(unknown_result())
             } else {
-                self.commit_one(&req, version, order, stamp, now)
-                    .map(|applied| {
-                        self.history.record(version, now, &applied.writes);
+                self.commit_one(&mut req, version, order, stamp, now)
+                    .map(|mut applied| {
+                        self.history
+                            .record(version, now, std::mem::take(&mut applied.writes));
                         wrote = true;
                         new_tombstones |= !applied.tombstones.is_empty();
                         if watching {
@@ -323,7 +324,7 @@ impl Pipeline {
     /// Resolve and apply one transaction (not yet durable).
     fn commit_one(
         &mut self,
-        req: &CommitRequest,
+        req: &mut CommitRequest,
         version: u64,
         order: u16,
         stamp: [u8; 10],
@@ -354,7 +355,7 @@ impl Pipeline {
         {
             return Err(KvError::new(KvError::NOT_COMMITTED, "injected conflict"));
         }
-        let mut writes = req.write_conflicts.clone();
+        let mut writes = std::mem::take(&mut req.write_conflicts);
         let built = self.build_overlay(&req.mutations, &stamp, version, order, &mut writes)?;
         let mut batch = core.db.batch();
         for (k, v) in &built.overlay {

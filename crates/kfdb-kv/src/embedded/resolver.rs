@@ -2,11 +2,14 @@
 //! commit version wrote over the last MVCC window, and answers "did anything newer than read version
 //! `rv` write into these read ranges?".
 //!
-//! Single-key writes (the common case) live in a map from key to its newest write version, so a
-//! point or range check is a B-tree lookup; range writes (`clear_range`, explicit conflict ranges)
-//! are kept in a list. Both are pruned once they are older than the window.
+//! Single-key writes (the common case) live in generations: maps from key to its newest write
+//! version, each taking the writes of at most a `GENERATIONS`th of the window. A check looks only
+//! into the generations holding versions newer than its read version (usually the newest one),
+//! and forgetting is dropping a whole generation once its last write left the window: no lookup
+//! per forgotten key, and each written key is kept once. Range writes (`clear_range`, explicit
+//! conflict ranges) are kept in a list. A key stays remembered for at least the window and at
+//! most a generation longer.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
@@ -14,17 +17,31 @@ use std::time::{Duration, Instant};
 /// A half-open key range `[begin, end)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
 
+/// Generations per window: how much longer than the window a write may be remembered (a fifth
+/// of it), against how many maps an old reader's check looks into.
+const GENERATIONS: u32 = 5;
+
 pub(crate) struct ConflictHistory {
     window: Duration,
-    /// Newest write version of each single key written within the window.
-    points: BTreeMap<Vec<u8>, u64>,
+    /// Single-key writes, oldest generation first.
+    generations: VecDeque<Generation>,
     /// Range writes: (version, begin, end), oldest first.
     ranges: VecDeque<(u64, Vec<u8>, Vec<u8>)>,
-    /// Per commit version, when it happened and which single keys it wrote, oldest first.
-    log: VecDeque<(u64, Instant, Vec<Vec<u8>>)>,
     /// Versions at or below this have been forgotten: a reader older than it may have missed a
     /// conflict and must fail with `transaction_too_old`.
     forgotten_through: u64,
+}
+
+/// The single-key writes of the versions committed within one stretch of time.
+struct Generation {
+    /// When its first version was recorded.
+    started: Instant,
+    /// When its last version was recorded: it is forgotten once this is past the window.
+    last: Instant,
+    /// Its newest version (every version in later generations is newer).
+    newest: u64,
+    /// Newest write version of each key written in this generation.
+    points: BTreeMap<Vec<u8>, u64>,
 }
 
 /// A write range covers exactly one key when `end == begin + \x00`.
@@ -36,9 +53,8 @@ impl ConflictHistory {
     pub(crate) fn new(window: Duration, start_version: u64) -> Self {
         Self {
             window,
-            points: BTreeMap::new(),
+            generations: VecDeque::new(),
             ranges: VecDeque::new(),
-            log: VecDeque::new(),
             forgotten_through: start_version,
         }
     }
@@ -53,12 +69,18 @@ impl ConflictHistory {
         reads.iter().any(|(b, e)| {
             b < e
                 && (self
-                    .points
-                    .range::<[u8], _>((
-                        Bound::Included(b.as_slice()),
-                        Bound::Excluded(e.as_slice()),
-                    ))
-                    .any(|(_, &v)| v > read_version)
+                    .generations
+                    .iter()
+                    .rev()
+                    .take_while(|g| g.newest > read_version)
+                    .any(|g| {
+                        g.points
+                            .range::<[u8], _>((
+                                Bound::Included(b.as_slice()),
+                                Bound::Excluded(e.as_slice()),
+                            ))
+                            .any(|(_, &v)| v > read_version)
+                    })
                     || self
                         .ranges
                         .iter()
@@ -66,44 +88,52 @@ impl ConflictHistory {
         })
     }
 
-    /// Remember that `version` wrote `writes`.
-    pub(crate) fn record(&mut self, version: u64, now: Instant, writes: &[KeyRange]) {
-        let mut keys = Vec::new();
-        for (b, e) in writes {
-            if single_key(b, e) {
-                self.points.insert(b.clone(), version);
-                keys.push(b.clone());
-            } else if b < e {
-                self.ranges.push_back((version, b.clone(), e.clone()));
-            }
+    /// Remember that `version` (newer than every version recorded before) wrote `writes`.
+    pub(crate) fn record(&mut self, version: u64, now: Instant, writes: Vec<KeyRange>) {
+        let span = self.window / GENERATIONS;
+        if self
+            .generations
+            .back()
+            .is_none_or(|g| now.duration_since(g.started) >= span)
+        {
+            self.generations.push_back(Generation {
+                started: now,
+                last: now,
+                newest: version,
+                points: BTreeMap::new(),
+            });
         }
-        match self.log.back_mut() {
-            Some((v, _, k)) if *v == version => k.extend(keys),
-            _ => self.log.push_back((version, now, keys)),
+        let Some(g) = self.generations.back_mut() else {
+            return;
+        };
+        g.last = now;
+        g.newest = version;
+        for (b, e) in writes {
+            if single_key(&b, &e) {
+                g.points.insert(b, version);
+            } else if b < e {
+                self.ranges.push_back((version, b, e));
+            }
         }
     }
 
-    /// Forget versions older than the window.
+    /// Forget the generations whose last write is older than the window.
     pub(crate) fn prune(&mut self, now: Instant) {
-        while let Some((version, at, _)) = self.log.front() {
-            if now.duration_since(*at) <= self.window {
-                break;
+        while self
+            .generations
+            .front()
+            .is_some_and(|g| now.duration_since(g.last) > self.window)
+        {
+            if let Some(g) = self.generations.pop_front() {
+                self.forgotten_through = self.forgotten_through.max(g.newest);
             }
-            let version = *version;
-            if let Some((_, _, keys)) = self.log.pop_front() {
-                for k in keys {
-                    // One search per key: forgotten unless a newer version wrote it again.
-                    if let Entry::Occupied(e) = self.points.entry(k)
-                        && *e.get() == version
-                    {
-                        e.remove();
-                    }
-                }
-            }
-            while self.ranges.front().is_some_and(|(v, _, _)| *v <= version) {
-                self.ranges.pop_front();
-            }
-            self.forgotten_through = self.forgotten_through.max(version);
+        }
+        while self
+            .ranges
+            .front()
+            .is_some_and(|(v, _, _)| *v <= self.forgotten_through)
+        {
+            self.ranges.pop_front();
         }
     }
 }
@@ -124,7 +154,7 @@ mod tests {
     fn newer_point_write_conflicts_older_does_not() {
         let mut h = ConflictHistory::new(Duration::from_secs(5), 0);
         let now = Instant::now();
-        h.record(10, now, &[point(b"a")]);
+        h.record(10, now, vec![point(b"a")]);
         assert!(h.conflicts(9, &[point(b"a")]));
         assert!(!h.conflicts(10, &[point(b"a")]));
         assert!(!h.conflicts(9, &[point(b"b")]));
@@ -135,7 +165,7 @@ mod tests {
     #[test]
     fn range_writes_conflict_on_overlap_only() {
         let mut h = ConflictHistory::new(Duration::from_secs(5), 0);
-        h.record(5, Instant::now(), &[range(b"b", b"d")]);
+        h.record(5, Instant::now(), vec![range(b"b", b"d")]);
         assert!(h.conflicts(4, &[point(b"c")]));
         assert!(h.conflicts(4, &[range(b"a", b"b\x00")]));
         assert!(!h.conflicts(4, &[range(b"d", b"e")]));
@@ -146,8 +176,8 @@ mod tests {
     fn prune_forgets_and_marks_too_old() {
         let mut h = ConflictHistory::new(Duration::from_millis(10), 0);
         let t0 = Instant::now();
-        h.record(5, t0, &[point(b"a"), range(b"x", b"y")]);
-        h.record(6, t0 + Duration::from_millis(20), &[point(b"b")]);
+        h.record(5, t0, vec![point(b"a"), range(b"x", b"y")]);
+        h.record(6, t0 + Duration::from_millis(20), vec![point(b"b")]);
         h.prune(t0 + Duration::from_millis(25));
         assert!(h.too_old(4));
         assert!(!h.too_old(5));
@@ -159,9 +189,30 @@ mod tests {
     fn a_key_rewritten_later_survives_pruning_of_its_older_write() {
         let mut h = ConflictHistory::new(Duration::from_millis(10), 0);
         let t0 = Instant::now();
-        h.record(1, t0, &[point(b"k")]);
-        h.record(2, t0 + Duration::from_millis(20), &[point(b"k")]);
+        h.record(1, t0, vec![point(b"k")]);
+        h.record(2, t0 + Duration::from_millis(20), vec![point(b"k")]);
         h.prune(t0 + Duration::from_millis(25));
         assert!(h.conflicts(1, &[point(b"k")]));
+    }
+
+    #[test]
+    fn a_generation_is_forgotten_only_once_its_last_write_left_the_window() {
+        let mut h = ConflictHistory::new(Duration::from_millis(100), 0);
+        let t0 = Instant::now();
+        // Same generation (the span is 20 ms): the first write outlives the window while the
+        // second is within it.
+        h.record(1, t0, vec![point(b"a")]);
+        h.record(2, t0 + Duration::from_millis(10), vec![point(b"b")]);
+        h.prune(t0 + Duration::from_millis(105));
+        assert!(!h.too_old(0));
+        assert!(h.conflicts(0, &[point(b"a")]));
+        // A write past the span starts the next generation; the first goes once its last write
+        // is older than the window, the second stays.
+        h.record(3, t0 + Duration::from_millis(30), vec![point(b"c")]);
+        h.prune(t0 + Duration::from_millis(111));
+        assert!(h.too_old(1));
+        assert!(!h.too_old(2));
+        assert!(!h.conflicts(2, &[point(b"a"), point(b"b")]));
+        assert!(h.conflicts(2, &[point(b"c")]));
     }
 }
