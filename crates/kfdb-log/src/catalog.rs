@@ -23,7 +23,7 @@ use crate::error::{LogError, LogResult};
 use crate::keys;
 use crate::values::{self, TopicMeta};
 use dashmap::DashMap;
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use kfdb_kv::tuple::Uuid;
 use kfdb_kv::{Database, RangeOption, Transaction};
 use std::collections::HashSet;
@@ -295,33 +295,46 @@ impl TopicCatalog {
             }
         }
         let now = now_ms();
-        for chunk in valid.chunks(CREATE_CHUNK) {
-            // Ids and uuids are chosen before the store transaction, so that a retry of it writes
-            // (and recognises) exactly what the first attempt did.
-            let ids = if validate_only {
-                Ok(vec![-1; chunk.len()])
-            } else {
-                self.take_ids(chunk.len()).await
-            };
-            let outcome = match ids {
-                Ok(ids) => {
-                    let metas: Vec<TopicMeta> = chunk
-                        .iter()
-                        .zip(ids)
-                        .map(|((_, t), id)| TopicMeta {
-                            id,
-                            name: t.name.clone(),
-                            uuid: Uuid::new_v4(),
-                            partitions: t.partitions,
-                            replication_factor: t.replication_factor,
-                            configs: t.configs.clone(),
-                            created_ms: now,
-                        })
-                        .collect();
-                    self.create_chunk(&metas, validate_only).await
+        // Ids and uuids are chosen before the store transactions, so that a retry of one writes
+        // (and recognises) exactly what the first attempt did.
+        let ids = if validate_only {
+            Ok(vec![-1; valid.len()])
+        } else {
+            self.take_ids(valid.len()).await
+        };
+        let ids = match ids {
+            Ok(ids) => ids,
+            Err(e) => {
+                for (i, _) in &valid {
+                    results[*i] = Some(Err(e.clone()));
                 }
-                Err(e) => Err(e),
-            };
+                Vec::new()
+            }
+        };
+        let metas: Vec<TopicMeta> = valid
+            .iter()
+            .zip(ids)
+            .map(|((_, t), id)| TopicMeta {
+                id,
+                name: t.name.clone(),
+                uuid: Uuid::new_v4(),
+                partitions: t.partitions,
+                replication_factor: t.replication_factor,
+                configs: t.configs.clone(),
+                created_ms: now,
+            })
+            .collect();
+        // The chunks' transactions run together, each as its own task: their names differ, so
+        // they never conflict; their reads run on every runtime thread and their commits share
+        // the store's group commits instead of waiting one by one.
+        let tasks: Vec<_> = metas
+            .chunks(CREATE_CHUNK)
+            .map(|chunk| tokio::spawn(create_chunk(self.db.clone(), chunk.to_vec(), validate_only)))
+            .collect();
+        let outcomes = join_all(tasks).await.into_iter().map(|joined| {
+            joined.unwrap_or_else(|e| Err(LogError::Abandoned(format!("topic creation task: {e}"))))
+        });
+        for (chunk, outcome) in valid.chunks(CREATE_CHUNK).zip(outcomes) {
             match outcome {
                 Ok(metas) => {
                     // Not cached: a topic costs memory only once it is used (most of a million
@@ -341,51 +354,6 @@ impl TopicCatalog {
             .into_iter()
             .map(|r| r.unwrap_or(Err(LogError::InvalidRequest("not processed".into()))))
             .collect()
-    }
-
-    /// One store transaction creating `metas` (or only checking, with `validate_only`).
-    async fn create_chunk(
-        &self,
-        metas: &[TopicMeta],
-        validate_only: bool,
-    ) -> LogResult<Vec<LogResult<TopicMeta>>> {
-        self.db
-            .run(|tx, maybe_committed| async move {
-                let name_keys: Vec<Vec<u8>> =
-                    metas.iter().map(|t| keys::topic_name(&t.name)).collect();
-                let exists = try_join_all(name_keys.iter().map(|k| tx.get(k, false))).await?;
-                let mut out = Vec::with_capacity(metas.len());
-                for (meta, existing) in metas.iter().zip(exists) {
-                    if let Some(v) = existing {
-                        // After commit_unknown_result the topic may be the one we created.
-                        let ours = maybe_committed.0
-                            && values::decode_topic_id(&v)? == meta.id
-                            && read_meta(&tx, meta.id, false)
-                                .await?
-                                .is_some_and(|m| m.uuid == meta.uuid);
-                        out.push(if ours {
-                            Ok(meta.clone())
-                        } else {
-                            Err(LogError::TopicExists)
-                        });
-                        continue;
-                    }
-                    if !validate_only {
-                        tx.set(
-                            &keys::topic_name(&meta.name),
-                            &values::encode_topic_id(meta.id),
-                        );
-                        tx.set(
-                            &keys::topic_uuid(meta.uuid),
-                            &values::encode_topic_id(meta.id),
-                        );
-                        tx.set(&keys::topic_meta(meta.id), &meta.encode());
-                    }
-                    out.push(Ok(meta.clone()));
-                }
-                Ok::<_, LogError>(out)
-            })
-            .await
     }
 
     /// Forget every cached topic (another broker changed one), and the broker defaults.
@@ -724,6 +692,50 @@ impl TopicCatalog {
         )
         .await
     }
+}
+
+/// One store transaction creating `metas` (or only checking, with `validate_only`).
+async fn create_chunk(
+    db: Database,
+    metas: Vec<TopicMeta>,
+    validate_only: bool,
+) -> LogResult<Vec<LogResult<TopicMeta>>> {
+    let metas = &metas;
+    db.run(|tx, maybe_committed| async move {
+        let name_keys: Vec<Vec<u8>> = metas.iter().map(|t| keys::topic_name(&t.name)).collect();
+        let exists = try_join_all(name_keys.iter().map(|k| tx.get(k, false))).await?;
+        let mut out = Vec::with_capacity(metas.len());
+        for (meta, existing) in metas.iter().zip(exists) {
+            if let Some(v) = existing {
+                // After commit_unknown_result the topic may be the one we created.
+                let ours = maybe_committed.0
+                    && values::decode_topic_id(&v)? == meta.id
+                    && read_meta(&tx, meta.id, false)
+                        .await?
+                        .is_some_and(|m| m.uuid == meta.uuid);
+                out.push(if ours {
+                    Ok(meta.clone())
+                } else {
+                    Err(LogError::TopicExists)
+                });
+                continue;
+            }
+            if !validate_only {
+                tx.set(
+                    &keys::topic_name(&meta.name),
+                    &values::encode_topic_id(meta.id),
+                );
+                tx.set(
+                    &keys::topic_uuid(meta.uuid),
+                    &values::encode_topic_id(meta.id),
+                );
+                tx.set(&keys::topic_meta(meta.id), &meta.encode());
+            }
+            out.push(Ok(meta.clone()));
+        }
+        Ok::<_, LogError>(out)
+    })
+    .await
 }
 
 fn apply_op(configs: &mut Vec<(String, String)>, op: &AlterOp) -> LogResult<()> {

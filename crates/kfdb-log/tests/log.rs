@@ -355,6 +355,59 @@ async fn idle_topics_are_not_cached_and_the_cache_is_bounded() {
 }
 
 #[tokio::test]
+async fn a_request_spanning_several_transactions_answers_each_topic_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let spec = |name: String| NewTopic {
+        name,
+        partitions: 1,
+        replication_factor: 1,
+        configs: vec![],
+    };
+    // Every 100th of the names below exists already.
+    let existing: Vec<NewTopic> = (0..1_300)
+        .step_by(100)
+        .map(|i| spec(format!("t-{i:04}")))
+        .collect();
+    assert!(
+        log.topics()
+            .create(existing, false)
+            .await
+            .iter()
+            .all(|r| r.is_ok())
+    );
+    // 1,300 names (three store transactions), one invalid and one named twice among them.
+    let mut specs: Vec<NewTopic> = (0..1_300).map(|i| spec(format!("t-{i:04}"))).collect();
+    specs[777].name = "bad/name".into();
+    specs[1_111].name = "t-0005".into();
+    let results = log.topics().create(specs, false).await;
+    assert_eq!(results.len(), 1_300);
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            777 => assert!(matches!(r, Err(LogError::InvalidTopic(_))), "{i}: {r:?}"),
+            1_111 => assert!(matches!(r, Err(LogError::InvalidRequest(_))), "{i}: {r:?}"),
+            _ if i % 100 == 0 => assert!(matches!(r, Err(LogError::TopicExists)), "{i}: {r:?}"),
+            _ => assert_eq!(r.as_ref().unwrap().name, format!("t-{i:04}")),
+        }
+    }
+    let ids: BTreeSet<i64> = results.iter().flatten().map(|m| m.id).collect();
+    assert_eq!(
+        ids.len(),
+        1_300 - 13 - 2,
+        "every created topic has its own id"
+    );
+    assert_eq!(
+        log.topics()
+            .get("t-1299")
+            .await
+            .unwrap()
+            .unwrap()
+            .partitions,
+        1
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_rejected_with_domain_errors() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
