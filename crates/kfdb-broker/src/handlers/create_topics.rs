@@ -150,7 +150,8 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
             },
         };
         results.push(match outcome {
-            Ok(meta) => {
+            // Configs are reported from v5; older versions answer with the name alone.
+            Ok(meta) if ctx.version >= 5 => {
                 let configs = reported
                     .entry(meta.configs.clone())
                     .or_insert_with(|| {
@@ -166,19 +167,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, req: Request) -> Option<CreateTopicsRe
                             .collect()
                     })
                     .clone();
-                if ctx.version >= 5 {
-                    base.with_topic_id(if ctx.version >= 7 {
-                        meta.uuid
-                    } else {
-                        uuid::Uuid::nil()
-                    })
-                    .with_num_partitions(meta.partitions)
-                    .with_replication_factor(meta.replication_factor)
-                    .with_configs(Some(configs))
+                base.with_topic_id(if ctx.version >= 7 {
+                    meta.uuid
                 } else {
-                    base
-                }
+                    uuid::Uuid::nil()
+                })
+                .with_num_partitions(meta.partitions)
+                .with_replication_factor(meta.replication_factor)
+                .with_configs(Some(configs))
             }
+            Ok(_) => base,
             Err((code, message)) => {
                 if code != error_code::TOPIC_ALREADY_EXISTS {
                     tracing::debug!(topic = %spec.name, code, message, "create topic rejected");
