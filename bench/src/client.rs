@@ -225,6 +225,9 @@ pub fn send(p: &BaseProducer<Ctx>, topic: &str, partition: i32, payload: &[u8]) 
     send_keyed(p, topic, partition, None, payload);
 }
 
+/// How long a producer whose queue is full waits for delivery reports before trying again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(20);
+
 /// [`send`] with a key.
 pub fn send_keyed(
     p: &BaseProducer<Ctx>,
@@ -242,7 +245,12 @@ pub fn send_keyed(
             Ok(()) => return,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                p.poll(Duration::from_millis(1));
+                // Wait for delivery reports to free the queue. rdkafka's poll(t) polls until
+                // t has passed and asks librdkafka for the time left in whole milliseconds, so
+                // its last millisecond is a busy loop: poll(1 ms) spun for all of it, taking a
+                // core from the broker under test. 20 ms blocks for at least 19 of them; the
+                // queue (100,000 records) holds far more than a producer sends in 20 ms.
+                p.poll(QUEUE_FULL_WAIT);
             }
             Err((e, _)) => {
                 p.context().counts.note_err(format!("enqueue: {e}"));

@@ -82,7 +82,7 @@ pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: 
                 send(&p, &topic, partition, &data);
                 if k % 256 == 0 {
                     // One delivery-report event per call (rdkafka's poll(0)); QueueFull in `send`
-                    // polls for 1 ms, serving the rest.
+                    // waits, serving the rest.
                     p.poll(Duration::ZERO);
                 }
             }
