@@ -324,16 +324,32 @@ impl TopicCatalog {
                 created_ms: now,
             })
             .collect();
-        // The chunks' transactions run together, each as its own task: their names differ, so
-        // they never conflict; their reads run on every runtime thread and their commits share
-        // the store's group commits instead of waiting one by one.
-        let tasks: Vec<_> = metas
-            .chunks(CREATE_CHUNK)
-            .map(|chunk| tokio::spawn(create_chunk(self.db.clone(), chunk.to_vec(), validate_only)))
-            .collect();
-        let outcomes = join_all(tasks).await.into_iter().map(|joined| {
-            joined.unwrap_or_else(|e| Err(LogError::Abandoned(format!("topic creation task: {e}"))))
-        });
+        let mut chunks: Vec<Vec<TopicMeta>> = Vec::new();
+        let mut metas = metas.into_iter().peekable();
+        while metas.peek().is_some() {
+            chunks.push(metas.by_ref().take(CREATE_CHUNK).collect());
+        }
+        let outcomes: Vec<LogResult<Vec<LogResult<TopicMeta>>>> = if let [only] = &mut chunks[..] {
+            // One transaction (most requests): part of the request, dropped with it.
+            vec![create_chunk(self.db.clone(), std::mem::take(only), validate_only).await]
+        } else {
+            // Several run together, each as its own task: their names differ, so they never
+            // conflict; their reads run on every runtime thread and their commits share the
+            // store's group commits instead of waiting one by one. A task that panicked may or
+            // may not have committed: answered as abandoned, like a lost response.
+            let tasks = chunks
+                .into_iter()
+                .map(|chunk| tokio::spawn(create_chunk(self.db.clone(), chunk, validate_only)));
+            join_all(tasks)
+                .await
+                .into_iter()
+                .map(|joined| {
+                    joined.unwrap_or_else(|e| {
+                        Err(LogError::Abandoned(format!("topic creation task: {e}")))
+                    })
+                })
+                .collect()
+        };
         for (chunk, outcome) in valid.chunks(CREATE_CHUNK).zip(outcomes) {
             match outcome {
                 Ok(metas) => {
