@@ -225,6 +225,19 @@ pub fn send(p: &BaseProducer<Ctx>, topic: &str, partition: i32, payload: &[u8]) 
     send_keyed(p, topic, partition, None, payload);
 }
 
+/// Serve the delivery reports that are ready (rdkafka's poll(0) takes one event per call), then
+/// sleep `wait`. A pacing loop must not wait in rdkafka's poll(t): it asks librdkafka for the time
+/// left in whole milliseconds and loops to the deadline, so below a millisecond it spins, and a
+/// spinning client takes a core from the broker under test on a 2-core machine.
+pub fn serve_then_sleep<C: ProducerContext>(p: &BaseProducer<C>, wait: Duration) {
+    for _ in 0..8 {
+        p.poll(Duration::ZERO);
+    }
+    if !wait.is_zero() {
+        std::thread::sleep(wait);
+    }
+}
+
 /// How long a producer whose queue is full waits for delivery reports before trying again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(20);
 

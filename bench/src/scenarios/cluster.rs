@@ -31,7 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::broker::Broker;
 use crate::cli::Settings;
-use crate::client::{consumer, create_topic, producer, runtime, send};
+use crate::client::{consumer, create_topic, producer, runtime, send, serve_then_sleep};
 use crate::fdb;
 use crate::kfdb::Kfdb;
 use crate::metrics;
@@ -398,7 +398,7 @@ fn failover(s: &Settings) -> Failover {
                     }
                     seq += 1;
                 }
-                p.poll(Duration::from_millis(1));
+                serve_then_sleep(&p, Duration::from_millis(1));
             }
             let _ = p.flush(Duration::from_secs(180));
             seq

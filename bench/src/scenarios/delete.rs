@@ -15,7 +15,8 @@ use rdkafka::producer::Producer;
 use crate::broker::Broker;
 use crate::cli::Settings;
 use crate::client::{
-    Ctx, admin, admin_options, create_topic, producer_with, runtime, send, small_batch_producer,
+    Ctx, admin, admin_options, create_topic, producer_with, runtime, send, serve_then_sleep,
+    small_batch_producer,
 };
 use crate::kfdb::Kfdb;
 use crate::stats::pct;
@@ -82,8 +83,13 @@ pub fn run(s: &Settings) -> bool {
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let due = start + Duration::from_micros(sent * 1_000_000 / PROBE_RATE);
+                // Acks are timed when their report is served: sleep at most 1 ms at a time.
                 while Instant::now() < due {
-                    p.poll(Duration::from_micros(200));
+                    serve_then_sleep(
+                        &p,
+                        due.saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(1)),
+                    );
                 }
                 data[..8].copy_from_slice(&now_ns().to_le_bytes());
                 send(&p, PROBE, 0, &data);

@@ -16,7 +16,9 @@ use super::produce::produce_records;
 use crate::baseline::fsync_probe;
 use crate::broker::Broker;
 use crate::cli::Settings;
-use crate::client::{Counts, Ctx, consumer, create_topic, producer, producer_with, runtime, send};
+use crate::client::{
+    Counts, Ctx, consumer, create_topic, producer, producer_with, runtime, send, serve_then_sleep,
+};
 use crate::kfdb::Kfdb;
 use crate::stats::{met, pct};
 use crate::workload::{MIB, RECORD_BYTES, now_ns, payload};
@@ -341,18 +343,10 @@ fn paced_producers(
                     send(&p, TOPIC, partition, &data);
                     sent += 1;
                 }
-                // Serve the delivery reports that are ready, then sleep until the next record is
-                // due (at most 1 ms, so reports stay timely). rdkafka's poll(timeout) waits in
-                // whole milliseconds and spins below that; a spinning pacing loop in four producer
-                // threads starves the broker under test on a 2-core machine.
-                for _ in 0..8 {
-                    p.poll(Duration::ZERO);
-                }
+                // Sleep until the next record is due (at most 1 ms, so reports stay timely).
                 let next_due = Duration::from_secs_f64(sent as f64 / my_rate);
                 let wait = next_due.saturating_sub(t0.elapsed());
-                if !wait.is_zero() {
-                    std::thread::sleep(wait.min(Duration::from_millis(1)));
-                }
+                serve_then_sleep(&p, wait.min(Duration::from_millis(1)));
             }
             let secs = t0.elapsed().as_secs_f64();
             p.flush(Duration::from_secs(60)).ok();
