@@ -7,11 +7,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use crate::workload::{MIB, RECORD_BYTES, bench_dir, payload};
+use crate::workload::{MIB, RECORD_BYTES, bench_dir, incompressible, payload};
 
 /// The raw-engine baseline: fjall configured as the embedded backend configures it
 /// (`kfdb_kv::embedded::raw_engine`), one writer, `records` x 1 KiB of payload in write batches of
-/// 1 MiB, fsync (`PersistMode::SyncAll`) after every batch (and a full memtable sealed between
+/// 1 MiB of incompressible bytes, fsync (`PersistMode::SyncAll`) after every batch (and a full memtable sealed between
 /// batches, as kfdb's commit thread does). `value_bytes` is the size of the values
 /// the batch is cut into: 1,024 (one value per record) or 90,000 (kfdb's record-batch chunk size).
 /// Returns seconds.
@@ -24,7 +24,8 @@ pub fn raw_append(records: u64, value_bytes: usize) -> f64 {
         kfdb_kv::embedded::raw_engine(dir.path(), &kfdb_kv::embedded::EmbeddedOptions::default())
             .expect("open raw engine");
     let (db, ks) = (&raw.db, &raw.data);
-    let data: Vec<u8> = (0..MIB).map(|i| (i * 31 + 7) as u8).collect();
+    // The same incompressible bytes as the produce runs' records.
+    let data = incompressible(MIB);
     let space = kfdb_kv::tuple::Subspace::from_bytes(b"bench".to_vec());
     let mut left = records * RECORD_BYTES as u64;
     let mut key = 0u64;

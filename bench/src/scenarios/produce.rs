@@ -15,7 +15,7 @@ use crate::client::{create_topic, producer, runtime, send};
 use crate::fdb;
 use crate::kfdb::Kfdb;
 use crate::stats::{mb_s, median, met, range};
-use crate::workload::{MIB, RECORD_BYTES, payload};
+use crate::workload::{MIB, RECORD_BYTES, RecordPool};
 
 pub struct ProduceRun {
     pub secs: f64,
@@ -56,9 +56,10 @@ impl ProduceRun {
     }
 }
 
-/// `producers` threads against `broker`, each with its own BaseProducer (own connection) writing partition
-/// `i % partitions`, together `records` records of 1 KiB; timed from the common start to the last
-/// delivery report.
+/// `producers` threads against `broker`, each with its own BaseProducer (own connection), producer
+/// i writing partitions i, i + n, i + 2n, ... in turn (n producers; with as many partitions as
+/// producers, one each), together `records` distinct incompressible records of 1 KiB
+/// ([`RecordPool`]); timed from the common start to the last delivery report.
 pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: u64) -> ProduceRun {
     let n = s.producers;
     let barrier = Arc::new(Barrier::new(n + 1));
@@ -70,16 +71,23 @@ pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: 
             topic.to_string(),
             barrier.clone(),
         );
-        let (linger, in_flight, partition) = (s.linger_ms, s.in_flight, i as i32 % s.partitions);
+        let (linger, in_flight, partition, partitions) = (
+            s.linger_ms,
+            s.in_flight,
+            i as i32 % s.partitions,
+            s.partitions,
+        );
         handles.push(std::thread::spawn(move || {
             let p = producer(&bootstrap, linger, in_flight, "producer");
-            let data = payload();
-            send(&p, &topic, partition, &data);
+            let pool = RecordPool::new();
+            send(&p, &topic, partition, pool.record(0));
             p.flush(Duration::from_secs(60)).expect("warm-up flush");
             let warm_ok = p.context().counts.ok.load(Ordering::Relaxed);
             barrier.wait();
             for k in 0..share {
-                send(&p, &topic, partition, &data);
+                // Producer i writes partitions i, i + n, i + 2n, ... in turn.
+                let partition = ((partition as u64 + n as u64 * k) % partitions as u64) as i32;
+                send(&p, &topic, partition, pool.record(k));
                 if k % 256 == 0 {
                     // One delivery-report event per call (rdkafka's poll(0)); QueueFull in `send`
                     // waits, serving the rest.
