@@ -63,13 +63,16 @@ impl ProduceRun {
 pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: u64) -> ProduceRun {
     let n = s.producers;
     let barrier = Arc::new(Barrier::new(n + 1));
+    // One pool for all producers (the same bytes each would generate).
+    let pool = Arc::new(RecordPool::new());
     let mut handles = Vec::new();
     for i in 0..n {
         let share = records / n as u64 + u64::from((i as u64) < records % n as u64);
-        let (bootstrap, topic, barrier) = (
+        let (bootstrap, topic, barrier, pool) = (
             broker.bootstrap().to_string(),
             topic.to_string(),
             barrier.clone(),
+            pool.clone(),
         );
         let (linger, in_flight, partition, partitions) = (
             s.linger_ms,
@@ -79,7 +82,6 @@ pub fn produce_records(broker: &dyn Broker, topic: &str, s: &Settings, records: 
         );
         handles.push(std::thread::spawn(move || {
             let p = producer(&bootstrap, linger, in_flight, "producer");
-            let pool = RecordPool::new();
             send(&p, &topic, partition, pool.record(0));
             p.flush(Duration::from_secs(60)).expect("warm-up flush");
             let warm_ok = p.context().counts.ok.load(Ordering::Relaxed);
