@@ -203,7 +203,6 @@ impl Pipeline {
         let version = next_version(self.last_version);
         let now = Instant::now();
         self.history.prune(now);
-        let watching = !lock_watches(&core).is_empty();
         let mut changed: Vec<(Vec<u8>, Option<Bytes>)> = Vec::new();
         let mut cleared: Vec<ClearedRange> = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
@@ -222,7 +221,12 @@ impl Pipeline {
                             .record(version, now, std::mem::take(&mut applied.writes));
                         wrote = true;
                         new_tombstones |= !applied.tombstones.is_empty();
-                        if watching {
+                        // Asked after the apply, not once per group: a watch registered before
+                        // this point is seen here and gets this change; one registered after
+                        // it reads the new value at registration and fires at once. Asked at
+                        // the start of the group, a watch registered during the group missed
+                        // the changes of the transactions applied after it.
+                        if !lock_watches(&core).is_empty() {
                             for t in &applied.tombstones {
                                 let rewritten: Vec<Vec<u8>> = applied
                                     .overlay
@@ -278,7 +282,7 @@ impl Pipeline {
             }
             self.last_version = version;
             self.publish();
-            if watching {
+            if !changed.is_empty() || !cleared.is_empty() {
                 let mut w = lock_watches(&core);
                 for (b, e, rewritten) in &cleared {
                     w.cleared(b, e, |k| rewritten.iter().any(|r| r.as_slice() == k));
