@@ -92,7 +92,7 @@ impl Settings {
 }
 
 pub const HELP: &str = "\
-kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
+kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|store-shapes|all
             |versus|vs-produce|vs-latency|vs-tail|vs-topics|vs-commits> [flags]
 
   --quick                 shrink every scenario (smoke run); flags given after it still apply
@@ -108,6 +108,9 @@ kfdb-bench <produce|latency|tail|topics|delete|cluster|compaction|all
             --failover-rate RECORDS_PER_S (1000)  (also --producers, --linger-ms, --in-flight)
   compaction: key-index cost (200k / 2M keyed records of 100 B) and compaction throughput
             (16 / 256 MiB over 1,000 keys); also --reps, --producers, --partitions
+  store-shapes: the raw store's commit path today next to a write-ahead log of kfdb-kv's own
+            (fjall applied behind it; or holding the values): throughput and latency at 20 MB/s
+            (--mib, --reps, --secs)
   versus:   kfdb next to Apache Kafka 4.4 (vs-produce, vs-latency, vs-tail, vs-topics, vs-commits;
             versus = all)
             --targets LIST (kfdb,kafka,kafka-flush)  --vs-partitions LIST (4,64)

@@ -3,12 +3,12 @@
 //!
 //! ```text
 //! cd bench && nice -n 10 cargo build --release
-//! target/release/kfdb-bench all              # or: produce | latency | tail | topics | delete | cluster
+//! target/release/kfdb-bench all              # or: produce | latency | tail | topics | delete | cluster | store-shapes
 //! target/release/kfdb-bench all --quick      # everything shrunk, a smoke run
 //! target/release/kfdb-bench versus           # kfdb next to Apache Kafka 4.4 (issue #18)
 //! ```
 //!
-//! Every scenario (and every repetition of `produce`) starts a fresh kfdb (`KFDB_BIN`, default
+//! Every scenario but `store-shapes` (and every repetition of `produce`) starts a fresh kfdb (`KFDB_BIN`, default
 //! `../target/release/kfdb` relative to this package) on a free loopback port with a fresh data
 //! directory under `KFDB_BENCH_DIR` (default: the system temp dir), and stops it (SIGTERM) at the
 //! end. Each scenario prints its numbers and then ONE summary line that starts with `bench ` and is
@@ -54,7 +54,8 @@ fn main() {
     let list: Vec<&str> = match scenario.as_str() {
         "all" => vec!["produce", "latency", "tail", "topics"],
         "produce" | "latency" | "tail" | "topics" | "delete" | "cluster" | "compaction"
-        | "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" | "vs-commits" => {
+        | "store-shapes" | "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics"
+        | "vs-commits" => {
             vec![scenario.as_str()]
         }
         _ => {
@@ -82,6 +83,7 @@ fn main() {
             "delete" => scenarios::delete::run(&s),
             "cluster" => scenarios::cluster::run(&s),
             "compaction" => scenarios::compaction::run(&s),
+            "store-shapes" => scenarios::store_shapes::run(&s),
             "versus" | "vs-produce" | "vs-latency" | "vs-tail" | "vs-topics" | "vs-commits" => {
                 scenarios::versus::run(&s, sc)
             }
