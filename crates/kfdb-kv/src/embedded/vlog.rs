@@ -1,0 +1,430 @@
+//! The value log: values of the data keyspace written once, to segment files of kfdb-kv's own,
+//! while fjall keeps a [`Pointer`] to each (docs/benchmarks.md, `store-shapes`: fjall writes a
+//! value twice — journal, then blob file at flush — and its flushes of values are what pause the
+//! commit path).
+//!
+//! The commit thread alone appends. A transaction's values are appended ([`ValueLog::append`],
+//! buffered) and made durable ([`ValueLog::sync`]: written, fdatasync'd, and the directory fsync'd
+//! when a segment was created) before the fjall batch that points at them is written, so a pointer
+//! that reached the disk always points at bytes that did. Files are `<dir>/<id:016x>.seg`; a
+//! segment is closed once it holds `segment_bytes`, and an opened log starts a new one (an old
+//! segment's tail past its last fdatasync may hold a torn write, which no pointer names). Readers
+//! on any thread read by pointer ([`ValueLog::reader`], `pread`), and a pointer's CRC32 is checked
+//! on every read.
+//!
+//! Each entry is `key length (u32 BE) | value length (u32 BE) | key | value`, the pointer naming
+//! the value's bytes: a collector can walk a segment ([`Reader::entries`]) and ask fjall, key by
+//! key, whether the key still points at that entry (live: moved to the head; otherwise garbage),
+//! with no per-write bookkeeping — WiscKey's way. A segment with no live entry left is deleted
+//! with [`ValueLog::remove`].
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Bytes of an encoded [`Pointer`].
+pub(crate) const POINTER_LEN: usize = 20;
+
+/// Bytes of an entry's header (key length, value length).
+const HEADER: usize = 8;
+
+const SUFFIX: &str = ".seg";
+
+/// Where a value's bytes are: segment, offset, length, and their CRC32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pointer {
+    pub segment: u64,
+    pub offset: u32,
+    pub len: u32,
+    pub crc: u32,
+}
+
+impl Pointer {
+    pub(crate) fn encode(&self) -> [u8; POINTER_LEN] {
+        let mut b = [0u8; POINTER_LEN];
+        b[..8].copy_from_slice(&self.segment.to_be_bytes());
+        b[8..12].copy_from_slice(&self.offset.to_be_bytes());
+        b[12..16].copy_from_slice(&self.len.to_be_bytes());
+        b[16..].copy_from_slice(&self.crc.to_be_bytes());
+        b
+    }
+
+    /// `None` unless `b` is exactly one encoded pointer.
+    pub(crate) fn decode(b: &[u8]) -> Option<Pointer> {
+        let b: &[u8; POINTER_LEN] = b.try_into().ok()?;
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(Pointer {
+            segment: u64::from_be_bytes(b[..8].try_into().ok()?),
+            offset: u32_at(8),
+            len: u32_at(12),
+            crc: u32_at(16),
+        })
+    }
+}
+
+/// The segments readers may read, shared with the log (which adds and removes them).
+#[derive(Clone, Default)]
+pub(crate) struct Reader {
+    files: Arc<RwLock<BTreeMap<u64, Arc<File>>>>,
+}
+
+impl Reader {
+    /// The value `p` points at; `InvalidData` if its bytes do not match the pointer's CRC32,
+    /// `NotFound` if its segment is gone.
+    pub(crate) fn read(&self, p: &Pointer) -> io::Result<Bytes> {
+        let file = {
+            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            files.get(&p.segment).cloned()
+        };
+        let Some(file) = file else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("value log segment {} is gone", p.segment),
+            ));
+        };
+        let mut buf = vec![0u8; p.len as usize];
+        file.read_exact_at(&mut buf, p.offset as u64)?;
+        if crc32fast::hash(&buf) != p.crc {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "value log segment {} at {}: {} bytes do not match their checksum",
+                    p.segment, p.offset, p.len
+                ),
+            ));
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The entries of segment `id` in order, as (key, pointer to the value), up to its first
+    /// incomplete entry (a torn tail after a crash, which no pointer names). The CRC32s are of
+    /// the bytes found: a collector compares pointers, it does not trust them.
+    pub(crate) fn entries(&self, id: u64) -> io::Result<Vec<(Bytes, Pointer)>> {
+        let file = {
+            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            files.get(&id).cloned()
+        };
+        let Some(file) = file else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("value log segment {id} is gone"),
+            ));
+        };
+        // By position, not through the handle's cursor: the active segment's handle is the
+        // appender's, its cursor at the end.
+        let mut bytes = vec![0u8; file.metadata()?.len() as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        let bytes = Bytes::from(bytes);
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while let Some(header) = bytes.get(at..at + HEADER) {
+            let key_len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let value_len =
+                u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let key_at = at + HEADER;
+            let value_at = key_at + key_len;
+            let Some(value) = bytes.get(value_at..value_at + value_len) else {
+                break;
+            };
+            out.push((
+                bytes.slice(key_at..value_at),
+                Pointer {
+                    segment: id,
+                    offset: value_at as u32,
+                    len: value_len as u32,
+                    crc: crc32fast::hash(value),
+                },
+            ));
+            at = value_at + value_len;
+        }
+        Ok(out)
+    }
+}
+
+/// The segment being appended to.
+struct Active {
+    id: u64,
+    file: Arc<File>,
+    /// Bytes written to the file plus bytes buffered for it.
+    len: u64,
+}
+
+/// See the module documentation.
+pub(crate) struct ValueLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    reader: Reader,
+    next_id: u64,
+    active: Option<Active>,
+    /// Appended since the last `sync`, not yet written to `active`.
+    buf: Vec<u8>,
+    /// Segments closed since the last `sync` (written, not yet fdatasync'd).
+    closed: Vec<Arc<File>>,
+    /// A segment was created since the last `sync`: the directory needs an fsync.
+    dir_dirty: bool,
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}{SUFFIX}"))
+}
+
+impl ValueLog {
+    /// Open (creating) the log in `dir`: every segment there is readable; appends go to a new one.
+    pub(crate) fn open(dir: &Path, segment_bytes: u64) -> io::Result<ValueLog> {
+        std::fs::create_dir_all(dir)?;
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(SUFFIX))
+                .and_then(|n| u64::from_str_radix(n, 16).ok())
+            else {
+                continue;
+            };
+            files.insert(id, Arc::new(File::open(segment_path(dir, id))?));
+        }
+        let next_id = files.keys().next_back().map_or(0, |id| id + 1);
+        Ok(ValueLog {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            reader: Reader {
+                files: Arc::new(RwLock::new(files)),
+            },
+            next_id,
+            active: None,
+            buf: Vec::new(),
+            closed: Vec::new(),
+            dir_dirty: false,
+        })
+    }
+
+    /// A handle for reading by pointer from any thread.
+    pub(crate) fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
+    /// Append `key`'s `value` (buffered until [`sync`](Self::sync)); the pointer names the
+    /// value's bytes and is valid once `sync` returned.
+    pub(crate) fn append(&mut self, key: &[u8], value: &[u8]) -> io::Result<Pointer> {
+        let entry = (HEADER + key.len() + value.len()) as u64;
+        let full = self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.len > 0 && a.len + entry > self.segment_bytes);
+        if full {
+            self.start_segment()?;
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Err(io::Error::other("value log has no active segment"));
+        };
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "value log entry over 4 GiB");
+        let offset =
+            u32::try_from(active.len + (HEADER + key.len()) as u64).map_err(|_| too_big())?;
+        let key_len = u32::try_from(key.len()).map_err(|_| too_big())?;
+        let len = u32::try_from(value.len()).map_err(|_| too_big())?;
+        self.buf.extend_from_slice(&key_len.to_be_bytes());
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        active.len += entry;
+        Ok(Pointer {
+            segment: active.id,
+            offset,
+            len,
+            crc: crc32fast::hash(value),
+        })
+    }
+
+    /// Write what was appended and make it durable.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.write_buffered()?;
+        for f in self.closed.drain(..) {
+            f.sync_data()?;
+        }
+        if let Some(a) = &self.active {
+            a.file.sync_data()?;
+        }
+        if self.dir_dirty {
+            File::open(&self.dir)?.sync_all()?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Ids of the segments present, oldest first (the active one last).
+    pub(crate) fn segments(&self) -> Vec<u64> {
+        let files = self.reader.files.read().unwrap_or_else(|e| e.into_inner());
+        files.keys().copied().collect()
+    }
+
+    /// The segment being appended to, if any (never removed).
+    pub(crate) fn active_segment(&self) -> Option<u64> {
+        self.active.as_ref().map(|a| a.id)
+    }
+
+    /// Delete segment `id`: no pointer may name it any more. The active segment is kept.
+    pub(crate) fn remove(&mut self, id: u64) -> io::Result<()> {
+        if self.active_segment() == Some(id) {
+            return Ok(());
+        }
+        {
+            let mut files = self.reader.files.write().unwrap_or_else(|e| e.into_inner());
+            files.remove(&id);
+        }
+        match std::fs::remove_file(segment_path(&self.dir, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_buffered(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let Some(active) = &self.active else {
+            return Err(io::Error::other("value log has no active segment"));
+        };
+        (&*active.file).write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Close the active segment (its bytes written; fdatasync'd at the next `sync`) and create
+    /// the next.
+    fn start_segment(&mut self) -> io::Result<()> {
+        self.write_buffered()?;
+        if let Some(old) = self.active.take() {
+            self.closed.push(old.file);
+        }
+        let id = self.next_id;
+        let path = segment_path(&self.dir, id);
+        let file = Arc::new(
+            OpenOptions::new()
+                .create_new(true)
+                .read(true)
+                .append(true)
+                .open(&path)?,
+        );
+        {
+            let mut files = self.reader.files.write().unwrap_or_else(|e| e.into_inner());
+            files.insert(id, file.clone());
+        }
+        self.next_id += 1;
+        self.dir_dirty = true;
+        self.active = Some(Active { id, file, len: 0 });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(n: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| n.wrapping_add(i as u8)).collect()
+    }
+
+    fn key(n: u8) -> Vec<u8> {
+        vec![b'k', n]
+    }
+
+    #[test]
+    fn pointers_round_trip_and_reject_other_lengths() {
+        let p = Pointer {
+            segment: 7,
+            offset: 90_000,
+            len: 4_096,
+            crc: 0xdead_beef,
+        };
+        assert_eq!(Pointer::decode(&p.encode()), Some(p));
+        assert_eq!(Pointer::decode(&p.encode()[..19]), None);
+        assert_eq!(Pointer::decode(&[0u8; 21]), None);
+    }
+
+    #[test]
+    fn values_read_back_across_segments_and_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ValueLog::open(dir.path(), 100).unwrap();
+        let values: Vec<Vec<u8>> = (0..6).map(|n| value(n, 30 + 10 * n as usize)).collect();
+        let pointers: Vec<Pointer> = (0..6u8)
+            .map(|n| log.append(&key(n), &values[n as usize]).unwrap())
+            .collect();
+        log.sync().unwrap();
+        // Entries of 40 and 50 bytes (8 of header, 2 of key) share one 100-byte segment; 60,
+        // 70, 80 and 90 take one each.
+        let segments: Vec<u64> = pointers.iter().map(|p| p.segment).collect();
+        assert_eq!(segments, [0, 0, 1, 2, 3, 4]);
+        let reader = log.reader();
+        for (v, p) in values.iter().zip(&pointers) {
+            assert_eq!(&reader.read(p).unwrap()[..], &v[..]);
+        }
+        drop(log);
+        let mut again = ValueLog::open(dir.path(), 100).unwrap();
+        for (v, p) in values.iter().zip(&pointers) {
+            assert_eq!(&again.reader().read(p).unwrap()[..], &v[..]);
+        }
+        // Appends after a reopen go to a new segment, never after an old one's tail.
+        let p = again.append(b"k", b"after").unwrap();
+        again.sync().unwrap();
+        assert_eq!((p.segment, p.offset), (5, HEADER as u32 + 1));
+        assert_eq!(again.segments(), [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_segment_walk_names_each_key_and_its_value_and_stops_at_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ValueLog::open(dir.path(), 1 << 20).unwrap();
+        let a = log.append(&key(1), &value(1, 300)).unwrap();
+        let b = log.append(&key(2), &value(2, 5)).unwrap();
+        log.sync().unwrap();
+        // A crash mid-write: a header announcing more bytes than reached the file.
+        let path = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0, 0, 0, 2, 0, 0, 1, 0, b'k', 3, 9, 9])
+            .unwrap();
+        let entries = log.reader().entries(0).unwrap();
+        let expected: Vec<(Bytes, Pointer)> =
+            vec![(Bytes::from(key(1)), a), (Bytes::from(key(2)), b)];
+        assert_eq!(entries, expected);
+    }
+
+    #[test]
+    fn a_damaged_value_is_an_error_not_wrong_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ValueLog::open(dir.path(), 1 << 20).unwrap();
+        let p = log.append(&key(1), &value(1, 64)).unwrap();
+        log.sync().unwrap();
+        let path = segment_path(dir.path(), p.segment);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = ValueLog::open(dir.path(), 1 << 20)
+            .unwrap()
+            .reader()
+            .read(&p)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn removed_segments_are_gone_and_the_active_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ValueLog::open(dir.path(), 10).unwrap();
+        let a = log.append(&key(1), &value(1, 10)).unwrap();
+        let b = log.append(&key(2), &value(2, 10)).unwrap();
+        log.sync().unwrap();
+        assert_eq!((a.segment, b.segment), (0, 1));
+        log.remove(a.segment).unwrap();
+        log.remove(b.segment).unwrap(); // active: kept
+        let reader = log.reader();
+        assert_eq!(reader.read(&a).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(&reader.read(&b).unwrap()[..], &value(2, 10)[..]);
+        assert!(!segment_path(dir.path(), a.segment).exists());
+        assert_eq!(log.segments(), [1]);
+    }
+}
