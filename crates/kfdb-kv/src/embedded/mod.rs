@@ -27,8 +27,6 @@ mod rotation;
 mod ticker;
 mod tombstones;
 mod transaction;
-// Not wired in yet (branch value-log): the commit path does not use it so far.
-#[allow(dead_code)]
 mod vlog;
 mod watches;
 mod writes;
@@ -92,6 +90,19 @@ pub(crate) struct ReadView {
     pub(crate) keyspace: fjall::Keyspace,
     /// Range clears not yet applied to the keyspace: what they hide is not read.
     pub(crate) tombstones: tombstones::TombstoneSet,
+    /// The value log's reader in a store that logs values (`vlog`), whose fjall values are
+    /// then tagged; `None` in a store from before it.
+    pub(crate) values: Option<vlog::Reader>,
+}
+
+impl ReadView {
+    /// A value as stored in the data keyspace, as readers see it.
+    pub(crate) fn resolve(&self, stored: bytes::Bytes) -> std::io::Result<bytes::Bytes> {
+        match &self.values {
+            Some(r) => r.resolve(stored),
+            None => Ok(stored),
+        }
+    }
 }
 
 /// What the pipeline thread and the transactions share.
@@ -110,6 +121,8 @@ pub(crate) struct Core {
     /// Set after a failed write or fsync: the store refuses further commits (like fjall itself).
     pub(crate) poisoned: AtomicBool,
     pub(crate) stats: Counters,
+    /// See [`ReadView::values`].
+    pub(crate) values: Option<vlog::Reader>,
 }
 
 /// Running totals kept by the pipeline.
@@ -155,12 +168,22 @@ impl Core {
 
     /// The newest value of `key` (not a snapshot read: what a commit applied last), as readers
     /// see it, i.e. with pending range clears applied.
-    pub(crate) fn head_get(&self, key: &[u8]) -> Result<Option<bytes::Bytes>, fjall::Error> {
-        let value = self.data.get(key)?.map(bytes::Bytes::from);
-        if value.is_some() && self.current_view().tombstones.hides(key, u64::MAX) {
+    pub(crate) fn head_get(&self, key: &[u8]) -> KvResult<Option<bytes::Bytes>> {
+        let stored = self
+            .data
+            .get(key)
+            .map_err(|e| io_error("read", e))?
+            .map(bytes::Bytes::from);
+        let view = self.current_view();
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if view.tombstones.hides(key, u64::MAX) {
             return Ok(None);
         }
-        Ok(value)
+        view.resolve(stored)
+            .map(Some)
+            .map_err(|e| io_error("read a logged value", e))
     }
 }
 
@@ -254,6 +277,16 @@ impl EmbeddedDatabase {
     /// Open or create the store in directory `path`, recovering from its journal.
     pub fn open(path: &Path, options: EmbeddedOptions) -> KvResult<Self> {
         std::fs::create_dir_all(path).map_err(|e| io_error("create data directory", e))?;
+        // Before fjall creates anything: a new store is marked as one that logs its values.
+        let log = if vlog::of_store(path).map_err(|e| io_error("mark data directory", e))? {
+            Some(
+                vlog::ValueLog::open(&path.join("vlog"), vlog::SEGMENT_BYTES)
+                    .map_err(|e| io_error("open value log", e))?,
+            )
+        } else {
+            None
+        };
+        let values = log.as_ref().map(|l| l.reader());
         let engine = raw_engine(path, &options).map_err(|e| io_error("open store", e))?;
         let meta = engine
             .db
@@ -285,6 +318,7 @@ impl EmbeddedDatabase {
             tombstones: tombstones::TombstoneSet(std::sync::Arc::new(
                 pending.iter().map(|(t, _)| t.clone()).collect(),
             )),
+            values: values.clone(),
         };
         let core = Arc::new(Core {
             db: engine.db,
@@ -298,6 +332,7 @@ impl EmbeddedDatabase {
             injected_unknown_landed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             stats: Counters::default(),
+            values,
         });
         core.stats
             .range_tombstones
@@ -306,7 +341,7 @@ impl EmbeddedDatabase {
         let pipeline_core = Arc::clone(&core);
         let thread = std::thread::Builder::new()
             .name("kfdb-kv-commit".into())
-            .spawn(move || pipeline::run(pipeline_core, rx, pending))
+            .spawn(move || pipeline::run(pipeline_core, rx, pending, log))
             .map_err(|e| io_error("spawn commit thread", e))?;
         Ok(Self {
             handle: Arc::new(Handle {
@@ -365,6 +400,20 @@ impl EmbeddedDatabase {
                         e,
                     )
                 })?;
+                // A logged value is read from the log, which checks its checksum.
+                let v = match (name, &core.values) {
+                    ("kv", Some(r)) => r.resolve(bytes::Bytes::from(v)).map_err(|e| {
+                        KvError::caused_by(
+                            KvError::IO_ERROR,
+                            format!(
+                                "verify: the logged value of key {}",
+                                crate::tuple::Bytes::from(&k[..])
+                            ),
+                            e,
+                        )
+                    })?,
+                    _ => bytes::Bytes::from(v),
+                };
                 entries += 1;
                 bytes += (k.len() + v.len()) as u64;
                 last = k.to_vec();

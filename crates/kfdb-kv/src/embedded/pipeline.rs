@@ -18,6 +18,7 @@ use super::tombstones::{
     self, CURSOR_PREFIX, INLINE_CLEAR_KEYS, PURGE_STEP_KEYS, REWRITTEN_PREFIX, TOMB_PREFIX,
     Tombstone, TombstoneSet, meta_key,
 };
+use super::vlog::{self, ValueLog};
 use super::{Core, META_VERSION_KEY, ReadView};
 use crate::atomic;
 use crate::error::{KvError, KvResult};
@@ -104,12 +105,15 @@ struct Pipeline {
     _memtables: MemtableKeeper,
     /// Keeps fjall from holding sealed journals for the meta keyspace's sake (`journal`).
     _journal: JournalTrimmer,
+    /// Where values of `vlog::MIN_LOGGED` bytes or more go, in a store that logs them.
+    vlog: Option<ValueLog>,
 }
 
 pub(crate) fn run(
     core: Arc<Core>,
     rx: Receiver<PipelineMsg>,
     pending: Vec<(Arc<Tombstone>, Vec<u8>)>,
+    vlog: Option<ValueLog>,
 ) {
     let start = core.current_view().version;
     let mut p = Pipeline {
@@ -123,6 +127,7 @@ pub(crate) fn run(
         sealer: Sealer::start(core.clone()),
         _memtables: MemtableKeeper::start(core.data.clone()),
         _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
+        vlog,
         core,
     };
     loop {
@@ -311,6 +316,7 @@ impl Pipeline {
             snapshot: core.db.snapshot(),
             keyspace: core.data.clone(),
             tombstones: TombstoneSet(Arc::new(self.live.iter().map(|p| p.tomb.clone()).collect())),
+            values: core.values.clone(),
         };
         match core.read_view.write() {
             Ok(mut g) => *g = view,
@@ -362,11 +368,25 @@ impl Pipeline {
         let mut writes = std::mem::take(&mut req.write_conflicts);
         let built = self.build_overlay(&req.mutations, &stamp, version, order, &mut writes)?;
         let mut batch = core.db.batch();
+        let mut logged = false;
         for (k, v) in &built.overlay {
-            match v {
-                Some(v) => batch.insert(&core.data, k.clone(), v.clone()),
-                None => batch.remove(&core.data, k.clone()),
+            match (v, self.vlog.as_mut()) {
+                (Some(v), None) => batch.insert(&core.data, k.clone(), v.clone()),
+                (Some(v), Some(log)) if v.len() >= vlog::MIN_LOGGED => {
+                    let p = log
+                        .append(k, v)
+                        .map_err(|e| self.fail_write("value log append", e))?;
+                    logged = true;
+                    batch.insert(&core.data, k.clone(), vlog::tag_pointer(&p));
+                }
+                (Some(v), Some(_)) => batch.insert(&core.data, k.clone(), vlog::tag_inline(v)),
+                (None, _) => batch.remove(&core.data, k.clone()),
             }
+        }
+        // The values are durable before any fjall write that points at them can reach the disk.
+        if logged && let Some(log) = self.vlog.as_mut() {
+            log.sync()
+                .map_err(|e| self.fail_write("value log fdatasync", e))?;
         }
         for t in &built.tombstones {
             batch.insert(
@@ -417,6 +437,14 @@ impl Pipeline {
             writes,
             tombstones: built.tombstones,
         })
+    }
+
+    /// A failed write to the store: it refuses every commit from now on (as after a failed fjall
+    /// write), and the caller gets an I/O error.
+    fn fail_write(&self, what: &'static str, e: std::io::Error) -> KvError {
+        self.core.poisoned.store(true, Ordering::SeqCst);
+        tracing::error!(error = %e, "{what} failed; store is now read-only");
+        KvError::caused_by(KvError::IO_ERROR, what, e)
     }
 
     /// Fold a transaction's mutations, in order, into the final value of each key it touches;
@@ -475,7 +503,21 @@ impl Pipeline {
                     let current = match overlay.get(k.as_ref()) {
                         Some(v) => v.clone(),
                         None if new.iter().any(|t| t.covers(k)) || self.hidden(k) => None,
-                        None => core.data.get(k.as_ref()).map_err(io)?.map(Bytes::from),
+                        None => match core.data.get(k.as_ref()).map_err(io)? {
+                            Some(stored) => Some(
+                                self.core
+                                    .current_view()
+                                    .resolve(Bytes::from(stored))
+                                    .map_err(|e| {
+                                        KvError::caused_by(
+                                            KvError::IO_ERROR,
+                                            "read a logged value",
+                                            e,
+                                        )
+                                    })?,
+                            ),
+                            None => None,
+                        },
                     };
                     let new_value = atomic::apply(*op, current.as_deref(), param).map(Bytes::from);
                     overlay.insert(k.to_vec(), new_value);

@@ -66,9 +66,9 @@ impl ReadView {
             .snapshot
             .range(&self.keyspace, begin.to_vec()..end.to_vec());
         let row = |g: fjall::Guard| {
-            g.into_inner()
-                .map(|(k, v)| (Bytes::from(k), Bytes::from(v)))
-                .map_err(read_error)
+            let (k, v) = g.into_inner().map_err(read_error)?;
+            let v = self.resolve(Bytes::from(v)).map_err(logged_read_error)?;
+            Ok((Bytes::from(k), v))
         };
         if reverse {
             Box::new(iter.rev().map(row))
@@ -78,10 +78,10 @@ impl ReadView {
     }
 
     fn raw_get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
-        self.snapshot
-            .get(&self.keyspace, key)
-            .map(|v| v.map(Bytes::from))
-            .map_err(read_error)
+        let stored = self.snapshot.get(&self.keyspace, key).map_err(read_error)?;
+        stored
+            .map(|v| self.resolve(Bytes::from(v)).map_err(logged_read_error))
+            .transpose()
     }
 }
 
@@ -147,6 +147,11 @@ fn blocking_read<T>(offload: bool, f: impl FnOnce() -> T) -> T {
 
 fn read_error(e: fjall::Error) -> KvError {
     KvError::caused_by(KvError::IO_ERROR, "read", e)
+}
+
+/// A value the log could not give back (segment gone, bytes damaged): a store fault.
+fn logged_read_error(e: std::io::Error) -> KvError {
+    KvError::caused_by(KvError::IO_ERROR, "read a logged value", e)
 }
 
 fn check_readable_key(key: &[u8]) -> KvResult<()> {
@@ -677,7 +682,7 @@ impl EmbeddedTransaction {
             let current = match core.head_get(&key) {
                 Ok(v) => v,
                 Err(e) => {
-                    let _ = notify.send(Err(read_error(e)));
+                    let _ = notify.send(Err(e));
                     continue;
                 }
             };

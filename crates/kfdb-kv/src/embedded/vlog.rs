@@ -32,6 +32,55 @@ pub(crate) const POINTER_LEN: usize = 20;
 /// Bytes of an entry's header (key length, value length).
 const HEADER: usize = 8;
 
+/// A segment's size before the next is started.
+pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Values of at least this many bytes go to the log; smaller ones stay in fjall.
+pub(crate) const MIN_LOGGED: usize = 1024;
+
+/// The mark of a store whose data keyspace holds tagged values (the next two constants).
+const MARK: &str = "kfdb-kv-values";
+/// A file fjall writes in every store it created (tells a store from before the mark).
+const FJALL_VERSION_FILE: &str = "version";
+/// First byte of a stored value: the value follows.
+const TAG_INLINE: u8 = 0;
+/// First byte of a stored value: a [`Pointer`] into the log follows.
+const TAG_POINTER: u8 = 1;
+
+/// Whether the store in `path` keeps its large values in a log: yes for a new store (the mark
+/// is written first, durably) or a marked one, no for one created before the log existed (its
+/// values are stored untagged, as they always were).
+pub(crate) fn of_store(path: &Path) -> io::Result<bool> {
+    if path.join(MARK).exists() {
+        return Ok(true);
+    }
+    if path.join(FJALL_VERSION_FILE).exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(path)?;
+    let mut f = File::create(path.join(MARK))?;
+    f.write_all(b"values are tagged; large ones are kept in vlog/\n")?;
+    f.sync_all()?;
+    File::open(path)?.sync_all()?;
+    Ok(true)
+}
+
+/// `value` as a logging store keeps it in fjall when it is small.
+pub(crate) fn tag_inline(value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + value.len());
+    v.push(TAG_INLINE);
+    v.extend_from_slice(value);
+    v
+}
+
+/// The fjall value of a logged value.
+pub(crate) fn tag_pointer(p: &Pointer) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + POINTER_LEN);
+    v.push(TAG_POINTER);
+    v.extend_from_slice(&p.encode());
+    v
+}
+
 const SUFFIX: &str = ".seg";
 
 /// Where a value's bytes are: segment, offset, length, and their CRC32.
@@ -73,6 +122,32 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// A value as a logging store keeps it in fjall, as readers see it.
+    pub(crate) fn resolve(&self, stored: Bytes) -> io::Result<Bytes> {
+        match stored.first() {
+            Some(&TAG_INLINE) => Ok(stored.slice(1..)),
+            Some(&TAG_POINTER) => match Pointer::decode(&stored[1..]) {
+                Some(p) => self.read(&p),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "stored value pointer is malformed",
+                )),
+            },
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stored value has no valid tag",
+            )),
+        }
+    }
+
+    /// Where `stored` (a fjall value) points, if it is a pointer.
+    pub(crate) fn pointer_of(stored: &[u8]) -> Option<Pointer> {
+        match stored.split_first() {
+            Some((&TAG_POINTER, rest)) => Pointer::decode(rest),
+            _ => None,
+        }
+    }
+
     /// The value `p` points at; `InvalidData` if its bytes do not match the pointer's CRC32,
     /// `NotFound` if its segment is gone.
     pub(crate) fn read(&self, p: &Pointer) -> io::Result<Bytes> {
