@@ -19,6 +19,7 @@
 //! Read versions only ever name durable states: the pipeline publishes a new snapshot after its
 //! fsync, so a reader can never see data that a crash could take back.
 
+mod collect;
 mod journal;
 mod pipeline;
 mod reclaim;
@@ -65,6 +66,16 @@ pub struct EmbeddedOptions {
     /// (`block_in_place`), so a read that waits on the disk stalls no other connection. Off only
     /// to measure what it saves (examples/read_stall.rs).
     pub offload_reads: bool,
+    /// Size at which a value log segment is closed and the next started.
+    pub value_log_segment_bytes: u64,
+    /// The value log's collector: time between its steps (each walks at most one segment).
+    pub value_log_collect_every: Duration,
+    /// From deciding a value log segment is dead to deleting it: longer than any transaction may
+    /// keep reading at an older snapshot.
+    pub value_log_grace: Duration,
+    /// A segment with no deaths seen is walked again after this (an overwritten value leaves no
+    /// trace the collector sees sooner).
+    pub value_log_rewalk: Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -77,6 +88,10 @@ impl Default for EmbeddedOptions {
             max_watches: crate::types::MAX_WATCHES,
             fsync: true,
             offload_reads: true,
+            value_log_segment_bytes: vlog::SEGMENT_BYTES,
+            value_log_collect_every: collect::Timing::default().every,
+            value_log_grace: collect::Timing::default().grace,
+            value_log_rewalk: collect::Timing::default().rewalk,
         }
     }
 }
@@ -280,7 +295,7 @@ impl EmbeddedDatabase {
         // Before fjall creates anything: a new store is marked as one that logs its values.
         let log = if vlog::of_store(path).map_err(|e| io_error("mark data directory", e))? {
             Some(
-                vlog::ValueLog::open(&path.join("vlog"), vlog::SEGMENT_BYTES)
+                vlog::ValueLog::open(&path.join("vlog"), options.value_log_segment_bytes)
                     .map_err(|e| io_error("open value log", e))?,
             )
         } else {

@@ -10,6 +10,7 @@
 //! Large range clears become tombstones (`tombstones.rs`); between groups, and continuously while
 //! no commit waits, the pipeline deletes their keys in bounded steps.
 
+use super::collect::{Collector, Relocation, Timing};
 use super::journal::JournalTrimmer;
 use super::reclaim::MemtableKeeper;
 use super::resolver::{ConflictHistory, KeyRange};
@@ -107,6 +108,10 @@ struct Pipeline {
     _journal: JournalTrimmer,
     /// Where values of `vlog::MIN_LOGGED` bytes or more go, in a store that logs them.
     vlog: Option<ValueLog>,
+    /// The collector's requests to move live values. Declared before the collector: dropped
+    /// first, it fails a request in flight, so the collector's thread can be joined.
+    relocations: Option<Receiver<Relocation>>,
+    _collector: Option<Collector>,
 }
 
 pub(crate) fn run(
@@ -116,6 +121,18 @@ pub(crate) fn run(
     vlog: Option<ValueLog>,
 ) {
     let start = core.current_view().version;
+    let timing = Timing {
+        every: core.options.value_log_collect_every,
+        grace: core.options.value_log_grace,
+        rewalk: core.options.value_log_rewalk,
+    };
+    let (collector, relocations) = match &vlog {
+        Some(log) => {
+            let (c, r) = Collector::start(core.clone(), log.reader(), timing);
+            (Some(c), Some(r))
+        }
+        None => (None, None),
+    };
     let mut p = Pipeline {
         history: ConflictHistory::new(MAX_TRANSACTION_AGE, start),
         last_version: start,
@@ -128,6 +145,8 @@ pub(crate) fn run(
         _memtables: MemtableKeeper::start(core.data.clone()),
         _journal: JournalTrimmer::start(core.db.clone(), core.meta.clone()),
         vlog,
+        relocations,
+        _collector: collector,
         core,
     };
     loop {
@@ -149,6 +168,7 @@ pub(crate) fn run(
                 }
                 // A look at the oldest generation: cheap enough for every idle purge step.
                 p.history.prune(Instant::now());
+                p.serve_relocations();
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -167,6 +187,7 @@ pub(crate) fn run(
             p.purge_step(BUSY_PURGE_STEP_KEYS, BUSY_PURGE_STEP_TIME);
         }
         p.sealer.after_group();
+        p.serve_relocations();
     }
 }
 
@@ -439,6 +460,62 @@ impl Pipeline {
         })
     }
 
+    /// Carry out the collector's waiting request, if any.
+    fn serve_relocations(&mut self) {
+        let Some(rx) = &self.relocations else {
+            return;
+        };
+        let Ok(r) = rx.try_recv() else {
+            return;
+        };
+        let _ = r.reply.send(self.relocate(r.entries));
+    }
+
+    /// Move the values that still live at these pointers to the log's head: appended again, the
+    /// log fdatasync'd, the new pointers written and fjall's journal fsync'd, a view published.
+    /// Runs between groups, so fjall's head is durable and no commit races it; the values do not
+    /// change, so no conflict is recorded and no watch fires.
+    fn relocate(&mut self, entries: Vec<(Bytes, vlog::Pointer)>) -> std::io::Result<usize> {
+        if self.core.poisoned.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("store failed earlier"));
+        }
+        let core = self.core.clone();
+        let Some(log) = self.vlog.as_mut() else {
+            return Ok(0);
+        };
+        let reader = log.reader();
+        let mut batch = core.db.batch();
+        let mut moved = 0;
+        for (key, old) in entries {
+            let stored = core.data.get(&key).map_err(std::io::Error::other)?;
+            if stored.as_deref().and_then(vlog::Reader::pointer_of) != Some(old) {
+                continue;
+            }
+            let value = reader.read(&old)?;
+            let p = log.append(&key, &value)?;
+            batch.insert(&core.data, key.to_vec(), vlog::tag_pointer(&p));
+            moved += 1;
+        }
+        if moved == 0 {
+            return Ok(0);
+        }
+        let durable = log
+            .sync()
+            .and_then(|()| batch.commit().map_err(std::io::Error::other))
+            .and_then(|()| {
+                core.db
+                    .persist(fjall::PersistMode::SyncData)
+                    .map_err(std::io::Error::other)
+            });
+        if let Err(e) = durable {
+            core.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "moving logged values failed; store is now read-only");
+            return Err(e);
+        }
+        self.publish();
+        Ok(moved)
+    }
+
     /// A failed write to the store: it refuses every commit from now on (as after a failed fjall
     /// write), and the caller gets an I/O error.
     fn fail_write(&self, what: &'static str, e: std::io::Error) -> KvError {
@@ -561,17 +638,22 @@ impl Pipeline {
         let mut batch = core.db.batch();
         let mut next = None;
         let mut deleted = 0u64;
+        // Logged values this step deletes: hinted to the collector once the step is durable.
+        let mut dead = Vec::new();
         for (seen, guard) in core
             .data
             .range(p.cursor.clone()..p.tomb.end.clone())
             .enumerate()
         {
-            let key = guard.key().map_err(io)?;
+            let (key, stored) = guard.into_inner().map_err(io)?;
             if seen == keys || (seen % 64 == 63 && started.elapsed() >= time) {
                 next = Some(key.to_vec());
                 break;
             }
             if !p.tomb.keeps(&key) {
+                if let Some(ptr) = vlog::Reader::pointer_of(&stored) {
+                    dead.push(ptr);
+                }
                 batch.remove(&core.data, key.to_vec());
                 deleted += 1;
             }
@@ -601,6 +683,12 @@ impl Pipeline {
             core.poisoned.store(true, Ordering::SeqCst);
             KvError::caused_by(KvError::IO_ERROR, "purge batch", e)
         })?;
+        if let Some(log) = &self.vlog {
+            let reader = log.reader();
+            for p in &dead {
+                reader.hint_dead(p);
+            }
+        }
         core.stats.purged_keys.fetch_add(deleted, Ordering::Relaxed);
         Ok(done)
     }

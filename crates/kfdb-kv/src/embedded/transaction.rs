@@ -78,20 +78,30 @@ impl ReadView {
     }
 
     fn raw_get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
-        let stored = self.snapshot.get(&self.keyspace, key).map_err(read_error)?;
-        stored
-            .map(|v| self.resolve(Bytes::from(v)).map_err(logged_read_error))
+        self.stored_get(key)?
+            .map(|v| self.resolve(v).map_err(logged_read_error))
             .transpose()
+    }
+
+    /// `key`'s value as fjall holds it (a logged value's pointer not followed).
+    fn stored_get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
+        self.snapshot
+            .get(&self.keyspace, key)
+            .map(|v| v.map(Bytes::from))
+            .map_err(read_error)
     }
 }
 
 impl StoreRead for ReadView {
     fn get(&self, key: &[u8]) -> KvResult<Option<Bytes>> {
-        let value = self.raw_get(key)?;
-        if value.is_some() && self.tombstones.hides(key, self.version) {
+        // Hidden first: a cleared key's logged value may already be collected.
+        let Some(stored) = self.stored_get(key)? else {
+            return Ok(None);
+        };
+        if self.tombstones.hides(key, self.version) {
             return Ok(None);
         }
-        Ok(value)
+        self.resolve(stored).map(Some).map_err(logged_read_error)
     }
 
     fn range<'a>(

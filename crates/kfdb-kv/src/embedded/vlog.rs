@@ -19,12 +19,13 @@
 //! with [`ValueLog::remove`].
 
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Bytes of an encoded [`Pointer`].
 pub(crate) const POINTER_LEN: usize = 20;
@@ -115,10 +116,22 @@ impl Pointer {
     }
 }
 
-/// The segments readers may read, shared with the log (which adds and removes them).
-#[derive(Clone, Default)]
+/// What the log shares with readers and the collector.
+struct Shared {
+    dir: PathBuf,
+    files: RwLock<BTreeMap<u64, Arc<File>>>,
+    /// The segment being appended to (`u64::MAX`: none yet).
+    active: AtomicU64,
+    /// Bytes known to have died per segment since it was last walked (from deletions that read
+    /// the pointers they delete): the collector walks such segments first.
+    dead_hints: Mutex<HashMap<u64, u64>>,
+}
+
+/// Reads by pointer, walks and removes segments; shared by the log with readers on any thread and
+/// the collector.
+#[derive(Clone)]
 pub(crate) struct Reader {
-    files: Arc<RwLock<BTreeMap<u64, Arc<File>>>>,
+    shared: Arc<Shared>,
 }
 
 impl Reader {
@@ -152,7 +165,7 @@ impl Reader {
     /// `NotFound` if its segment is gone.
     pub(crate) fn read(&self, p: &Pointer) -> io::Result<Bytes> {
         let file = {
-            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
             files.get(&p.segment).cloned()
         };
         let Some(file) = file else {
@@ -180,7 +193,7 @@ impl Reader {
     /// the bytes found: a collector compares pointers, it does not trust them.
     pub(crate) fn entries(&self, id: u64) -> io::Result<Vec<(Bytes, Pointer)>> {
         let file = {
-            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
             files.get(&id).cloned()
         };
         let Some(file) = file else {
@@ -217,6 +230,67 @@ impl Reader {
             at = value_at + value_len;
         }
         Ok(out)
+    }
+
+    /// Ids of the segments present, oldest first (the active one last).
+    pub(crate) fn segments(&self) -> Vec<u64> {
+        let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
+        files.keys().copied().collect()
+    }
+
+    /// The segment being appended to, if any (never removed).
+    pub(crate) fn active_segment(&self) -> Option<u64> {
+        match self.shared.active.load(Ordering::Acquire) {
+            u64::MAX => None,
+            id => Some(id),
+        }
+    }
+
+    /// Delete segment `id`: no pointer may name it any more, and no reader may still hold one
+    /// into it. The active segment is kept.
+    pub(crate) fn remove(&self, id: u64) -> io::Result<()> {
+        if self.active_segment() == Some(id) {
+            return Ok(());
+        }
+        {
+            let mut files = self.shared.files.write().unwrap_or_else(|e| e.into_inner());
+            files.remove(&id);
+        }
+        self.take_hint(id);
+        match std::fs::remove_file(segment_path(&self.shared.dir, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Note that `p`'s bytes died (a deletion read the pointer it deleted).
+    pub(crate) fn hint_dead(&self, p: &Pointer) {
+        let mut hints = self
+            .shared
+            .dead_hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *hints.entry(p.segment).or_default() += p.len as u64;
+    }
+
+    /// Bytes hinted dead in segment `id` since the last `take_hint`.
+    pub(crate) fn hint(&self, id: u64) -> u64 {
+        let hints = self
+            .shared
+            .dead_hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        hints.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Forget segment `id`'s hint (it was just walked).
+    pub(crate) fn take_hint(&self, id: u64) {
+        let mut hints = self
+            .shared
+            .dead_hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        hints.remove(&id);
     }
 }
 
@@ -268,7 +342,12 @@ impl ValueLog {
             dir: dir.to_path_buf(),
             segment_bytes,
             reader: Reader {
-                files: Arc::new(RwLock::new(files)),
+                shared: Arc::new(Shared {
+                    dir: dir.to_path_buf(),
+                    files: RwLock::new(files),
+                    active: AtomicU64::new(u64::MAX),
+                    dead_hints: Mutex::new(HashMap::new()),
+                }),
             },
             next_id,
             active: None,
@@ -331,32 +410,6 @@ impl ValueLog {
         Ok(())
     }
 
-    /// Ids of the segments present, oldest first (the active one last).
-    pub(crate) fn segments(&self) -> Vec<u64> {
-        let files = self.reader.files.read().unwrap_or_else(|e| e.into_inner());
-        files.keys().copied().collect()
-    }
-
-    /// The segment being appended to, if any (never removed).
-    pub(crate) fn active_segment(&self) -> Option<u64> {
-        self.active.as_ref().map(|a| a.id)
-    }
-
-    /// Delete segment `id`: no pointer may name it any more. The active segment is kept.
-    pub(crate) fn remove(&mut self, id: u64) -> io::Result<()> {
-        if self.active_segment() == Some(id) {
-            return Ok(());
-        }
-        {
-            let mut files = self.reader.files.write().unwrap_or_else(|e| e.into_inner());
-            files.remove(&id);
-        }
-        match std::fs::remove_file(segment_path(&self.dir, id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     fn write_buffered(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -386,9 +439,15 @@ impl ValueLog {
                 .open(&path)?,
         );
         {
-            let mut files = self.reader.files.write().unwrap_or_else(|e| e.into_inner());
+            let mut files = self
+                .reader
+                .shared
+                .files
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             files.insert(id, file.clone());
         }
+        self.reader.shared.active.store(id, Ordering::Release);
         self.next_id += 1;
         self.dir_dirty = true;
         self.active = Some(Active { id, file, len: 0 });
@@ -447,7 +506,7 @@ mod tests {
         let p = again.append(b"k", b"after").unwrap();
         again.sync().unwrap();
         assert_eq!((p.segment, p.offset), (5, HEADER as u32 + 1));
-        assert_eq!(again.segments(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(again.reader().segments(), [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]
@@ -494,12 +553,12 @@ mod tests {
         let b = log.append(&key(2), &value(2, 10)).unwrap();
         log.sync().unwrap();
         assert_eq!((a.segment, b.segment), (0, 1));
-        log.remove(a.segment).unwrap();
-        log.remove(b.segment).unwrap(); // active: kept
+        log.reader().remove(a.segment).unwrap();
+        log.reader().remove(b.segment).unwrap(); // active: kept
         let reader = log.reader();
         assert_eq!(reader.read(&a).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(&reader.read(&b).unwrap()[..], &value(2, 10)[..]);
         assert!(!segment_path(dir.path(), a.segment).exists());
-        assert_eq!(log.segments(), [1]);
+        assert_eq!(log.reader().segments(), [1]);
     }
 }
