@@ -504,7 +504,7 @@ async fn the_value_log_gives_back_the_space_of_dead_values() {
         // keeps one live value (moved before the segment goes); 40..50 cleared as a range;
         // 50..55 overwritten; 55..60 untouched.
         db.run(|tx, _| async move {
-            for n in (0..40).filter(|n| !n.is_multiple_of(5)) {
+            for n in (0..40usize).filter(|n| !n.is_multiple_of(5)) {
                 tx.clear(format!("v/{n:04}").as_bytes());
             }
             tx.clear_range(b"v/0040", b"v/0050");
