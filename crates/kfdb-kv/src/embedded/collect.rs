@@ -175,7 +175,10 @@ impl State {
         let mut live = Vec::new();
         for (key, p) in entries {
             let stored = self.core.data.get(&key).map_err(std::io::Error::other)?;
-            let points_here = stored.as_deref().and_then(Reader::pointer_of) == Some(p);
+            let points_here = stored
+                .as_deref()
+                .and_then(Reader::pointer_of)
+                .is_some_and(|at| at.same_place(&p));
             if points_here && !view.tombstones.hides(&key, u64::MAX) {
                 live.push((key, p));
             }

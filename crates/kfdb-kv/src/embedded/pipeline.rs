@@ -480,17 +480,27 @@ impl Pipeline {
             return Err(std::io::Error::other("store failed earlier"));
         }
         let core = self.core.clone();
+        // Moved only if no pending range clear hides it (moving a hidden key the purge already
+        // passed would bring it back once the clear is done) and it still points there.
+        let visible: Vec<_> = entries
+            .into_iter()
+            .filter(|(key, _)| !self.hidden(key))
+            .collect();
         let Some(log) = self.vlog.as_mut() else {
             return Ok(0);
         };
         let reader = log.reader();
         let mut batch = core.db.batch();
         let mut moved = 0;
-        for (key, old) in entries {
+        for (key, walked) in visible {
             let stored = core.data.get(&key).map_err(std::io::Error::other)?;
-            if stored.as_deref().and_then(vlog::Reader::pointer_of) != Some(old) {
+            let Some(old) = stored
+                .as_deref()
+                .and_then(vlog::Reader::pointer_of)
+                .filter(|p| p.same_place(&walked))
+            else {
                 continue;
-            }
+            };
             let value = reader.read(&old)?;
             let p = log.append(&key, &value)?;
             batch.insert(&core.data, key.to_vec(), vlog::tag_pointer(&p));
