@@ -1,7 +1,9 @@
 //! Crash test of the embedded backend: a child process (`kfdb-kv-crash-child`) commits numbered
 //! transactions and prints each number after `commit()` returns; we SIGKILL it at random moments,
 //! reopen the store, and check that every printed number is present and that no transaction is
-//! partially applied (each has all three keys, and the counter equals the number of transactions).
+//! partially applied (each has all four keys with their values — one of them kept in the value
+//! log, whose collector is busy moving and deleting segments when the kills land — and the counter
+//! equals the number of transactions).
 
 use kfdb_kv::embedded::EmbeddedOptions;
 use kfdb_kv::tuple::{Subspace, pack};
@@ -50,14 +52,38 @@ async fn acknowledged_commits_survive_sigkill_and_none_is_partial() {
         let mut parts: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
         for kv in &rows {
             let (n, part): (u64, String) = space.unpack(&kv.key).unwrap();
-            assert_eq!(kv.value.as_ref(), n.to_be_bytes(), "value of {n}/{part}");
+            if part == "d" {
+                let expected: Vec<u8> = (0..1_500u64)
+                    .map(|i| (n.wrapping_mul(31) + i) as u8)
+                    .collect();
+                assert!(
+                    kv.value[..] == expected[..],
+                    "round {round}: value of {n}/d: {} bytes, starts {:?}",
+                    kv.value.len(),
+                    &kv.value[..kv.value.len().min(12)]
+                );
+            } else {
+                assert_eq!(kv.value.as_ref(), n.to_be_bytes(), "value of {n}/{part}");
+            }
             parts.entry(n).or_default().push(part);
         }
         for (n, p) in &parts {
             assert_eq!(
                 p,
-                &["a", "b", "c"],
+                &["a", "b", "c", "d"],
                 "round {round}: transaction {n} partially applied"
+            );
+        }
+        // The key every transaction overwrites holds the value of one that is there.
+        if let Some(junk) = tx.get(&pack(&"crash-junk"), true).await.unwrap() {
+            let n = u64::from_be_bytes(junk[..8].try_into().unwrap());
+            assert!(
+                junk[..] == n.to_be_bytes().repeat(750)[..],
+                "round {round}: junk"
+            );
+            assert!(
+                parts.contains_key(&n),
+                "round {round}: junk of {n}, not stored"
             );
         }
         for n in &acknowledged {
@@ -83,8 +109,24 @@ async fn acknowledged_commits_survive_sigkill_and_none_is_partial() {
         "the child acknowledged too few commits ({}) for the test to mean anything",
         acknowledged.len()
     );
+    // The collector ran between the kills: the first segments are gone.
+    let mut segments: Vec<u64> = std::fs::read_dir(dir.path().join("vlog"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            u64::from_str_radix(name.strip_suffix(".seg")?, 16).ok()
+        })
+        .collect();
+    segments.sort();
+    assert!(
+        segments.first().is_some_and(|id| *id > 0),
+        "no value log segment was collected: {segments:?}"
+    );
     eprintln!(
-        "{} acknowledged commits over {KILLS} SIGKILLs, none lost",
-        acknowledged.len()
+        "{} acknowledged commits over {KILLS} SIGKILLs, none lost; value log segments {:?}..{:?} ({} left)",
+        acknowledged.len(),
+        segments.first(),
+        segments.last(),
+        segments.len()
     );
 }
