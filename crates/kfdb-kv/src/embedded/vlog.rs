@@ -475,6 +475,43 @@ mod tests {
     }
 
     #[test]
+    fn new_stores_log_values_and_older_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        assert!(of_store(&new).unwrap());
+        assert!(new.join(MARK).exists());
+        assert!(of_store(&new).unwrap(), "a marked store stays marked");
+        let old = dir.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(FJALL_VERSION_FILE), b"3").unwrap();
+        assert!(!of_store(&old).unwrap());
+        assert!(!old.join(MARK).exists(), "an older store is not marked");
+    }
+
+    #[test]
+    fn stored_values_resolve_by_their_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ValueLog::open(dir.path(), 1 << 20).unwrap();
+        let p = log.append(b"k", &value(9, 2_000)).unwrap();
+        log.sync().unwrap();
+        let r = log.reader();
+        assert_eq!(
+            &r.resolve(Bytes::from(tag_inline(b"small"))).unwrap()[..],
+            b"small"
+        );
+        assert_eq!(
+            &r.resolve(Bytes::from(tag_pointer(&p))).unwrap()[..],
+            &value(9, 2_000)[..]
+        );
+        assert_eq!(Reader::pointer_of(&tag_pointer(&p)), Some(p));
+        assert_eq!(Reader::pointer_of(&tag_inline(&p.encode())), None);
+        for bad in [&b""[..], &[7u8, 1, 2][..], &[TAG_POINTER, 1, 2][..]] {
+            let err = r.resolve(Bytes::copy_from_slice(bad)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
     fn pointers_round_trip_and_reject_other_lengths() {
         let p = Pointer {
             segment: 7,
