@@ -66,6 +66,71 @@ async fn concurrent_commits_share_fsyncs() {
     );
 }
 
+/// Transactions that log large values share the value log's fdatasync with the rest of their
+/// group, and a transaction folded after them still reads their writes: an atomic add's base and
+/// the keys a small range clear deletes come from the batches before it in the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_shares_the_value_log_sync_and_reads_its_own_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    let tasks: Vec<_> = (0..64u32)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for j in 0..4u32 {
+                    db.run(|tx, _| async move {
+                        let value = vec![(i * 4 + j) as u8; 2_000];
+                        tx.set(format!("big/{i:02}/{j}").as_bytes(), &value);
+                        // The previous task's last row: usually written in this same group.
+                        let prev = (i + 63) % 64;
+                        if j == 3 {
+                            tx.atomic_op(b"count", &1u64.to_le_bytes(), kfdb_kv::MutationType::Add);
+                            tx.clear_range(
+                                format!("big/{prev:02}/3").as_bytes(),
+                                format!("big/{prev:02}/4").as_bytes(),
+                            );
+                        }
+                        Ok::<_, KvError>(())
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = db.as_embedded().unwrap().stats();
+    assert_eq!(stats.commits, 256);
+    assert!(
+        stats.value_log_syncs < stats.commits,
+        "{} value log syncs for {} commits",
+        stats.value_log_syncs,
+        stats.commits
+    );
+    let tx = db.create_transaction().unwrap();
+    let count = tx.get(b"count", false).await.unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(count[..].try_into().unwrap()), 64);
+    let rows = tx
+        .get_range_all(kfdb_kv::RangeOption::new(&b"big/"[..], &b"big0"[..]), true)
+        .await
+        .unwrap();
+    // Each task's rows 0..=2 stay; its row 3 is gone if the next task cleared it after it was
+    // written, and stays otherwise (the clear came first). Either way every value is whole.
+    assert!((192..=256).contains(&rows.len()), "{} rows", rows.len());
+    for row in &rows {
+        let key = String::from_utf8_lossy(&row.key).to_string();
+        let (i, j): (u32, u32) = (key[4..6].parse().unwrap(), key[7..].parse().unwrap());
+        assert_eq!(&row.value[..], &vec![(i * 4 + j) as u8; 2_000][..], "{key}");
+    }
+    let cleared_after = 256 - rows.len();
+    eprintln!(
+        "{} groups, {} value log syncs, {cleared_after} rows cleared",
+        stats.groups, stats.value_log_syncs
+    );
+}
+
 #[tokio::test]
 async fn injected_conflicts_are_retried_until_the_limit() {
     let dir = tempfile::tempdir().unwrap();

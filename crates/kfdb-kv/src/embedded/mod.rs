@@ -147,6 +147,7 @@ pub(crate) struct Counters {
     pub(crate) conflicts: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
+    pub(crate) value_log_syncs: AtomicU64,
     pub(crate) range_tombstones: AtomicU64,
     pub(crate) purged_keys: AtomicU64,
     pub(crate) memtables_sealed: AtomicU64,
@@ -163,6 +164,9 @@ pub struct EmbeddedStats {
     pub groups: u64,
     /// fsyncs issued (one per group that wrote).
     pub fsyncs: u64,
+    /// fdatasyncs of the value log (at most one per group, only when its transactions logged
+    /// values, plus one per applied batch run that must precede a read of the store's head).
+    pub value_log_syncs: u64,
     /// Range clears pending as tombstones (not yet fully deleted).
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
@@ -450,6 +454,7 @@ impl EmbeddedDatabase {
             conflicts: c.conflicts.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            value_log_syncs: c.value_log_syncs.load(Ordering::Relaxed),
             range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
             purged_keys: c.purged_keys.load(Ordering::Relaxed),
             memtables_sealed: c.memtables_sealed.load(Ordering::Relaxed),

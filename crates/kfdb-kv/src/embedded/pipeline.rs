@@ -2,10 +2,14 @@
 //!
 //! It takes all commit requests waiting in its queue as one group, gives the group one commit
 //! version, and for each transaction in order: checks its age and read conflicts against the
-//! history (`resolver`), resolves versionstamps (version ++ position in the group), applies its
-//! mutations as one atomic fjall batch and records its writes. Then one fsync makes the whole group
-//! durable, a new read view is published, watches fire, and only then is anyone answered. Many
-//! concurrent committers therefore share one fsync.
+//! history (`resolver`), resolves versionstamps (version ++ position in the group), folds its
+//! mutations into one atomic fjall batch (large values appended to the value log, the batch
+//! holding pointers) and records its writes. The batches wait; once per group the value log is
+//! fdatasync'd, then the batches are applied in order and one fsync makes them durable, a new read
+//! view is published, watches fire, and only then is anyone answered. Many concurrent committers
+//! therefore share the two fsyncs. A transaction that must read the store's head while it is
+//! folded (an atomic operation's base, the keys of a small range clear) first has the waiting
+//! batches applied, so it sees them.
 //!
 //! Large range clears become tombstones (`tombstones.rs`); between groups, and continuously while
 //! no commit waits, the pipeline deletes their keys in bounded steps.
@@ -112,6 +116,8 @@ struct Pipeline {
     /// first, it fails a request in flight, so the collector's thread can be joined.
     relocations: Option<Receiver<Relocation>>,
     _collector: Option<Collector>,
+    /// This group's transactions resolved so far whose batches wait for the value log's sync.
+    staged: Vec<Staged>,
 }
 
 pub(crate) fn run(
@@ -147,6 +153,7 @@ pub(crate) fn run(
         vlog,
         relocations,
         _collector: collector,
+        staged: Vec::new(),
         core,
     };
     loop {
@@ -229,40 +236,33 @@ impl Pipeline {
         let version = next_version(self.last_version);
         let now = Instant::now();
         self.history.prune(now);
-        let mut changed: Vec<(Vec<u8>, Option<Bytes>)> = Vec::new();
-        let mut cleared: Vec<ClearedRange> = Vec::new();
+        let mut seen = Seen::default();
         let mut answers = Vec::with_capacity(group.len());
         let mut wrote = false;
         let mut new_tombstones = false;
+        let mut failed: Option<KvError> = None;
         for (order, PipelineMsg::Commit(mut req)) in group.into_iter().enumerate() {
             let order = order as u16;
             let stamp = versionstamp(version, order);
             let unknown = self.take_injected_unknown();
+            // Folding it reads the store's head: the batches before it are applied first.
+            if unknown != Unknown::Lost
+                && failed.is_none()
+                && reads_head(&req.mutations)
+                && let Err(e) = self.flush(&mut seen)
+            {
+                failed = Some(e);
+            }
             let result = if unknown == Unknown::Lost {
                 Err(unknown_result())
             } else {
                 self.commit_one(&mut req, version, order, stamp, now)
-                    .map(|mut applied| {
+                    .map(|(batch, mut applied)| {
                         self.history
                             .record(version, now, std::mem::take(&mut applied.writes));
                         wrote = true;
                         new_tombstones |= !applied.tombstones.is_empty();
-                        // Asked after the apply, not once per group: a watch registered before
-                        // this point is seen here and gets this change; one registered after
-                        // it reads the new value at registration and fires at once. Asked at
-                        // the start of the group, a watch registered during the group missed
-                        // the changes of the transactions applied after it.
-                        if !lock_watches(&core).is_empty() {
-                            for t in &applied.tombstones {
-                                let rewritten: Vec<Vec<u8>> = applied
-                                    .overlay
-                                    .range(t.begin.clone()..t.end.clone())
-                                    .map(|(k, _)| k.clone())
-                                    .collect();
-                                cleared.push((t.begin.clone(), t.end.clone(), rewritten));
-                            }
-                            changed.extend(applied.overlay);
-                        }
+                        self.staged.push(Staged { batch, applied });
                         CommitInfo {
                             version: version as i64,
                             versionstamp: Some(stamp),
@@ -283,37 +283,38 @@ impl Pipeline {
             answers.push((req.reply, result));
         }
         core.stats.groups.fetch_add(1, Ordering::Relaxed);
-        if wrote {
-            let durable = if core.options.fsync {
-                core.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-                // fdatasync: the journal's data and the block allocations needed to read it
-                // back; skips the inode's timestamps, which cost a second write per group.
-                core.db.persist(fjall::PersistMode::SyncData)
-            } else {
-                Ok(())
-            };
-            if let Err(e) = durable {
-                tracing::error!(error = %e, "fsync of commit group failed; store is now read-only");
-                let e = Arc::new(e);
-                core.poisoned.store(true, Ordering::SeqCst);
-                for (reply, result) in answers {
-                    let r = result.and(Err(KvError::caused_by(
-                        KvError::IO_ERROR,
-                        "fsync of the commit group",
-                        e.clone(),
-                    )));
-                    let _ = reply.send(r);
-                }
-                return;
+        if failed.is_none()
+            && let Err(e) = self.flush(&mut seen)
+        {
+            failed = Some(e);
+        }
+        if wrote && failed.is_none() && core.options.fsync {
+            core.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            // fdatasync: the journal's data and the block allocations needed to read it
+            // back; skips the inode's timestamps, which cost a second write per group.
+            if let Err(e) = core.db.persist(fjall::PersistMode::SyncData) {
+                failed =
+                    Some(self.fail_write("fsync of the commit group", std::io::Error::other(e)));
             }
+        }
+        if let Some(e) = failed {
+            // Nothing of this group is known durable: every transaction that would have
+            // committed gets the store's error (the store refuses commits from now on).
+            self.staged.clear();
+            for (reply, result) in answers {
+                let _ = reply.send(result.and(Err(e.clone())));
+            }
+            return;
+        }
+        if wrote {
             self.last_version = version;
             self.publish();
-            if !changed.is_empty() || !cleared.is_empty() {
+            if !seen.changed.is_empty() || !seen.cleared.is_empty() {
                 let mut w = lock_watches(&core);
-                for (b, e, rewritten) in &cleared {
+                for (b, e, rewritten) in &seen.cleared {
                     w.cleared(b, e, |k| rewritten.iter().any(|r| r.as_slice() == k));
                 }
-                for (k, v) in &changed {
+                for (k, v) in &seen.changed {
                     w.changed(k, v.as_deref());
                 }
             }
@@ -326,6 +327,48 @@ impl Pipeline {
         for (reply, result) in answers {
             let _ = reply.send(result);
         }
+    }
+
+    /// Apply the waiting batches: the value log fdatasync'd first (the values are durable before
+    /// any fjall write that points at them can reach the disk), then each batch in order. What a
+    /// watch registered by then must hear of is added to `seen`.
+    fn flush(&mut self, seen: &mut Seen) -> KvResult<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let core = self.core.clone();
+        if let Some(log) = self.vlog.as_mut()
+            && self.staged.iter().any(|s| s.applied.logged)
+        {
+            core.stats.value_log_syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = log.sync() {
+                self.staged.clear();
+                return Err(self.fail_write("value log fdatasync", e));
+            }
+        }
+        for Staged { batch, applied } in std::mem::take(&mut self.staged) {
+            if let Err(e) = batch.commit() {
+                return Err(self.fail_write("write batch", std::io::Error::other(e)));
+            }
+            // Asked after each apply, not once per group: a watch registered before this point
+            // read the value before it and gets this change; one registered after it reads the
+            // new value at registration and fires at once. Asked at the start of the group, a
+            // watch registered during the group missed the changes of the transactions applied
+            // after it.
+            if !lock_watches(&core).is_empty() {
+                for t in &applied.tombstones {
+                    let rewritten: Vec<Vec<u8>> = applied
+                        .overlay
+                        .range(t.begin.clone()..t.end.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    seen.cleared
+                        .push((t.begin.clone(), t.end.clone(), rewritten));
+                }
+                seen.changed.extend(applied.overlay);
+            }
+        }
+        Ok(())
     }
 
     /// Publish a read view at the last durable version: a fresh snapshot and the pending range
@@ -352,7 +395,9 @@ impl Pipeline {
             .any(|p| p.tomb.covers(key) && !p.tomb.keeps(key))
     }
 
-    /// Resolve and apply one transaction (not yet durable).
+    /// Resolve one transaction and build its batch (applied by the next `flush`). Its large
+    /// values are appended to the value log, not yet synced; its range clears become pending now,
+    /// so the transactions after it in the group see them.
     fn commit_one(
         &mut self,
         req: &mut CommitRequest,
@@ -360,7 +405,7 @@ impl Pipeline {
         order: u16,
         stamp: [u8; 10],
         now: Instant,
-    ) -> KvResult<Applied> {
+    ) -> KvResult<(fjall::OwnedWriteBatch, Applied)> {
         let core = self.core.clone();
         if core.poisoned.load(Ordering::SeqCst) {
             return Err(KvError::new(
@@ -404,11 +449,6 @@ impl Pipeline {
                 (None, _) => batch.remove(&core.data, k.clone()),
             }
         }
-        // The values are durable before any fjall write that points at them can reach the disk.
-        if logged && let Some(log) = self.vlog.as_mut() {
-            log.sync()
-                .map_err(|e| self.fail_write("value log fdatasync", e))?;
-        }
         for t in &built.tombstones {
             batch.insert(
                 &core.meta,
@@ -441,11 +481,6 @@ impl Pipeline {
             }
         }
         batch.insert(&core.meta, META_VERSION_KEY, version.to_be_bytes().to_vec());
-        batch.commit().map_err(|e| {
-            core.poisoned.store(true, Ordering::SeqCst);
-            tracing::error!(error = %e, "write to store failed; store is now read-only");
-            KvError::caused_by(KvError::IO_ERROR, "write batch", e)
-        })?;
         for t in &built.tombstones {
             tracing::debug!(version, "range clear pending as a tombstone");
             self.live.push(Pending {
@@ -453,11 +488,15 @@ impl Pipeline {
                 cursor: t.begin.clone(),
             });
         }
-        Ok(Applied {
-            overlay: built.overlay,
-            writes,
-            tombstones: built.tombstones,
-        })
+        Ok((
+            batch,
+            Applied {
+                overlay: built.overlay,
+                writes,
+                tombstones: built.tombstones,
+                logged,
+            },
+        ))
     }
 
     /// Carry out the collector's waiting request, if any.
@@ -642,6 +681,10 @@ impl Pipeline {
         let started = Instant::now();
         let core = self.core.clone();
         let io = |e: fjall::Error| KvError::caused_by(KvError::IO_ERROR, "purge cleared range", e);
+        if core.poisoned.load(Ordering::SeqCst) {
+            // A failed group may have left a range clear pending that never became durable.
+            return Err(KvError::new(KvError::IO_ERROR, "store failed earlier"));
+        }
         let Some(p) = self.live.first_mut() else {
             return Ok(false);
         };
@@ -724,11 +767,40 @@ struct Built {
     tombstones: Vec<Arc<Tombstone>>,
 }
 
-/// A transaction applied (not yet durable).
+/// A transaction resolved (its batch not yet applied).
 struct Applied {
     overlay: Overlay,
     writes: Vec<KeyRange>,
     tombstones: Vec<Arc<Tombstone>>,
+    /// Whether its batch points at values appended to the value log.
+    logged: bool,
+}
+
+/// A resolved transaction's batch, waiting for the value log's sync.
+struct Staged {
+    batch: fjall::OwnedWriteBatch,
+    applied: Applied,
+}
+
+/// What a group's applied batches changed, kept for the watches registered while it ran.
+#[derive(Default)]
+struct Seen {
+    changed: Vec<(Vec<u8>, Option<Bytes>)>,
+    cleared: Vec<ClearedRange>,
+}
+
+/// Whether folding these mutations reads the store's head: an atomic operation's base (not the
+/// versionstamp operations, which read nothing) or the keys a small range clear deletes one by
+/// one.
+fn reads_head(mutations: &[Mutation]) -> bool {
+    mutations.iter().any(|m| match m {
+        Mutation::ClearRange(..) => true,
+        Mutation::Atomic(_, _, op) => !matches!(
+            op,
+            MutationType::SetVersionstampedKey | MutationType::SetVersionstampedValue
+        ),
+        Mutation::Set(..) | Mutation::Clear(..) => false,
+    })
 }
 
 #[cfg(test)]
