@@ -340,8 +340,13 @@ impl Pipeline {
         if let Some(log) = self.vlog.as_mut()
             && self.staged.iter().any(|s| s.applied.logged)
         {
-            core.stats.value_log_syncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = log.sync() {
+            let written = if core.options.fsync {
+                core.stats.value_log_syncs.fetch_add(1, Ordering::Relaxed);
+                log.sync()
+            } else {
+                log.write()
+            };
+            if let Err(e) = written {
                 self.staged.clear();
                 return Err(self.fail_write("value log fdatasync", e));
             }

@@ -417,6 +417,12 @@ impl ValueLog {
         Ok(())
     }
 
+    /// Write what was appended, readable but not necessarily durable (a store opened without
+    /// fsync).
+    pub(crate) fn write(&mut self) -> io::Result<()> {
+        self.write_buffered()
+    }
+
     fn write_buffered(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
