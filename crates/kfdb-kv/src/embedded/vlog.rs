@@ -173,22 +173,24 @@ impl Reader {
             let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
             files.get(&p.segment).cloned()
         };
+        // A store fault: logged where it is found (with the place), answered as an I/O error.
         let Some(file) = file else {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("value log segment {} is gone", p.segment),
-            ));
+            let e = format!("value log segment {} is gone", p.segment);
+            tracing::error!(segment = p.segment, "{e}");
+            return Err(io::Error::new(io::ErrorKind::NotFound, e));
         };
         let mut buf = vec![0u8; p.len as usize];
-        file.read_exact_at(&mut buf, p.offset as u64)?;
+        if let Err(e) = file.read_exact_at(&mut buf, p.offset as u64) {
+            tracing::error!(segment = p.segment, offset = p.offset, len = p.len, error = %e, "value log read failed");
+            return Err(e);
+        }
         if crc32fast::hash(&buf) != p.crc {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "value log segment {} at {}: {} bytes do not match their checksum",
-                    p.segment, p.offset, p.len
-                ),
-            ));
+            let e = format!(
+                "value log segment {} at {}: {} bytes do not match their checksum",
+                p.segment, p.offset, p.len
+            );
+            tracing::error!(segment = p.segment, "{e}");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         Ok(Bytes::from(buf))
     }
