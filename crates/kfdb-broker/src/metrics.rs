@@ -37,6 +37,9 @@ pub struct Metrics {
     store_commits: IntGauge,
     store_conflicts: IntGauge,
     store_fsyncs: IntGauge,
+    store_value_log_syncs: IntGauge,
+    store_value_log_segments: IntGauge,
+    store_value_log_bytes: IntGauge,
     store_retries: IntGauge,
     cache_hits: IntGauge,
     cache_misses: IntGauge,
@@ -201,6 +204,18 @@ impl Metrics {
                 "kfdb_store_fsyncs_total",
                 "fsyncs of commit groups (embedded store)",
             )?,
+            store_value_log_syncs: gauge(
+                "kfdb_store_value_log_syncs_total",
+                "fdatasyncs of the value log (embedded store)",
+            )?,
+            store_value_log_segments: gauge(
+                "kfdb_store_value_log_segments",
+                "Segment files of the value log (embedded store)",
+            )?,
+            store_value_log_bytes: gauge(
+                "kfdb_store_value_log_bytes",
+                "Bytes in the value log's segment files, live and not yet collected (embedded store)",
+            )?,
             store_retries: gauge(
                 "kfdb_store_retries_total",
                 "Transaction retries by the retry loop",
@@ -255,6 +270,9 @@ impl Metrics {
             Box::new(m.store_commits.clone()),
             Box::new(m.store_conflicts.clone()),
             Box::new(m.store_fsyncs.clone()),
+            Box::new(m.store_value_log_syncs.clone()),
+            Box::new(m.store_value_log_segments.clone()),
+            Box::new(m.store_value_log_bytes.clone()),
             Box::new(m.store_retries.clone()),
             Box::new(m.cache_hits.clone()),
             Box::new(m.cache_misses.clone()),
@@ -301,6 +319,15 @@ impl Metrics {
             self.store_commits.set(commits as i64);
             self.store_conflicts.set(conflicts as i64);
             self.store_fsyncs.set(fsyncs as i64);
+        }
+        if let (Some(syncs), Some(segments), Some(bytes)) = (
+            store.value_log_syncs,
+            store.value_log_segments,
+            store.value_log_bytes,
+        ) {
+            self.store_value_log_syncs.set(syncs as i64);
+            self.store_value_log_segments.set(segments as i64);
+            self.store_value_log_bytes.set(bytes as i64);
         }
         self.store_retries.set(store.retries as i64);
         let c = log.compactor().stats();

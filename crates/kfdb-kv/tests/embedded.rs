@@ -468,6 +468,12 @@ async fn large_values_live_in_the_value_log() {
         entries >= 11 && bytes >= 900_000,
         "{entries} entries, {bytes} bytes"
     );
+    let stats = db.as_embedded().unwrap().stats();
+    assert!(stats.value_log_segments >= 1, "{stats:?}");
+    assert_eq!(
+        stats.value_log_bytes, logged,
+        "the stats count the files' bytes"
+    );
 }
 
 /// A logged value whose bytes were damaged on disk is a store fault (I/O error) for its reader

@@ -178,6 +178,12 @@ pub struct StoreStats {
     pub conflicts: Option<u64>,
     /// See `commits`.
     pub fsyncs: Option<u64>,
+    /// Embedded store only: fdatasyncs of the value log, its segment files and their bytes.
+    pub value_log_syncs: Option<u64>,
+    /// See `value_log_syncs`.
+    pub value_log_segments: Option<u64>,
+    /// See `value_log_syncs`.
+    pub value_log_bytes: Option<u64>,
 }
 
 /// The data model over one database: the facade the broker holds. Share it as `Arc<Log>`.
@@ -444,6 +450,9 @@ impl Log {
             commits: embedded.map(|s| s.commits),
             conflicts: embedded.map(|s| s.conflicts),
             fsyncs: embedded.map(|s| s.fsyncs),
+            value_log_syncs: embedded.map(|s| s.value_log_syncs),
+            value_log_segments: embedded.map(|s| s.value_log_segments),
+            value_log_bytes: embedded.map(|s| s.value_log_bytes),
         }
     }
 

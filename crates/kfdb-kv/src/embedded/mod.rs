@@ -167,6 +167,10 @@ pub struct EmbeddedStats {
     /// fdatasyncs of the value log (at most one per group, only when its transactions logged
     /// values, plus one per applied batch run that must precede a read of the store's head).
     pub value_log_syncs: u64,
+    /// Segment files of the value log (0 in a store without one).
+    pub value_log_segments: u64,
+    /// Their bytes, live and dead (the collector gives dead ones back).
+    pub value_log_bytes: u64,
     /// Range clears pending as tombstones (not yet fully deleted).
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
@@ -449,12 +453,20 @@ impl EmbeddedDatabase {
     /// Counters since the store was opened.
     pub fn stats(&self) -> EmbeddedStats {
         let c = &self.handle.core.stats;
+        let (value_log_segments, value_log_bytes) = self
+            .handle
+            .core
+            .values
+            .as_ref()
+            .map_or((0, 0), |r| r.usage());
         EmbeddedStats {
             commits: c.commits.load(Ordering::Relaxed),
             conflicts: c.conflicts.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             value_log_syncs: c.value_log_syncs.load(Ordering::Relaxed),
+            value_log_segments,
+            value_log_bytes,
             range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
             purged_keys: c.purged_keys.load(Ordering::Relaxed),
             memtables_sealed: c.memtables_sealed.load(Ordering::Relaxed),

@@ -247,6 +247,17 @@ impl Reader {
         files.keys().copied().collect()
     }
 
+    /// How many segment files the log has, and their bytes (for metrics).
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
+        let bytes = files
+            .values()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        (files.len() as u64, bytes)
+    }
+
     /// The segment being appended to, if any (never removed).
     pub(crate) fn active_segment(&self) -> Option<u64> {
         match self.shared.active.load(Ordering::Acquire) {
