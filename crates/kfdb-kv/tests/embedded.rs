@@ -38,17 +38,19 @@ async fn data_and_versions_survive_reopen() {
     assert!(db.as_embedded().unwrap().committed_version() > before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_commits_share_fsyncs() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path(), EmbeddedOptions::default());
+/// 64 tasks at once, each running `commit(db, task, n)` for n in 0..4, one after another: 256
+/// concurrent commits for the pipeline to group.
+async fn commit_from_64_tasks<F, Fut>(db: &Database, commit: F)
+where
+    F: Fn(Database, u32, u32) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let tasks: Vec<_> = (0..64u32)
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
                 for j in 0..4u32 {
-                    let key = format!("g/{i}/{j}").into_bytes();
-                    set(&db, &key, b"x").await;
+                    commit(db.clone(), i, j).await;
                 }
             })
         })
@@ -56,6 +58,16 @@ async fn concurrent_commits_share_fsyncs() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), EmbeddedOptions::default());
+    commit_from_64_tasks(&db, |db, i, j| async move {
+        set(&db, format!("g/{i}/{j}").as_bytes(), b"x").await;
+    })
+    .await;
     let stats = db.as_embedded().unwrap().stats();
     assert_eq!(stats.commits, 256);
     assert!(
@@ -73,34 +85,25 @@ async fn concurrent_commits_share_fsyncs() {
 async fn a_group_shares_the_value_log_sync_and_reads_its_own_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), EmbeddedOptions::default());
-    let tasks: Vec<_> = (0..64u32)
-        .map(|i| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                for j in 0..4u32 {
-                    db.run(|tx, _| async move {
-                        let value = vec![(i * 4 + j) as u8; 2_000];
-                        tx.set(format!("big/{i:02}/{j}").as_bytes(), &value);
-                        // The previous task's last row: usually written in this same group.
-                        let prev = (i + 63) % 64;
-                        if j == 3 {
-                            tx.atomic_op(b"count", &1u64.to_le_bytes(), kfdb_kv::MutationType::Add);
-                            tx.clear_range(
-                                format!("big/{prev:02}/3").as_bytes(),
-                                format!("big/{prev:02}/4").as_bytes(),
-                            );
-                        }
-                        Ok::<_, KvError>(())
-                    })
-                    .await
-                    .unwrap();
-                }
-            })
+    commit_from_64_tasks(&db, |db, i, j| async move {
+        db.run(|tx, _| async move {
+            let value = vec![(i * 4 + j) as u8; 2_000];
+            tx.set(format!("big/{i:02}/{j}").as_bytes(), &value);
+            // The previous task's last row: usually written in this same group.
+            let prev = (i + 63) % 64;
+            if j == 3 {
+                tx.atomic_op(b"count", &1u64.to_le_bytes(), kfdb_kv::MutationType::Add);
+                tx.clear_range(
+                    format!("big/{prev:02}/3").as_bytes(),
+                    format!("big/{prev:02}/4").as_bytes(),
+                );
+            }
+            Ok::<_, KvError>(())
         })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+        .await
+        .unwrap();
+    })
+    .await;
     let stats = db.as_embedded().unwrap().stats();
     assert_eq!(stats.commits, 256);
     assert!(

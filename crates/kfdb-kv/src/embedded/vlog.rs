@@ -167,30 +167,41 @@ impl Reader {
     }
 
     /// The value `p` points at; `InvalidData` if its bytes do not match the pointer's CRC32,
-    /// `NotFound` if its segment is gone.
+    /// `NotFound` if its segment is gone. Each is a store fault: logged here, where the place is
+    /// known, and answered as an I/O error.
     pub(crate) fn read(&self, p: &Pointer) -> io::Result<Bytes> {
+        self.read_checked(p).inspect_err(|e| {
+            tracing::error!(
+                segment = p.segment,
+                offset = p.offset,
+                len = p.len,
+                error = %e,
+                "value log read failed"
+            )
+        })
+    }
+
+    fn read_checked(&self, p: &Pointer) -> io::Result<Bytes> {
         let file = {
             let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
             files.get(&p.segment).cloned()
         };
-        // A store fault: logged where it is found (with the place), answered as an I/O error.
         let Some(file) = file else {
-            let e = format!("value log segment {} is gone", p.segment);
-            tracing::error!(segment = p.segment, "{e}");
-            return Err(io::Error::new(io::ErrorKind::NotFound, e));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("value log segment {} is gone", p.segment),
+            ));
         };
         let mut buf = vec![0u8; p.len as usize];
-        if let Err(e) = file.read_exact_at(&mut buf, p.offset as u64) {
-            tracing::error!(segment = p.segment, offset = p.offset, len = p.len, error = %e, "value log read failed");
-            return Err(e);
-        }
+        file.read_exact_at(&mut buf, p.offset as u64)?;
         if crc32fast::hash(&buf) != p.crc {
-            let e = format!(
-                "value log segment {} at {}: {} bytes do not match their checksum",
-                p.segment, p.offset, p.len
-            );
-            tracing::error!(segment = p.segment, "{e}");
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "value log segment {} at {}: {} bytes do not match their checksum",
+                    p.segment, p.offset, p.len
+                ),
+            ));
         }
         Ok(Bytes::from(buf))
     }
@@ -248,10 +259,14 @@ impl Reader {
     }
 
     /// How many segment files the log has, and their bytes (for metrics).
+    /// The files are stat'ed outside the lock, which the commit thread takes to add a segment.
     pub(crate) fn usage(&self) -> (u64, u64) {
-        let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
+        let files: Vec<Arc<File>> = {
+            let files = self.shared.files.read().unwrap_or_else(|e| e.into_inner());
+            files.values().cloned().collect()
+        };
         let bytes = files
-            .values()
+            .iter()
             .filter_map(|f| f.metadata().ok())
             .map(|m| m.len())
             .sum();
