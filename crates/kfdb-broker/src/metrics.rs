@@ -40,6 +40,9 @@ pub struct Metrics {
     store_value_log_syncs: IntGauge,
     store_value_log_segments: IntGauge,
     store_value_log_bytes: IntGauge,
+    store_value_log_segments_removed: IntGauge,
+    store_value_log_values_moved: IntGauge,
+    store_value_log_bytes_moved: IntGauge,
     store_retries: IntGauge,
     cache_hits: IntGauge,
     cache_misses: IntGauge,
@@ -216,6 +219,18 @@ impl Metrics {
                 "kfdb_store_value_log_bytes",
                 "Bytes in the value log's segment files, live and not yet collected (embedded store)",
             )?,
+            store_value_log_segments_removed: gauge(
+                "kfdb_store_value_log_segments_removed_total",
+                "Value log segments the collector deleted (embedded store)",
+            )?,
+            store_value_log_values_moved: gauge(
+                "kfdb_store_value_log_values_moved_total",
+                "Live values the value log's collector moved out of mostly dead segments (embedded store)",
+            )?,
+            store_value_log_bytes_moved: gauge(
+                "kfdb_store_value_log_bytes_moved_total",
+                "Bytes of the values the value log's collector moved (embedded store)",
+            )?,
             store_retries: gauge(
                 "kfdb_store_retries_total",
                 "Transaction retries by the retry loop",
@@ -273,6 +288,9 @@ impl Metrics {
             Box::new(m.store_value_log_syncs.clone()),
             Box::new(m.store_value_log_segments.clone()),
             Box::new(m.store_value_log_bytes.clone()),
+            Box::new(m.store_value_log_segments_removed.clone()),
+            Box::new(m.store_value_log_values_moved.clone()),
+            Box::new(m.store_value_log_bytes_moved.clone()),
             Box::new(m.store_retries.clone()),
             Box::new(m.cache_hits.clone()),
             Box::new(m.cache_misses.clone()),
@@ -328,6 +346,15 @@ impl Metrics {
             self.store_value_log_syncs.set(syncs as i64);
             self.store_value_log_segments.set(segments as i64);
             self.store_value_log_bytes.set(bytes as i64);
+        }
+        if let (Some(removed), Some(moved), Some(moved_bytes)) = (
+            store.value_log_segments_removed,
+            store.value_log_values_moved,
+            store.value_log_bytes_moved,
+        ) {
+            self.store_value_log_segments_removed.set(removed as i64);
+            self.store_value_log_values_moved.set(moved as i64);
+            self.store_value_log_bytes_moved.set(moved_bytes as i64);
         }
         self.store_retries.set(store.retries as i64);
         let c = log.compactor().stats();

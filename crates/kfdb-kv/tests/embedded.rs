@@ -592,6 +592,11 @@ async fn the_value_log_gives_back_the_space_of_dead_values() {
         })
         .await;
         assert!(value_log_bytes(dir.path()) < before / 2);
+        // The eight segments that kept one live value each had it moved first.
+        let stats = db.as_embedded().unwrap().stats();
+        assert!(stats.value_log_segments_removed >= 10, "{stats:?}");
+        assert!(stats.value_log_values_moved >= 8, "{stats:?}");
+        assert!(stats.value_log_bytes_moved >= 8 * 50_000, "{stats:?}");
         check_big(&db, (0..60).filter(|n| kept(*n))).await;
         let tx = db.create_transaction().unwrap();
         for n in (0..60).filter(|n| !kept(*n)) {

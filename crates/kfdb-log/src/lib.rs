@@ -184,6 +184,13 @@ pub struct StoreStats {
     pub value_log_segments: Option<u64>,
     /// See `value_log_syncs`.
     pub value_log_bytes: Option<u64>,
+    /// Embedded store only: the value log's collector: segments deleted, live values moved out
+    /// of mostly dead segments and their bytes.
+    pub value_log_segments_removed: Option<u64>,
+    /// See `value_log_segments_removed`.
+    pub value_log_values_moved: Option<u64>,
+    /// See `value_log_segments_removed`.
+    pub value_log_bytes_moved: Option<u64>,
 }
 
 /// The data model over one database: the facade the broker holds. Share it as `Arc<Log>`.
@@ -453,6 +460,9 @@ impl Log {
             value_log_syncs: embedded.map(|s| s.value_log_syncs),
             value_log_segments: embedded.map(|s| s.value_log_segments),
             value_log_bytes: embedded.map(|s| s.value_log_bytes),
+            value_log_segments_removed: embedded.map(|s| s.value_log_segments_removed),
+            value_log_values_moved: embedded.map(|s| s.value_log_values_moved),
+            value_log_bytes_moved: embedded.map(|s| s.value_log_bytes_moved),
         }
     }
 

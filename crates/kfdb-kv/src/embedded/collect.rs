@@ -113,8 +113,14 @@ impl State {
             .partition(|(_, at)| now.duration_since(*at) >= grace);
         self.doomed = later;
         for (id, _) in due {
-            if let Err(e) = self.reader.remove(id) {
-                self.warn(&e, "removing a collected value log segment");
+            match self.reader.remove(id) {
+                Ok(()) => {
+                    self.core
+                        .stats
+                        .value_log_segments_removed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => self.warn(&e, "removing a collected value log segment"),
             }
             self.walked.remove(&id);
         }

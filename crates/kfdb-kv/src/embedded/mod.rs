@@ -148,6 +148,9 @@ pub(crate) struct Counters {
     pub(crate) groups: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
     pub(crate) value_log_syncs: AtomicU64,
+    pub(crate) value_log_segments_removed: AtomicU64,
+    pub(crate) value_log_values_moved: AtomicU64,
+    pub(crate) value_log_bytes_moved: AtomicU64,
     pub(crate) range_tombstones: AtomicU64,
     pub(crate) purged_keys: AtomicU64,
     pub(crate) memtables_sealed: AtomicU64,
@@ -171,6 +174,11 @@ pub struct EmbeddedStats {
     pub value_log_segments: u64,
     /// Their bytes, live and dead (the collector gives dead ones back).
     pub value_log_bytes: u64,
+    /// Segments the collector deleted (nothing pointed into them any more).
+    pub value_log_segments_removed: u64,
+    /// Live values the collector moved out of mostly dead segments, and their bytes.
+    pub value_log_values_moved: u64,
+    pub value_log_bytes_moved: u64,
     /// Range clears pending as tombstones (not yet fully deleted).
     pub range_tombstones: u64,
     /// Keys deleted by tombstone purge steps.
@@ -467,6 +475,9 @@ impl EmbeddedDatabase {
             value_log_syncs: c.value_log_syncs.load(Ordering::Relaxed),
             value_log_segments,
             value_log_bytes,
+            value_log_segments_removed: c.value_log_segments_removed.load(Ordering::Relaxed),
+            value_log_values_moved: c.value_log_values_moved.load(Ordering::Relaxed),
+            value_log_bytes_moved: c.value_log_bytes_moved.load(Ordering::Relaxed),
             range_tombstones: c.range_tombstones.load(Ordering::Relaxed),
             purged_keys: c.purged_keys.load(Ordering::Relaxed),
             memtables_sealed: c.memtables_sealed.load(Ordering::Relaxed),

@@ -535,7 +535,7 @@ impl Pipeline {
         };
         let reader = log.reader();
         let mut batch = core.db.batch();
-        let mut moved = 0;
+        let (mut moved, mut bytes) = (0, 0);
         for (key, walked) in visible {
             let stored = core.data.get(&key).map_err(std::io::Error::other)?;
             let Some(old) = stored
@@ -549,6 +549,7 @@ impl Pipeline {
             let p = log.append(&key, &value)?;
             batch.insert(&core.data, key.to_vec(), vlog::tag_pointer(&p));
             moved += 1;
+            bytes += value.len() as u64;
         }
         if moved == 0 {
             return Ok(0);
@@ -567,6 +568,13 @@ impl Pipeline {
             return Err(e);
         }
         self.publish();
+        let stats = &core.stats;
+        stats
+            .value_log_values_moved
+            .fetch_add(moved as u64, Ordering::Relaxed);
+        stats
+            .value_log_bytes_moved
+            .fetch_add(bytes, Ordering::Relaxed);
         Ok(moved)
     }
 
