@@ -331,30 +331,30 @@ impl Metrics {
                 .set(n as i64);
         }
         let store = log.store_stats();
-        if let (Some(commits), Some(conflicts), Some(fsyncs)) =
-            (store.commits, store.conflicts, store.fsyncs)
-        {
-            self.store_commits.set(commits as i64);
-            self.store_conflicts.set(conflicts as i64);
-            self.store_fsyncs.set(fsyncs as i64);
-        }
-        if let (Some(syncs), Some(segments), Some(bytes)) = (
-            store.value_log_syncs,
-            store.value_log_segments,
-            store.value_log_bytes,
-        ) {
-            self.store_value_log_syncs.set(syncs as i64);
-            self.store_value_log_segments.set(segments as i64);
-            self.store_value_log_bytes.set(bytes as i64);
-        }
-        if let (Some(removed), Some(moved), Some(moved_bytes)) = (
-            store.value_log_segments_removed,
-            store.value_log_values_moved,
-            store.value_log_bytes_moved,
-        ) {
-            self.store_value_log_segments_removed.set(removed as i64);
-            self.store_value_log_values_moved.set(moved as i64);
-            self.store_value_log_bytes_moved.set(moved_bytes as i64);
+        // Embedded store only (`None` on FoundationDB: the gauges stay 0).
+        for (gauge, value) in [
+            (&self.store_commits, store.commits),
+            (&self.store_conflicts, store.conflicts),
+            (&self.store_fsyncs, store.fsyncs),
+            (&self.store_value_log_syncs, store.value_log_syncs),
+            (&self.store_value_log_segments, store.value_log_segments),
+            (&self.store_value_log_bytes, store.value_log_bytes),
+            (
+                &self.store_value_log_segments_removed,
+                store.value_log_segments_removed,
+            ),
+            (
+                &self.store_value_log_values_moved,
+                store.value_log_values_moved,
+            ),
+            (
+                &self.store_value_log_bytes_moved,
+                store.value_log_bytes_moved,
+            ),
+        ] {
+            if let Some(v) = value {
+                gauge.set(v as i64);
+            }
         }
         self.store_retries.set(store.retries as i64);
         let c = log.compactor().stats();
