@@ -141,12 +141,17 @@ impl State {
 
     /// The segment to walk now, if any.
     fn pick(&self, now: Instant) -> Option<u64> {
+        // Not the active segment, nor one closed by a group whose batches are not written yet
+        // (its newest values would look dead).
         let active = self.reader.active_segment();
+        let settled = self.reader.settled_below();
         let candidates: Vec<u64> = self
             .reader
             .segments()
             .into_iter()
-            .filter(|id| Some(*id) != active && !self.doomed.iter().any(|(d, _)| d == id))
+            .filter(|id| {
+                *id < settled && Some(*id) != active && !self.doomed.iter().any(|(d, _)| d == id)
+            })
             .collect();
         let hinted = candidates.iter().copied().find(|id| {
             let size = self.walked.get(id).map_or(0, |(_, size)| *size);

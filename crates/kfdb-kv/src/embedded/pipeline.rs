@@ -373,6 +373,9 @@ impl Pipeline {
                 seen.changed.extend(applied.overlay);
             }
         }
+        if let Some(log) = &self.vlog {
+            log.settle();
+        }
         Ok(())
     }
 
@@ -567,6 +570,7 @@ impl Pipeline {
             tracing::error!(error = %e, "moving logged values failed; store is now read-only");
             return Err(e);
         }
+        log.settle();
         self.publish();
         let stats = &core.stats;
         stats

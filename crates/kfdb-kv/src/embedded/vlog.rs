@@ -150,6 +150,10 @@ struct Shared {
     files: RwLock<BTreeMap<u64, Arc<File>>>,
     /// The segment being appended to (`u64::MAX`: none yet).
     active: AtomicU64,
+    /// Segments below this id are settled: every pointer into them that will ever be written to
+    /// fjall has been ([`ValueLog::settle`]). A segment closed while its group is still being
+    /// resolved is not: its newest entries look dead to a walk until the group's batches land.
+    settled: AtomicU64,
     /// Bytes known to have died per segment since it was last walked (from deletions that read
     /// the pointers they delete): the collector walks such segments first.
     dead_hints: Mutex<HashMap<u64, u64>>,
@@ -295,6 +299,11 @@ impl Reader {
         (files.len() as u64, bytes)
     }
 
+    /// Segments below this id may be walked and collected (see `Shared::settled`).
+    pub(crate) fn settled_below(&self) -> u64 {
+        self.shared.settled.load(Ordering::Acquire)
+    }
+
     /// The segment being appended to, if any (never removed).
     pub(crate) fn active_segment(&self) -> Option<u64> {
         match self.shared.active.load(Ordering::Acquire) {
@@ -420,6 +429,7 @@ impl ValueLog {
                     dir: dir.to_path_buf(),
                     files: RwLock::new(files),
                     active: AtomicU64::new(u64::MAX),
+                    settled: AtomicU64::new(next_id),
                     dead_hints: Mutex::new(HashMap::new()),
                 }),
             },
@@ -488,9 +498,23 @@ impl ValueLog {
     }
 
     /// Write what was appended, readable but not necessarily durable (a store opened without
-    /// fsync).
+    /// fsync). Closed segments need no sync then: their writers are let go (a collected
+    /// segment's space is only given back once no descriptor holds it).
     pub(crate) fn write(&mut self) -> io::Result<()> {
-        self.write_buffered()
+        self.write_buffered()?;
+        self.closed.clear();
+        Ok(())
+    }
+
+    /// Everything appended so far is now pointed at from fjall (or belongs to a transaction that
+    /// failed): the segments before the active one may be walked by the collector. Called by the
+    /// commit thread once a group's batches (or a relocation's) are written.
+    pub(crate) fn settle(&self) {
+        let below = self.active.as_ref().map_or(self.next_id, |a| a.id);
+        self.reader
+            .shared
+            .settled
+            .fetch_max(below, Ordering::AcqRel);
     }
 
     fn write_buffered(&mut self) -> io::Result<()> {
@@ -556,6 +580,8 @@ impl ValueLog {
             .create_new(true)
             .write(true)
             .open(&path)?;
+        // Taken now: if opening it again fails, the next try creates the next id, not this one.
+        self.next_id += 1;
         let direct = if self.direct {
             match OpenOptions::new()
                 .write(true)
@@ -563,12 +589,17 @@ impl ValueLog {
                 .open(&path)
             {
                 Ok(direct) => Some(Arc::new(direct)),
-                Err(e) => {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     tracing::info!(
                         error = %e,
                         "the value log's file system refuses O_DIRECT; writing through the page cache"
                     );
                     self.direct = false;
+                    None
+                }
+                Err(e) => {
+                    // Out of descriptors, say: this segment is written through the page cache.
+                    tracing::warn!(error = %e, segment = id, "could not open the value log segment for direct writes");
                     None
                 }
             }
@@ -586,7 +617,6 @@ impl ValueLog {
             files.insert(id, file.clone());
         }
         self.reader.shared.active.store(id, Ordering::Release);
-        self.next_id += 1;
         self.dir_dirty = true;
         self.lead = 0;
         self.buf.clear();
@@ -754,6 +784,45 @@ mod tests {
         check(&log.reader());
         drop(log);
         check(&ValueLog::open(dir.path(), 64 << 20).unwrap().reader());
+    }
+
+    #[test]
+    fn a_segment_closed_under_a_group_in_flight_is_settled_only_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let mut log = ValueLog::open(dir.path(), 100).unwrap();
+        let reader = log.reader();
+        assert_eq!(
+            reader.settled_below(),
+            0,
+            "an empty log has nothing to settle"
+        );
+        log.append(&key(1), &value(1, 60)).unwrap();
+        log.sync().unwrap();
+        log.settle();
+        assert_eq!(
+            reader.settled_below(),
+            0,
+            "segment 0 is still the active one"
+        );
+        // The next group's value closes segment 0 and starts 1; its batch is not written yet.
+        let p = log.append(&key(2), &value(2, 60)).unwrap();
+        assert_eq!(p.segment, 1);
+        log.sync().unwrap();
+        assert_eq!(
+            reader.settled_below(),
+            0,
+            "closed, but its group is in flight"
+        );
+        log.settle();
+        assert_eq!(reader.settled_below(), 1);
+        drop(log);
+        let again = ValueLog::open(dir.path(), 100).unwrap();
+        assert_eq!(
+            again.reader().settled_below(),
+            2,
+            "after a reopen all are settled"
+        );
     }
 
     #[test]
