@@ -31,6 +31,8 @@ fn junk_value(n: u64) -> Vec<u8> {
 fn options() -> EmbeddedOptions {
     EmbeddedOptions {
         value_log_segment_bytes: 256 * 1024,
+        // Groups of a few transactions write their whole blocks with O_DIRECT, as large ones do.
+        value_log_direct_min: 8 * 1024,
         value_log_collect_every: Duration::from_millis(20),
         value_log_grace: Duration::from_millis(100),
         value_log_rewalk: Duration::from_millis(100),

@@ -68,6 +68,9 @@ pub struct EmbeddedOptions {
     pub offload_reads: bool,
     /// Size at which a value log segment is closed and the next started.
     pub value_log_segment_bytes: u64,
+    /// The fewest bytes of whole 4 KiB blocks a value log write sends with `O_DIRECT` (fewer go
+    /// through the page cache). Smaller only in tests that want direct writes on small loads.
+    pub value_log_direct_min: usize,
     /// The value log's collector: time between its steps (each walks at most one segment).
     pub value_log_collect_every: Duration,
     /// From deciding a value log segment is dead to deleting it: longer than any transaction may
@@ -89,6 +92,7 @@ impl Default for EmbeddedOptions {
             fsync: true,
             offload_reads: true,
             value_log_segment_bytes: vlog::SEGMENT_BYTES,
+            value_log_direct_min: vlog::DIRECT_MIN,
             value_log_collect_every: collect::Timing::default().every,
             value_log_grace: collect::Timing::default().grace,
             value_log_rewalk: collect::Timing::default().rewalk,
@@ -312,7 +316,8 @@ impl EmbeddedDatabase {
         let log = if vlog::of_store(path).map_err(|e| io_error("mark data directory", e))? {
             Some(
                 vlog::ValueLog::open(&path.join("vlog"), options.value_log_segment_bytes)
-                    .map_err(|e| io_error("open value log", e))?,
+                    .map_err(|e| io_error("open value log", e))?
+                    .with_direct_min(options.value_log_direct_min),
             )
         } else {
             None

@@ -51,7 +51,7 @@ const DIRECT_ALIGN: usize = 4096;
 /// The fewest whole blocks' bytes written directly; fewer (a commit group of a few records) go
 /// through the page cache: a direct write waits for the device, and all writes direct doubled
 /// the p99 at 20,000 records/s (docs/benchmarks.md).
-const DIRECT_MIN: usize = 256 * 1024;
+pub(crate) const DIRECT_MIN: usize = 256 * 1024;
 
 /// Bytes waiting to be written, aligned for a direct write.
 type WriteBuf = AVec<u8, ConstAlign<DIRECT_ALIGN>>;
@@ -387,6 +387,8 @@ pub(crate) struct ValueLog {
     lead: usize,
     /// Large writes bypass the page cache; false once the file system refused it.
     direct: bool,
+    /// The fewest whole blocks' bytes written directly (`DIRECT_MIN` unless a test says).
+    direct_min: usize,
     /// Bytes written bypassing the page cache (for tests).
     direct_bytes: u64,
     /// Segments closed since the last `sync` (written, not yet fdatasync'd).
@@ -437,11 +439,18 @@ impl ValueLog {
             active: None,
             buf: WriteBuf::new(DIRECT_ALIGN),
             lead: 0,
+            direct_min: DIRECT_MIN,
             direct_bytes: 0,
             closed: Vec::new(),
             direct,
             dir_dirty: false,
         })
+    }
+
+    /// Send whole blocks directly from `bytes` of them per write on (see `DIRECT_MIN`).
+    pub(crate) fn with_direct_min(mut self, bytes: usize) -> Self {
+        self.direct_min = bytes.max(DIRECT_ALIGN);
+        self
     }
 
     /// A handle for reading by pointer from any thread.
@@ -531,7 +540,7 @@ impl ValueLog {
         let head = ((DIRECT_ALIGN - lead) % DIRECT_ALIGN).min(data.len());
         let blocks = (data.len() - head) / DIRECT_ALIGN * DIRECT_ALIGN;
         let at = active.written;
-        let written = match active.direct.clone().filter(|_| blocks >= DIRECT_MIN) {
+        let written = match active.direct.clone().filter(|_| blocks >= self.direct_min) {
             None => active.writer.write_all_at(data, at),
             Some(direct) => {
                 let (first, rest) = data.split_at(head);
