@@ -389,6 +389,9 @@ pub(crate) struct ValueLog {
     direct: bool,
     /// The fewest whole blocks' bytes written directly (`DIRECT_MIN` unless a test says).
     direct_min: usize,
+    /// A segment could not be opened for direct writes for another reason than EINVAL (logged
+    /// once, not at every segment).
+    direct_warned: bool,
     /// Bytes written bypassing the page cache (for tests).
     direct_bytes: u64,
     /// Segments closed since the last `sync` (written, not yet fdatasync'd).
@@ -440,6 +443,7 @@ impl ValueLog {
             buf: WriteBuf::new(DIRECT_ALIGN),
             lead: 0,
             direct_min: DIRECT_MIN,
+            direct_warned: false,
             direct_bytes: 0,
             closed: Vec::new(),
             direct,
@@ -608,7 +612,14 @@ impl ValueLog {
                 }
                 Err(e) => {
                     // Out of descriptors, say: this segment is written through the page cache.
-                    tracing::warn!(error = %e, segment = id, "could not open the value log segment for direct writes");
+                    if !self.direct_warned {
+                        self.direct_warned = true;
+                        tracing::warn!(
+                            error = %e,
+                            segment = id,
+                            "could not open a value log segment for direct writes; it is written through the page cache (logged once)"
+                        );
+                    }
                     None
                 }
             }
