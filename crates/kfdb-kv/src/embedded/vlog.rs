@@ -369,8 +369,14 @@ struct Active {
     writer: Arc<File>,
     /// Bytes written to the file.
     written: u64,
-    /// Bytes written to the file plus bytes buffered for it.
-    len: u64,
+}
+
+impl Active {
+    /// How far the file's end is into its last 4 KiB block: the filler bytes the write buffer
+    /// starts with, so that its blocks and the file's coincide.
+    fn lead(&self) -> usize {
+        (self.written % DIRECT_ALIGN as u64) as usize
+    }
 }
 
 /// See the module documentation.
@@ -380,11 +386,9 @@ pub(crate) struct ValueLog {
     reader: Reader,
     next_id: u64,
     active: Option<Active>,
-    /// Appended since the last `sync`, not yet written to `active`: from `lead` on (the bytes
-    /// before it only align the buffer with the file's blocks).
+    /// Appended since the last `sync`, not yet written to `active`: after the active segment's
+    /// [`Active::lead`] filler bytes (none without an active segment).
     buf: WriteBuf,
-    /// How far the active segment's end is into its last 4 KiB block when `buf` was started.
-    lead: usize,
     /// Large writes bypass the page cache; false once the file system refused it.
     direct: bool,
     /// The fewest whole blocks' bytes written directly (`DIRECT_MIN` unless a test says).
@@ -441,7 +445,6 @@ impl ValueLog {
             next_id,
             active: None,
             buf: WriteBuf::new(DIRECT_ALIGN),
-            lead: 0,
             direct_min: DIRECT_MIN,
             direct_warned: false,
             direct_bytes: 0,
@@ -457,6 +460,11 @@ impl ValueLog {
         self
     }
 
+    /// Where the active segment ends once the buffer is written.
+    fn end(&self, a: &Active) -> u64 {
+        a.written + (self.buf.len() - a.lead()) as u64
+    }
+
     /// A handle for reading by pointer from any thread.
     pub(crate) fn reader(&self) -> Reader {
         self.reader.clone()
@@ -466,26 +474,25 @@ impl ValueLog {
     /// value's bytes and is valid once `sync` returned.
     pub(crate) fn append(&mut self, key: &[u8], value: &[u8]) -> io::Result<Pointer> {
         let entry = (HEADER + key.len() + value.len()) as u64;
-        let full = self
-            .active
-            .as_ref()
-            .is_none_or(|a| a.len > 0 && a.len + entry > self.segment_bytes);
+        let full = self.active.as_ref().is_none_or(|a| {
+            let end = self.end(a);
+            end > 0 && end + entry > self.segment_bytes
+        });
         if full {
             self.start_segment()?;
         }
-        let Some(active) = self.active.as_mut() else {
+        let Some(active) = self.active.as_ref() else {
             return Err(io::Error::other("value log has no active segment"));
         };
         let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "value log entry over 4 GiB");
         let offset =
-            u32::try_from(active.len + (HEADER + key.len()) as u64).map_err(|_| too_big())?;
+            u32::try_from(self.end(active) + (HEADER + key.len()) as u64).map_err(|_| too_big())?;
         let key_len = u32::try_from(key.len()).map_err(|_| too_big())?;
         let len = u32::try_from(value.len()).map_err(|_| too_big())?;
         self.buf.extend_from_slice(&key_len.to_be_bytes());
         self.buf.extend_from_slice(&len.to_be_bytes());
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
-        active.len += entry;
         Ok(Pointer {
             segment: active.id,
             offset,
@@ -531,14 +538,18 @@ impl ValueLog {
     }
 
     fn write_buffered(&mut self) -> io::Result<()> {
-        if self.buf.len() == self.lead {
+        let Some(active) = self.active.as_mut() else {
+            return if self.buf.is_empty() {
+                Ok(())
+            } else {
+                Err(io::Error::other("value log has no active segment"))
+            };
+        };
+        let lead = active.lead();
+        let data = &self.buf[lead..];
+        if data.is_empty() {
             return Ok(());
         }
-        let Some(active) = self.active.as_mut() else {
-            return Err(io::Error::other("value log has no active segment"));
-        };
-        let lead = self.lead;
-        let data = &self.buf[lead..];
         // Through the page cache up to the file's next block boundary and after its last whole
         // block; the whole blocks between directly, when there are enough of them.
         let head = ((DIRECT_ALIGN - lead) % DIRECT_ALIGN).min(data.len());
@@ -573,10 +584,8 @@ impl ValueLog {
         };
         written?;
         active.written += data.len() as u64;
-        active.len = active.written;
-        self.lead = (active.written % DIRECT_ALIGN as u64) as usize;
         self.buf.clear();
-        self.buf.resize(self.lead, 0);
+        self.buf.resize(active.lead(), 0);
         Ok(())
     }
 
@@ -638,14 +647,12 @@ impl ValueLog {
         }
         self.reader.shared.active.store(id, Ordering::Release);
         self.dir_dirty = true;
-        self.lead = 0;
-        self.buf.clear();
+        self.buf.clear(); // the new segment's lead is 0
         self.active = Some(Active {
             id,
             direct,
             writer: Arc::new(created),
             written: 0,
-            len: 0,
         });
         Ok(())
     }
