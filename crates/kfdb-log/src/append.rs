@@ -85,9 +85,13 @@ pub(crate) async fn append(
     let previous: Mutex<Option<Attempt>> = Mutex::new(None);
     let previous = &previous;
     db.run(|tx, maybe_committed| async move {
-        let (owner, state) = partition::begin_write(&tx, p, settings.node)
-            .await?
-            .ok_or(LogError::UnknownTopic)?;
+        // The partition's prelude and the states of the producers the batches name, in one go.
+        let pids = producer_ids(requests);
+        let (begun, loaded) = futures::try_join!(
+            partition::begin_write(&tx, p, settings.node),
+            partition::read_producers(&tx, p, &pids),
+        )?;
+        let (owner, state) = begun.ok_or(LogError::UnknownTopic)?;
         let before = previous.lock().unwrap_or_else(|e| e.into_inner()).take();
         if maybe_committed.0
             && let Some((before, appended, results)) = before
@@ -106,6 +110,7 @@ pub(crate) async fn append(
         let now = now_ms();
         let append_time = settings.log_append_time.then_some(now);
         let mut plan = Plan::new(state, settings.producer_expiration_ms, now);
+        plan.load_producers(pids.into_iter().zip(loaded));
         let mut written = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
@@ -188,6 +193,18 @@ pub(crate) async fn append(
     .await
 }
 
+/// The distinct producers (idempotent or transactional) whose batches `requests` carry.
+fn producer_ids(requests: &[Request<'_>]) -> Vec<i64> {
+    let mut pids: Vec<i64> = requests
+        .iter()
+        .flat_map(|r| r.batches.iter().map(|b| b.producer_id))
+        .filter(|&pid| pid >= 0)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// A request checked against the partition as the transaction has left it so far.
 enum Checked<'a> {
     /// Appended whole: these batches (duplicates left out), the base offset of a duplicate if
@@ -228,6 +245,15 @@ impl Plan {
         }
     }
 
+    /// Producer states read before the checks; a state older than `producer.id.expiration.ms`
+    /// is treated as absent.
+    fn load_producers(&mut self, loaded: impl IntoIterator<Item = (i64, Option<ProducerState>)>) {
+        for (pid, state) in loaded {
+            let state = state.filter(|s| self.now - s.last_ms <= self.expiration_ms);
+            self.producers.insert(pid, state);
+        }
+    }
+
     /// Check one request's batches in order, with producer states as they will be batch by batch
     /// (a request carrying several batches of one producer is checked in sequence).
     async fn check<'a>(
@@ -253,11 +279,10 @@ impl Plan {
             let entry = match (scratch.get(&pid), self.producers.get(&pid)) {
                 (Some(e), _) | (None, Some(e)) => e.clone(),
                 (None, None) => {
-                    let loaded = partition::read_producer(tx, p, pid, false)
-                        .await?
-                        .filter(|s| self.now - s.last_ms <= self.expiration_ms);
-                    self.producers.insert(pid, loaded.clone());
-                    loaded
+                    // Not read before the checks (every producer of the requests is).
+                    let loaded = partition::read_producer(tx, p, pid, false).await?;
+                    self.load_producers([(pid, loaded)]);
+                    self.producers.get(&pid).cloned().flatten()
                 }
             };
             let check = producer::check(entry.as_ref(), batch);

@@ -62,35 +62,34 @@ pub(crate) async fn begin_write(
     p: PartitionId,
     node: i32,
 ) -> LogResult<Option<(Owner, PartitionState)>> {
-    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
+    let Some((owner, state)) = begin_marker_write(tx, p).await? else {
         return Ok(None);
-    }
-    let owner = match tx.get(&keys::partition_owner(p), false).await? {
-        Some(v) => Owner::decode(&v)?,
-        None => return Err(LogError::NotLeader),
     };
-    if owner.node != node {
-        return Err(LogError::NotLeader);
+    match owner {
+        Some(owner) if owner.node == node => Ok(Some((owner, state))),
+        _ => Err(LogError::NotLeader),
     }
-    let state = read_state(tx, p, false).await?;
-    Ok(Some((owner, state)))
 }
 
 /// The prelude of a transaction marker's write into `p`, whoever leads it: the topic still exists
 /// (`None` if not), the current owner (`None` for a partition nobody has written: epoch 0, no
 /// owner) and the state, all conflicting reads: an append racing the marker conflicts with it.
+/// The three reads are issued together (one round trip on FoundationDB, not three).
 pub(crate) async fn begin_marker_write(
     tx: &Transaction,
     p: PartitionId,
 ) -> LogResult<Option<(Option<Owner>, PartitionState)>> {
-    if tx.get(&keys::topic_meta(p.tid), false).await?.is_none() {
+    let meta_key = keys::topic_meta(p.tid);
+    let owner_key = keys::partition_owner(p);
+    let (meta, owner, state) = futures::try_join!(
+        async { Ok::<_, LogError>(tx.get(&meta_key, false).await?) },
+        async { Ok::<_, LogError>(tx.get(&owner_key, false).await?) },
+        read_state(tx, p, false),
+    )?;
+    if meta.is_none() {
         return Ok(None);
     }
-    let owner = match tx.get(&keys::partition_owner(p), false).await? {
-        Some(v) => Some(Owner::decode(&v)?),
-        None => None,
-    };
-    let state = read_state(tx, p, false).await?;
+    let owner = owner.map(|v| Owner::decode(&v)).transpose()?;
     Ok(Some((owner, state)))
 }
 
@@ -336,6 +335,15 @@ pub(crate) async fn read_producer(
         Some(v) => ProducerState::decode(&v).map(Some),
         None => Ok(None),
     }
+}
+
+/// The stored states of several producers in `p`, read together (conflicting reads).
+pub(crate) async fn read_producers(
+    tx: &Transaction,
+    p: PartitionId,
+    pids: &[i64],
+) -> LogResult<Vec<Option<ProducerState>>> {
+    futures::future::try_join_all(pids.iter().map(|&pid| read_producer(tx, p, pid, false))).await
 }
 
 pub(crate) fn write_producer(tx: &Transaction, p: PartitionId, pid: i64, state: &ProducerState) {
