@@ -26,15 +26,29 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 /// The FoundationDB API version this backend is written against (7.3).
 const API_VERSION: i32 = 730;
 
-/// The network thread of this process, booted by the first [`FdbDatabase::open`] (or the error that
-/// stopped it).
-///
-/// The guard is kept here on purpose and never dropped: statics are not dropped at exit. FoundationDB
-/// allows its network to be set up and stopped only once per process, so dropping the guard while any
-/// clone of a database handle might still be used would leave them all dead with no way back; the
-/// network must run until the process ends. The OS reclaims the thread at exit, as it does for the
-/// official Go binding, which never stops its network either.
-static NETWORK: OnceLock<Result<NetworkAutoStop, KvError>> = OnceLock::new();
+/// Whether this process's network thread was booted (or the error that stopped it), booted by the
+/// first [`FdbDatabase::open`]. FoundationDB allows its network to be set up and stopped only once
+/// per process.
+static NETWORK: OnceLock<Result<(), KvError>> = OnceLock::new();
+
+/// The booted network's guard, until [`stop_network`] drops it. It must be dropped before the
+/// process exits: a kfdb that returned from `main` with the network thread still running was
+/// killed by SIGSEGV in about one exit in ten (libfdb_c's static destructors run beside the
+/// thread; seen as `kfdb exit ... wait_status(11)` in the FoundationDB-mode benchmark).
+static GUARD: Mutex<Option<NetworkAutoStop>> = Mutex::new(None);
+
+/// Set once [`stop_network`] ran: FoundationDB cannot be used again in this process.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stop this process's FoundationDB network thread and wait for it, if it was booted: the last
+/// thing a process does before it exits, once nothing uses a database any more. Afterwards
+/// opening a database fails, and operations on a handle still held never complete.
+pub fn stop_network() {
+    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let guard = GUARD.lock().unwrap_or_else(PoisonError::into_inner).take();
+    // Dropping the guard stops the network and joins its thread.
+    drop(guard);
+}
 
 /// Our error for a FoundationDB error: the same code, FoundationDB's message as context.
 fn kv_error(e: FdbError) -> KvError {
@@ -43,20 +57,24 @@ fn kv_error(e: FdbError) -> KvError {
 
 /// Select the API version and start the network thread, once per process.
 fn ensure_network() -> KvResult<()> {
+    if STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(KvError::new(
+            KvError::CLIENT_INVALID_OPERATION,
+            "the FoundationDB network of this process was stopped",
+        ));
+    }
     let booted = NETWORK.get_or_init(|| {
         let builder = FdbApiBuilder::default()
             .set_runtime_version(API_VERSION)
             .build()
             .map_err(kv_error)?;
-        // SAFETY: `boot` asks that the returned guard be dropped before the program exits. It is
-        // stored in the `NETWORK` static for the life of the process instead (see there): FoundationDB
-        // cannot restart a stopped network, and at exit the OS tears the network thread down.
-        unsafe { builder.boot() }.map_err(kv_error)
+        // SAFETY: `boot` asks that the returned guard be dropped before the program exits: it is
+        // kept in `GUARD` until `stop_network`, which the process calls last.
+        let guard = unsafe { builder.boot() }.map_err(kv_error)?;
+        *GUARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+        Ok(())
     });
-    match booted {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.clone()),
-    }
+    booted.clone()
 }
 
 /// Keys past the user keyspace are clamped to its end (`\xff`), as the embedded backend does, so a

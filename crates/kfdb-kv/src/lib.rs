@@ -102,6 +102,14 @@ macro_rules! on_backend {
     };
 }
 
+/// Stop this process's FoundationDB network thread, if a FoundationDB database was opened: call it
+/// last, after every database handle is dropped (see `fdb::stop_network`). Nothing to do for the
+/// embedded store or without the `fdb` feature.
+pub fn stop_fdb_network() {
+    #[cfg(feature = "fdb")]
+    fdb::stop_network();
+}
+
 impl Database {
     /// Open (or create) the embedded store in `path`.
     pub fn open_embedded(

@@ -1309,6 +1309,10 @@ fn main() -> std::process::ExitCode {
             Command::Store(StoreCommand::Verify { data_dir }) => verify_store(&data_dir),
         }
     });
+    // Everything that used the store is gone with the runtime; a FoundationDB network thread
+    // must be stopped before the process exits.
+    drop(runtime);
+    kfdb_kv::stop_fdb_network();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
