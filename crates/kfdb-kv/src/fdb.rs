@@ -2,8 +2,9 @@
 //! `foundationdb` crate (API version 730) against a real cluster.
 //!
 //! This module owns the process-wide FoundationDB network thread (booted once, on the first
-//! [`FdbDatabase::open`]), the translation of the seam's value types (key selectors, range options,
-//! mutation types) to the crate's, and the bookkeeping the crate leaves to its caller: a commit
+//! [`FdbDatabase::open`]; stopped by [`stop_network`], the last thing the process does), the
+//! translation of the seam's value types (key selectors, range options, mutation types) to the
+//! crate's, and the bookkeeping the crate leaves to its caller: a commit
 //! consumes the crate's transaction, so the shared handle keeps it in a slot and reports use after
 //! commit or cancel the way the embedded backend does.
 //!
