@@ -32,23 +32,50 @@ const API_VERSION: i32 = 730;
 /// per process.
 static NETWORK: OnceLock<Result<(), KvError>> = OnceLock::new();
 
-/// The booted network's guard, until [`stop_network`] drops it. It must be dropped before the
-/// process exits: a kfdb that returned from `main` with the network thread still running was
-/// killed by SIGSEGV in about one exit in ten (libfdb_c's static destructors run beside the
-/// thread; seen as `kfdb exit ... wait_status(11)` in the FoundationDB-mode benchmark).
-static GUARD: Mutex<Option<NetworkAutoStop>> = Mutex::new(None);
+/// The booted network's guard, until [`stop_network`] drops it, and whether it was stopped
+/// (then no network is booted any more). The guard must be dropped before the process exits: a
+/// kfdb that returned from `main` with the network thread still running was killed by SIGSEGV in
+/// about one exit in ten (libfdb_c's static destructors run beside the thread; seen as `kfdb exit
+/// ... wait_status(11)` in the FoundationDB-mode benchmark).
+static GUARD: Mutex<Guard> = Mutex::new(Guard {
+    stopped: false,
+    network: None,
+});
 
-/// Set once [`stop_network`] ran: FoundationDB cannot be used again in this process.
-static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+struct Guard {
+    stopped: bool,
+    network: Option<NetworkAutoStop>,
+}
+
+fn guard() -> MutexGuard<'static, Guard> {
+    GUARD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn stopped_error() -> KvError {
+    KvError::new(
+        KvError::CLIENT_INVALID_OPERATION,
+        "the FoundationDB network of this process was stopped",
+    )
+}
 
 /// Stop this process's FoundationDB network thread and wait for it, if it was booted: the last
 /// thing a process does before it exits, once nothing uses a database any more. Afterwards
-/// opening a database fails, and operations on a handle still held never complete.
+/// opening a database fails, and operations on a handle still held never complete. A failure
+/// of the network thread surfacing here is logged, not raised: the process is ending anyway.
 pub fn stop_network() {
-    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
-    let guard = GUARD.lock().unwrap_or_else(PoisonError::into_inner).take();
-    // Dropping the guard stops the network and joins its thread.
-    drop(guard);
+    let network = {
+        let mut g = guard();
+        g.stopped = true;
+        g.network.take()
+    };
+    if let Some(network) = network {
+        // Dropping the guard stops the network and joins its thread (which panics if the
+        // thread had failed).
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(network)));
+        if dropped.is_err() {
+            tracing::error!("the FoundationDB network thread failed before it was stopped");
+        }
+    }
 }
 
 /// Our error for a FoundationDB error: the same code, FoundationDB's message as context.
@@ -58,21 +85,22 @@ fn kv_error(e: FdbError) -> KvError {
 
 /// Select the API version and start the network thread, once per process.
 fn ensure_network() -> KvResult<()> {
-    if STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(KvError::new(
-            KvError::CLIENT_INVALID_OPERATION,
-            "the FoundationDB network of this process was stopped",
-        ));
+    if guard().stopped {
+        return Err(stopped_error());
     }
     let booted = NETWORK.get_or_init(|| {
+        // Booted under the guard's lock, so a stop cannot slip in between and miss the guard.
+        let mut g = guard();
+        if g.stopped {
+            return Err(stopped_error());
+        }
         let builder = FdbApiBuilder::default()
             .set_runtime_version(API_VERSION)
             .build()
             .map_err(kv_error)?;
         // SAFETY: `boot` asks that the returned guard be dropped before the program exits: it is
         // kept in `GUARD` until `stop_network`, which the process calls last.
-        let guard = unsafe { builder.boot() }.map_err(kv_error)?;
-        *GUARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+        g.network = Some(unsafe { builder.boot() }.map_err(kv_error)?);
         Ok(())
     });
     booted.clone()
