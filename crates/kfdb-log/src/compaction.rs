@@ -42,6 +42,7 @@ use crate::records::{self, RawRecord};
 use crate::tails::Tails;
 use crate::values::{BatchInfo, CleanerState, KeyIndexEntry, PartitionState, TopicMeta};
 use crate::writer::PartitionWriters;
+use crate::written::WrittenPartitions;
 use kfdb_kv::{Database, RangeOption, Transaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -51,8 +52,6 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Records one compaction transaction looks up in the key index (each a read: on FoundationDB,
 /// a transaction must finish within 5 s).
 pub const CHUNK_RECORDS: usize = 2_000;
-/// Topics listed per page when every compacted partition is checked.
-const TOPIC_PAGE: usize = 1_000;
 
 /// Counters of this broker's compaction, for its metrics.
 #[derive(Debug, Default)]
@@ -154,23 +153,12 @@ impl Compactor {
             }
         }
         if all {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.topics.list(after.as_deref(), TOPIC_PAGE).await?;
-                for topic in page
-                    .iter()
-                    .filter(|t| EffectiveConfig::new(&t.configs).compacts())
-                {
-                    for i in 0..topic.partitions {
-                        let p = PartitionId::new(topic.id, i);
-                        if self.leadership.leads(p) {
-                            tally.add(p, self.compact_at(topic, p, now).await);
-                        }
+            let mut partitions = WrittenPartitions::new(self.db.clone(), self.topics.clone());
+            while let Some(page) = partitions.next_page(|p| self.leadership.leads(p)).await? {
+                for (topic, p) in page {
+                    if EffectiveConfig::new(&topic.configs).compacts() {
+                        tally.add(p, self.compact_at(&topic, p, now).await);
                     }
-                }
-                match page.last() {
-                    Some(t) if page.len() == TOPIC_PAGE => after = Some(t.name.clone()),
-                    _ => break,
                 }
             }
         }

@@ -335,7 +335,8 @@ pub(crate) fn cleaner_state(p: PartitionId) -> Vec<u8> {
 }
 
 /// Every partition's metadata (state, owner, producers, open and aborted transactions): what the
-/// producer-expiry sweep walks.
+/// sweeps walk. A partition has keys here only once it has been claimed or written, so a topic
+/// created and never used adds nothing to the walk.
 pub(crate) fn all_partition_metadata() -> KeyRange {
     range_of(&root().subspace(&PART))
 }
@@ -345,14 +346,23 @@ pub(crate) fn all_partition_metadata() -> KeyRange {
 pub(crate) enum PartitionMetaKey {
     /// A producer's state: `(partition, producer id)`.
     Producer(PartitionId, i64),
-    /// Any other partition key (state, owner, open or aborted transactions).
+    /// The partition's state: it has been appended to.
+    State(PartitionId),
+    /// Any other partition key (owner, open or aborted transactions, ...).
     Other,
 }
 
 /// Classify a key of [`all_partition_metadata`].
 pub(crate) fn parse_partition_meta(key: &[u8]) -> LogResult<PartitionMetaKey> {
     let space = root().subspace(&PART);
-    // Producer keys have exactly this shape; every other shape is another kind of key.
+    // Producer and state keys have exactly these shapes; every other shape is another kind of key.
+    if let Ok((tid, partition, kind)) = space.unpack::<(i64, i32, String)>(key) {
+        return Ok(if kind == "state" {
+            PartitionMetaKey::State(PartitionId::new(tid, partition))
+        } else {
+            PartitionMetaKey::Other
+        });
+    }
     match space.unpack::<(i64, i32, String, i64)>(key) {
         Ok((tid, partition, kind, pid)) if kind == "producer" => Ok(PartitionMetaKey::Producer(
             PartitionId::new(tid, partition),
@@ -832,9 +842,13 @@ mod tests {
             parse_partition_meta(&producer_state(q, 9)).unwrap(),
             PartitionMetaKey::Producer(q, 9)
         );
+        assert_eq!(
+            parse_partition_meta(&partition_state(q)).unwrap(),
+            PartitionMetaKey::State(q)
+        );
         for other in [
-            partition_state(q),
             partition_owner(q),
+            cleaner_state(q),
             open_txn(q, 9),
             leader_epoch_start(q, 2),
         ] {

@@ -68,6 +68,7 @@ mod values;
 mod walk;
 mod watchers;
 mod writer;
+mod written;
 
 pub use acls::{AclBinding, Acls};
 pub use append::Condition;

@@ -17,13 +17,12 @@ use crate::leadership::Leadership;
 use crate::partition;
 use crate::tails::Tails;
 use crate::values::{BatchInfo, PartitionState, TopicMeta};
+use crate::written::WrittenPartitions;
 use kfdb_kv::{Database, Transaction};
 use std::sync::Arc;
 
 /// Batch index rows examined per retention transaction.
 const RETENTION_BATCH: usize = 1_000;
-/// Topics listed per page while sweeping.
-const TOPIC_PAGE: usize = 1_000;
 
 /// See the module documentation.
 pub struct Retention {
@@ -141,27 +140,20 @@ impl Retention {
         }
     }
 
-    /// One pass of retention over every partition this broker leads (each broker sweeps its own,
-    /// so the work does not grow with the number of brokers and no two race on the same keys);
-    /// returns how many batches were deleted.
+    /// One pass of retention over every written partition this broker leads (each broker sweeps
+    /// its own, so the work does not grow with the number of brokers and no two race on the same
+    /// keys; a partition never appended to has nothing to delete); returns how many batches were
+    /// deleted.
     pub async fn pass(&self) -> LogResult<usize> {
         let now = now_ms();
-        let mut after: Option<String> = None;
         let mut deleted = 0;
-        loop {
-            let page = self.topics.list(after.as_deref(), TOPIC_PAGE).await?;
-            for topic in &page {
-                for p in 0..topic.partitions {
-                    if self.leadership.leads(PartitionId::new(topic.id, p)) {
-                        deleted += self.enforce(topic, p, now).await?;
-                    }
-                }
-            }
-            match page.last() {
-                Some(t) if page.len() == TOPIC_PAGE => after = Some(t.name.clone()),
-                _ => return Ok(deleted),
+        let mut partitions = WrittenPartitions::new(self.db.clone(), self.topics.clone());
+        while let Some(page) = partitions.next_page(|p| self.leadership.leads(p)).await? {
+            for (topic, p) in page {
+                deleted += self.enforce(&topic, p.partition, now).await?;
             }
         }
+        Ok(deleted)
     }
 }
 

@@ -434,3 +434,65 @@ async fn a_pass_over_many_records_spans_several_bounded_transactions() {
     assert_eq!(after.len(), 100);
     assert_eq!(after[0].0, 5_900);
 }
+
+/// Every record of one partition from the beginning, as offsets.
+async fn offsets_of(log: &Log, t: &TopicMeta, partition: i32) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let f = log
+            .reader()
+            .fetch(t, partition, offset, 1 << 20)
+            .await
+            .unwrap();
+        if f.records.is_empty() {
+            return out;
+        }
+        for (o, _) in decode(f.records.to_bytes()) {
+            out.push(o);
+            offset = o + 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_pass_compacts_the_written_partitions_of_compacted_topics_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path()).await;
+    let table = topic(&log, "table2", 2, &[("cleanup.policy", "compact")]).await;
+    let plain = topic(&log, "plain", 1, &[]).await;
+    let idle = compacted_topic(&log, "idle", &[]).await;
+    // Ten batches of one record each, all of key "k", in both partitions of the compacted topic
+    // and in the topic that deletes.
+    for (t, partition) in [(&table, 0), (&table, 1), (&plain, 0)] {
+        for round in 0..10u8 {
+            let value = [round, partition as u8];
+            let records: Vec<KeyValue<'_>> = vec![(Some(b"k".as_slice()), Some(value.as_slice()))];
+            log.writers()
+                .append(
+                    t,
+                    partition,
+                    keyed(&records, Compression::None, (-1, -1, -1), false),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    drop(log);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let log = open(dir.path()).await;
+    // After a start nothing is known to be dirty: only the full pass finds the two partitions.
+    assert_eq!(log.compactor().pass(false).await.unwrap(), 0);
+    assert_eq!(offsets_of(&log, &table, 0).await.len(), 10);
+    assert_eq!(log.compactor().pass(true).await.unwrap(), 2);
+    // The key's latest record is in the last batch, which a pass leaves whole: one record left.
+    assert_eq!(offsets_of(&log, &table, 0).await, vec![9]);
+    assert_eq!(offsets_of(&log, &table, 1).await, vec![9]);
+    assert_eq!(
+        offsets_of(&log, &plain, 0).await,
+        (0..10).collect::<Vec<_>>()
+    );
+    assert!(offsets_of(&log, &idle, 0).await.is_empty());
+    // Nothing written since: the next full pass compacts nothing.
+    assert_eq!(log.compactor().pass(true).await.unwrap(), 0);
+}
