@@ -134,8 +134,10 @@ impl Compactor {
         &self.stats
     }
 
-    /// Compact the partitions written since the last pass (`all`: every partition of every
-    /// compacted topic this broker leads, e.g. after a start); returns how many were compacted.
+    /// Compact the partitions written since the last pass (`all`: also every written partition
+    /// of every compacted topic this broker leads, e.g. after a start); returns how many were
+    /// compacted. A partition left to look at again is remembered even when the walk of `all`
+    /// fails.
     pub async fn pass(&self, all: bool) -> LogResult<usize> {
         let now = now_ms();
         let mut tally = Tally::default();
@@ -152,19 +154,15 @@ impl Compactor {
                 tally.add(p, self.compact_at(&topic, p, now).await);
             }
         }
-        if all {
-            let mut partitions = WrittenPartitions::new(self.db.clone(), self.topics.clone());
-            while let Some(page) = partitions.next_page(|p| self.leadership.leads(p)).await? {
-                for (topic, p) in page {
-                    if EffectiveConfig::new(&topic.configs).compacts() {
-                        tally.add(p, self.compact_at(&topic, p, now).await);
-                    }
-                }
-            }
-        }
-        for p in tally.again {
+        let walked = if all {
+            self.compact_written(&mut tally, now).await
+        } else {
+            Ok(())
+        };
+        for p in std::mem::take(&mut tally.again) {
             self.tails.mark_dirty(p);
         }
+        walked?;
         self.stats
             .max_dirty_per_mille
             .store(tally.dirty_max, Ordering::Relaxed);
@@ -172,6 +170,19 @@ impl Compactor {
             .max_lag_ms
             .store(tally.lag_max, Ordering::Relaxed);
         Ok(tally.compacted)
+    }
+
+    /// Every written partition of a compacted topic this broker leads, into `tally`.
+    async fn compact_written(&self, tally: &mut Tally, now: i64) -> LogResult<()> {
+        let mut partitions = WrittenPartitions::new(self.db.clone());
+        while let Some(page) = partitions.next_page(|p| self.leadership.leads(p)).await? {
+            for (topic, p) in page {
+                if EffectiveConfig::new(&topic.configs).compacts() {
+                    tally.add(p, self.compact_at(&topic, p, now).await);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Compact one partition if it is due (see the module documentation).

@@ -849,6 +849,7 @@ mod tests {
         for other in [
             partition_owner(q),
             cleaner_state(q),
+            aborted_txn(q, 9),
             open_txn(q, 9),
             leader_epoch_start(q, 2),
         ] {

@@ -147,7 +147,7 @@ impl Retention {
     pub async fn pass(&self) -> LogResult<usize> {
         let now = now_ms();
         let mut deleted = 0;
-        let mut partitions = WrittenPartitions::new(self.db.clone(), self.topics.clone());
+        let mut partitions = WrittenPartitions::new(self.db.clone());
         while let Some(page) = partitions.next_page(|p| self.leadership.leads(p)).await? {
             for (topic, p) in page {
                 deleted += self.enforce(&topic, p.partition, now).await?;

@@ -459,11 +459,26 @@ async fn offsets_of(log: &Log, t: &TopicMeta, partition: i32) -> Vec<i64> {
 async fn a_full_pass_compacts_the_written_partitions_of_compacted_topics_only() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
+    // Created first, so its partitions' keys come first in the walk: 400 written partitions hold
+    // 1,200 keys (state, owner, leader epoch), more than one page of the walk.
+    let many = topic(&log, "many", 400, &[]).await;
     let table = topic(&log, "table2", 2, &[("cleanup.policy", "compact")]).await;
     let plain = topic(&log, "plain", 1, &[]).await;
     let idle = compacted_topic(&log, "idle", &[]).await;
+    for partition in 0..400 {
+        let records: Vec<KeyValue<'_>> = vec![(Some(b"k".as_slice()), Some(b"v".as_slice()))];
+        log.writers()
+            .append(
+                &many,
+                partition,
+                keyed(&records, Compression::None, (-1, -1, -1), false),
+            )
+            .await
+            .unwrap();
+    }
     // Ten batches of one record each, all of key "k", in both partitions of the compacted topic
-    // and in the topic that deletes.
+    // and in the topic that deletes; partition 0 of the compacted topic from 1,100 idempotent
+    // producers, whose states sort before the partition's state key and fill more than a page.
     for (t, partition) in [(&table, 0), (&table, 1), (&plain, 0)] {
         for round in 0..10u8 {
             let value = [round, partition as u8];
@@ -478,21 +493,48 @@ async fn a_full_pass_compacts_the_written_partitions_of_compacted_topics_only() 
                 .unwrap();
         }
     }
+    for pid in 0..1_100i64 {
+        let records: Vec<KeyValue<'_>> = vec![(Some(b"other".as_slice()), Some(b"x".as_slice()))];
+        log.writers()
+            .append(
+                &table,
+                0,
+                keyed(&records, Compression::None, (pid, 0, 0), false),
+            )
+            .await
+            .unwrap();
+    }
+    let last = log
+        .writers()
+        .append(
+            &table,
+            0,
+            keyed(
+                &[(Some(b"k".as_slice()), Some(b"last".as_slice()))],
+                Compression::None,
+                (-1, -1, -1),
+                false,
+            ),
+        )
+        .await
+        .unwrap()
+        .base_offset;
     drop(log);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let log = open(dir.path()).await;
+    let log = reopen(dir.path()).await;
     // After a start nothing is known to be dirty: only the full pass finds the two partitions.
     assert_eq!(log.compactor().pass(false).await.unwrap(), 0);
-    assert_eq!(offsets_of(&log, &table, 0).await.len(), 10);
+    assert_eq!(offsets_of(&log, &table, 1).await.len(), 10);
     assert_eq!(log.compactor().pass(true).await.unwrap(), 2);
-    // The key's latest record is in the last batch, which a pass leaves whole: one record left.
-    assert_eq!(offsets_of(&log, &table, 0).await, vec![9]);
+    // Partition 0: the latest record of "other" and of "k" (the last batch, left whole).
+    assert_eq!(offsets_of(&log, &table, 0).await, vec![last - 1, last]);
+    // Partition 1: the key's latest record is in the last batch, which a pass leaves whole.
     assert_eq!(offsets_of(&log, &table, 1).await, vec![9]);
     assert_eq!(
         offsets_of(&log, &plain, 0).await,
         (0..10).collect::<Vec<_>>()
     );
     assert!(offsets_of(&log, &idle, 0).await.is_empty());
+    assert_eq!(offsets_of(&log, &many, 399).await, vec![0]);
     // Nothing written since: the next full pass compacts nothing.
     assert_eq!(log.compactor().pass(true).await.unwrap(), 0);
 }

@@ -87,6 +87,18 @@ pub async fn open(dir: &std::path::Path) -> Arc<Log> {
     open_with(dir, LogConfig::default()).await
 }
 
+/// Open the store in `dir` again after dropping the `Log` that had it: the partition writers'
+/// tasks hold the store until they notice they are idle, so the first tries may find it locked.
+pub async fn reopen(dir: &std::path::Path) -> Arc<Log> {
+    for _ in 0..100 {
+        if let Ok(db) = Database::open_embedded(dir, EmbeddedOptions::default()) {
+            return Log::open(db, LogConfig::default()).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    open(dir).await
+}
+
 pub async fn open_with(dir: &std::path::Path, config: LogConfig) -> Arc<Log> {
     open_with_store(dir, config).await.0
 }
