@@ -138,9 +138,7 @@ async fn a_compacted_log_keeps_the_latest_record_of_every_key() {
         assert_eq!((r.offset, r.value.map(|v| v.to_vec())), (o, v));
     }
     drop(log);
-    // The writer tasks hold the store until they notice they are idle.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let log = open(dir.path()).await;
+    let log = reopen(dir.path()).await;
     let t = log.topics().get("table").await.unwrap().unwrap();
     assert_eq!(read_all(&log, &t).await, after);
 }
